@@ -1,0 +1,35 @@
+"""tokquant: turn audio and feature sequences into discrete tokens and back.
+
+Importing the package is cheap: the torch-backed classes load on first use, so the CLI
+answers ``--help`` without importing torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "BSQ": "tokquant.quantizers",
+    "LFQ": "tokquant.quantizers",
+    "RVQ": "tokquant.quantizers",
+    "Quantizer": "tokquant.quantizers",
+    "QuantizerOutput": "tokquant.quantizers",
+}
+
+__all__ = [*_LAZY, "__version__"]
+
+if TYPE_CHECKING:
+    from tokquant.quantizers import BSQ, LFQ, RVQ, Quantizer, QuantizerOutput  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tokquant' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
