@@ -206,4 +206,3 @@ def code_histogram_entropy_bits(codes: torch.Tensor) -> tuple[torch.Tensor, torc
         _, counts = torch.unique(codes, dim=0, return_counts=True)
     p = counts.to(torch.float64) / counts.sum()
     return -(p * p.log2()).sum(), torch.tensor(float(counts.numel()), dtype=torch.float64)
-

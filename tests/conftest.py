@@ -1,0 +1,90 @@
+"""Shared fixtures: generated feature corpora, small configs, and a CLI runner."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tokquant.cli.app import main
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+def run_cli(*args: str | Path) -> CliResult:
+    """Run ``tokquant ARGS`` in this process; capture exit code, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def cli() -> Callable[..., CliResult]:
+    return run_cli
+
+
+def make_features(root: Path, dim: int = 12, seed: int = 0) -> Path:
+    """A small tree of structured features: a few clusters with smooth drift."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((6, dim)).astype(np.float32) * 2
+    layout = {"a.npy": 120, "b.npy": 90, "sub/c.npy": 75, "sub/deeper/d.npy": 60}
+    for name, frames in layout.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        which = rng.integers(0, 6, size=frames)
+        x = centers[which] + 0.3 * rng.standard_normal((frames, dim)).astype(np.float32)
+        np.save(path, x.astype(np.float32))
+    return root
+
+
+def write_config(path: Path, family: str = "bsq", **overrides) -> Path:
+    quantizer = {
+        "bsq": {"family": "bsq", "code_dim": 8},
+        "lfq": {"family": "lfq", "code_dim": 6, "group_size": 3},
+        "rvq": {"family": "rvq", "num_levels": 3, "num_embeddings": [16, 8, 8]},
+    }[family]
+    config = {
+        "quantizer": quantizer,
+        "projection": {"kind": "none" if family == "rvq" else "linear"},
+        "features": {"frame_rate": 50.0},
+        "train": {"steps": 40, "batch_frames": 128, "lr": 3e-3, "eval_every": 20,
+                  "kmeans_iters": 5},
+    }  # fmt: skip
+    for key, value in overrides.items():
+        section, name = key.split("__")
+        config[section][name] = value
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Path:
+    return make_features(tmp_path_factory.mktemp("features"))
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, corpus) -> Path:
+    """A BSQ checkpoint trained once for the whole session."""
+    root = tmp_path_factory.mktemp("ckpt")
+    config = write_config(root / "bsq.yaml")
+    result = run_cli(
+        "train", "--config", config, "--data", corpus, "--out", root / "bsq.safetensors"
+    )
+    assert result.code == 0, result.err
+    return root / "bsq.safetensors"

@@ -1,0 +1,3 @@
+from tokquant.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ``tokquant`` command line: thin wrappers over the library (see app.py)."""

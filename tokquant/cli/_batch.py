@@ -1,0 +1,63 @@
+"""The per-file loop shared by encode and decode: plan outputs, run, collect failures.
+
+A failing input never stops the others: its one-line error is kept and the command exits
+with code 1 after finishing everything else.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tokquant.cli._output import Output
+from tokquant.errors import InputError, TokquantError
+from tokquant.inputs import InputItem
+
+
+@dataclass
+class BatchResult:
+    done: int = 0
+    skipped: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+
+def run_per_file(
+    ui: Output,
+    label: str,
+    items: list[InputItem],
+    target_of: Callable[[InputItem], Path],
+    work: Callable[[InputItem, Path], int],
+    *,
+    overwrite: bool,
+) -> BatchResult:
+    """Run ``work(item, target) -> frames`` for every item whose target needs writing."""
+    result = BatchResult()
+    plan = []
+    for item in items:
+        target = target_of(item)
+        if target.resolve() == item.path.resolve():
+            raise InputError(f"{target}: output path equals an input")
+        if target.exists() and not overwrite:
+            result.skipped += 1
+            continue
+        plan.append((item, target))
+    start = time.perf_counter()
+    with ui.progress() as bar:
+        task = bar.add_task(label, total=len(plan))
+        for item, target in plan:
+            try:
+                result.frames += work(item, target)
+                result.done += 1
+            except TokquantError as exc:
+                result.failures.append(str(exc))
+            bar.advance(task)
+    result.seconds = time.perf_counter() - start
+    for message in result.failures:
+        ui.failure(message)
+    if result.skipped:
+        ui.note(f"skipped {result.skipped} existing output(s); --overwrite to redo them")
+    return result

@@ -1,0 +1,40 @@
+"""Options shared by several commands, written once."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Device = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        help="Where the quantizer runs: cpu, cuda, cuda:N or auto.",
+        show_default=True,
+    ),
+]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist.")]
+
+
+class FeatureLayout(str, Enum):
+    """How a feature file's 2-D array is laid out."""
+
+    tc = "tc"
+    ct = "ct"
+
+
+Layout = Annotated[
+    FeatureLayout,
+    typer.Option(
+        "--layout",
+        help="Feature file layout: tc = [frames, dim], ct = [dim, frames].",
+        show_default=True,
+    ),
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes.")]
+OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
+Checkpoint = Annotated[Path, typer.Argument(help="Checkpoint (.safetensors) from tokquant train.")]

@@ -1,0 +1,67 @@
+"""Wiring: the Typer app, global options, and how errors become exit codes.
+
+Exit codes: 0 success; 1 some inputs failed (the others were done); 2 bad usage or an
+unusable input. A :class:`~tokquant.errors.TokquantError` prints one line on stderr; with
+``--debug`` it, and any other exception, shows its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from tokquant import __version__
+from tokquant.cli.decode import decode
+from tokquant.cli.encode import encode
+from tokquant.cli.info import info
+from tokquant.cli.stats import stats
+from tokquant.cli.train import train
+
+app = typer.Typer(
+    name="tokquant",
+    help="Turn audio and feature sequences into discrete tokens (BSQ, LFQ, RVQ) and back.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tokquant {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = None,
+) -> None:
+    """Global options (read again in ``main`` so errors raised early still honour --debug)."""
+
+
+for command in (train, encode, decode, stats, info):
+    app.command()(command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    from tokquant.errors import TokquantError
+
+    try:
+        app(args=argv, prog_name="tokquant", standalone_mode=True)
+    except TokquantError as exc:
+        if debug:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,78 @@
+"""``tokquant encode``: feature files -> token files, mirroring the input tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tokquant.cli._batch import run_per_file
+from tokquant.cli._options import (
+    Checkpoint,
+    Device,
+    FeatureLayout,
+    JsonOut,
+    Layout,
+    OutDir,
+    Overwrite,
+    Quiet,
+)
+from tokquant.cli._output import Output
+
+
+def encode(
+    checkpoint: Checkpoint,
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="Feature files, folders (searched recursively) or list files."),
+    ],
+    out: OutDir,
+    layout: Layout = FeatureLayout.tc,
+    overwrite: Overwrite = False,
+    device: Device = "cpu",
+    json_out: JsonOut = False,
+    quiet: Quiet = False,
+) -> None:
+    """Encode feature files into token files (one per input)."""
+    from tokquant.devices import resolve_device
+    from tokquant.formats.checkpoint import load_checkpoint
+    from tokquant.formats.features import SUFFIXES
+    from tokquant.formats.tokens import SUFFIX
+    from tokquant.inputs import expand_inputs, output_path
+    from tokquant.pipeline import encode_file
+
+    ui = Output(json_mode=json_out, quiet=quiet or json_out)
+    ckpt = load_checkpoint(checkpoint, resolve_device(device))
+    items = expand_inputs(inputs, SUFFIXES, "feature")
+    result = run_per_file(
+        ui,
+        "encode",
+        items,
+        lambda item: output_path(out, item, SUFFIXES, SUFFIX),
+        lambda item, target: len(encode_file(ckpt, item.path, target, layout=layout.value)),
+        overwrite=overwrite,
+    )
+    cards = ckpt.tokenizer.column_cardinalities
+    bits = sum((c - 1).bit_length() for c in cards)
+    summary = {
+        "files_encoded": result.done,
+        "files_skipped": result.skipped,
+        "files_failed": len(result.failures),
+        "frames": result.frames,
+        "tokens": result.frames * len(cards),
+        "bits_per_frame": bits,
+        "seconds": round(result.seconds, 3),
+        "failures": result.failures,
+    }
+    if json_out:
+        ui.json(summary)
+    else:
+        ui.table(
+            "encode",
+            ["files", "skipped", "failed", "frames", "tokens", "bits/frame", "time"],
+            [[result.done, result.skipped, len(result.failures), result.frames,
+              summary["tokens"], bits, f"{result.seconds:.2f}s"]],
+        )  # fmt: skip
+    if result.failures:
+        raise typer.Exit(1)

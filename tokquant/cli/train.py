@@ -1,0 +1,96 @@
+"""``tokquant train``: fit a tokenizer from a config on feature files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tokquant.cli._options import Device, FeatureLayout, JsonOut, Layout, Overwrite, Quiet
+from tokquant.cli._output import Output
+from tokquant.errors import InputError, OutputError
+
+
+def train(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Config YAML (see configs/).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write (.safetensors).")],
+    data: Annotated[
+        list[Path] | None,
+        typer.Option("--data", "-d", help="Feature files, folders or list files (repeatable)."),
+    ] = None,
+    more_data: Annotated[
+        list[Path] | None, typer.Argument(help="More data paths (so --data a b c works).")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Override train.steps.")] = None,
+    batch_frames: Annotated[int | None, typer.Option(help="Override train.batch_frames.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Override train.lr.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override train.seed.")] = None,
+    layout: Layout = FeatureLayout.tc,
+    overwrite: Overwrite = False,
+    device: Device = "cpu",
+    json_out: JsonOut = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train a tokenizer (normalisation, projections, quantizer) and write a checkpoint."""
+    import numpy as np
+
+    from tokquant.config import TokenizerConfig
+    from tokquant.devices import resolve_device
+    from tokquant.formats.checkpoint import save_checkpoint
+    from tokquant.formats.features import SUFFIXES, read_features
+    from tokquant.inputs import expand_inputs
+    from tokquant.train import train_tokenizer
+
+    ui = Output(json_mode=json_out, quiet=quiet or json_out)
+    cfg = TokenizerConfig.from_yaml(config)
+    for key, value in (
+        ("steps", steps),
+        ("batch_frames", batch_frames),
+        ("lr", lr),
+        ("seed", seed),
+    ):
+        if value is not None:
+            setattr(cfg.train, key, value)
+    cfg.validate()
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out}: exists; pass --overwrite to replace it")
+    dev = resolve_device(device)
+    items = expand_inputs([*(data or []), *(more_data or [])], SUFFIXES, "feature")
+
+    arrays = []
+    with ui.progress() as bar:
+        task = bar.add_task("load", total=len(items))
+        for item in items:
+            array = read_features(item.path, layout.value)
+            if arrays and array.shape[1] != arrays[0].shape[1]:
+                raise InputError(
+                    f"{item.path}: features have dim {array.shape[1]}, "
+                    f"{items[0].path} has {arrays[0].shape[1]}"
+                )
+            arrays.append(array)
+            bar.advance(task)
+    frames = np.concatenate(arrays)
+    ui.note(f"{frames.shape[0]} frames of dim {frames.shape[1]} from {len(items)} file(s)")
+
+    with ui.progress(with_metrics=True) as bar:
+        task = bar.add_task("train", total=cfg.train.steps, metrics="")
+
+        def on_step(step: int, metrics: dict[str, float]) -> None:
+            shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+            bar.update(task, completed=step, metrics=shown)
+
+        result = train_tokenizer(cfg, frames, device=dev, progress=on_step)
+
+    summary = {k: v for k, v in result.summary.items() if k != "history"}
+    # Wall time stays out of the file so the same seed gives the same checkpoint id.
+    saved = {k: v for k, v in result.summary.items() if k != "seconds"}
+    ckpt_id = save_checkpoint(result.tokenizer, out, saved)
+    summary.update({"checkpoint": str(out), "checkpoint_id": ckpt_id})
+    if json_out:
+        ui.json(summary)
+        return
+    rows = [
+        [k.replace("_", " "), f"{v:.4g}" if isinstance(v, float) else v] for k, v in summary.items()
+    ]
+    ui.table("train", ["", "value"], rows, numeric=False)

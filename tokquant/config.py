@@ -1,0 +1,281 @@
+"""Tokenizer configs: small dataclasses, loaded from YAML with strict validation.
+
+Every key is checked on load: an unknown key or a bad value raises ``ConfigError`` with a
+one-line message naming the dotted key (``quantizer.code_dim``), so a typo in a config
+never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tokquant.errors import ConfigError
+
+FAMILIES = ("bsq", "lfq", "rvq")
+PROJECTIONS = ("linear", "mlp", "none")
+
+
+@dataclass
+class QuantizerConfig:
+    """Which quantizer and its constructor arguments (see tokquant.BSQ/LFQ/RVQ)."""
+
+    family: str = "bsq"
+    # BSQ / LFQ
+    code_dim: int = 16
+    entropy_loss_weight: float = 0.1
+    diversity_gamma: float = 1.0
+    entropy: str = "auto"
+    group_size: int | None = None
+    inv_temperature: float = 100.0
+    scale: float = 1.0
+    activation: str | None = None
+    commitment_loss_weight: float = 0.25
+    # RVQ
+    num_levels: int = 8
+    num_embeddings: int | list[int] = 1024
+    embedding_dim: int | None = None
+    beta: float = 0.25
+
+    def validate(self) -> None:
+        _choice("quantizer.family", self.family, FAMILIES)
+        if self.family in ("bsq", "lfq"):
+            _int_range("quantizer.code_dim", self.code_dim, 1, 64)
+            _choice("quantizer.entropy", self.entropy, ("auto", "exact", "factorized"))
+            if self.group_size is not None:
+                _int_range("quantizer.group_size", self.group_size, 1, min(self.code_dim, 20))
+            _positive("quantizer.inv_temperature", self.inv_temperature)
+            _non_negative("quantizer.entropy_loss_weight", self.entropy_loss_weight)
+            _non_negative("quantizer.diversity_gamma", self.diversity_gamma)
+            if self.entropy == "exact" and self.code_dim > 20:
+                raise ConfigError("quantizer.entropy: 'exact' needs code_dim <= 20; use factorized")
+        if self.family == "lfq":
+            _positive("quantizer.scale", self.scale)
+            _non_negative("quantizer.commitment_loss_weight", self.commitment_loss_weight)
+            if self.activation is not None:
+                _choice("quantizer.activation", self.activation, ("identity", "tanh", "sigmoid"))
+        if self.family == "rvq":
+            _int_range("quantizer.num_levels", self.num_levels, 1, 64)
+            sizes = self.num_embeddings
+            if isinstance(sizes, list):
+                if len(sizes) != self.num_levels:
+                    raise ConfigError(
+                        f"quantizer.num_embeddings: list must have num_levels={self.num_levels} "
+                        f"entries, found {len(sizes)}"
+                    )
+                for k in sizes:
+                    _int_range("quantizer.num_embeddings", k, 2, 1 << 20)
+            else:
+                _int_range("quantizer.num_embeddings", sizes, 2, 1 << 20)
+            if self.embedding_dim is not None:
+                _int_range("quantizer.embedding_dim", self.embedding_dim, 1, 1 << 16)
+            _non_negative("quantizer.beta", self.beta)
+
+    def quantizer_kwargs(self, dim: int) -> dict[str, Any]:
+        """Arguments of the quantizer constructor; ``dim`` is the quantizer's input dim."""
+        common = {
+            "entropy_loss_weight": self.entropy_loss_weight,
+            "diversity_gamma": self.diversity_gamma,
+            "entropy": self.entropy,
+            "group_size": self.group_size,
+        }
+        if self.family == "bsq":
+            return {"code_dim": self.code_dim, **common}
+        if self.family == "lfq":
+            return {
+                "code_dim": self.code_dim,
+                "scale": self.scale,
+                "activation": self.activation,
+                "commitment_loss_weight": self.commitment_loss_weight,
+                **common,
+            }
+        return {
+            "num_levels": self.num_levels,
+            "num_embeddings": self.num_embeddings,
+            "embedding_dim": dim,
+            "beta": self.beta,
+        }
+
+
+@dataclass
+class ProjectionConfig:
+    """Map from normalised features into the quantizer and back out."""
+
+    kind: str = "linear"
+    hidden: int = 256
+
+    def validate(self) -> None:
+        _choice("projection.kind", self.kind, PROJECTIONS)
+        _int_range("projection.hidden", self.hidden, 1, 1 << 16)
+
+
+@dataclass
+class FeatureConfig:
+    """What the tokenizer expects as input. ``dim: null`` takes it from the data."""
+
+    dim: int | None = None
+    frame_rate: float | None = None
+
+    def validate(self) -> None:
+        if self.dim is not None:
+            _int_range("features.dim", self.dim, 1, 1 << 16)
+        if self.frame_rate is not None:
+            _positive("features.frame_rate", self.frame_rate)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings; CLI flags override them."""
+
+    steps: int = 2000
+    batch_frames: int = 4096
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    seed: int = 0
+    val_fraction: float = 0.05
+    eval_every: int = 100
+    kmeans_iters: int = 20
+
+    def validate(self) -> None:
+        _int_range("train.steps", self.steps, 0, 10**9)
+        _int_range("train.batch_frames", self.batch_frames, 1, 1 << 26)
+        _positive("train.lr", self.lr)
+        _non_negative("train.weight_decay", self.weight_decay)
+        _int_range("train.seed", self.seed, 0, 2**63 - 1)
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"train.val_fraction: must be in [0, 1), found {self.val_fraction}")
+        _int_range("train.eval_every", self.eval_every, 1, 10**9)
+        _int_range("train.kmeans_iters", self.kmeans_iters, 0, 10**4)
+
+
+@dataclass
+class TokenizerConfig:
+    """Everything a checkpoint needs to rebuild its tokenizer (plus how it was trained)."""
+
+    quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
+    projection: ProjectionConfig = field(default_factory=ProjectionConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> TokenizerConfig:
+        self.quantizer.validate()
+        self.projection.validate()
+        self.features.validate()
+        self.train.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TokenizerConfig:
+        return _build(cls, data, "").validate()
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TokenizerConfig:
+        import yaml
+
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}:{where} is not valid YAML") from None
+        try:
+            return cls.from_dict(data or {})
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+
+# Generic builder and checks -------------------------------------------------------------
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        where = prefix.rstrip(".") or "config"
+        raise ConfigError(f"{where}: must be a mapping, found {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise ConfigError(
+                f"{prefix}{key}: unknown key (expected one of: {', '.join(sorted(fields))})"
+            )
+        sub = _SECTIONS.get(key) if not prefix else None
+        if sub is not None:
+            kwargs[key] = _build(sub, value, f"{key}.")
+        else:
+            kwargs[key] = _coerce(f"{prefix}{key}", value, str(fields[key].type))
+    return cls(**kwargs)
+
+
+def _coerce(key: str, value: Any, annotation: str) -> Any:
+    """Check a YAML value against the field's annotation; ints are accepted as floats
+    and strings such as ``1e-3`` (which YAML 1.1 reads as text) as numbers."""
+    kinds = [k.strip() for k in annotation.split("|")]
+    if value is None:
+        if "None" in kinds:
+            return None
+        raise ConfigError(f"{key}: must not be null")
+    if "list[int]" in kinds and isinstance(value, list):
+        return [_as_int(key, v) for v in value]
+    if "int" in kinds:
+        return _as_int(key, value)
+    if "float" in kinds:
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise ConfigError(f"{key}: must be a number, found {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: must be a number, found {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: must be a string, found {value!r}")
+    return value
+
+
+def _as_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key}: must be an integer, found {value!r}")
+    return value
+
+
+def _choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}: must be one of {', '.join(choices)}, found {value!r}")
+
+
+def _int_range(key: str, value: Any, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(f"{key}: must be an integer in [{lo}, {hi}], found {value!r}")
+
+
+def _positive(key: str, value: float) -> None:
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{key}: must be a finite number > 0, found {value!r}")
+
+
+def _non_negative(key: str, value: float) -> None:
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{key}: must be a finite number >= 0, found {value!r}")
+
+
+_SECTIONS: dict[str, type] = {
+    "quantizer": QuantizerConfig,
+    "projection": ProjectionConfig,
+    "features": FeatureConfig,
+    "train": TrainConfig,
+}

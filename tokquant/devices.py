@@ -1,0 +1,28 @@
+"""Turn a ``--device`` string into a torch.device, or a clear error."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from tokquant.errors import DeviceError
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when present, else CPU)."""
+    spec = spec.strip().lower()
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    match = re.fullmatch(r"cuda(?::(\d+))?", spec)
+    if not match:
+        raise DeviceError(f"--device must be cpu, cuda, cuda:N or auto, found {spec!r}")
+    if not torch.cuda.is_available():
+        raise DeviceError(f"--device {spec}: CUDA is not available on this machine")
+    index = int(match.group(1) or 0)
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise DeviceError(f"--device {spec}: only {count} CUDA device(s) present")
+    return torch.device("cuda", index)

@@ -1,0 +1,1 @@
+"""On-disk formats; each module owns one: checkpoints, token files, feature files."""

@@ -1,0 +1,57 @@
+"""A deterministic safetensors writer.
+
+The safetensors library writes its header from a hash map, so the same tensors and
+metadata can give different bytes from run to run. Checkpoint ids and token files must be
+reproducible (same seed, same bytes; a resumed encode equals an uninterrupted one), so
+tokquant writes the header itself with sorted keys. The layout is the documented one: an
+8-byte little-endian header size, the JSON header padded with spaces to a multiple of 8,
+then the raw little-endian tensor bytes in header order. Reading stays with the
+safetensors library.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+_DTYPES = {
+    np.dtype(np.float64): "F64",
+    np.dtype(np.float32): "F32",
+    np.dtype(np.float16): "F16",
+    np.dtype(np.int64): "I64",
+    np.dtype(np.int32): "I32",
+    np.dtype(np.int16): "I16",
+    np.dtype(np.int8): "I8",
+    np.dtype(np.uint64): "U64",
+    np.dtype(np.uint32): "U32",
+    np.dtype(np.uint16): "U16",
+    np.dtype(np.uint8): "U8",
+    np.dtype(np.bool_): "BOOL",
+}
+
+
+def write_safetensors(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))}
+    blobs = []
+    offset = 0
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        if array.dtype not in _DTYPES:
+            raise TypeError(f"tensor {name}: dtype {array.dtype} is not supported")
+        data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {
+            "dtype": _DTYPES[array.dtype],
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
+        blobs.append(data)
+        offset += len(data)
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as fh:
+        fh.write(len(raw).to_bytes(8, "little"))
+        fh.write(raw)
+        for data in blobs:
+            fh.write(data)

@@ -1,0 +1,177 @@
+"""Checkpoint file: a trained :class:`~tokquant.tokenizer.Tokenizer` as safetensors.
+
+Layout: the tokenizer's ``state_dict`` tensors (``mean``, ``std``, ``project_in.*``,
+``quantizer.*``, ``project_out.*``) and string metadata:
+
+=================  =======================================================
+``format``         ``tokquant-checkpoint``
+``format_version`` ``1``
+``tokquant``       version that wrote it
+``config``         the full :class:`~tokquant.config.TokenizerConfig` as JSON
+``summary``        optional JSON of training results (steps, losses, usage)
+=================  =======================================================
+
+A checkpoint's id is the sha256 of the file's bytes; token files record it. Loading never
+unpickles: safetensors holds no code, and a ``.pt`` file (a dict with ``config`` and
+``state_dict``) is read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tokquant import __version__
+from tokquant.config import TokenizerConfig
+from tokquant.errors import ConfigError, FormatError, InputError
+from tokquant.formats._atomic import atomic_path
+from tokquant.formats._safetensors import write_safetensors
+from tokquant.tokenizer import Tokenizer
+
+FORMAT = "tokquant-checkpoint"
+FORMAT_VERSION = "1"
+
+
+@dataclass
+class Checkpoint:
+    tokenizer: Tokenizer
+    id: str
+    path: Path
+    summary: dict[str, Any]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_checkpoint(tokenizer: Tokenizer, path: Path, summary: dict[str, Any] | None = None) -> str:
+    """Write atomically; return the new checkpoint id."""
+    tensors = {k: v.detach().cpu().float().numpy() for k, v in tokenizer.state_dict().items()}
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "tokquant": __version__,
+        "config": tokenizer.config.to_json(),
+        "summary": json.dumps(summary or {}, sort_keys=True),
+    }
+    with atomic_path(path) as tmp:
+        write_safetensors(tmp, tensors, metadata)
+    return file_sha256(path)
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> Checkpoint:
+    """Read a ``.safetensors`` checkpoint (or a weights-only ``.pt``); clean errors only."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: checkpoint not found")
+    if path.suffix == ".pt":
+        config_dict, state, summary = _read_pt(path)
+    else:
+        config_dict, state, summary = _read_safetensors(path)
+    try:
+        config = TokenizerConfig.from_dict(config_dict)
+    except ConfigError as exc:
+        raise FormatError(f"{path}: checkpoint config is invalid: {exc}") from None
+    if config.features.dim is None:
+        raise FormatError(f"{path}: checkpoint config has no features.dim")
+    try:
+        tokenizer = Tokenizer(config)
+    except (ValueError, TypeError) as exc:
+        raise FormatError(f"{path}: checkpoint config is unusable: {exc}") from None
+    expected = tokenizer.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing tensors {', '.join(missing[:5])}")
+        if unexpected:
+            parts.append(f"unexpected tensors {', '.join(unexpected[:5])}")
+        raise FormatError(f"{path}: not a checkpoint for its config ({'; '.join(parts)})")
+    for name, tensor in state.items():
+        want = expected[name]
+        if tuple(tensor.shape) != tuple(want.shape) or not tensor.is_floating_point():
+            raise FormatError(
+                f"{path}: tensor {name} has shape {list(tensor.shape)} {tensor.dtype}, "
+                f"expected {list(want.shape)} float"
+            )
+        if not torch.isfinite(tensor).all():
+            raise FormatError(f"{path}: tensor {name} holds NaN or Inf")
+    tokenizer.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
+    tokenizer.eval()
+    return Checkpoint(tokenizer.to(device), file_sha256(path), path, summary)
+
+
+def read_checkpoint_metadata(path: Path) -> dict[str, Any]:
+    """Metadata and tensor shapes without building the model (for ``tokquant info``)."""
+    config, state, summary = (
+        _read_pt(path) if Path(path).suffix == ".pt" else _read_safetensors(path)
+    )
+    return {
+        "config": config,
+        "summary": summary,
+        "tensors": {k: list(v.shape) for k, v in state.items()},
+    }
+
+
+def _read_safetensors(path: Path) -> tuple[Any, dict[str, torch.Tensor], dict[str, Any]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+            if meta.get("format") != FORMAT:
+                raise FormatError(
+                    f"{path}: not a tokquant checkpoint (format {meta.get('format')!r})"
+                )
+            if meta.get("format_version") != FORMAT_VERSION:
+                raise FormatError(
+                    f"{path}: checkpoint format version {meta.get('format_version')!r} is "
+                    f"not supported (this tokquant reads {FORMAT_VERSION})"
+                )
+            state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as exc:
+        if isinstance(exc, FormatError):
+            raise
+        raise FormatError(
+            f"{path}: not a tokquant checkpoint (unreadable safetensors: {exc})"
+        ) from None
+    try:
+        config = json.loads(meta["config"])
+        summary = json.loads(meta.get("summary") or "{}")
+    except (KeyError, json.JSONDecodeError):
+        raise FormatError(f"{path}: checkpoint metadata has no valid config JSON") from None
+    return config, state, summary if isinstance(summary, dict) else {}
+
+
+def _read_pt(path: Path) -> tuple[Any, dict[str, torch.Tensor], dict[str, Any]]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling refusal is a format error
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FormatError(f"{path}: refused to load .pt (weights-only): {first}") from None
+    if (
+        not isinstance(obj, dict)
+        or not isinstance(obj.get("state_dict"), dict)
+        or "config" not in obj
+    ):
+        raise FormatError(f"{path}: a .pt checkpoint must be a dict with 'config' and 'state_dict'")
+    config = obj["config"]
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except json.JSONDecodeError:
+            raise FormatError(f"{path}: 'config' is not valid JSON") from None
+    state = obj["state_dict"]
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise FormatError(f"{path}: 'state_dict' must map names to tensors")
+    return config, state, {}

@@ -1,0 +1,103 @@
+"""What a checkpoint holds: input normalisation, projections and a quantizer.
+
+``features [T, F] -> normalise -> project in -> quantizer -> project out -> denormalise``.
+The quantizer math knows nothing of this wrapper; this wrapper knows nothing of files.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from tokquant.config import TokenizerConfig
+from tokquant.quantizers import BSQ, LFQ, RVQ, Quantizer, QuantizerOutput
+
+_FAMILY = {"bsq": BSQ, "lfq": LFQ, "rvq": RVQ}
+
+
+def _projection(kind: str, d_in: int, d_out: int, hidden: int) -> nn.Module:
+    if kind == "none":
+        return nn.Identity()
+    if kind == "linear":
+        return nn.Linear(d_in, d_out)
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, d_out))
+
+
+class Tokenizer(nn.Module):
+    """Features ``[..., feature_dim]`` to codes ``[..., G]`` and back.
+
+    Args:
+        config: a validated :class:`TokenizerConfig`; ``config.features.dim`` must be set.
+    """
+
+    def __init__(self, config: TokenizerConfig) -> None:
+        super().__init__()
+        feature_dim = config.features.dim
+        if feature_dim is None:
+            raise ValueError("config.features.dim must be set before building a Tokenizer")
+        self.config = config
+        qc = config.quantizer
+        if qc.family == "rvq":
+            inner = qc.embedding_dim or feature_dim
+        else:
+            inner = qc.code_dim
+        kind = config.projection.kind
+        if kind == "none" and inner != feature_dim:
+            raise ValueError(
+                f"projection.kind 'none' needs the quantizer dim ({inner}) to equal "
+                f"features.dim ({feature_dim})"
+            )
+        self.register_buffer("mean", torch.zeros(feature_dim))
+        self.register_buffer("std", torch.ones(feature_dim))
+        hidden = config.projection.hidden
+        self.project_in = _projection(kind, feature_dim, inner, hidden)
+        self.quantizer: Quantizer = _FAMILY[qc.family](**qc.quantizer_kwargs(inner))
+        self.project_out = _projection(kind, inner, feature_dim, hidden)
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.mean.shape[0])
+
+    @property
+    def column_cardinalities(self) -> list[int]:
+        return self.quantizer.column_cardinalities
+
+    @property
+    def column_names(self) -> list[str]:
+        return self.quantizer.column_names
+
+    def _quantize(self, z: torch.Tensor) -> QuantizerOutput:
+        if isinstance(self.quantizer, RVQ):
+            return self.quantizer(z)
+        return self.quantizer(z, inv_temperature=self.config.quantizer.inv_temperature)
+
+    def normalize(self, features: torch.Tensor) -> torch.Tensor:
+        return (features - self.mean) / self.std
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, QuantizerOutput]:
+        """Reconstruction in the normalised feature space, and the quantizer's output."""
+        out = self._quantize(self.project_in(self.normalize(features)))
+        return self.project_out(out.quantized), out
+
+    @torch.no_grad()
+    def encode(self, features: torch.Tensor) -> torch.Tensor:
+        """``[..., F]`` float features -> ``[..., G]`` int64 codes."""
+        return self.quantizer.encode(self.project_in(self.normalize(features.float())))
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """``[..., G]`` codes -> ``[..., F]`` features in the original (denormalised) units."""
+        return self.project_out(self.quantizer.decode(codes)) * self.std + self.mean
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "family": self.config.quantizer.family,
+            "feature_dim": self.feature_dim,
+            "columns": [
+                {"name": n, "cardinality": c}
+                for n, c in zip(self.column_names, self.column_cardinalities, strict=True)
+            ],
+            "parameters": sum(p.numel() for p in self.parameters()),
+        }

@@ -1,0 +1,145 @@
+"""Fit a tokenizer on feature frames. No printing: progress goes to a callback.
+
+The loss is the reconstruction MSE in the normalised feature space plus the quantizer's
+aux loss. Batches are frames drawn uniformly from every training frame (so from across
+files); a held-out share of frames measures validation reconstruction and codebook usage.
+With a fixed seed the run is deterministic on CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tokquant.config import TokenizerConfig
+from tokquant.errors import InputError
+from tokquant.quantizers import RVQ
+from tokquant.tokenizer import Tokenizer
+
+ProgressCallback = Callable[[int, dict[str, float]], None]
+
+#: Frames k-means sees per codebook entry (capped below).
+KMEANS_FRAMES_PER_CODE = 32
+KMEANS_MAX_FRAMES = 50_000
+
+
+@dataclass
+class TrainResult:
+    tokenizer: Tokenizer
+    summary: dict[str, Any]
+
+
+def split_frames(
+    frames: np.ndarray, val_fraction: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    n = frames.shape[0]
+    perm = torch.randperm(n, generator=generator)
+    n_val = min(n - 1, max(1, round(n * val_fraction))) if val_fraction > 0 and n > 1 else 0
+    data = torch.from_numpy(frames)
+    return data[perm[n_val:]], data[perm[:n_val]]
+
+
+@torch.no_grad()
+def evaluate(tokenizer: Tokenizer, frames: torch.Tensor, batch: int = 65536) -> dict[str, float]:
+    """Validation reconstruction MSE (normalised space) and mean column usage."""
+    was_training = tokenizer.training
+    tokenizer.eval()
+    sq, count, codes_all = 0.0, 0, []
+    for start in range(0, frames.shape[0], batch):
+        x = frames[start : start + batch].to(tokenizer.mean.device)
+        codes = tokenizer.encode(x)
+        recon = tokenizer.project_out(tokenizer.quantizer.decode(codes))
+        sq += float((recon - tokenizer.normalize(x)).pow(2).sum())
+        count += x.numel()
+        codes_all.append(codes.cpu())
+    tokenizer.train(was_training)
+    codes = torch.cat(codes_all)
+    usage = [
+        torch.unique(codes[:, g]).numel() / card
+        for g, card in enumerate(tokenizer.column_cardinalities)
+    ]
+    return {"val_mse": sq / max(count, 1), "val_usage": float(np.mean(usage))}
+
+
+def train_tokenizer(
+    config: TokenizerConfig,
+    frames: np.ndarray,
+    *,
+    device: torch.device | str = "cpu",
+    progress: ProgressCallback | None = None,
+) -> TrainResult:
+    """Train on ``frames`` ``[N, F]`` float32 and return the fitted tokenizer.
+
+    ``config.features.dim`` is filled in from the data when unset; a set value must match.
+    """
+    device = torch.device(device)
+    if frames.ndim != 2 or frames.shape[0] < 2:
+        raise InputError(f"training needs at least 2 frames, found shape {list(frames.shape)}")
+    config = copy.deepcopy(config)
+    dim = frames.shape[1]
+    if config.features.dim is None:
+        config.features.dim = dim
+    elif config.features.dim != dim:
+        raise InputError(f"features have dim {dim}, config features.dim is {config.features.dim}")
+    tc = config.train
+    torch.manual_seed(tc.seed)
+    gen = torch.Generator().manual_seed(tc.seed)
+    train_x, val_x = split_frames(frames, tc.val_fraction, gen)
+
+    tokenizer = Tokenizer(config)
+    tokenizer.mean.copy_(train_x.mean(0))
+    tokenizer.std.copy_(train_x.std(0, unbiased=False).clamp(min=1e-5))
+    tokenizer.to(device)
+    start_time = time.perf_counter()
+    if isinstance(tokenizer.quantizer, RVQ):
+        k_max = max(tokenizer.quantizer.num_embeddings)
+        n_init = min(train_x.shape[0], max(KMEANS_FRAMES_PER_CODE * k_max, 4096), KMEANS_MAX_FRAMES)
+        sample = train_x[torch.randperm(train_x.shape[0], generator=gen)[:n_init]].to(device)
+        with torch.no_grad():
+            z = tokenizer.project_in(tokenizer.normalize(sample))
+        tokenizer.quantizer.init_from_data(z, iters=tc.kmeans_iters, generator=gen)
+
+    optimizer = torch.optim.AdamW(tokenizer.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    tokenizer.train()
+    history: list[dict[str, float]] = []
+    last: dict[str, float] = {}
+    for step in range(1, tc.steps + 1):
+        idx = torch.randint(
+            train_x.shape[0], (min(tc.batch_frames, train_x.shape[0]),), generator=gen
+        )
+        x = train_x[idx].to(device)
+        recon, out = tokenizer(x)
+        recon_loss = F.mse_loss(recon, tokenizer.normalize(x))
+        loss = recon_loss + out.aux_loss
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss.item()} at step {step}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        last = {"loss": loss.item(), "recon_mse": recon_loss.item()}
+        if val_x.shape[0] and (step % tc.eval_every == 0 or step == tc.steps):
+            last.update(evaluate(tokenizer, val_x))
+            history.append({"step": step, **last})
+        if progress is not None:
+            progress(step, last)
+    tokenizer.eval()
+    final = evaluate(tokenizer, val_x if val_x.shape[0] else train_x)
+    summary = {
+        "steps": tc.steps,
+        "train_frames": int(train_x.shape[0]),
+        "val_frames": int(val_x.shape[0]),
+        "final_loss": last.get("loss", math.nan),
+        "val_mse": final["val_mse"],
+        "val_usage": final["val_usage"],
+        "seconds": time.perf_counter() - start_time,
+        "history": history,
+    }
+    return TrainResult(tokenizer.cpu(), summary)
