@@ -30,7 +30,12 @@ SENTENCES = [
     "Please encode the whole corpus before the morning meeting.",
     "Seven silver spoons sat on the wooden table by the window.",
 ]
-VOICES = {"en-us_m": "en-us", "en-gb_f": "en-gb+f3", "en-us_f": "en-us+f4", "en-sc_m": "en-gb-scotland+m3"}
+VOICES = {
+    "en-us_m": "en-us",
+    "en-gb_f": "en-gb+f3",
+    "en-us_f": "en-us+f4",
+    "en-sc_m": "en-gb-scotland+m3",
+}
 SAMPLE_RATE = 16_000
 
 
@@ -54,7 +59,9 @@ def log_mel(audio: np.ndarray, rate: int) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "sample_data" / "features")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "sample_data" / "features"
+    )
     args = parser.parse_args()
     if shutil.which("espeak-ng") is None:
         raise SystemExit("espeak-ng not found: apt-get install espeak-ng")
