@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tokquant.errors import FormatError
+
 _DTYPES = {
     np.dtype(np.float64): "F64",
     np.dtype(np.float32): "F32",
@@ -55,3 +57,14 @@ def write_safetensors(path: Path, arrays: dict[str, np.ndarray], metadata: dict[
         fh.write(raw)
         for data in blobs:
             fh.write(data)
+
+
+def check_header(path: Path, meta: dict[str, str], fmt: str, version: str, what: str) -> None:
+    """Refuse a file whose ``format`` / ``format_version`` metadata is not ``fmt`` / ``version``."""
+    if meta.get("format") != fmt:
+        raise FormatError(f"{path}: not a tokquant {what} (format {meta.get('format')!r})")
+    if meta.get("format_version") != version:
+        raise FormatError(
+            f"{path}: {what} format version {meta.get('format_version')!r} is not "
+            f"supported (this tokquant reads {version})"
+        )

@@ -30,7 +30,7 @@ from tokquant import __version__
 from tokquant.config import TokenizerConfig
 from tokquant.errors import ConfigError, FormatError, InputError
 from tokquant.formats._atomic import atomic_path
-from tokquant.formats._safetensors import write_safetensors
+from tokquant.formats._safetensors import check_header, write_safetensors
 from tokquant.tokenizer import Tokenizer
 
 FORMAT = "tokquant-checkpoint"
@@ -129,15 +129,7 @@ def _read_safetensors(path: Path) -> tuple[Any, dict[str, torch.Tensor], dict[st
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
-            if meta.get("format") != FORMAT:
-                raise FormatError(
-                    f"{path}: not a tokquant checkpoint (format {meta.get('format')!r})"
-                )
-            if meta.get("format_version") != FORMAT_VERSION:
-                raise FormatError(
-                    f"{path}: checkpoint format version {meta.get('format_version')!r} is "
-                    f"not supported (this tokquant reads {FORMAT_VERSION})"
-                )
+            check_header(path, meta, FORMAT, FORMAT_VERSION, "checkpoint")
             state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as exc:
         if isinstance(exc, FormatError):

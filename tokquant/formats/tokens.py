@@ -39,7 +39,7 @@ import numpy as np
 from tokquant import __version__
 from tokquant.errors import FormatError
 from tokquant.formats._atomic import atomic_path
-from tokquant.formats._safetensors import write_safetensors
+from tokquant.formats._safetensors import check_header, write_safetensors
 
 FORMAT = "tokquant-tokens"
 FORMAT_VERSION = "1"
@@ -119,15 +119,7 @@ def read_tokens(path: Path) -> TokenFile:
     try:
         with safe_open(str(path), framework="np") as fh:
             meta = fh.metadata() or {}
-            if meta.get("format") != FORMAT:
-                raise FormatError(
-                    f"{path}: not a tokquant token file (format {meta.get('format')!r})"
-                )
-            if meta.get("format_version") != FORMAT_VERSION:
-                raise FormatError(
-                    f"{path}: token format version {meta.get('format_version')!r} is not "
-                    f"supported (this tokquant reads {FORMAT_VERSION})"
-                )
+            check_header(path, meta, FORMAT, FORMAT_VERSION, "token file")
             columns = _json(path, meta, "columns", list)
             raw_frames = meta.get("num_frames", "")
             if not raw_frames.isdigit():
