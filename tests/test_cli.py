@@ -154,6 +154,25 @@ def test_layout_ct_reads_transposed_files(tmp_path, trained, corpus):
     )
 
 
+def test_checkpoint_remembers_the_training_layout(tmp_path, corpus):
+    for name in FEATURE_FILES:
+        target = tmp_path / "ct" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        np.save(target, np.load(corpus / name).T.copy())
+    config = write_config(tmp_path / "c.yaml", train__steps=2)
+    ckpt = tmp_path / "m.safetensors"
+    assert (
+        run_cli("train", "-c", config, "-d", tmp_path / "ct", "-o", ckpt, "--layout", "ct").code
+        == 0
+    )
+    assert json.loads(run_cli("info", ckpt, "--json").out)["config"]["features"]["layout"] == "ct"
+    assert run_cli("encode", ckpt, tmp_path / "ct", "--out", tmp_path / "t1").code == 0  # no flag
+    assert run_cli("encode", ckpt, corpus, "--out", tmp_path / "t2", "--layout", "tc").code == 0
+    for name in FEATURE_FILES:
+        assert np.array_equal(read_tokens(tokens_of(tmp_path / "t1", name)).codes,
+                              read_tokens(tokens_of(tmp_path / "t2", name)).codes)  # fmt: skip
+
+
 @pytest.mark.parametrize("suffix", [".npz", ".pt", ".safetensors"])
 def test_other_feature_formats_encode_like_npy(tmp_path, trained, corpus, suffix):
     x = np.load(corpus / "b.npy")

@@ -119,8 +119,10 @@ class FeatureConfig:
 
     dim: int | None = None
     frame_rate: float | None = None
+    layout: str = "tc"  # tc = [frames, dim], ct = [dim, frames]; encode's default
 
     def validate(self) -> None:
+        _choice("features.layout", self.layout, ("tc", "ct"))
         if self.dim is not None:
             _int_range("features.dim", self.dim, 1, 1 << 16)
         if self.frame_rate is not None:

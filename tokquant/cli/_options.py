@@ -27,11 +27,11 @@ class FeatureLayout(str, Enum):
 
 
 Layout = Annotated[
-    FeatureLayout,
+    FeatureLayout | None,
     typer.Option(
         "--layout",
-        help="Feature file layout: tc = [frames, dim], ct = [dim, frames].",
-        show_default=True,
+        help="Feature file layout: tc = frames x dim, ct = dim x frames "
+        "(default: the config's or checkpoint's features.layout).",
     ),
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]

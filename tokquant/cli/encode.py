@@ -11,7 +11,6 @@ from tokquant.cli._batch import run_per_file
 from tokquant.cli._options import (
     Checkpoint,
     Device,
-    FeatureLayout,
     JsonOut,
     Layout,
     OutDir,
@@ -28,7 +27,7 @@ def encode(
         typer.Argument(help="Feature files, folders (searched recursively) or list files."),
     ],
     out: OutDir,
-    layout: Layout = FeatureLayout.tc,
+    layout: Layout = None,
     overwrite: Overwrite = False,
     device: Device = "cpu",
     json_out: JsonOut = False,
@@ -45,12 +44,13 @@ def encode(
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
     ckpt = load_checkpoint(checkpoint, resolve_device(device))
     items = expand_inputs(inputs, SUFFIXES, "feature")
+    file_layout = layout.value if layout else ckpt.tokenizer.config.features.layout
     result = run_per_file(
         ui,
         "encode",
         items,
         lambda item: output_path(out, item, SUFFIXES, SUFFIX),
-        lambda item, target: len(encode_file(ckpt, item.path, target, layout=layout.value)),
+        lambda item, target: len(encode_file(ckpt, item.path, target, layout=file_layout)),
         overwrite=overwrite,
     )
     cards = ckpt.tokenizer.column_cardinalities

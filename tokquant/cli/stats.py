@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tokquant.cli._options import Checkpoint, Device, FeatureLayout, JsonOut, Layout, Quiet
+from tokquant.cli._options import Checkpoint, Device, JsonOut, Layout, Quiet
 from tokquant.cli._output import Output
 from tokquant.errors import InputError
 
@@ -27,7 +27,7 @@ def stats(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write a usage histogram per column (PNG).")
     ] = None,
-    layout: Layout = FeatureLayout.tc,
+    layout: Layout = None,
     device: Device = "cpu",
     json_out: JsonOut = False,
     quiet: Quiet = False,
@@ -46,6 +46,7 @@ def stats(
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
     ckpt = load_checkpoint(checkpoint, resolve_device(device))
     items = expand_inputs(tokens, (SUFFIX,), "token")
+    file_layout = layout.value if layout else ckpt.tokenizer.config.features.layout
     feature_items = expand_inputs(features, SUFFIXES, "feature") if features else None
     if feature_items is not None and len(feature_items) != len(items):
         raise InputError(
@@ -68,7 +69,7 @@ def stats(
                     raise InputError(
                         f"{feat_item.path}: does not pair with {item.path} (names differ)"
                     )
-                ref = load_features_for(ckpt, feat_item.path, layout.value)
+                ref = load_features_for(ckpt, feat_item.path, file_layout)
                 if ref.shape[0] != tok.num_frames:
                     raise InputError(
                         f"{feat_item.path}: {ref.shape[0]} frames, {item.path} has {tok.num_frames}"

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tokquant.cli._options import Device, FeatureLayout, JsonOut, Layout, Overwrite, Quiet
+from tokquant.cli._options import Device, JsonOut, Layout, Overwrite, Quiet
 from tokquant.cli._output import Output
 from tokquant.errors import InputError, OutputError
 
@@ -26,7 +26,7 @@ def train(
     batch_frames: Annotated[int | None, typer.Option(help="Override train.batch_frames.")] = None,
     lr: Annotated[float | None, typer.Option(help="Override train.lr.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override train.seed.")] = None,
-    layout: Layout = FeatureLayout.tc,
+    layout: Layout = None,
     overwrite: Overwrite = False,
     device: Device = "cpu",
     json_out: JsonOut = False,
@@ -52,6 +52,8 @@ def train(
     ):
         if value is not None:
             setattr(cfg.train, key, value)
+    if layout is not None:
+        cfg.features.layout = layout.value
     cfg.validate()
     if out.exists() and not overwrite:
         raise OutputError(f"{out}: exists; pass --overwrite to replace it")
@@ -62,7 +64,7 @@ def train(
     with ui.progress() as bar:
         task = bar.add_task("load", total=len(items))
         for item in items:
-            array = read_features(item.path, layout.value)
+            array = read_features(item.path, cfg.features.layout)
             if arrays and array.shape[1] != arrays[0].shape[1]:
                 raise InputError(
                     f"{item.path}: features have dim {array.shape[1]}, "
