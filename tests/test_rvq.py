@@ -213,3 +213,10 @@ def test_bad_arguments_name_the_parameter(make, exc, words):
     with pytest.raises(exc) as info:
         make()
     assert words in str(info.value)
+
+
+def test_kmeans_with_fewer_points_than_codes_keeps_every_point_and_stays_finite():
+    x = torch.tensor([[1.0, 2.0, 3.0]])
+    c = kmeans(x, 4, generator=torch.Generator().manual_seed(0))
+    assert c.shape == (4, 3) and torch.isfinite(c).all()
+    assert torch.equal(c[0], x[0])

@@ -33,7 +33,7 @@ def kmeans(
         # Fewer points than codes: use every point, pad with jittered copies.
         extra = torch.randint(n, (k - n,), generator=generator, device=gen_device).to(x.device)
         noise = torch.randn(k - n, x.shape[1], generator=generator, device=gen_device).to(x.device)
-        return torch.cat([x, x[extra] + 1e-3 * noise * x.std().clamp(min=1e-6)])
+        return torch.cat([x, x[extra] + 1e-3 * noise * x.std(unbiased=False).clamp(min=1e-6)])
 
     centroids = _seed(x, k, generator, gen_device)
     for _ in range(iters):
