@@ -129,6 +129,55 @@ class FeatureConfig:
             _positive("features.frame_rate", self.frame_rate)
 
 
+FRONTENDS = ("none", "logmel", "fbank", "mfcc")
+
+
+@dataclass
+class FrontendConfig:
+    """Audio to features, on torchaudio. ``kind: none`` means inputs are feature files.
+
+    Frames use no centring padding: a signal of ``L`` samples at ``sample_rate`` gives
+    ``1 + (L - win_length) // hop_length`` frames (0 when ``L < win_length``), frame ``t``
+    covering samples ``[t * hop_length, t * hop_length + win_length)``.
+    """
+
+    kind: str = "none"
+    sample_rate: int = 16000
+    n_fft: int = 400
+    win_length: int = 400
+    hop_length: int = 160
+    n_mels: int = 80
+    f_min: float = 0.0
+    f_max: float | None = None
+    log_floor: float = 1e-5
+    n_mfcc: int = 13
+
+    @property
+    def feature_dim(self) -> int:
+        return self.n_mfcc if self.kind == "mfcc" else self.n_mels
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    def validate(self) -> None:
+        _choice("frontend.kind", self.kind, FRONTENDS)
+        _int_range("frontend.sample_rate", self.sample_rate, 1000, 384_000)
+        _int_range("frontend.n_fft", self.n_fft, 16, 1 << 16)
+        _int_range("frontend.win_length", self.win_length, 16, self.n_fft)
+        _int_range("frontend.hop_length", self.hop_length, 1, self.win_length)
+        _int_range("frontend.n_mels", self.n_mels, 1, self.n_fft // 2 + 1)
+        _int_range("frontend.n_mfcc", self.n_mfcc, 1, self.n_mels)
+        _non_negative("frontend.f_min", self.f_min)
+        nyquist = self.sample_rate / 2
+        f_max = nyquist if self.f_max is None else self.f_max
+        if not self.f_min < f_max <= nyquist:
+            raise ConfigError(
+                f"frontend.f_max: must be in (f_min, sample_rate / 2 = {nyquist:g}], found {f_max!r}"
+            )
+        _positive("frontend.log_floor", self.log_floor)
+
+
 @dataclass
 class TrainConfig:
     """Optimisation settings; CLI flags override them."""
@@ -161,13 +210,25 @@ class TokenizerConfig:
     quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> TokenizerConfig:
         self.quantizer.validate()
         self.projection.validate()
         self.features.validate()
+        self.frontend.validate()
         self.train.validate()
+        fe = self.frontend
+        if fe.kind != "none":
+            # The front end fixes what the tokenizer sees; a conflicting value is a mistake.
+            if self.features.dim not in (None, fe.feature_dim):
+                raise ConfigError(
+                    f"features.dim: {self.features.dim} conflicts with the {fe.kind} front end "
+                    f"({fe.feature_dim} per frame)"
+                )
+            self.features.dim = fe.feature_dim
+            self.features.frame_rate = fe.frame_rate
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -279,5 +340,6 @@ _SECTIONS: dict[str, type] = {
     "quantizer": QuantizerConfig,
     "projection": ProjectionConfig,
     "features": FeatureConfig,
+    "frontend": FrontendConfig,
     "train": TrainConfig,
 }

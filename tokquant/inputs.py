@@ -6,6 +6,7 @@ bare name when given directly), which outputs mirror under ``--out``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +17,11 @@ LIST_SUFFIXES = (".txt", ".lst", ".list")
 
 @dataclass(frozen=True)
 class InputItem:
+    """One input: its path, the key its outputs mirror, and (audio) the channel to use."""
+
     path: Path
     key: Path
+    channel: int | None = None
 
 
 def _matches(path: Path, suffixes: tuple[str, ...]) -> bool:
@@ -105,3 +109,21 @@ def output_path(
 ) -> Path:
     stem = strip_suffix(item.key, in_suffixes)
     return out_dir / stem.with_name(stem.name + out_suffix)
+
+
+def split_channels(items: list[InputItem], channels_of: Callable[[Path], int]) -> list[InputItem]:
+    """One item per channel, keyed ``NAME.chC.EXT`` so each channel gets its own output.
+
+    A file whose channel count cannot be read stays one item; encoding it reports why.
+    """
+    out = []
+    for item in items:
+        try:
+            count = channels_of(item.path)
+        except InputError:
+            out.append(item)
+            continue
+        for c in range(count):
+            key = item.key.with_name(f"{item.key.stem}.ch{c}{item.key.suffix}")
+            out.append(InputItem(item.path, key, c))
+    return out

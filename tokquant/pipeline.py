@@ -1,43 +1,101 @@
-"""File-level operations the CLI loops over: one feature file in, one token file out."""
+"""File-level operations the CLI loops over: one input file in, one token file out.
+
+An input is a feature file, or an audio file when the checkpoint has a front end. Audio
+is streamed in chunks; the tokenizer encodes frames in blocks of
+:data:`~tokquant.frontend.BLOCK_FRAMES` aligned to the start of the input, so the codes of
+a frame never depend on how much of the file was in memory with it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from tokquant.audio import SUFFIXES as AUDIO_SUFFIXES
+from tokquant.audio import write_wav
+from tokquant.config import TokenizerConfig
 from tokquant.errors import InputError
 from tokquant.formats.checkpoint import Checkpoint
+from tokquant.formats.features import SUFFIXES as FEATURE_SUFFIXES
 from tokquant.formats.features import read_features, write_features
 from tokquant.formats.tokens import TokenFile, read_tokens, write_tokens
+from tokquant.frontend import BLOCK_FRAMES, DEFAULT_CHUNK_FRAMES, FrontEnd, stream_features
 
 
-def load_features_for(checkpoint: Checkpoint, path: Path, layout: str) -> np.ndarray:
-    """Read features and check their dim against the checkpoint."""
-    features = read_features(path, layout)
-    want = checkpoint.tokenizer.feature_dim
-    if features.shape[1] != want:
-        hint = " (is the file [dim, frames]? try --layout ct)" if features.shape[0] == want else ""
-        raise InputError(
-            f"{path}: features have dim {features.shape[1]}, the checkpoint expects {want}{hint}"
-        )
-    return features
+def takes_audio(config: TokenizerConfig) -> bool:
+    return config.frontend.kind != "none"
+
+
+def input_suffixes(config: TokenizerConfig) -> tuple[str, ...]:
+    """What a tokenizer reads: audio files with a front end, feature files without."""
+    return AUDIO_SUFFIXES if takes_audio(config) else FEATURE_SUFFIXES
+
+
+def input_kind(config: TokenizerConfig) -> str:
+    return "audio" if takes_audio(config) else "feature"
+
+
+def iter_features(
+    config: TokenizerConfig,
+    path: Path,
+    *,
+    layout: str = "tc",
+    channel: int | None = None,
+    chunk_frames: int | None = DEFAULT_CHUNK_FRAMES,
+) -> Iterator[np.ndarray]:
+    """``[t, dim]`` feature chunks of one input, checked against ``config.features.dim``."""
+    if takes_audio(config):
+        chunks = stream_features(path, FrontEnd(config.frontend), channel=channel,
+                                 chunk_frames=chunk_frames)  # fmt: skip
+    else:
+        chunks = iter([read_features(path, layout)])
+    want = config.features.dim
+    for chunk in chunks:
+        if want is not None and chunk.shape[1] != want:
+            hint = " (is the file [dim, frames]? try --layout ct)" if chunk.shape[0] == want else ""
+            raise InputError(
+                f"{path}: features have dim {chunk.shape[1]}, the checkpoint expects {want}{hint}"
+            )
+        yield chunk
+
+
+def load_features(
+    config: TokenizerConfig, path: Path, *, layout: str = "tc", channel: int | None = None
+) -> np.ndarray:
+    """All features of one input, ``[T, dim]``."""
+    return np.concatenate(list(iter_features(config, path, layout=layout, channel=channel)))
 
 
 def encode_features(checkpoint: Checkpoint, features: np.ndarray) -> np.ndarray:
-    """``[T, F]`` float32 -> ``[T, G]`` int64 codes on the checkpoint's device."""
+    """``[T, F]`` float32 -> ``[T, G]`` int64 codes, computed block by block."""
     tok = checkpoint.tokenizer
-    x = torch.from_numpy(features).to(tok.mean.device)
-    return tok.encode(x).cpu().numpy()
+    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(tok.mean.device)
+    blocks = [tok.encode(x[s : s + BLOCK_FRAMES]) for s in range(0, x.shape[0], BLOCK_FRAMES)]
+    return torch.cat(blocks).cpu().numpy()
 
 
 def encode_file(
-    checkpoint: Checkpoint, in_path: Path, out_path: Path, *, layout: str = "tc", source: str = ""
+    checkpoint: Checkpoint,
+    in_path: Path,
+    out_path: Path,
+    *,
+    layout: str = "tc",
+    channel: int | None = None,
+    chunk_frames: int | None = DEFAULT_CHUNK_FRAMES,
 ) -> np.ndarray:
-    """Encode one feature file to one token file; returns the codes."""
-    features = load_features_for(checkpoint, in_path, layout)
-    codes = encode_features(checkpoint, features)
+    """Encode one input to one token file (written atomically); returns the codes."""
+    config = checkpoint.tokenizer.config
+    codes = np.concatenate(
+        [
+            encode_features(checkpoint, chunk)
+            for chunk in iter_features(
+                config, in_path, layout=layout, channel=channel, chunk_frames=chunk_frames
+            )  # fmt: skip
+        ]
+    )
     tok = checkpoint.tokenizer
     write_tokens(
         out_path,
@@ -45,9 +103,10 @@ def encode_file(
         checkpoint_id=checkpoint.id,
         column_names=tok.column_names,
         cardinalities=tok.column_cardinalities,
-        quantizer=tok.quantizer.config() | {"family": tok.config.quantizer.family},
-        frame_rate=tok.config.features.frame_rate,
-        source=source or str(in_path),
+        quantizer=tok.quantizer.config() | {"family": config.quantizer.family},
+        frame_rate=config.features.frame_rate,
+        source=str(in_path),
+        channel=channel,
     )
     return codes
 
@@ -71,8 +130,21 @@ def decode_codes(checkpoint: Checkpoint, codes: np.ndarray) -> np.ndarray:
     return tok.decode(c).cpu().numpy().astype(np.float32)
 
 
-def decode_file(checkpoint: Checkpoint, in_path: Path, out_path: Path) -> int:
-    """Decode one token file to a ``.npy`` feature file; returns its frame count."""
+def decode_file(
+    checkpoint: Checkpoint, in_path: Path, out_path: Path, *, audio: bool = False
+) -> int:
+    """Decode one token file to ``.npy`` features, or with ``audio`` to a Griffin-Lim wav;
+    returns its frame count."""
     tokens = read_tokens_for(checkpoint, in_path)
-    write_features(out_path, decode_codes(checkpoint, tokens.codes))
+    features = decode_codes(checkpoint, tokens.codes)
+    if audio:
+        config = checkpoint.tokenizer.config
+        if not takes_audio(config):
+            raise InputError(
+                f"{checkpoint.path}: --audio needs a checkpoint with an audio front end"
+            )
+        frontend = FrontEnd(config.frontend)
+        write_wav(out_path, frontend.to_audio(features), config.frontend.sample_rate)
+    else:
+        write_features(out_path, features)
     return tokens.num_frames

@@ -38,3 +38,20 @@ JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes.")]
 OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 Checkpoint = Annotated[Path, typer.Argument(help="Checkpoint (.safetensors) from tokquant train.")]
+
+
+class ChannelMode(str, Enum):
+    """How multi-channel audio becomes token files."""
+
+    mix = "mix"
+    split = "split"
+
+
+Channels = Annotated[
+    ChannelMode,
+    typer.Option(
+        "--channels",
+        help="Audio with several channels: mix = average them, split = one output per channel.",
+        show_default=True,
+    ),
+]

@@ -10,33 +10,45 @@ import typer
 from tokquant.cli._batch import run_per_file
 from tokquant.cli._options import Checkpoint, Device, JsonOut, OutDir, Overwrite, Quiet
 from tokquant.cli._output import Output
+from tokquant.errors import InputError
 
 
 def decode(
     checkpoint: Checkpoint,
     tokens: Annotated[list[Path], typer.Argument(help="Token files, folders or list files.")],
     out: OutDir,
+    audio: Annotated[
+        bool,
+        typer.Option(
+            "--audio",
+            help="Write .wav through Griffin-Lim (logmel/fbank front ends; an approximate "
+            "vocoder, for listening checks) instead of .npy features.",
+        ),
+    ] = False,
     overwrite: Overwrite = False,
     device: Device = "cpu",
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
-    """Decode token files back into features (.npy files of frames x dim)."""
+    """Decode token files back into features (.npy files of frames x dim) or audio."""
     from tokquant.devices import resolve_device
     from tokquant.formats.checkpoint import load_checkpoint
     from tokquant.formats.tokens import SUFFIX
     from tokquant.inputs import expand_inputs, output_path
-    from tokquant.pipeline import decode_file
+    from tokquant.pipeline import decode_file, takes_audio
 
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
     ckpt = load_checkpoint(checkpoint, resolve_device(device))
     items = expand_inputs(tokens, (SUFFIX,), "token")
+    if audio and not takes_audio(ckpt.tokenizer.config):
+        raise InputError(f"{checkpoint}: --audio needs a checkpoint with an audio front end")
+    out_suffix = ".wav" if audio else ".npy"
     result = run_per_file(
         ui,
         "decode",
         items,
-        lambda item: output_path(out, item, (SUFFIX,), ".npy"),
-        lambda item, target: decode_file(ckpt, item.path, target),
+        lambda item: output_path(out, item, (SUFFIX,), out_suffix),
+        lambda item, target: decode_file(ckpt, item.path, target, audio=audio),
         overwrite=overwrite,
     )
     summary = {

@@ -1,4 +1,4 @@
-"""``tokquant encode``: feature files -> token files, mirroring the input tree."""
+"""``tokquant encode``: feature or audio files -> token files, mirroring the input tree."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import typer
 
 from tokquant.cli._batch import run_per_file
 from tokquant.cli._options import (
+    ChannelMode,
+    Channels,
     Checkpoint,
     Device,
     JsonOut,
@@ -24,33 +26,51 @@ def encode(
     checkpoint: Checkpoint,
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="Feature files, folders (searched recursively) or list files."),
+        typer.Argument(help="Feature/audio files, folders (searched recursively) or list files."),
     ],
     out: OutDir,
     layout: Layout = None,
+    channels: Channels = ChannelMode.mix,
+    chunk_seconds: Annotated[
+        float, typer.Option(help="Audio is streamed in chunks of this length (memory bound).")
+    ] = 30.0,
     overwrite: Overwrite = False,
     device: Device = "cpu",
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
-    """Encode feature files into token files (one per input)."""
+    """Encode feature or audio files into token files (one per input, or per channel)."""
     from tokquant.devices import resolve_device
     from tokquant.formats.checkpoint import load_checkpoint
-    from tokquant.formats.features import SUFFIXES
     from tokquant.formats.tokens import SUFFIX
-    from tokquant.inputs import expand_inputs, output_path
-    from tokquant.pipeline import encode_file
+    from tokquant.frontend import channel_count
+    from tokquant.inputs import expand_inputs, output_path, split_channels
+    from tokquant.pipeline import encode_file, input_kind, input_suffixes, takes_audio
 
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
     ckpt = load_checkpoint(checkpoint, resolve_device(device))
-    items = expand_inputs(inputs, SUFFIXES, "feature")
-    file_layout = layout.value if layout else ckpt.tokenizer.config.features.layout
+    config = ckpt.tokenizer.config
+    suffixes = input_suffixes(config)
+    items = expand_inputs(inputs, suffixes, input_kind(config))
+    if takes_audio(config) and channels is ChannelMode.split:
+        items = split_channels(items, channel_count)
+    file_layout = layout.value if layout else config.features.layout
+    chunk_frames = max(1, round(chunk_seconds * (config.features.frame_rate or 100.0)))
     result = run_per_file(
         ui,
         "encode",
         items,
-        lambda item: output_path(out, item, SUFFIXES, SUFFIX),
-        lambda item, target: len(encode_file(ckpt, item.path, target, layout=file_layout)),
+        lambda item: output_path(out, item, suffixes, SUFFIX),
+        lambda item, target: len(
+            encode_file(
+                ckpt,
+                item.path,
+                target,
+                layout=file_layout,
+                channel=item.channel,
+                chunk_frames=chunk_frames,
+            )  # fmt: skip
+        ),
         overwrite=overwrite,
     )
     cards = ckpt.tokenizer.column_cardinalities

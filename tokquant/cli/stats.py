@@ -20,7 +20,8 @@ def stats(
         list[Path] | None,
         typer.Option(
             "--features",
-            help="Source feature files (same order/names as the tokens) to add reconstruction error.",
+            help="The encoded inputs (feature or audio files, same names as the tokens) to add "
+            "reconstruction error, in the feature domain.",
         ),
     ] = None,
     top: Annotated[int, typer.Option(help="How many most frequent codes to list.")] = 5,
@@ -37,17 +38,24 @@ def stats(
 
     from tokquant.devices import resolve_device
     from tokquant.formats.checkpoint import load_checkpoint
-    from tokquant.formats.features import SUFFIXES
     from tokquant.formats.tokens import SUFFIX
     from tokquant.inputs import expand_inputs, strip_suffix
-    from tokquant.pipeline import decode_codes, load_features_for, read_tokens_for
+    from tokquant.pipeline import (
+        decode_codes,
+        input_kind,
+        input_suffixes,
+        load_features,
+        read_tokens_for,
+    )
     from tokquant.stats import ReconstructionAccumulator, column_stats
 
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
     ckpt = load_checkpoint(checkpoint, resolve_device(device))
     items = expand_inputs(tokens, (SUFFIX,), "token")
-    file_layout = layout.value if layout else ckpt.tokenizer.config.features.layout
-    feature_items = expand_inputs(features, SUFFIXES, "feature") if features else None
+    config = ckpt.tokenizer.config
+    file_layout = layout.value if layout else config.features.layout
+    suffixes = input_suffixes(config)
+    feature_items = expand_inputs(features, suffixes, input_kind(config)) if features else None
     if feature_items is not None and len(feature_items) != len(items):
         raise InputError(
             f"--features names {len(feature_items)} file(s) for {len(items)} token file(s)"
@@ -62,14 +70,14 @@ def stats(
             codes_per_file.append(tok.codes)
             if feature_items is not None:
                 feat_item = feature_items[i]
-                if (
-                    strip_suffix(feat_item.key, SUFFIXES).name
-                    != strip_suffix(item.key, (SUFFIX,)).name
-                ):
+                token_name = strip_suffix(item.key, (SUFFIX,)).name
+                if tok.channel is not None:
+                    token_name = token_name.removesuffix(f".ch{tok.channel}")
+                if strip_suffix(feat_item.key, suffixes).name != token_name:
                     raise InputError(
                         f"{feat_item.path}: does not pair with {item.path} (names differ)"
                     )
-                ref = load_features_for(ckpt, feat_item.path, file_layout)
+                ref = load_features(config, feat_item.path, layout=file_layout, channel=tok.channel)
                 if ref.shape[0] != tok.num_frames:
                     raise InputError(
                         f"{feat_item.path}: {ref.shape[0]} frames, {item.path} has {tok.num_frames}"

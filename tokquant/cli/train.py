@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tokquant.cli._options import Device, JsonOut, Layout, Overwrite, Quiet
+from tokquant.cli._options import ChannelMode, Channels, Device, JsonOut, Layout, Overwrite, Quiet
 from tokquant.cli._output import Output
 from tokquant.errors import InputError, OutputError
 
@@ -27,19 +27,21 @@ def train(
     lr: Annotated[float | None, typer.Option(help="Override train.lr.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override train.seed.")] = None,
     layout: Layout = None,
+    channels: Channels = ChannelMode.mix,
     overwrite: Overwrite = False,
     device: Device = "cpu",
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
-    """Train a tokenizer (normalisation, projections, quantizer) and write a checkpoint."""
+    """Train a tokenizer (front end, normalisation, projections, quantizer); write a checkpoint."""
     import numpy as np
 
     from tokquant.config import TokenizerConfig
     from tokquant.devices import resolve_device
     from tokquant.formats.checkpoint import save_checkpoint
-    from tokquant.formats.features import SUFFIXES, read_features
-    from tokquant.inputs import expand_inputs
+    from tokquant.frontend import channel_count
+    from tokquant.inputs import expand_inputs, split_channels
+    from tokquant.pipeline import input_kind, input_suffixes, load_features, takes_audio
     from tokquant.train import train_tokenizer
 
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
@@ -58,13 +60,15 @@ def train(
     if out.exists() and not overwrite:
         raise OutputError(f"{out}: exists; pass --overwrite to replace it")
     dev = resolve_device(device)
-    items = expand_inputs([*(data or []), *(more_data or [])], SUFFIXES, "feature")
+    items = expand_inputs([*(data or []), *(more_data or [])], input_suffixes(cfg), input_kind(cfg))
+    if takes_audio(cfg) and channels is ChannelMode.split:
+        items = split_channels(items, channel_count)
 
     arrays = []
     with ui.progress() as bar:
         task = bar.add_task("load", total=len(items))
         for item in items:
-            array = read_features(item.path, cfg.features.layout)
+            array = load_features(cfg, item.path, layout=cfg.features.layout, channel=item.channel)
             if arrays and array.shape[1] != arrays[0].shape[1]:
                 raise InputError(
                     f"{item.path}: features have dim {array.shape[1]}, "

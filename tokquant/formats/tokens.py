@@ -15,6 +15,7 @@ cardinality (U8, U16, U32, U64). String metadata:
 ``num_frames``        T
 ``columns``           JSON list of ``{"name", "cardinality", "bits", "dtype"}``
 ``source``            the input path the tokens came from (as given)
+``channel``           the audio channel encoded, or empty for a mix / feature file
 ====================  =============================================================
 
 Reading without tokquant::
@@ -53,6 +54,7 @@ class TokenFile:
     columns: list[dict[str, Any]]
     frame_rate: float | None
     source: str
+    channel: int | None
     quantizer: dict[str, Any]
     format_version: str
     tokquant_version: str
@@ -83,6 +85,7 @@ def write_tokens(
     quantizer: dict[str, Any],
     frame_rate: float | None,
     source: str,
+    channel: int | None = None,
 ) -> None:
     """Write ``codes`` ``[T, G]`` atomically (temp file then rename)."""
     if codes.ndim != 2 or codes.shape[1] != len(cardinalities):
@@ -106,6 +109,7 @@ def write_tokens(
         "num_frames": str(int(codes.shape[0])),
         "columns": json.dumps(columns),
         "source": source,
+        "channel": "" if channel is None else str(channel),
     }
     with atomic_path(path) as tmp:
         write_safetensors(tmp, arrays, metadata)
@@ -163,6 +167,7 @@ def read_tokens(path: Path) -> TokenFile:
         columns=columns,
         frame_rate=frame_rate,
         source=meta.get("source", ""),
+        channel=int(meta["channel"]) if meta.get("channel", "").isdigit() else None,
         quantizer=_json(path, meta, "quantizer", dict),
         format_version=meta["format_version"],
         tokquant_version=meta.get("tokquant", ""),

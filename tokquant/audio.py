@@ -1,0 +1,88 @@
+"""Audio file I/O through soundfile (libsndfile): reading in ranges, writing wav.
+
+Everything libsndfile reads is accepted (wav, flac, ogg/vorbis, opus, mp3, aiff, ...),
+in any sample format (int16, int24, int32, float) and channel count. Samples come back as
+float32 in [-1, 1]. Reads are by sample range, so long files never need to fit in memory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tokquant.errors import InputError
+from tokquant.formats._atomic import atomic_path
+
+SUFFIXES = (
+    ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au",
+    ".snd", ".w64", ".caf", ".rf64",
+)  # fmt: skip
+CHANNEL_MODES = ("mix", "split")
+
+
+class AudioReader:
+    """An open audio file: ``sample_rate``, ``num_samples``, ``channels``, ranged reads.
+
+    Use as a context manager. Every failure is an :class:`InputError` naming the file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        import soundfile as sf
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: file not found")
+        if self.path.stat().st_size == 0:
+            raise InputError(f"{self.path}: empty file (0 bytes)")
+        try:
+            self._file = sf.SoundFile(str(self.path))
+        except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+            detail = str(exc).split(":")[-1].strip() or "unknown format"
+            raise InputError(f"{self.path}: not readable audio ({detail})") from None
+        self.sample_rate = int(self._file.samplerate)
+        self.num_samples = int(self._file.frames)
+        self.channels = int(self._file.channels)
+        if self.num_samples <= 0:
+            self._file.close()
+            raise InputError(f"{self.path}: audio has no samples")
+
+    def __enter__(self) -> AudioReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``[start, stop)`` (clamped to the file) as float32 ``[n, channels]``."""
+        import soundfile as sf
+
+        start = max(0, min(start, self.num_samples))
+        stop = max(start, min(stop, self.num_samples))
+        try:
+            self._file.seek(start)
+            data = self._file.read(stop - start, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise InputError(f"{self.path}: cannot read samples {start}-{stop} ({exc})") from None
+        if data.shape[0] != stop - start:
+            raise InputError(
+                f"{self.path}: file is truncated (read {data.shape[0]} of {stop - start} "
+                f"samples from {start})"
+            )
+        bad = ~np.isfinite(data)
+        if bad.any():
+            first = start + int(np.argmax(bad.any(axis=1)))
+            raise InputError(f"{self.path}: NaN or Inf in audio, first at sample {first}")
+        return data
+
+
+def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
+    """Write float audio ``[n]`` as 16-bit PCM wav, atomically; clipped to [-1, 1]."""
+    import soundfile as sf
+
+    clipped = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), clipped, sample_rate, subtype="PCM_16", format="WAV")

@@ -1,0 +1,258 @@
+"""Audio front ends (log-mel, Kaldi fbank, MFCC) on torchaudio, streamed in chunks.
+
+Frames are not centred: frame ``t`` covers resampled samples
+``[t * hop, t * hop + win)``, so a signal of ``L`` samples has
+``1 + (L - win) // hop`` frames (0 when ``L < win``) and any frame range can be computed
+from exactly the samples it covers. Streaming reads each chunk's samples (plus the
+resampler's filter margin) and nothing else, which is what makes chunked features, and
+so tokens, equal to whole-file ones while memory stays bounded by the chunk size.
+
+Floating-point results of an FFT or a matrix product can change in the last bit with the
+number of frames computed together, which could flip a code sitting on a boundary. So
+features are always computed in blocks of :data:`BLOCK_FRAMES` frames aligned to the
+start of the file, each from the same samples whatever the chunking; a chunk is a whole
+number of blocks. Chunked and whole-file features are then bitwise identical by
+construction, and so are the tokens when the tokenizer also works block by block.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tokquant.audio import AudioReader
+from tokquant.config import FrontendConfig
+from tokquant.errors import InputError
+
+#: Unit of computation; chunks are multiples of it.
+BLOCK_FRAMES = 256
+#: Default chunk: about 30 s of frames at 100 frames/s.
+DEFAULT_CHUNK_FRAMES = 12 * BLOCK_FRAMES
+#: torchaudio.functional.resample defaults, which set the filter's reach.
+_LOWPASS_WIDTH = 6
+_ROLLOFF = 0.99
+#: Kaldi's pre-emphasis coefficient (undone after Griffin-Lim for fbank).
+_PREEMPH = 0.97
+
+
+class FrontEnd:
+    """Compute features from a mono waveform at ``config.sample_rate``."""
+
+    def __init__(self, config: FrontendConfig) -> None:
+        if config.kind == "none":
+            raise ValueError("FrontEnd needs frontend.kind logmel, fbank or mfcc")
+        self.config = config
+        self._mel = None
+        self._dct = None
+
+    @property
+    def feature_dim(self) -> int:
+        return self.config.feature_dim
+
+    def num_frames(self, num_samples: int) -> int:
+        c = self.config
+        return 0 if num_samples < c.win_length else 1 + (num_samples - c.win_length) // c.hop_length
+
+    def sample_range(self, f0: int, f1: int) -> tuple[int, int]:
+        """Samples covered by frames ``[f0, f1)``."""
+        c = self.config
+        return f0 * c.hop_length, (f1 - 1) * c.hop_length + c.win_length
+
+    @torch.no_grad()
+    def features(self, wave: torch.Tensor) -> torch.Tensor:
+        """``[n]`` float32 samples -> ``[num_frames(n), feature_dim]`` float32 features."""
+        c = self.config
+        if c.kind == "fbank":
+            return self._fbank(wave)
+        log_mel = self._log_mel(wave)
+        if c.kind == "mfcc":
+            if self._dct is None:
+                import torchaudio.functional as AF
+
+                self._dct = AF.create_dct(c.n_mfcc, c.n_mels, norm="ortho")
+            return log_mel @ self._dct
+        return log_mel
+
+    def _log_mel(self, wave: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        if self._mel is None:
+            import torchaudio.transforms as AT
+
+            self._mel = AT.MelSpectrogram(
+                sample_rate=c.sample_rate, n_fft=c.n_fft, win_length=c.win_length,
+                hop_length=c.hop_length, f_min=c.f_min, f_max=c.f_max, n_mels=c.n_mels,
+                power=2.0, center=False,
+            )  # fmt: skip
+        return self._mel(wave).clamp(min=c.log_floor).log().T.contiguous()
+
+    def _fbank(self, wave: torch.Tensor) -> torch.Tensor:
+        import torchaudio.compliance.kaldi as kaldi
+
+        c = self.config
+        # Kaldi takes lengths in ms and truncates sample counts: nudge up so it gets ours.
+        return kaldi.fbank(
+            wave.unsqueeze(0) * 32768.0,
+            sample_frequency=c.sample_rate,
+            frame_length=(c.win_length + 0.01) * 1000.0 / c.sample_rate,
+            frame_shift=(c.hop_length + 0.01) * 1000.0 / c.sample_rate,
+            num_mel_bins=c.n_mels, low_freq=c.f_min, high_freq=c.f_max or 0.0,
+            dither=0.0, snip_edges=True,
+        )  # fmt: skip
+
+    # Griffin-Lim ------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def to_audio(self, features: np.ndarray, n_iter: int = 32) -> np.ndarray:
+        """Approximate waveform from log-mel or fbank features by Griffin-Lim.
+
+        The mel filterbank is inverted by least squares (clamped at 0) and the phase is
+        estimated by Griffin-Lim: intelligible, not a neural vocoder's quality.
+        """
+        import torchaudio.transforms as AT
+
+        c = self.config
+        if c.kind not in ("logmel", "fbank"):
+            raise InputError(
+                f"--audio needs a logmel or fbank front end, this checkpoint has {c.kind}"
+            )
+        energies = torch.from_numpy(np.asarray(features, dtype=np.float32)).exp()  # [T, n_mels]
+        banks, n_fft = self._filterbank()  # [n_mels, n_freq]
+        power = (energies @ torch.linalg.pinv(banks).T).clamp(min=0.0).T  # [n_freq, T]
+        gl = AT.GriffinLim(n_fft=n_fft, win_length=c.win_length, hop_length=c.hop_length,
+                           power=2.0, n_iter=n_iter)  # fmt: skip
+        torch.manual_seed(0)  # Griffin-Lim starts from random phase: make it repeatable
+        wave = gl(power)
+        if c.kind == "fbank":
+            wave = _deemphasis(wave) / 32768.0
+        # Griffin-Lim centres frames; ours start at t * hop: shift by half a window.
+        wave = torch.cat([torch.zeros(c.win_length // 2), wave])
+        peak = float(wave.abs().max()) if wave.numel() else 0.0
+        return (wave / peak * 0.9 if peak > 1.0 else wave).numpy()
+
+    def _filterbank(self) -> tuple[torch.Tensor, int]:
+        c = self.config
+        if c.kind == "fbank":
+            import torchaudio.compliance.kaldi as kaldi
+
+            n_fft = 1 << (c.win_length - 1).bit_length()  # Kaldi rounds to a power of two
+            banks, _ = kaldi.get_mel_banks(
+                c.n_mels, n_fft, float(c.sample_rate), c.f_min, c.f_max or 0.0, 100.0, -500.0, 1.0
+            )
+            return torch.nn.functional.pad(banks, (0, 1)), n_fft  # Kaldi drops the Nyquist bin
+        import torchaudio.functional as AF
+
+        fb = AF.melscale_fbanks(c.n_fft // 2 + 1, c.f_min, c.f_max or c.sample_rate / 2,
+                                c.n_mels, c.sample_rate)  # fmt: skip
+        return fb.T, c.n_fft
+
+
+def _deemphasis(wave: torch.Tensor) -> torch.Tensor:
+    import torchaudio.functional as AF
+
+    a = torch.tensor([1.0, -_PREEMPH])
+    b = torch.tensor([1.0, 0.0])
+    scale = wave.abs().max().clamp(min=1.0)
+    return AF.lfilter(wave / scale, a, b, clamp=False) * scale
+
+
+# Streaming ---------------------------------------------------------------------------------
+
+
+def _resample_margin(orig: int, new: int) -> tuple[int, int, int]:
+    """Reduced rates ``(o, n)`` and an input margin (a multiple of ``o``) wider than the
+    sinc filter torchaudio uses, so outputs away from a chunk's edges are exact."""
+    g = math.gcd(orig, new)
+    o, n = orig // g, new // g
+    width = math.ceil(_LOWPASS_WIDTH * o / (min(o, n) * _ROLLOFF))
+    return o, n, (width // o + 2) * o
+
+
+class AudioSource:
+    """One channel (or the mix) of an audio file, resampled to the front end's rate."""
+
+    def __init__(self, reader: AudioReader, target_rate: int, channel: int | None) -> None:
+        if channel is not None and not 0 <= channel < reader.channels:
+            raise InputError(
+                f"{reader.path}: has {reader.channels} channel(s), no channel {channel}"
+            )
+        self.reader = reader
+        self.channel = channel
+        self.target_rate = target_rate
+        o, n, _ = _resample_margin(reader.sample_rate, target_rate)
+        self.num_samples = -(-reader.num_samples * n // o)  # torchaudio's output length
+
+    def _mono(self, data: np.ndarray) -> np.ndarray:
+        return data.mean(axis=1) if self.channel is None else data[:, self.channel]
+
+    def read(self, start: int, stop: int) -> torch.Tensor:
+        """Resampled samples ``[start, stop)``."""
+        rate = self.reader.sample_rate
+        if rate == self.target_rate:
+            return torch.from_numpy(np.ascontiguousarray(self._mono(self.reader.read(start, stop))))
+        import torchaudio.functional as AF
+
+        o, n, margin = _resample_margin(rate, self.target_rate)
+        in0 = max(0, (start // n) * o - margin)
+        in1 = min(self.reader.num_samples, -(-stop * o // n) + margin)
+        chunk = torch.from_numpy(np.ascontiguousarray(self._mono(self.reader.read(in0, in1))))
+        out = AF.resample(chunk, rate, self.target_rate)
+        first = in0 // o * n
+        return out[start - first : stop - first]
+
+
+def stream_features(
+    path: Path,
+    frontend: FrontEnd,
+    *,
+    channel: int | None = None,
+    chunk_frames: int | None = DEFAULT_CHUNK_FRAMES,
+) -> Iterator[np.ndarray]:
+    """Yield ``[t, dim]`` float32 feature chunks of an audio file, in order.
+
+    ``chunk_frames`` is rounded up to whole blocks; ``None`` yields the whole file as one
+    chunk (same values, more memory). Raises InputError (naming the
+    file) for unreadable audio, NaN samples, or audio shorter than one frame.
+    """
+    with AudioReader(path) as reader:
+        source = AudioSource(reader, frontend.config.sample_rate, channel)
+        total = frontend.num_frames(source.num_samples)
+        if total == 0:
+            c = frontend.config
+            raise InputError(
+                f"{path}: audio is shorter than one frame ({source.num_samples} samples at "
+                f"{c.sample_rate} Hz, a frame needs {c.win_length})"
+            )
+        step = total if chunk_frames is None else max(1, chunk_frames)
+        step = -(-step // BLOCK_FRAMES) * BLOCK_FRAMES
+        for c0 in range(0, total, step):
+            blocks = []
+            for f0 in range(c0, min(total, c0 + step), BLOCK_FRAMES):
+                f1 = min(total, f0 + BLOCK_FRAMES)
+                s0, s1 = frontend.sample_range(f0, f1)
+                feats = frontend.features(source.read(s0, s1))
+                if feats.shape[0] != f1 - f0:  # a front-end setting disagreeing with the formula
+                    raise InputError(
+                        f"{path}: front end gave {feats.shape[0]} frames for {f1 - f0}; "
+                        f"check the frontend config"
+                    )
+                blocks.append(feats.numpy())
+            yield np.concatenate(blocks).astype(np.float32, copy=False)
+
+
+def audio_features(
+    path: Path, frontend: FrontEnd, *, channel: int | None = None,
+    chunk_frames: int | None = DEFAULT_CHUNK_FRAMES,
+) -> np.ndarray:  # fmt: skip
+    """All features of an audio file, ``[T, dim]``."""
+    return np.concatenate(
+        list(stream_features(path, frontend, channel=channel, chunk_frames=chunk_frames))
+    )
+
+
+def channel_count(path: Path) -> int:
+    with AudioReader(path) as reader:
+        return reader.channels
