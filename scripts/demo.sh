@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
-# The main job end to end on the bundled sample corpus (24 utterances, 4 voices, 80-dim
-# log-mels): set up, train a BSQ and an RVQ tokenizer, encode, decode, report stats.
-# Outputs land in runs/demo/. Takes a few minutes on 2 CPU cores after the install.
+# The main job end to end on the bundled sample corpus (30 utterances, 5 espeak-ng voices,
+# 16 kHz FLAC): set up, train a BSQ and an RVQ tokenizer on log-mels, encode the audio,
+# decode back to wav (Griffin-Lim), and report codebook usage and reconstruction.
+# Outputs land in runs/demo/. A few minutes on 2 CPU cores after the install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 TQ=.venv/bin/tokquant
-DATA=scripts/sample_data/features
+AUDIO=scripts/sample_data/audio
 OUT=runs/demo
 mkdir -p "$OUT"
-for family in bsq-16bit rvq-8x1024; do
-  echo "== $family"
-  steps=400; [ "$family" = rvq-8x1024 ] && steps=200
-  $TQ train --config "configs/$family.yaml" --data "$DATA" --out "$OUT/$family.safetensors" \
+for name in logmel-bsq-16bit logmel-rvq-8x1024; do
+  echo "== $name"
+  steps=600; [ "$name" = logmel-rvq-8x1024 ] && steps=200
+  $TQ train --config "configs/$name.yaml" --data "$AUDIO" --out "$OUT/$name.safetensors" \
     --steps "$steps" --batch-frames 2048 --overwrite
-  $TQ encode "$OUT/$family.safetensors" "$DATA" --out "$OUT/$family/tokens" --overwrite
-  $TQ decode "$OUT/$family.safetensors" "$OUT/$family/tokens" --out "$OUT/$family/decoded" --overwrite
-  $TQ stats "$OUT/$family.safetensors" "$OUT/$family/tokens" --features "$DATA" --top 3
+  $TQ encode "$OUT/$name.safetensors" "$AUDIO" --out "$OUT/$name/tokens" --overwrite
+  $TQ decode "$OUT/$name.safetensors" "$OUT/$name/tokens" --out "$OUT/$name/wav" --audio --overwrite
+  $TQ stats "$OUT/$name.safetensors" "$OUT/$name/tokens" --features "$AUDIO" --top 3
 done
-$TQ info "$OUT/bsq-16bit/tokens/en-us_m/utt00.tokens.safetensors"
+$TQ info "$OUT/logmel-bsq-16bit/tokens/us_m/utt00.tokens.safetensors"
+echo "listen: $OUT/*/wav/us_m/utt00.wav"
