@@ -29,11 +29,18 @@ def _matches(path: Path, suffixes: tuple[str, ...]) -> bool:
     return any(name.endswith(s) for s in suffixes)
 
 
-def expand_inputs(specs: list[str | Path], suffixes: tuple[str, ...], what: str) -> list[InputItem]:
+def expand_inputs(
+    specs: list[str | Path],
+    suffixes: tuple[str, ...],
+    what: str,
+    *,
+    outputs: bool = True,
+) -> list[InputItem]:
     """Files as given, folders searched recursively by suffix, list files line by line.
 
     A file reached twice counts once. Raises InputError for a missing path, a folder or
-    list with no inputs, or two different files that would write the same output.
+    list with no inputs, or (when ``outputs``: the inputs are mirrored to output files)
+    two different files that would write the same output.
     """
     items: list[InputItem] = []
     for spec in specs:
@@ -62,7 +69,7 @@ def expand_inputs(specs: list[str | Path], suffixes: tuple[str, ...], what: str)
         unique.setdefault(item.path.resolve(), item)
     items = list(unique.values())
     seen: dict[Path, Path] = {}
-    for item in items:
+    for item in items if outputs else []:
         stem = strip_suffix(item.key, suffixes)
         if stem in seen:
             raise InputError(

@@ -34,7 +34,7 @@ def info(
             "tokquant_version": tok.tokquant_version,
             "checkpoint_id": tok.checkpoint_id,
             "source": tok.source,
-            "channel": "mix" if tok.channel is None else tok.channel,
+            "channel": tok.channel,
             "num_frames": tok.num_frames,
             "frame_rate": tok.frame_rate,
             "columns": tok.columns,

@@ -60,7 +60,9 @@ def train(
     if out.exists() and not overwrite:
         raise OutputError(f"{out}: exists; pass --overwrite to replace it")
     dev = resolve_device(device)
-    items = expand_inputs([*(data or []), *(more_data or [])], input_suffixes(cfg), input_kind(cfg))
+    items = expand_inputs(
+        [*(data or []), *(more_data or [])], input_suffixes(cfg), input_kind(cfg), outputs=False
+    )
     if takes_audio(cfg) and channels is ChannelMode.split:
         items = split_channels(items, channel_count)
 
