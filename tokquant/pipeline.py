@@ -69,12 +69,45 @@ def load_features(
     return np.concatenate(list(iter_features(config, path, layout=layout, channel=channel)))
 
 
-def encode_features(checkpoint: Checkpoint, features: np.ndarray) -> np.ndarray:
-    """``[T, F]`` float32 -> ``[T, G]`` int64 codes, computed block by block."""
+def encode_features(checkpoint: Checkpoint, *chunks: np.ndarray) -> list[np.ndarray]:
+    """Codes ``[T_i, G]`` int64 of each ``[T_i, F]`` chunk, computed in one batch.
+
+    Each chunk is zero-padded to whole blocks of :data:`BLOCK_FRAMES` frames, so every
+    matrix product sees at least that many rows: BLAS kernels change their summation
+    order for a handful of rows, but above that a row's result does not depend on what
+    else is in the batch. So a file gives the same codes alone or batched with others.
+    """
     tok = checkpoint.tokenizer
-    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(tok.mean.device)
-    blocks = [tok.encode(x[s : s + BLOCK_FRAMES]) for s in range(0, x.shape[0], BLOCK_FRAMES)]
-    return torch.cat(blocks).cpu().numpy()
+    padded = []
+    for chunk in chunks:
+        pad = -chunk.shape[0] % BLOCK_FRAMES
+        padded.append(np.pad(chunk, ((0, pad), (0, 0))) if pad else chunk)
+    x = torch.from_numpy(np.ascontiguousarray(np.concatenate(padded), dtype=np.float32))
+    codes = tok.encode(x.to(tok.mean.device)).cpu().numpy()
+    out, start = [], 0
+    for chunk, p in zip(chunks, padded, strict=True):
+        out.append(codes[start : start + chunk.shape[0]])
+        start += p.shape[0]
+    return out
+
+
+def write_token_file(
+    checkpoint: Checkpoint, out_path: Path, codes: np.ndarray, *, source: str,
+    channel: int | None = None,
+) -> None:  # fmt: skip
+    tok = checkpoint.tokenizer
+    config = tok.config
+    write_tokens(
+        out_path,
+        codes,
+        checkpoint_id=checkpoint.id,
+        column_names=tok.column_names,
+        cardinalities=tok.column_cardinalities,
+        quantizer=tok.quantizer.config() | {"family": config.quantizer.family},
+        frame_rate=config.features.frame_rate,
+        source=source,
+        channel=channel,
+    )
 
 
 def encode_file(
@@ -88,26 +121,11 @@ def encode_file(
 ) -> np.ndarray:
     """Encode one input to one token file (written atomically); returns the codes."""
     config = checkpoint.tokenizer.config
-    codes = np.concatenate(
-        [
-            encode_features(checkpoint, chunk)
-            for chunk in iter_features(
-                config, in_path, layout=layout, channel=channel, chunk_frames=chunk_frames
-            )  # fmt: skip
-        ]
+    chunks = iter_features(
+        config, in_path, layout=layout, channel=channel, chunk_frames=chunk_frames
     )
-    tok = checkpoint.tokenizer
-    write_tokens(
-        out_path,
-        codes,
-        checkpoint_id=checkpoint.id,
-        column_names=tok.column_names,
-        cardinalities=tok.column_cardinalities,
-        quantizer=tok.quantizer.config() | {"family": config.quantizer.family},
-        frame_rate=config.features.frame_rate,
-        source=str(in_path),
-        channel=channel,
-    )
+    codes = np.concatenate([encode_features(checkpoint, chunk)[0] for chunk in chunks])
+    write_token_file(checkpoint, out_path, codes, source=str(in_path), channel=channel)
     return codes
 
 
@@ -130,13 +148,10 @@ def decode_codes(checkpoint: Checkpoint, codes: np.ndarray) -> np.ndarray:
     return tok.decode(c).cpu().numpy().astype(np.float32)
 
 
-def decode_file(
-    checkpoint: Checkpoint, in_path: Path, out_path: Path, *, audio: bool = False
-) -> int:
-    """Decode one token file to ``.npy`` features, or with ``audio`` to a Griffin-Lim wav;
-    returns its frame count."""
-    tokens = read_tokens_for(checkpoint, in_path)
-    features = decode_codes(checkpoint, tokens.codes)
+def write_decoded(checkpoint: Checkpoint, codes: np.ndarray, out_path: Path, *, audio: bool) -> int:
+    """Decode ``codes`` to ``.npy`` features, or with ``audio`` to a Griffin-Lim wav;
+    returns the frame count."""
+    features = decode_codes(checkpoint, codes)
     if audio:
         config = checkpoint.tokenizer.config
         if not takes_audio(config):
@@ -147,4 +162,28 @@ def decode_file(
         write_wav(out_path, frontend.to_audio(features), config.frontend.sample_rate)
     else:
         write_features(out_path, features)
-    return tokens.num_frames
+    return int(codes.shape[0])
+
+
+def decode_file(
+    checkpoint: Checkpoint, in_path: Path, out_path: Path, *, audio: bool = False
+) -> int:
+    """Decode one token file (see :func:`write_decoded`)."""
+    return write_decoded(
+        checkpoint, read_tokens_for(checkpoint, in_path).codes, out_path, audio=audio
+    )
+
+
+def open_corpus_for(checkpoint: Checkpoint, root: Path):  # -> Corpus
+    """Open a corpus folder and refuse it when another checkpoint made it."""
+    from tokquant.formats.corpus import Corpus
+
+    corpus = Corpus(root)
+    if corpus.checkpoint_id != checkpoint.id:
+        raise InputError(
+            f"{root}: corpus made by checkpoint {corpus.checkpoint_id[:12] or '?'}, "
+            f"not by {checkpoint.path.name} ({checkpoint.id[:12]})"
+        )
+    if corpus.cardinalities != checkpoint.tokenizer.column_cardinalities:
+        raise InputError(f"{root}: its code columns do not match the checkpoint's")
+    return corpus

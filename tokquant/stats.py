@@ -43,29 +43,64 @@ class ReconstructionStats:
 
 def column_stats(codes: np.ndarray, cardinality: int, name: str, top_k: int = 5) -> ColumnStats:
     """Usage, dead codes, entropy (bits) and perplexity of ``codes`` ``[N]``."""
-    codes = np.asarray(codes, dtype=np.int64).reshape(-1)
-    n = int(codes.size)
-    if cardinality <= DENSE_MAX:
-        counts = np.bincount(codes, minlength=cardinality)
-        nonzero = np.flatnonzero(counts)
-        values, hits = nonzero, counts[nonzero]
-    else:
-        values, hits = np.unique(codes, return_counts=True)
-    p = hits / max(n, 1)
-    entropy = float(-(p * np.log2(p)).sum()) if n else 0.0
-    order = np.lexsort((values, -hits))[:top_k]  # most frequent first, ties by code
-    return ColumnStats(
-        name=name,
-        cardinality=cardinality,
-        tokens=n,
-        used=int(values.size),
-        dead=cardinality - int(values.size),
-        usage=values.size / cardinality,
-        entropy_bits=entropy,
-        max_entropy_bits=math.log2(cardinality),
-        perplexity=2.0**entropy,
-        top=[(int(values[i]), int(hits[i])) for i in order],
-    )
+    counter = UsageCounter([cardinality])
+    counter.add(np.asarray(codes).reshape(-1, 1))
+    return counter.result([name], top_k)[0]
+
+
+class UsageCounter:
+    """Code histograms per column, accumulated file by file (memory: the histograms)."""
+
+    def __init__(self, cardinalities: list[int]) -> None:
+        self.cardinalities = cardinalities
+        self.dense = [np.zeros(c, np.int64) if c <= DENSE_MAX else None for c in cardinalities]
+        self.sparse: list[dict[int, int]] = [{} for _ in cardinalities]
+        self.tokens = 0
+
+    def add(self, codes: np.ndarray) -> None:
+        """``codes`` ``[T, G]`` integer."""
+        self.tokens += int(codes.shape[0])
+        for g, card in enumerate(self.cardinalities):
+            col = np.asarray(codes[:, g], dtype=np.int64)
+            if self.dense[g] is not None:
+                self.dense[g] += np.bincount(col, minlength=card)
+            else:
+                values, hits = np.unique(col, return_counts=True)
+                table = self.sparse[g]
+                for v, h in zip(values.tolist(), hits.tolist(), strict=True):
+                    table[v] = table.get(v, 0) + h
+
+    def histogram(self, g: int) -> tuple[np.ndarray, np.ndarray]:
+        """Codes seen in column ``g`` (ascending) and how often."""
+        if self.dense[g] is not None:
+            values = np.flatnonzero(self.dense[g])
+            return values, self.dense[g][values]
+        items = sorted(self.sparse[g].items())
+        return np.array([v for v, _ in items], np.int64), np.array([h for _, h in items], np.int64)
+
+    def result(self, names: list[str], top_k: int = 5) -> list[ColumnStats]:
+        out = []
+        for g, (name, card) in enumerate(zip(names, self.cardinalities, strict=True)):
+            values, hits = self.histogram(g)
+            n = self.tokens
+            p = hits / max(n, 1)
+            entropy = float(-(p * np.log2(p)).sum()) if n else 0.0
+            order = np.lexsort((values, -hits))[:top_k]  # most frequent first, ties by code
+            out.append(
+                ColumnStats(
+                    name=name,
+                    cardinality=card,
+                    tokens=n,
+                    used=int(values.size),
+                    dead=card - int(values.size),
+                    usage=values.size / card,
+                    entropy_bits=entropy,
+                    max_entropy_bits=math.log2(card),
+                    perplexity=2.0**entropy,
+                    top=[(int(values[i]), int(hits[i])) for i in order],
+                )
+            )
+        return out
 
 
 class ReconstructionAccumulator:

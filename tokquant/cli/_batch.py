@@ -25,6 +25,29 @@ class BatchResult:
     failures: list[str] = field(default_factory=list)
 
 
+def plan_outputs(
+    items: list[InputItem], target_of: Callable[[InputItem], Path], *, overwrite: bool
+) -> tuple[list[tuple[InputItem, Path]], int]:
+    """``(item, target)`` pairs still to write, and how many were skipped as existing."""
+    plan, skipped = [], 0
+    for item in items:
+        target = target_of(item)
+        if target.resolve() == item.path.resolve():
+            raise InputError(f"{target}: output path equals an input")
+        if target.exists() and not overwrite:
+            skipped += 1
+            continue
+        plan.append((item, target))
+    return plan, skipped
+
+
+def report(ui: Output, result: BatchResult) -> None:
+    for message in result.failures:
+        ui.failure(message)
+    if result.skipped:
+        ui.note(f"skipped {result.skipped} existing output(s); --overwrite to redo them")
+
+
 def run_per_file(
     ui: Output,
     label: str,
@@ -36,15 +59,7 @@ def run_per_file(
 ) -> BatchResult:
     """Run ``work(item, target) -> frames`` for every item whose target needs writing."""
     result = BatchResult()
-    plan = []
-    for item in items:
-        target = target_of(item)
-        if target.resolve() == item.path.resolve():
-            raise InputError(f"{target}: output path equals an input")
-        if target.exists() and not overwrite:
-            result.skipped += 1
-            continue
-        plan.append((item, target))
+    plan, result.skipped = plan_outputs(items, target_of, overwrite=overwrite)
     start = time.perf_counter()
     with ui.progress() as bar:
         task = bar.add_task(label, total=len(plan))
@@ -56,8 +71,5 @@ def run_per_file(
                 result.failures.append(str(exc))
             bar.advance(task)
     result.seconds = time.perf_counter() - start
-    for message in result.failures:
-        ui.failure(message)
-    if result.skipped:
-        ui.note(f"skipped {result.skipped} existing output(s); --overwrite to redo them")
+    report(ui, result)
     return result

@@ -16,8 +16,10 @@ from tokquant import __version__
 from tokquant.cli.decode import decode
 from tokquant.cli.encode import encode
 from tokquant.cli.info import info
+from tokquant.cli.merge import merge
 from tokquant.cli.stats import stats
 from tokquant.cli.train import train
+from tokquant.cli.verify import verify
 
 app = typer.Typer(
     name="tokquant",
@@ -46,7 +48,7 @@ def _main(
     """Global options (read again in ``main`` so errors raised early still honour --debug)."""
 
 
-for command in (train, encode, decode, stats, info):
+for command in (train, encode, decode, stats, info, verify, merge):
     app.command()(command)
 
 

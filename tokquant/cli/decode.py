@@ -15,7 +15,9 @@ from tokquant.errors import InputError
 
 def decode(
     checkpoint: Checkpoint,
-    tokens: Annotated[list[Path], typer.Argument(help="Token files, folders or list files.")],
+    tokens: Annotated[
+        list[Path], typer.Argument(help="Token files, folders, list files, or corpus folders.")
+    ],
     out: OutDir,
     audio: Annotated[
         bool,
@@ -33,13 +35,22 @@ def decode(
     """Decode token files back into features (.npy files of frames x dim) or audio."""
     from tokquant.devices import resolve_device
     from tokquant.formats.checkpoint import load_checkpoint
+    from tokquant.formats.corpus import is_corpus
     from tokquant.formats.tokens import SUFFIX
-    from tokquant.inputs import expand_inputs, output_path
-    from tokquant.pipeline import decode_file, takes_audio
+    from tokquant.inputs import InputItem, expand_inputs, output_path
+    from tokquant.pipeline import decode_file, open_corpus_for, takes_audio, write_decoded
 
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
     ckpt = load_checkpoint(checkpoint, resolve_device(device))
-    items = expand_inputs(tokens, (SUFFIX,), "token")
+    files = [t for t in tokens if not is_corpus(t)]
+    items = expand_inputs(files, (SUFFIX,), "token") if files else []
+    in_corpus = {}  # id(item) -> (corpus, key): utterances of corpus folders
+    for root in (t for t in tokens if is_corpus(t)):
+        corpus = open_corpus_for(ckpt, root)
+        for key in corpus.keys():
+            item = InputItem(root / key, Path(key + SUFFIX))
+            in_corpus[id(item)] = (corpus, key)
+            items.append(item)
     if audio and not takes_audio(ckpt.tokenizer.config):
         raise InputError(f"{checkpoint}: --audio needs a checkpoint with an audio front end")
     out_suffix = ".wav" if audio else ".npy"
@@ -48,7 +59,11 @@ def decode(
         "decode",
         items,
         lambda item: output_path(out, item, (SUFFIX,), out_suffix),
-        lambda item, target: decode_file(ckpt, item.path, target, audio=audio),
+        lambda item, target: (
+            write_decoded(ckpt, in_corpus[id(item)][0][in_corpus[id(item)][1]], target, audio=audio)
+            if id(item) in in_corpus
+            else decode_file(ckpt, item.path, target, audio=audio)
+        ),
         overwrite=overwrite,
     )
     summary = {

@@ -1,13 +1,14 @@
-"""``tokquant encode``: feature or audio files -> token files, mirroring the input tree."""
+"""``tokquant encode``: feature or audio files -> token files or a sharded corpus."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from tokquant.cli._batch import run_per_file
+from tokquant.cli._batch import BatchResult, plan_outputs, report
 from tokquant.cli._options import (
     ChannelMode,
     Channels,
@@ -29,23 +30,47 @@ def encode(
         typer.Argument(help="Feature/audio files, folders (searched recursively) or list files."),
     ],
     out: OutDir,
+    shards: Annotated[
+        bool,
+        typer.Option(
+            "--shards", help="Write a corpus (shards + manifest) instead of one file per input."
+        ),
+    ] = False,
+    shard_size: Annotated[int, typer.Option(help="Utterances per shard (with --shards).")] = 1000,
+    num_shards: Annotated[
+        int | None,
+        typer.Option(
+            help="Split the inputs over this many ranks (default: torchrun/SLURM env, else 1)."
+        ),
+    ] = None,
+    shard_index: Annotated[int | None, typer.Option(help="This rank, in [0, num-shards).")] = None,
     layout: Layout = None,
     channels: Channels = ChannelMode.mix,
+    batch_frames: Annotated[
+        int, typer.Option(help="Frames per device batch (several files packed).")
+    ] = 65536,
+    workers: Annotated[int, typer.Option(help="Background threads reading inputs.")] = 2,
     chunk_seconds: Annotated[
-        float, typer.Option(help="Audio is streamed in chunks of this length (memory bound).")
+        float, typer.Option(help="Long audio is streamed in chunks of this length (memory bound).")
     ] = 30.0,
     overwrite: Overwrite = False,
     device: Device = "cpu",
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
-    """Encode feature or audio files into token files (one per input, or per channel)."""
+    """Encode feature or audio files into token files (one per input), or into a corpus.
+
+    Running it again skips what is done: existing token files, or finished shards of a
+    corpus (a killed run resumes where it stopped, with the same bytes in the end).
+    """
+    from tokquant.batching import encode_items
     from tokquant.devices import resolve_device
     from tokquant.formats.checkpoint import load_checkpoint
     from tokquant.formats.tokens import SUFFIX
     from tokquant.frontend import channel_count
     from tokquant.inputs import expand_inputs, output_path, split_channels
-    from tokquant.pipeline import encode_file, input_kind, input_suffixes, takes_audio
+    from tokquant.pipeline import input_kind, input_suffixes, takes_audio, write_token_file
+    from tokquant.sharding import encode_corpus, rank_items, resolve_rank
 
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
     ckpt = load_checkpoint(checkpoint, resolve_device(device))
@@ -54,25 +79,52 @@ def encode(
     items = expand_inputs(inputs, suffixes, input_kind(config))
     if takes_audio(config) and channels is ChannelMode.split:
         items = split_channels(items, channel_count)
-    file_layout = layout.value if layout else config.features.layout
-    chunk_frames = max(1, round(chunk_seconds * (config.features.frame_rate or 100.0)))
-    result = run_per_file(
-        ui,
-        "encode",
-        items,
-        lambda item: output_path(out, item, suffixes, SUFFIX),
-        lambda item, target: len(
-            encode_file(
-                ckpt,
-                item.path,
-                target,
-                layout=file_layout,
-                channel=item.channel,
-                chunk_frames=chunk_frames,
+    rank, world = resolve_rank(num_shards, shard_index)
+    options = {
+        "layout": layout.value if layout else config.features.layout,
+        "batch_frames": max(1, batch_frames),
+        "workers": max(1, workers),
+        "chunk_frames": max(1, round(chunk_seconds * (config.features.frame_rate or 100.0))),
+    }
+    result = BatchResult()
+    start = time.perf_counter()
+    extra: dict[str, object] = {"rank": rank, "world_size": world}
+    if shards:
+        with ui.progress() as bar:
+            task = bar.add_task(
+                f"encode r{rank}/{world}", total=len(rank_items(items, rank, world))
+            )
+            run = encode_corpus(
+                ckpt, items, out, suffixes=suffixes, rank=rank, world=world,
+                shard_size=shard_size, overwrite=overwrite,
+                encode=lambda group: list(encode_items(ckpt, group, **options)),
+                on_item=lambda: bar.advance(task),
             )  # fmt: skip
-        ),
-        overwrite=overwrite,
-    )
+        result.done, result.frames, result.failures = run.done, run.frames, run.failures
+        extra.update(shards_written=run.written_shards, shards_resumed=run.resumed_shards)
+        if world > 1:
+            ui.note(f"rank {rank} of {world} done; run `tokquant merge {out}` when all ranks are")
+    else:
+        plan, result.skipped = plan_outputs(
+            rank_items(items, rank, world),
+            lambda item: output_path(out, item, suffixes, SUFFIX),
+            overwrite=overwrite,
+        )
+        targets = {id(item): target for item, target in plan}
+        with ui.progress() as bar:
+            task = bar.add_task("encode", total=len(plan))
+            for enc in encode_items(ckpt, [item for item, _ in plan], **options):
+                if enc.error is not None:
+                    result.failures.append(enc.error)
+                else:
+                    write_token_file(ckpt, targets[id(enc.item)], enc.codes,
+                                     source=str(enc.item.path), channel=enc.item.channel)  # fmt: skip
+                    result.done += 1
+                    result.frames += enc.codes.shape[0]
+                bar.advance(task)
+    result.seconds = time.perf_counter() - start
+    report(ui, result)
+
     cards = ckpt.tokenizer.column_cardinalities
     bits = sum((c - 1).bit_length() for c in cards)
     summary = {
@@ -84,6 +136,7 @@ def encode(
         "bits_per_frame": bits,
         "seconds": round(result.seconds, 3),
         "failures": result.failures,
+        **extra,
     }
     if json_out:
         ui.json(summary)

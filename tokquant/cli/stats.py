@@ -15,7 +15,9 @@ from tokquant.errors import InputError
 
 def stats(
     checkpoint: Checkpoint,
-    tokens: Annotated[list[Path], typer.Argument(help="Token files, folders or list files.")],
+    tokens: Annotated[
+        list[Path], typer.Argument(help="Token files, folders, list files, or corpus folders.")
+    ],
     features: Annotated[
         list[Path] | None,
         typer.Option(
@@ -34,10 +36,9 @@ def stats(
     quiet: Quiet = False,
 ) -> None:
     """Per column (RVQ level or bit group): usage, dead codes, entropy, perplexity."""
-    import numpy as np
-
     from tokquant.devices import resolve_device
     from tokquant.formats.checkpoint import load_checkpoint
+    from tokquant.formats.corpus import is_corpus
     from tokquant.formats.tokens import SUFFIX
     from tokquant.inputs import expand_inputs, strip_suffix
     from tokquant.pipeline import (
@@ -45,68 +46,79 @@ def stats(
         input_kind,
         input_suffixes,
         load_features,
+        open_corpus_for,
         read_tokens_for,
     )
-    from tokquant.stats import ReconstructionAccumulator, column_stats
+    from tokquant.stats import ReconstructionAccumulator, UsageCounter
 
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
     ckpt = load_checkpoint(checkpoint, resolve_device(device))
-    items = expand_inputs(tokens, (SUFFIX,), "token")
     config = ckpt.tokenizer.config
+    # Units: (label, name used to pair with --features, loader of (codes, channel)).
+    units = []
+    files = [t for t in tokens if not is_corpus(t)]
+    for item in expand_inputs(files, (SUFFIX,), "token") if files else []:
+
+        def from_file(path=item.path):
+            tok = read_tokens_for(ckpt, path)
+            return tok.codes, tok.channel
+
+        units.append((str(item.path), strip_suffix(item.key, (SUFFIX,)).name, from_file))
+    for root in (t for t in tokens if is_corpus(t)):
+        corpus = open_corpus_for(ckpt, root)
+        for u in corpus.utterances():
+            channel = int(u.source.rsplit("#ch", 1)[1]) if "#ch" in u.source else None
+
+            def from_corpus(corpus=corpus, key=u.key, channel=channel):
+                return corpus[key], channel
+
+            units.append((f"{root}:{u.key}", u.key.rsplit("/", 1)[-1], from_corpus))
     file_layout = layout.value if layout else config.features.layout
     suffixes = input_suffixes(config)
     feature_items = expand_inputs(features, suffixes, input_kind(config)) if features else None
-    if feature_items is not None and len(feature_items) != len(items):
+    if feature_items is not None and len(feature_items) != len(units):
         raise InputError(
-            f"--features names {len(feature_items)} file(s) for {len(items)} token file(s)"
+            f"--features names {len(feature_items)} file(s) for {len(units)} tokenized input(s)"
         )
 
-    codes_per_file = []
+    tok_model = ckpt.tokenizer
+    usage = UsageCounter(tok_model.column_cardinalities)
     recon = ReconstructionAccumulator()
     with ui.progress() as bar:
-        task = bar.add_task("stats", total=len(items))
-        for i, item in enumerate(items):
-            tok = read_tokens_for(ckpt, item.path)
-            codes_per_file.append(tok.codes)
+        task = bar.add_task("stats", total=len(units))
+        for i, (label, name, load) in enumerate(units):
+            codes, channel = load()
+            usage.add(codes)
             if feature_items is not None:
                 feat_item = feature_items[i]
-                token_name = strip_suffix(item.key, (SUFFIX,)).name
-                if tok.channel is not None:
-                    token_name = token_name.removesuffix(f".ch{tok.channel}")
-                if strip_suffix(feat_item.key, suffixes).name != token_name:
+                if channel is not None:
+                    name = name.removesuffix(f".ch{channel}")
+                if strip_suffix(feat_item.key, suffixes).name != name:
+                    raise InputError(f"{feat_item.path}: does not pair with {label} (names differ)")
+                ref = load_features(config, feat_item.path, layout=file_layout, channel=channel)
+                if ref.shape[0] != codes.shape[0]:
                     raise InputError(
-                        f"{feat_item.path}: does not pair with {item.path} (names differ)"
+                        f"{feat_item.path}: {ref.shape[0]} frames, {label} has {codes.shape[0]}"
                     )
-                ref = load_features(config, feat_item.path, layout=file_layout, channel=tok.channel)
-                if ref.shape[0] != tok.num_frames:
-                    raise InputError(
-                        f"{feat_item.path}: {ref.shape[0]} frames, {item.path} has {tok.num_frames}"
-                    )
-                recon.add(ref, decode_codes(ckpt, tok.codes))
+                recon.add(ref, decode_codes(ckpt, codes))
             bar.advance(task)
-    codes = np.concatenate(codes_per_file)
-    tok_model = ckpt.tokenizer
-    columns = [
-        column_stats(codes[:, g], card, name, top_k=top)
-        for g, (name, card) in enumerate(
-            zip(tok_model.column_names, tok_model.column_cardinalities, strict=True)
-        )
-    ]
+    columns = usage.result(tok_model.column_names, top)
+    items = units
     result = {
         "files": len(items),
-        "frames": int(codes.shape[0]),
+        "frames": usage.tokens,
         "checkpoint_id": ckpt.id,
         "columns": [c.to_dict() for c in columns],
     }
     if feature_items is not None:
         result["reconstruction"] = recon.result().to_dict()
     if plot is not None:
-        _plot_usage(plot, codes, columns)
+        _plot_usage(plot, usage, columns)
     if json_out:
         ui.json(result)
         return
     ui.table(
-        f"codebook usage: {len(items)} file(s), {codes.shape[0]} frames",
+        f"codebook usage: {len(items)} input(s), {usage.tokens} frames",
         ["column", "codes", "used", "usage", "dead", "entropy (bits)", "perplexity", "top codes"],
         [
             [c.name, c.cardinality, c.used, f"{100 * c.usage:.2f}%", c.dead,
@@ -122,7 +134,7 @@ def stats(
                  [[r.frames, f"{r.mse:.5g}", snr, f"{r.cosine:.4f}"]])  # fmt: skip
 
 
-def _plot_usage(path: Path, codes, columns) -> None:
+def _plot_usage(path: Path, usage, columns) -> None:
     try:
         import matplotlib
 
@@ -130,13 +142,11 @@ def _plot_usage(path: Path, codes, columns) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise InputError("--plot needs matplotlib: pip install 'tokquant[plot]'") from None
-    import numpy as np
-
     from tokquant.formats._atomic import atomic_path
 
     fig, axes = plt.subplots(len(columns), 1, figsize=(8, 2.2 * len(columns)), squeeze=False)
     for g, (ax, col) in enumerate(zip(axes[:, 0], columns, strict=True)):
-        values, counts = np.unique(codes[:, g], return_counts=True)
+        values, counts = usage.histogram(g)
         ax.bar(values, counts, width=max(1.0, col.cardinality / 400), color="tab:blue")
         ax.set_xlim(-0.5, col.cardinality - 0.5)
         ax.set_title(f"{col.name}: {col.used}/{col.cardinality} used, "

@@ -30,6 +30,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are shared data
         os.replace(tmp_path, path)
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
@@ -43,3 +44,9 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` and move the result to ``path`` atomically."""
     with atomic_path(path) as tmp:
         write(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,37 @@
+"""``tokquant merge``: join the manifests written by several ranks into one corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tokquant.cli._options import JsonOut
+from tokquant.cli._output import Output
+
+
+def merge(
+    corpus: Annotated[Path, typer.Argument(help="Corpus folder the ranks wrote into.")],
+    parts: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Rank manifests to join (default: every manifest.rank*.json in it)."),
+    ] = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Write CORPUS/manifest.json from the rank manifests (all ranks must have finished)."""
+    from tokquant.formats.corpus import merge_parts
+
+    ui = Output(json_mode=json_out)
+    merged = merge_parts(corpus, parts)
+    summary = {
+        "corpus": str(corpus),
+        "shards": len(merged["shards"]),
+        "utterances": sum(s["utterances"] for s in merged["shards"]),
+        "frames": sum(s["frames"] for s in merged["shards"]),
+        "failures": len(merged.get("failures", [])),
+    }
+    if json_out:
+        ui.json(summary)
+    else:
+        ui.table("merge", list(summary), [list(summary.values())])

@@ -1,0 +1,47 @@
+"""``tokquant verify``: check a corpus against its manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tokquant.cli._options import JsonOut
+from tokquant.cli._output import Output
+
+
+def verify(
+    corpus: Annotated[Path, typer.Argument(help="Corpus folder (with manifest.json).")],
+    json_out: JsonOut = False,
+) -> None:
+    """Checksums, utterance and frame counts, keys, offsets, every code in range."""
+    from tokquant.errors import InputError
+    from tokquant.formats.corpus import Corpus, is_corpus, verify_corpus
+
+    ui = Output(json_mode=json_out)
+    if not is_corpus(corpus):
+        raise InputError(f"{corpus}: not a corpus folder (no manifest.json)")
+    problems = verify_corpus(corpus)
+    opened = Corpus(corpus)
+    summary = {
+        "corpus": str(corpus),
+        "shards": len(opened.shards),
+        "utterances": len(opened),
+        "frames": sum(u.frames for u in opened.utterances()),
+        "checkpoint_id": opened.checkpoint_id,
+        "problems": problems,
+        "ok": not problems,
+    }
+    if json_out:
+        ui.json(summary)
+    else:
+        for problem in problems:
+            ui.failure(f"{corpus}/{problem}")
+        ui.table(
+            "verify",
+            ["corpus", "shards", "utterances", "frames", "problems"],
+            [[corpus, summary["shards"], summary["utterances"], summary["frames"], len(problems)]],
+        )
+    if problems:
+        raise typer.Exit(1)
