@@ -122,7 +122,7 @@ def encode_corpus(
         part = corpus_format.read_manifest(part_path)
         if part.get("plan") != plan:
             raise InputError(
-                f"{out_dir}: holds an unfinished run over other inputs or another checkpoint; "
+                f"{out_dir}: holds a run over other inputs, shard size or checkpoint; "
                 f"pass --overwrite to start again"
             )
     if part is None:

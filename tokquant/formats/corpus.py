@@ -28,7 +28,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,13 +59,13 @@ def is_corpus(path: Path) -> bool:
 
 def check_key(key: str) -> str:
     """Refuse keys that could escape an output folder."""
-    p = PurePosixPath(key)
+    parts = key.split("/")
     if (
         not key
         or key.startswith("/")
         or "\\" in key
-        or any(part in ("..", "") for part in p.parts)
         or "\0" in key
+        or any(part in ("", ".", "..") for part in parts)
     ):
         raise FormatError(f"corpus key {key!r} is not a safe relative path")
     return key
