@@ -36,7 +36,9 @@ def many_files(root: Path, count: int, dim: int = 12, frames=(5, 400), seed: int
 
 
 def tree_bytes(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 # ---------------------------------------------------------------- batching
@@ -63,14 +65,18 @@ def test_batched_audio_codes_equal_each_file_alone(tmp_path):
     ckpt = load_checkpoint(ckpt_path)
     items = expand_inputs([SAMPLES], (".flac",), "audio")
     for r in encode_items(ckpt, items, batch_frames=1500, workers=2):
-        assert np.array_equal(r.codes, encode_file(ckpt, r.item.path, tmp_path / "x.tokens.safetensors"))
+        assert np.array_equal(
+            r.codes, encode_file(ckpt, r.item.path, tmp_path / "x.tokens.safetensors")
+        )
 
 
 def test_a_bad_file_in_a_batch_fails_alone(tmp_path, trained):
     files = many_files(tmp_path / "in", 6)
     np.save(files / "spk0" / "utt0002.npy", np.zeros((4, 3), np.float32))
     ckpt = load_checkpoint(trained)
-    results = list(encode_items(ckpt, expand_inputs([files], SUFFIXES, "feature"), batch_frames=10_000))
+    results = list(
+        encode_items(ckpt, expand_inputs([files], SUFFIXES, "feature"), batch_frames=10_000)
+    )
     bad = [r for r in results if r.error]
     assert len(bad) == 1 and "utt0002.npy: features have dim 3" in bad[0].error
     assert all(r.codes is not None for r in results if not r.error)
@@ -118,7 +124,17 @@ def test_bad_rank_settings(flags, env, message):
 
 def test_corpus_roundtrip_random_access_and_iteration(tmp_path, trained):
     files = many_files(tmp_path / "in", 17)
-    res = run_cli("encode", trained, files, "--out", tmp_path / "corpus", "--shards", "--shard-size", "5", "--json")
+    res = run_cli(
+        "encode",
+        trained,
+        files,
+        "--out",
+        tmp_path / "corpus",
+        "--shards",
+        "--shard-size",
+        "5",
+        "--json",
+    )
     assert res.code == 0, res.err
     assert json.loads(res.out)["shards_written"] == 4
     run_cli("encode", trained, files, "--out", tmp_path / "tok")
@@ -127,7 +143,9 @@ def test_corpus_roundtrip_random_access_and_iteration(tmp_path, trained):
     keys = [f"spk{i % 3}/utt{i:04d}" for i in range(17)]
     assert sorted(corpus.keys()) == sorted(keys)
     for key in reversed(keys):  # random access, any order
-        assert np.array_equal(corpus[key], read_tokens(tmp_path / "tok" / f"{key}.tokens.safetensors").codes)
+        assert np.array_equal(
+            corpus[key], read_tokens(tmp_path / "tok" / f"{key}.tokens.safetensors").codes
+        )
     assert [k for k, _ in corpus] == corpus.keys()
     sources = {u.key: u.source for u in corpus.utterances()}
     assert sources["spk1/utt0004"] == str(files / "spk1" / "utt0004.npy")
@@ -143,7 +161,9 @@ def test_decode_and_stats_accept_a_corpus(tmp_path, trained):
     assert run_cli("decode", trained, tmp_path / "corpus", "--out", tmp_path / "dc").code == 0
     assert run_cli("decode", trained, tmp_path / "tok", "--out", tmp_path / "dt").code == 0
     assert tree_bytes(tmp_path / "dc") == tree_bytes(tmp_path / "dt")
-    a = json.loads(run_cli("stats", trained, tmp_path / "corpus", "--features", files, "--json").out)
+    a = json.loads(
+        run_cli("stats", trained, tmp_path / "corpus", "--features", files, "--json").out
+    )
     b = json.loads(run_cli("stats", trained, tmp_path / "tok", "--features", files, "--json").out)
     assert a["columns"] == b["columns"] and a["reconstruction"] == b["reconstruction"]
 
@@ -232,7 +252,9 @@ def test_sigkill_at_any_moment_then_resume_is_byte_identical(tmp_path, trained):
     killed_mid_run = 0
     for attempt, delay in enumerate([0.2, 0.5, 0.8, 1.2, 1.6]):
         out = tmp_path / f"run{attempt}"
-        proc = subprocess.Popen(_encode_cmd(trained, files, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            _encode_cmd(trained, files, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         # wait for the first finished shard (or the delay), then kill without warning
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
@@ -265,9 +287,24 @@ def test_rerun_of_a_finished_corpus_writes_nothing(tmp_path, trained):
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     res = run_cli("encode", trained, files, "--out", out, "--shards", "--shard-size", "2", "--json")
     assert json.loads(res.out)["shards_written"] == 0
-    assert all(before[p.name] == p.stat().st_mtime_ns for p in out.iterdir() if p.suffix == ".safetensors")
+    assert all(
+        before[p.name] == p.stat().st_mtime_ns for p in out.iterdir() if p.suffix == ".safetensors"
+    )
     res = run_cli("encode", trained, files, "--out", out, "--shards", "--shard-size", "3")
     assert res.code == 2 and "holds a run over other inputs, shard size or checkpoint" in res.err
-    res = run_cli("encode", trained, files, "--out", out, "--shards", "--shard-size", "3", "--overwrite", "--json")
+    res = run_cli(
+        "encode",
+        trained,
+        files,
+        "--out",
+        out,
+        "--shards",
+        "--shard-size",
+        "3",
+        "--overwrite",
+        "--json",
+    )
     assert res.code == 0 and json.loads(res.out)["shards_written"] == 2
-    assert sorted(p.name for p in out.glob("shard-*")) == [corpus_format.shard_name(0, j) for j in range(2)]
+    assert sorted(p.name for p in out.glob("shard-*")) == [
+        corpus_format.shard_name(0, j) for j in range(2)
+    ]

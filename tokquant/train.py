@@ -19,9 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tokquant import distributed
 from tokquant.config import TokenizerConfig
 from tokquant.errors import InputError
 from tokquant.quantizers import RVQ
+from tokquant.quantizers.binary import BinaryQuantizer
 from tokquant.tokenizer import Tokenizer
 
 ProgressCallback = Callable[[int, dict[str, float]], None]
@@ -79,6 +81,9 @@ def train_tokenizer(
     """Train on ``frames`` ``[N, F]`` float32 and return the fitted tokenizer.
 
     ``config.features.dim`` is filled in from the data when unset; a set value must match.
+    In a torch.distributed run every rank passes the same ``frames`` and trains on its
+    slice of each batch (see :mod:`tokquant.distributed`); all ranks end with the same
+    parameters.
     """
     device = torch.device(device)
     if frames.ndim != 2 or frames.shape[0] < 2:
@@ -90,6 +95,7 @@ def train_tokenizer(
     elif config.features.dim != dim:
         raise InputError(f"features have dim {dim}, config features.dim is {config.features.dim}")
     tc = config.train
+    rank, world_size = distributed.world()
     torch.manual_seed(tc.seed)
     gen = torch.Generator().manual_seed(tc.seed)
     train_x, val_x = split_frames(frames, tc.val_fraction, gen)
@@ -108,14 +114,22 @@ def train_tokenizer(
         tokenizer.quantizer.init_from_data(z, iters=tc.kmeans_iters, generator=gen)
 
     optimizer = torch.optim.AdamW(tokenizer.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    batch = min(tc.batch_frames, train_x.shape[0])
+    if world_size > 1:
+        if batch % world_size:
+            raise InputError(
+                f"batch of {batch} frames does not split over {world_size} ranks; "
+                f"use a multiple of {world_size}"
+            )
+        if isinstance(tokenizer.quantizer, BinaryQuantizer):
+            tokenizer.quantizer.batch_reduce = distributed.all_reduce_sum
+    share = batch // world_size
     tokenizer.train()
     history: list[dict[str, float]] = []
     last: dict[str, float] = {}
     for step in range(1, tc.steps + 1):
-        idx = torch.randint(
-            train_x.shape[0], (min(tc.batch_frames, train_x.shape[0]),), generator=gen
-        )
-        x = train_x[idx].to(device)
+        idx = torch.randint(train_x.shape[0], (batch,), generator=gen)
+        x = train_x[idx[rank * share : (rank + 1) * share]].to(device)
         recon, out = tokenizer(x)
         recon_loss = F.mse_loss(recon, tokenizer.normalize(x))
         loss = recon_loss + out.aux_loss
@@ -123,14 +137,20 @@ def train_tokenizer(
             raise FloatingPointError(f"training loss became {loss.item()} at step {step}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if world_size > 1:
+            distributed.average_gradients(tokenizer, world_size)
         optimizer.step()
         last = {"loss": loss.item(), "recon_mse": recon_loss.item()}
+        if world_size > 1:
+            last = {k: distributed.mean_over_ranks(v, world_size) for k, v in last.items()}
         if val_x.shape[0] and (step % tc.eval_every == 0 or step == tc.steps):
             last.update(evaluate(tokenizer, val_x))
             history.append({"step": step, **last})
         if progress is not None:
             progress(step, last)
     tokenizer.eval()
+    if isinstance(tokenizer.quantizer, BinaryQuantizer):
+        tokenizer.quantizer.batch_reduce = None
     final = evaluate(tokenizer, val_x if val_x.shape[0] else train_x)
     summary = {
         "steps": tc.steps,

@@ -33,18 +33,15 @@ def train(
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
-    """Train a tokenizer (front end, normalisation, projections, quantizer); write a checkpoint."""
-    import numpy as np
+    """Train a tokenizer (front end, normalisation, projections, quantizer); write a checkpoint.
 
+    Under torchrun (WORLD_SIZE > 1) the ranks split every batch and rank 0 writes the
+    checkpoint; the result equals one process training on the whole batch.
+    """
+    from tokquant import distributed
     from tokquant.config import TokenizerConfig
     from tokquant.devices import resolve_device
-    from tokquant.formats.checkpoint import save_checkpoint
-    from tokquant.frontend import channel_count
-    from tokquant.inputs import expand_inputs, split_channels
-    from tokquant.pipeline import input_kind, input_suffixes, load_features, takes_audio
-    from tokquant.train import train_tokenizer
 
-    ui = Output(json_mode=json_out, quiet=quiet or json_out)
     cfg = TokenizerConfig.from_yaml(config)
     for key, value in (
         ("steps", steps),
@@ -60,6 +57,27 @@ def train(
     if out.exists() and not overwrite:
         raise OutputError(f"{out}: exists; pass --overwrite to replace it")
     dev = resolve_device(device)
+    joined = distributed.init_from_env(dev)
+    rank, _ = distributed.world()
+    ui = Output(json_mode=json_out, quiet=quiet or json_out or rank > 0)
+    try:
+        _train(ui, cfg, dev, out, data, more_data, channels, json_out, rank)
+    finally:
+        if joined:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _train(ui, cfg, dev, out, data, more_data, channels, json_out, rank) -> None:
+    import numpy as np
+
+    from tokquant.formats.checkpoint import save_checkpoint
+    from tokquant.frontend import channel_count
+    from tokquant.inputs import expand_inputs, split_channels
+    from tokquant.pipeline import input_kind, input_suffixes, load_features, takes_audio
+    from tokquant.train import train_tokenizer
+
     items = expand_inputs(
         [*(data or []), *(more_data or [])], input_suffixes(cfg), input_kind(cfg), outputs=False
     )
@@ -90,6 +108,8 @@ def train(
 
         result = train_tokenizer(cfg, frames, device=dev, progress=on_step)
 
+    if rank > 0:
+        return
     summary = {k: v for k, v in result.summary.items() if k != "history"}
     # Wall time stays out of the file so the same seed gives the same checkpoint id.
     saved = {k: v for k, v in result.summary.items() if k != "seconds"}

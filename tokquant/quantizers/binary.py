@@ -86,6 +86,8 @@ class BinaryQuantizer(Quantizer):
         self.diversity_gamma = float(diversity_gamma)
         self.entropy = entropy
         self.group_size = group_size
+        #: Set by data-parallel training to sum batch statistics over processes.
+        self.batch_reduce: Fq.BatchReduce | None = None
 
     # Quantizer interface -----------------------------------------------------------------
 
@@ -178,10 +180,15 @@ class BinaryQuantizer(Quantizer):
     def _entropies(
         self, z: torch.Tensor, inv_temperature: float
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        reduce = self.batch_reduce
         if self.entropy_mode == "exact":
-            return Fq.exact_entropies(z, self.code_scale, inv_temperature, log_floor=SEED_LOG_FLOOR)
+            return Fq.exact_entropies(
+                z, self.code_scale, inv_temperature, log_floor=SEED_LOG_FLOOR, reduce=reduce
+            )
         u = Fq.bit_logits(z, self.code_scale, inv_temperature)
-        return Fq.factorized_sample_entropy(u), Fq.grouped_codebook_entropy(u, self.group_size)
+        return Fq.factorized_sample_entropy(u), Fq.grouped_codebook_entropy(
+            u, self.group_size, reduce=reduce
+        )
 
     @torch.no_grad()
     def _metrics(

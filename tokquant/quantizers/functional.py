@@ -31,6 +31,18 @@ EXACT_MAX_BITS = 20
 #: Upper bound on elements of any N x 2^g (or N x K) intermediate built in one chunk.
 DEFAULT_CHUNK_ELEMENTS = 1 << 24
 
+#: Sums a tensor over the processes of a data-parallel run (identity when alone). The
+#: codebook entropy is a function of the batch-mean distribution, so with the batch split
+#: over ranks that mean must be formed from every rank's sum, not averaged afterwards.
+BatchReduce = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _global_mean(prob_sum: torch.Tensor, n: int, reduce: BatchReduce | None) -> torch.Tensor:
+    if reduce is None:
+        return prob_sum / n
+    count = reduce(torch.tensor(float(n), dtype=prob_sum.dtype, device=prob_sum.device))
+    return reduce(prob_sum) / count
+
 
 def column_widths(code_dim: int) -> list[int]:
     """Bits per code column: full 32-bit columns first, the remainder last."""
@@ -127,6 +139,7 @@ def exact_entropies(
     *,
     log_floor: float = 1e-5,
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    reduce: BatchReduce | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample and codebook entropy (nats) from the full softmax over all 2^D codes.
 
@@ -135,6 +148,7 @@ def exact_entropies(
         scale: code magnitude (``1/sqrt(D)`` for BSQ, ``s`` for LFQ).
         log_floor: SpeechBrain clamps probabilities at 1e-5 inside the log; 0 gives the
             true entropy.
+        reduce: cross-process sum for the batch-mean distribution (see BatchReduce).
 
     Returns:
         ``(mean per-row entropy, entropy of the batch-mean distribution)``, scalars.
@@ -153,7 +167,7 @@ def exact_entropies(
         return _entropy(prob, log_floor).sum(), prob.sum(0)
 
     entropy_sum, prob_sum = _chunked_row_sums(chunk_terms, x, d, chunk_elements)
-    return entropy_sum / n, _entropy(prob_sum / n, log_floor)
+    return entropy_sum / n, _entropy(_global_mean(prob_sum, n, reduce), log_floor)
 
 
 def group_bounds(code_dim: int, group_size: int) -> list[tuple[int, int]]:
@@ -166,6 +180,7 @@ def grouped_codebook_entropy(
     group_size: int,
     *,
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    reduce: BatchReduce | None = None,
 ) -> torch.Tensor:
     """Sum over bit groups of the entropy (nats) of each group's batch-mean marginal.
 
@@ -194,7 +209,7 @@ def grouped_codebook_entropy(
             return rows.new_zeros(()), log_p.exp().sum(0)
 
         _, prob_sum = _chunked_row_sums(chunk_terms, u[:, start:stop], width, chunk_elements)
-        total = total + _entropy(prob_sum / n, 0.0)
+        total = total + _entropy(_global_mean(prob_sum, n, reduce), 0.0)
     return total
 
 

@@ -1,0 +1,58 @@
+"""Data-parallel training across processes (torchrun; gloo on CPU, nccl on CUDA).
+
+Every rank holds the same data and draws the same global batch indices, then keeps its
+own slice, so N ranks with B/N frames each see exactly the batch one process with B
+frames would. What couples the slices is summed over ranks: the batch-mean distribution
+of the codebook entropy (inside the forward, with autograd) and the gradients (averaged
+after backward). Losses that are means over frames need nothing more: the mean of equal
+slices' means is the batch mean.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def world() -> tuple[int, int]:
+    """``(rank, world_size)`` of the initialised process group, ``(0, 1)`` without one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_from_env(device: torch.device) -> bool:
+    """Join the process group torchrun describes (``WORLD_SIZE`` > 1); True if joined here."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return False
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return True
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum over ranks, differentiable (backward sums the gradients over ranks too)."""
+    from torch.distributed.nn.functional import all_reduce
+
+    return all_reduce(tensor)
+
+
+def average_gradients(module: torch.nn.Module, world_size: int) -> None:
+    import torch.distributed as dist
+
+    for param in module.parameters():
+        if param.grad is not None:
+            dist.all_reduce(param.grad)
+            param.grad.div_(world_size)
+
+
+def mean_over_ranks(value: float, world_size: int) -> float:
+    import torch.distributed as dist
+
+    t = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(t)
+    return float(t.item()) / world_size
