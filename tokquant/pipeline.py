@@ -1,9 +1,9 @@
 """File-level operations the CLI loops over: one input file in, one token file out.
 
 An input is a feature file, or an audio file when the checkpoint has a front end. Audio
-is streamed in chunks; the tokenizer encodes frames in blocks of
-:data:`~tokquant.frontend.BLOCK_FRAMES` aligned to the start of the input, so the codes of
-a frame never depend on how much of the file was in memory with it.
+is streamed in chunks of whole blocks (see :mod:`tokquant.frontend`), and the tokenizer
+pads what it encodes (see :func:`encode_features`), so the codes of a frame never depend
+on how much of the file, or of other files, was in memory with it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ from tokquant.formats.checkpoint import Checkpoint
 from tokquant.formats.features import SUFFIXES as FEATURE_SUFFIXES
 from tokquant.formats.features import read_features, write_features
 from tokquant.formats.tokens import TokenFile, read_tokens, write_tokens
-from tokquant.frontend import BLOCK_FRAMES, DEFAULT_CHUNK_FRAMES, FrontEnd, stream_features
+from tokquant.frontend import DEFAULT_CHUNK_FRAMES, FrontEnd, stream_features
+
+#: Every chunk is padded to a multiple of this many frames before the tokenizer runs.
+PAD_FRAMES = 64
 
 
 def takes_audio(config: TokenizerConfig) -> bool:
@@ -72,15 +75,15 @@ def load_features(
 def encode_features(checkpoint: Checkpoint, *chunks: np.ndarray) -> list[np.ndarray]:
     """Codes ``[T_i, G]`` int64 of each ``[T_i, F]`` chunk, computed in one batch.
 
-    Each chunk is zero-padded to whole blocks of :data:`BLOCK_FRAMES` frames, so every
-    matrix product sees at least that many rows: BLAS kernels change their summation
-    order for a handful of rows, but above that a row's result does not depend on what
-    else is in the batch. So a file gives the same codes alone or batched with others.
+    Each chunk is zero-padded to a multiple of :data:`PAD_FRAMES` frames, so every matrix
+    product sees at least that many rows: BLAS kernels change their summation order for a
+    handful of rows (seen below 8 here), but above that a row's result does not depend on
+    what else is in the batch. So a file gives the same codes alone or batched.
     """
     tok = checkpoint.tokenizer
     padded = []
     for chunk in chunks:
-        pad = -chunk.shape[0] % BLOCK_FRAMES
+        pad = -chunk.shape[0] % PAD_FRAMES
         padded.append(np.pad(chunk, ((0, pad), (0, 0))) if pad else chunk)
     x = torch.from_numpy(np.ascontiguousarray(np.concatenate(padded), dtype=np.float32))
     codes = tok.encode(x.to(tok.mean.device)).cpu().numpy()
