@@ -457,3 +457,23 @@ def test_real_process_error_has_no_traceback(tmp_path):
     )  # fmt: skip
     assert res.returncode == 2
     assert res.stderr.strip() == f"error: {tmp_path / 'missing.safetensors'}: file not found"
+
+
+def test_device_resolution(monkeypatch):
+    from tokquant.devices import resolve_device
+    from tokquant.errors import DeviceError
+
+    assert resolve_device("cpu").type == "cpu" and resolve_device(" CPU ").type == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto").type == "cpu"
+    with pytest.raises(DeviceError, match="CUDA is not available"):
+        resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert resolve_device("cuda:3") == torch.device("cuda", 3)
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    assert resolve_device("cuda") == torch.device("cuda", 2)  # torchrun: one GPU per rank
+    assert resolve_device("auto") == torch.device("cuda", 2)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(DeviceError, match="only 4 CUDA device"):
+        resolve_device("cuda:4")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import torch
@@ -10,10 +11,15 @@ from tokquant.errors import DeviceError
 
 
 def resolve_device(spec: str) -> torch.device:
-    """``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when present, else CPU)."""
+    """``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when present, else CPU).
+
+    Plain ``cuda`` (or ``auto``) under torchrun means this process's GPU, ``LOCAL_RANK``.
+    """
     spec = spec.strip().lower()
     if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cuda" and "LOCAL_RANK" in os.environ:
+        spec = f"cuda:{os.environ['LOCAL_RANK']}"
     if spec == "cpu":
         return torch.device("cpu")
     match = re.fullmatch(r"cuda(?::(\d+))?", spec)
