@@ -244,40 +244,49 @@ def _encode_cmd(trained: Path, files: Path, out: Path) -> list[str]:
             "--shards", "--shard-size", "3", "--workers", "1", "--batch-frames", "64", "-q"]  # fmt: skip
 
 
+def _listed_shards(part: Path) -> int:
+    try:
+        return len(json.loads(part.read_text())["shards"])
+    except (OSError, ValueError):  # not there yet
+        return 0
+
+
 def test_sigkill_at_any_moment_then_resume_is_byte_identical(tmp_path, trained):
-    files = many_files(tmp_path / "in", 90, frames=(1500, 2500))
+    files = many_files(tmp_path / "in", 120, frames=(3000, 5000))
     reference = tmp_path / "reference"
     subprocess.run(_encode_cmd(trained, files, reference), check=True, capture_output=True)
     expected = tree_bytes(reference)
+    total_shards = len(json.loads((reference / "manifest.json").read_text())["shards"])
     killed_mid_run = 0
-    for attempt, delay in enumerate([0.2, 0.5, 0.8, 1.2, 1.6]):
+    # kill before any output, then after 1, 7 and 20 finished shards, then while a shard
+    # is being written (a few ms after the manifest grows)
+    for attempt, (after_shards, extra_sleep) in enumerate(
+        [(0, 0.3), (1, 0), (7, 0), (20, 0), (4, 0.004)]
+    ):
         out = tmp_path / f"run{attempt}"
-        proc = subprocess.Popen(
-            _encode_cmd(trained, files, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        # wait for the first finished shard (or the delay), then kill without warning
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            part = out / corpus_format.part_name(0, 1)
-            if part.exists():
-                time.sleep(delay * 0.2)
+        proc = subprocess.Popen(_encode_cmd(trained, files, out), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
+        part = out / corpus_format.part_name(0, 1)
+        deadline = time.monotonic() + 120
+        while after_shards and proc.poll() is None and time.monotonic() < deadline:
+            if _listed_shards(part) >= after_shards:
                 break
-            time.sleep(0.01)
+            time.sleep(0.002)
+        time.sleep(extra_sleep)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        listed = _listed_shards(part)
+        killed_mid_run += 0 < listed < total_shards
+        if part.exists():
+            for shard in json.loads(part.read_text())["shards"]:  # all the manifest names is whole
+                assert corpus_format.sha256_of(out / shard["file"]) == shard["sha256"]
+            assert not (out / "manifest.json").exists()
         if out.exists():
             visible = [p for p in out.iterdir() if not p.name.startswith(".")]
-            part = out / corpus_format.part_name(0, 1)
-            if part.exists():
-                listed = json.loads(part.read_text())
-                killed_mid_run += not listed["complete"]
-                for shard in listed["shards"]:  # everything the manifest names is whole
-                    assert corpus_format.sha256_of(out / shard["file"]) == shard["sha256"]
-            assert not (out / "manifest.json").exists() or json.loads(part.read_text())["complete"]
             assert all(p.suffix in (".json", ".safetensors") for p in visible)
         subprocess.run(_encode_cmd(trained, files, out), check=True, capture_output=True)
         assert tree_bytes(out) == expected
-    assert killed_mid_run >= 2  # the kills did land in the middle of runs
+    assert killed_mid_run >= 3  # the kills did land in the middle of runs
 
 
 def test_rerun_of_a_finished_corpus_writes_nothing(tmp_path, trained):

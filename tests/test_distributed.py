@@ -45,6 +45,7 @@ def _worker(rank: int, world: int, store: str, name: str, out: str) -> None:
         if rank == 0:
             torch.save({"state": result.tokenizer.state_dict(), "history": result.summary["history"],
                         "loss": result.summary["final_loss"]}, out)  # fmt: skip
+        dist.barrier()  # nobody leaves while another rank still talks to it
     finally:
         dist.destroy_process_group()
 
