@@ -62,6 +62,8 @@ def encode_items(
     batch_frames: int = DEFAULT_BATCH_FRAMES,
     workers: int = 2,
     chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+    levels: int | None = None,
+    beam: int = 1,
 ) -> Iterator[Encoded]:
     """Yield an :class:`Encoded` per item, in order."""
     config = checkpoint.tokenizer.config
@@ -80,7 +82,10 @@ def encode_items(
             chunks = iter_features(config, item.path, layout=layout, channel=item.channel,
                                    chunk_frames=chunk_frames)  # fmt: skip
             return Encoded(
-                item, np.concatenate([encode_features(checkpoint, c)[0] for c in chunks])
+                item,
+                np.concatenate(
+                    [encode_features(checkpoint, c, levels=levels, beam=beam)[0] for c in chunks]
+                ),
             )
         except TokquantError as exc:
             return Encoded(item, error=str(exc))
@@ -108,20 +113,25 @@ def encode_items(
                 refill()
                 loaded = future.result()
                 if isinstance(loaded, Encoded):
-                    yield from _flush(checkpoint, batch)
+                    yield from _flush(checkpoint, batch, levels, beam)
                     batch, batch_size = [], 0
                     yield loaded if loaded.error is not None else stream(item)
                     continue
                 batch.append((item, loaded))
                 batch_size += loaded.shape[0]
                 continue
-            yield from _flush(checkpoint, batch)
+            yield from _flush(checkpoint, batch, levels, beam)
             batch, batch_size = [], 0
 
 
-def _flush(checkpoint: Checkpoint, batch: list[tuple[InputItem, np.ndarray]]) -> Iterator[Encoded]:
+def _flush(
+    checkpoint: Checkpoint,
+    batch: list[tuple[InputItem, np.ndarray]],
+    levels: int | None,
+    beam: int,
+) -> Iterator[Encoded]:
     if not batch:
         return
-    codes = encode_features(checkpoint, *[features for _, features in batch])
+    codes = encode_features(checkpoint, *[f for _, f in batch], levels=levels, beam=beam)
     for (item, _), c in zip(batch, codes, strict=True):
         yield Encoded(item, c)

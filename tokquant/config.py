@@ -40,6 +40,12 @@ class QuantizerConfig:
     num_embeddings: int | list[int] = 1024
     embedding_dim: int | None = None
     beta: float = 0.25
+    ema_decay: float | None = None
+    dead_code_threshold: float = 0.0
+    dead_code_window: int = 100
+    quantizer_dropout: float = 0.0
+    codebook_dim: int | None = None
+    normalized: bool = False
 
     def validate(self) -> None:
         _choice("quantizer.family", self.family, FAMILIES)
@@ -74,6 +80,21 @@ class QuantizerConfig:
             if self.embedding_dim is not None:
                 _int_range("quantizer.embedding_dim", self.embedding_dim, 1, 1 << 16)
             _non_negative("quantizer.beta", self.beta)
+            if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+                raise ConfigError(
+                    f"quantizer.ema_decay: must be null or in (0, 1), found {self.ema_decay}"
+                )
+            if not 0.0 <= self.dead_code_threshold < 1.0:
+                raise ConfigError(
+                    f"quantizer.dead_code_threshold: must be in [0, 1), found {self.dead_code_threshold}"
+                )
+            _int_range("quantizer.dead_code_window", self.dead_code_window, 1, 10**9)
+            if not 0.0 <= self.quantizer_dropout <= 1.0:
+                raise ConfigError(
+                    f"quantizer.quantizer_dropout: must be in [0, 1], found {self.quantizer_dropout}"
+                )
+            if self.codebook_dim is not None:
+                _int_range("quantizer.codebook_dim", self.codebook_dim, 1, 1 << 16)
 
     def quantizer_kwargs(self, dim: int) -> dict[str, Any]:
         """Arguments of the quantizer constructor; ``dim`` is the quantizer's input dim."""
@@ -98,6 +119,12 @@ class QuantizerConfig:
             "num_embeddings": self.num_embeddings,
             "embedding_dim": dim,
             "beta": self.beta,
+            "ema_decay": self.ema_decay,
+            "dead_code_threshold": self.dead_code_threshold,
+            "dead_code_window": self.dead_code_window,
+            "quantizer_dropout": self.quantizer_dropout,
+            "codebook_dim": self.codebook_dim,
+            "normalized": self.normalized,
         }
 
 
@@ -292,6 +319,10 @@ def _coerce(key: str, value: Any, annotation: str) -> Any:
         if "None" in kinds:
             return None
         raise ConfigError(f"{key}: must not be null")
+    if "bool" in kinds:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: must be true or false, found {value!r}")
+        return value
     if "list[int]" in kinds and isinstance(value, list):
         return [_as_int(key, v) for v in value]
     if "int" in kinds:

@@ -3,8 +3,9 @@
 Every rank holds the same data and draws the same global batch indices, then keeps its
 own slice, so N ranks with B/N frames each see exactly the batch one process with B
 frames would. What couples the slices is summed over ranks: the batch-mean distribution
-of the codebook entropy (inside the forward, with autograd) and the gradients (averaged
-after backward). Losses that are means over frames need nothing more: the mean of equal
+of the codebook entropy (inside the forward, with autograd), RVQ's EMA and dead-code
+usage statistics, and the gradients (averaged after backward); dead-code replacements
+are drawn from the gathered global batch. Losses that are means over frames need nothing more: the mean of equal
 slices' means is the batch mean.
 """
 
@@ -39,6 +40,25 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     from torch.distributed.nn.functional import all_reduce
 
     return all_reduce(tensor)
+
+
+def sum_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum over ranks, no autograd (EMA and usage statistics)."""
+    import torch.distributed as dist
+
+    out = tensor.clone()
+    dist.all_reduce(out)
+    return out
+
+
+def gather_rows(tensor: torch.Tensor) -> torch.Tensor:
+    """Every rank's rows, concatenated in rank order: the global batch (for dead-code
+    replacements drawn from the whole batch, as one process would)."""
+    import torch.distributed as dist
+
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts)
 
 
 def average_gradients(module: torch.nn.Module, world_size: int) -> None:

@@ -72,7 +72,9 @@ def load_features(
     return np.concatenate(list(iter_features(config, path, layout=layout, channel=channel)))
 
 
-def encode_features(checkpoint: Checkpoint, *chunks: np.ndarray) -> list[np.ndarray]:
+def encode_features(
+    checkpoint: Checkpoint, *chunks: np.ndarray, levels: int | None = None, beam: int = 1
+) -> list[np.ndarray]:
     """Codes ``[T_i, G]`` int64 of each ``[T_i, F]`` chunk, computed in one batch.
 
     Each chunk is zero-padded to a multiple of :data:`PAD_FRAMES` frames, so every matrix
@@ -86,7 +88,7 @@ def encode_features(checkpoint: Checkpoint, *chunks: np.ndarray) -> list[np.ndar
         pad = -chunk.shape[0] % PAD_FRAMES
         padded.append(np.pad(chunk, ((0, pad), (0, 0))) if pad else chunk)
     x = torch.from_numpy(np.ascontiguousarray(np.concatenate(padded), dtype=np.float32))
-    codes = tok.encode(x.to(tok.mean.device)).cpu().numpy()
+    codes = tok.encode(x.to(tok.mean.device), levels=levels, beam=beam).cpu().numpy()
     out, start = [], 0
     for chunk, p in zip(chunks, padded, strict=True):
         out.append(codes[start : start + chunk.shape[0]])
@@ -100,12 +102,13 @@ def write_token_file(
 ) -> None:  # fmt: skip
     tok = checkpoint.tokenizer
     config = tok.config
+    names, cards = tok.columns(codes.shape[1] if tok.config.quantizer.family == "rvq" else None)
     write_tokens(
         out_path,
         codes,
         checkpoint_id=checkpoint.id,
-        column_names=tok.column_names,
-        cardinalities=tok.column_cardinalities,
+        column_names=names,
+        cardinalities=cards,
         quantizer=tok.quantizer.config() | {"family": config.quantizer.family},
         frame_rate=config.features.frame_rate,
         source=source,
@@ -121,15 +124,29 @@ def encode_file(
     layout: str = "tc",
     channel: int | None = None,
     chunk_frames: int | None = DEFAULT_CHUNK_FRAMES,
+    levels: int | None = None,
+    beam: int = 1,
 ) -> np.ndarray:
     """Encode one input to one token file (written atomically); returns the codes."""
     config = checkpoint.tokenizer.config
     chunks = iter_features(
         config, in_path, layout=layout, channel=channel, chunk_frames=chunk_frames
     )
-    codes = np.concatenate([encode_features(checkpoint, chunk)[0] for chunk in chunks])
+    codes = np.concatenate(
+        [encode_features(checkpoint, c, levels=levels, beam=beam)[0] for c in chunks]
+    )
     write_token_file(checkpoint, out_path, codes, source=str(in_path), channel=channel)
     return codes
+
+
+def check_columns(checkpoint: Checkpoint, cardinalities: list[int], where: Path) -> None:
+    """Token columns must be the checkpoint's, or (RVQ) its first levels."""
+    full = checkpoint.tokenizer.column_cardinalities
+    prefix = bool(cardinalities) and cardinalities == full[: len(cardinalities)]
+    if cardinalities != full and not (
+        checkpoint.tokenizer.config.quantizer.family == "rvq" and prefix
+    ):
+        raise InputError(f"{where}: its code columns do not match the checkpoint's")
 
 
 def read_tokens_for(checkpoint: Checkpoint, path: Path) -> TokenFile:
@@ -140,8 +157,7 @@ def read_tokens_for(checkpoint: Checkpoint, path: Path) -> TokenFile:
             f"{path}: made by checkpoint {tokens.checkpoint_id[:12] or '?'}, "
             f"not by {checkpoint.path.name} ({checkpoint.id[:12]})"
         )
-    if tokens.cardinalities != checkpoint.tokenizer.column_cardinalities:
-        raise InputError(f"{path}: its code columns do not match the checkpoint's")
+    check_columns(checkpoint, tokens.cardinalities, path)
     return tokens
 
 
@@ -151,9 +167,22 @@ def decode_codes(checkpoint: Checkpoint, codes: np.ndarray) -> np.ndarray:
     return tok.decode(c).cpu().numpy().astype(np.float32)
 
 
-def write_decoded(checkpoint: Checkpoint, codes: np.ndarray, out_path: Path, *, audio: bool) -> int:
-    """Decode ``codes`` to ``.npy`` features, or with ``audio`` to a Griffin-Lim wav;
-    returns the frame count."""
+def write_decoded(
+    checkpoint: Checkpoint,
+    codes: np.ndarray,
+    out_path: Path,
+    *,
+    audio: bool,
+    levels: int | None = None,
+) -> int:
+    """Decode ``codes`` (RVQ: their first ``levels`` columns) to ``.npy`` features, or with
+    ``audio`` to a Griffin-Lim wav; returns the frame count."""
+    if levels is not None:
+        if levels > codes.shape[1]:
+            raise InputError(
+                f"{out_path.name}: --levels {levels}, the tokens have {codes.shape[1]}"
+            )
+        codes = codes[:, :levels]
     features = decode_codes(checkpoint, codes)
     if audio:
         config = checkpoint.tokenizer.config
@@ -169,12 +198,16 @@ def write_decoded(checkpoint: Checkpoint, codes: np.ndarray, out_path: Path, *, 
 
 
 def decode_file(
-    checkpoint: Checkpoint, in_path: Path, out_path: Path, *, audio: bool = False
+    checkpoint: Checkpoint,
+    in_path: Path,
+    out_path: Path,
+    *,
+    audio: bool = False,
+    levels: int | None = None,
 ) -> int:
     """Decode one token file (see :func:`write_decoded`)."""
-    return write_decoded(
-        checkpoint, read_tokens_for(checkpoint, in_path).codes, out_path, audio=audio
-    )
+    codes = read_tokens_for(checkpoint, in_path).codes
+    return write_decoded(checkpoint, codes, out_path, audio=audio, levels=levels)
 
 
 def open_corpus_for(checkpoint: Checkpoint, root: Path):  # -> Corpus
@@ -187,6 +220,5 @@ def open_corpus_for(checkpoint: Checkpoint, root: Path):  # -> Corpus
             f"{root}: corpus made by checkpoint {corpus.checkpoint_id[:12] or '?'}, "
             f"not by {checkpoint.path.name} ({checkpoint.id[:12]})"
         )
-    if corpus.cardinalities != checkpoint.tokenizer.column_cardinalities:
-        raise InputError(f"{root}: its code columns do not match the checkpoint's")
+    check_columns(checkpoint, corpus.cardinalities, root)
     return corpus

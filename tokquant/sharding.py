@@ -78,8 +78,8 @@ class CorpusRun:
     complete: bool = False
 
 
-def _plan_id(keys: list[str], shard_size: int, checkpoint_id: str) -> str:
-    blob = json.dumps([checkpoint_id, shard_size, keys]).encode()
+def _plan_id(keys: list[str], shard_size: int, checkpoint_id: str, cards: list[int]) -> str:
+    blob = json.dumps([checkpoint_id, shard_size, keys, cards]).encode()
     return hashlib.sha256(blob).hexdigest()
 
 
@@ -95,6 +95,7 @@ def encode_corpus(
     overwrite: bool,
     encode: Callable[[list[InputItem]], list],  # items -> list[Encoded], in order
     on_item: Callable[[], None] | None = None,
+    levels: int | None = None,
 ) -> CorpusRun:
     """Encode this rank's share of ``items`` into shards under ``out_dir`` (resumable)."""
     if shard_size < 1:
@@ -107,7 +108,8 @@ def encode_corpus(
     mine = rank_items(items, rank, world)
     keys = [item_key(it, suffixes) for it in mine]
     tok = checkpoint.tokenizer
-    plan = _plan_id(keys, shard_size, checkpoint.id)
+    names, cards = tok.columns(levels)
+    plan = _plan_id(keys, shard_size, checkpoint.id, cards)
     part_path = out_dir / corpus_format.part_name(rank, world)
     for stale in out_dir.glob(".*.tmp"):  # left by a killed run; never visible as output
         stale.unlink(missing_ok=True)
@@ -129,8 +131,7 @@ def encode_corpus(
         part = corpus_format.new_manifest(
             checkpoint_id=checkpoint.id,
             quantizer=tok.quantizer.config() | {"family": tok.config.quantizer.family},
-            columns=[{"name": n, "cardinality": c}
-                     for n, c in zip(tok.column_names, tok.column_cardinalities, strict=True)],
+            columns=[{"name": n, "cardinality": c} for n, c in zip(names, cards, strict=True)],
             frame_rate=tok.config.features.frame_rate,
         )  # fmt: skip
         part.update(rank=rank, world_size=world, plan=plan, shard_size=shard_size,
@@ -161,8 +162,7 @@ def encode_corpus(
             if on_item:
                 on_item()
         path = out_dir / name
-        corpus_format.write_shard(path, entries, checkpoint_id=checkpoint.id,
-                                  cardinalities=tok.column_cardinalities)  # fmt: skip
+        corpus_format.write_shard(path, entries, checkpoint_id=checkpoint.id, cardinalities=cards)
         part["shards"].append({
             "file": name, "sha256": corpus_format.sha256_of(path),
             "utterances": len(entries), "frames": sum(e[2] for e in listing), "entries": listing,

@@ -82,9 +82,24 @@ class Tokenizer(nn.Module):
         return self.project_out(out.quantized), out
 
     @torch.no_grad()
-    def encode(self, features: torch.Tensor) -> torch.Tensor:
-        """``[..., F]`` float features -> ``[..., G]`` int64 codes."""
-        return self.quantizer.encode(self.project_in(self.normalize(features.float())))
+    def encode(
+        self, features: torch.Tensor, *, levels: int | None = None, beam: int = 1
+    ) -> torch.Tensor:
+        """``[..., F]`` float features -> ``[..., G]`` int64 codes.
+
+        ``levels`` (RVQ) keeps the first levels only; ``beam`` (RVQ) searches with a beam.
+        """
+        z = self.project_in(self.normalize(features.float()))
+        if isinstance(self.quantizer, RVQ):
+            return self.quantizer.encode(z, num_levels=levels, beam=beam)
+        if levels is not None or beam != 1:
+            raise ValueError("levels and beam apply to RVQ tokenizers only")
+        return self.quantizer.encode(z)
+
+    def columns(self, levels: int | None = None) -> tuple[list[str], list[int]]:
+        """Names and cardinalities of the code columns (the first ``levels`` for RVQ)."""
+        names, cards = self.column_names, self.column_cardinalities
+        return (names, cards) if levels is None else (names[:levels], cards[:levels])
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:

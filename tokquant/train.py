@@ -123,6 +123,9 @@ def train_tokenizer(
             )
         if isinstance(tokenizer.quantizer, BinaryQuantizer):
             tokenizer.quantizer.batch_reduce = distributed.all_reduce_sum
+        if isinstance(tokenizer.quantizer, RVQ):
+            tokenizer.quantizer.batch_reduce = distributed.sum_over_ranks
+            tokenizer.quantizer.batch_gather = distributed.gather_rows
     share = batch // world_size
     tokenizer.train()
     history: list[dict[str, float]] = []
@@ -149,8 +152,9 @@ def train_tokenizer(
         if progress is not None:
             progress(step, last)
     tokenizer.eval()
-    if isinstance(tokenizer.quantizer, BinaryQuantizer):
-        tokenizer.quantizer.batch_reduce = None
+    tokenizer.quantizer.batch_reduce = None
+    if isinstance(tokenizer.quantizer, RVQ):
+        tokenizer.quantizer.batch_gather = None
     final = evaluate(tokenizer, val_x if val_x.shape[0] else train_x)
     summary = {
         "steps": tc.steps,

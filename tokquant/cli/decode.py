@@ -27,6 +27,9 @@ def decode(
             "vocoder, for listening checks) instead of .npy features.",
         ),
     ] = False,
+    levels: Annotated[
+        int | None, typer.Option(help="RVQ: decode with the first N levels only.")
+    ] = None,
     overwrite: Overwrite = False,
     device: Device = "cpu",
     json_out: JsonOut = False,
@@ -54,15 +57,23 @@ def decode(
     if audio and not takes_audio(ckpt.tokenizer.config):
         raise InputError(f"{checkpoint}: --audio needs a checkpoint with an audio front end")
     out_suffix = ".wav" if audio else ".npy"
+    if levels is not None and (ckpt.tokenizer.config.quantizer.family != "rvq" or levels < 1):
+        raise InputError("--levels applies to RVQ checkpoints, as a number >= 1")
     result = run_per_file(
         ui,
         "decode",
         items,
         lambda item: output_path(out, item, (SUFFIX,), out_suffix),
         lambda item, target: (
-            write_decoded(ckpt, in_corpus[id(item)][0][in_corpus[id(item)][1]], target, audio=audio)
+            write_decoded(
+                ckpt,
+                in_corpus[id(item)][0][in_corpus[id(item)][1]],
+                target,
+                audio=audio,
+                levels=levels,
+            )  # fmt: skip
             if id(item) in in_corpus
-            else decode_file(ckpt, item.path, target, audio=audio)
+            else decode_file(ckpt, item.path, target, audio=audio, levels=levels)
         ),
         overwrite=overwrite,
     )

@@ -44,6 +44,12 @@ def encode(
         ),
     ] = None,
     shard_index: Annotated[int | None, typer.Option(help="This rank, in [0, num-shards).")] = None,
+    levels: Annotated[
+        int | None, typer.Option(help="RVQ: keep the first N levels (a lower bitrate).")
+    ] = None,
+    beam: Annotated[
+        int, typer.Option(help="RVQ: beam search width (1 = greedy; larger = lower error).")
+    ] = 1,
     layout: Layout = None,
     channels: Channels = ChannelMode.mix,
     batch_frames: Annotated[
@@ -85,7 +91,10 @@ def encode(
         "batch_frames": max(1, batch_frames),
         "workers": max(1, workers),
         "chunk_frames": max(1, round(chunk_seconds * (config.features.frame_rate or 100.0))),
+        "levels": levels,
+        "beam": beam,
     }
+    _check_levels(ckpt.tokenizer, levels, beam)
     result = BatchResult()
     start = time.perf_counter()
     extra: dict[str, object] = {"rank": rank, "world_size": world}
@@ -99,6 +108,7 @@ def encode(
                 shard_size=shard_size, overwrite=overwrite,
                 encode=lambda group: list(encode_items(ckpt, group, **options)),
                 on_item=lambda: bar.advance(task),
+                levels=levels,
             )  # fmt: skip
         result.done, result.frames, result.failures = run.done, run.frames, run.failures
         extra.update(shards_written=run.written_shards, shards_resumed=run.resumed_shards)
@@ -125,7 +135,7 @@ def encode(
     result.seconds = time.perf_counter() - start
     report(ui, result)
 
-    cards = ckpt.tokenizer.column_cardinalities
+    _, cards = ckpt.tokenizer.columns(levels)
     bits = sum((c - 1).bit_length() for c in cards)
     summary = {
         "files_encoded": result.done,
@@ -149,3 +159,20 @@ def encode(
         )  # fmt: skip
     if result.failures:
         raise typer.Exit(1)
+
+
+def _check_levels(tokenizer, levels: int | None, beam: int) -> None:
+    """--levels/--beam are RVQ options with ranges; say so in one line."""
+    from tokquant.errors import InputError
+
+    rvq = tokenizer.config.quantizer.family == "rvq"
+    if (levels is not None or beam != 1) and not rvq:
+        raise InputError("--levels and --beam apply to RVQ checkpoints only")
+    if levels is not None and not 1 <= levels <= len(tokenizer.column_cardinalities):
+        raise InputError(
+            f"--levels must be in [1, {len(tokenizer.column_cardinalities)}], found {levels}"
+        )
+    if beam < 1:
+        raise InputError(f"--beam must be >= 1, found {beam}")
+    if beam > 1 and not tokenizer.quantizer.plain:
+        raise InputError("--beam needs plain RVQ levels (this checkpoint projects or normalises)")
