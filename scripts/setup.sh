@@ -9,3 +9,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[dev]"
+# Test-only peer for `tokquant import dac`: its quantizer module needs only torch and
+# einops, while the package's own dependencies (descript-audiotools) are large.
+.venv/bin/python -m pip install -q --no-deps "descript-audio-codec==1.0.0"

@@ -24,6 +24,10 @@ CONFIGS = {
                                 "entropy_loss_weight": 0.5}},
     "rvq": {"quantizer": {"family": "rvq", "num_levels": 2, "num_embeddings": 16},
             "projection": {"kind": "none"}},
+    "rvq-ema-dead-codes": {"quantizer": {"family": "rvq", "num_levels": 2, "num_embeddings": 32,
+                                         "ema_decay": 0.8, "dead_code_threshold": 0.5,
+                                         "dead_code_window": 2},
+                           "projection": {"kind": "none"}},
 }  # fmt: skip
 TRAIN = {"steps": 6, "batch_frames": 256, "lr": 1e-2, "seed": 3, "eval_every": 3, "kmeans_iters": 3}
 

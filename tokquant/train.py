@@ -138,11 +138,12 @@ def train_tokenizer(
         loss = recon_loss + out.aux_loss
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()} at step {step}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if world_size > 1:
-            distributed.average_gradients(tokenizer, world_size)
-        optimizer.step()
+        if loss.requires_grad:  # an EMA RVQ without projections learns in its forward only
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if world_size > 1:
+                distributed.average_gradients(tokenizer, world_size)
+            optimizer.step()
         last = {"loss": loss.item(), "recon_mse": recon_loss.item()}
         if world_size > 1:
             last = {k: distributed.mean_over_ranks(v, world_size) for k, v in last.items()}

@@ -15,6 +15,7 @@ import typer
 from tokquant import __version__
 from tokquant.cli.decode import decode
 from tokquant.cli.encode import encode
+from tokquant.cli.import_ import import_checkpoint
 from tokquant.cli.info import info
 from tokquant.cli.merge import merge
 from tokquant.cli.stats import stats
@@ -50,6 +51,7 @@ def _main(
 
 for command in (train, encode, decode, stats, info, verify, merge):
     app.command()(command)
+app.command(name="import")(import_checkpoint)
 
 
 def main(argv: list[str] | None = None) -> None:

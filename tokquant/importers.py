@@ -1,0 +1,175 @@
+"""Bring RVQ checkpoints from other libraries into tokquant, with the same codes.
+
+Each importer reads a plain state dict (tensors only) and returns an :class:`RVQ` whose
+``encode`` gives the peer's own codes on the same inputs:
+
+- ``vqp``: vector-quantize-pytorch ``ResidualVQ`` (Euclidean codebooks, ``codebook_dim``
+  equal to ``dim``): ``layers.{l}._codebook.embed`` ``[1, K, D]``.
+- ``encodec``: EnCodec's ``ResidualVectorQuantizer``: ``vq.layers.{l}._codebook.embed``
+  ``[K, D]`` (its codebooks search by Euclidean distance, like ours).
+- ``dac``: descript-audio-codec's ``ResidualVectorQuantize``: per level a weight-normed
+  1x1 conv into a small codebook space (``in_proj``), a cosine lookup against
+  ``codebook.weight`` ``[K, d]``, and a 1x1 conv back out (``out_proj``); weight norm is
+  folded into plain weights (``g * v / ||v||``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from tokquant.errors import FormatError
+from tokquant.quantizers import RVQ
+
+KINDS = ("vqp", "encodec", "dac")
+
+
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from ``.safetensors`` or a weights-only ``.pt``/``.pth`` (no pickle code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"{path}: file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any refusal is the file's problem
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise FormatError(f"{path}: cannot read a state dict ({first})") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise FormatError(f"{path}: not a state dict of tensors")
+    return state
+
+
+def _levels(state: dict[str, torch.Tensor], pattern: str, what: str) -> list[int]:
+    found = sorted({int(m.group(1)) for k in state if (m := re.fullmatch(pattern, k))})
+    if not found or found != list(range(len(found))):
+        shown = pattern.replace("\\", "").replace("(d+)", "{l}")
+        raise FormatError(f"not a {what} state dict (no {shown} tensors)")
+    return found
+
+
+def _need(state: dict[str, torch.Tensor], key: str, what: str) -> torch.Tensor:
+    if key not in state:
+        raise FormatError(f"{what} state dict lacks {key}")
+    return state[key].float()
+
+
+def from_vqp(state: dict[str, torch.Tensor]) -> RVQ:
+    levels = _levels(
+        state, r"layers\.(\d+)\._codebook\.embed", "vector-quantize-pytorch ResidualVQ"
+    )
+    if any(k.startswith(("project_in.", "layers.0.project_in.")) for k in state):
+        raise FormatError("ResidualVQ with codebook_dim != dim (projections) is not supported")
+    books = []
+    for lv in levels:
+        embed = _need(state, f"layers.{lv}._codebook.embed", "ResidualVQ")
+        if embed.dim() != 3 or embed.shape[0] != 1:
+            raise FormatError(
+                f"layers.{lv}._codebook.embed has shape {list(embed.shape)}; only heads=1 is supported"
+            )
+        books.append(embed[0])
+    return _plain_rvq(books)
+
+
+def from_encodec(state: dict[str, torch.Tensor]) -> RVQ:
+    prefix = "vq." if any(k.startswith("vq.layers.") for k in state) else ""
+    levels = _levels(
+        state,
+        rf"{re.escape(prefix)}layers\.(\d+)\._codebook\.embed",
+        "EnCodec ResidualVectorQuantizer",
+    )
+    if any(".project_in." in k for k in state):
+        raise FormatError("EnCodec quantizer with codebook_dim != dimension is not supported")
+    return _plain_rvq(
+        [_need(state, f"{prefix}layers.{lv}._codebook.embed", "EnCodec") for lv in levels]
+    )
+
+
+def _plain_rvq(books: list[torch.Tensor]) -> RVQ:
+    dims = {b.shape[1] for b in books}
+    if len(dims) != 1:
+        raise FormatError(f"codebooks have different dims {sorted(dims)}")
+    rvq = RVQ(len(books), [b.shape[0] for b in books], dims.pop())
+    with torch.no_grad():
+        for level, book in enumerate(books):
+            rvq.codebooks[level].copy_(book)
+    return rvq
+
+
+def _weight(state: dict[str, torch.Tensor], prefix: str) -> torch.Tensor:
+    """A conv weight, with weight norm (old or parametrization style) folded in."""
+    if f"{prefix}.weight" in state:
+        w = state[f"{prefix}.weight"].float()
+    else:
+        g_key, v_key = f"{prefix}.weight_g", f"{prefix}.weight_v"
+        if g_key not in state:
+            g_key = f"{prefix}.parametrizations.weight.original0"
+            v_key = f"{prefix}.parametrizations.weight.original1"
+        g, v = _need(state, g_key, "DAC"), _need(state, v_key, "DAC")
+        norm = v.flatten(1).norm(dim=1).reshape(-1, *([1] * (v.dim() - 1)))
+        w = g * v / norm
+    if w.dim() == 3:
+        if w.shape[2] != 1:
+            raise FormatError(f"{prefix} is a conv with kernel {w.shape[2]}; DAC uses 1x1")
+        w = w[:, :, 0]
+    return w
+
+
+def from_dac(state: dict[str, torch.Tensor]) -> RVQ:
+    levels = _levels(
+        state, r"quantizers\.(\d+)\.codebook\.weight", "descript-audio-codec ResidualVectorQuantize"
+    )
+    books = [_need(state, f"quantizers.{lv}.codebook.weight", "DAC") for lv in levels]
+    w_in = [_weight(state, f"quantizers.{lv}.in_proj") for lv in levels]
+    dim = w_in[0].shape[1]
+    codebook_dim = books[0].shape[1]
+    rvq = RVQ(
+        len(levels), [b.shape[0] for b in books], dim, codebook_dim=codebook_dim, normalized=True
+    )
+    with torch.no_grad():
+        for lv in levels:
+            rvq.codebooks[lv].copy_(books[lv])
+            rvq.project_in[lv].weight.copy_(w_in[lv])
+            rvq.project_in[lv].bias.copy_(_need(state, f"quantizers.{lv}.in_proj.bias", "DAC"))
+            rvq.project_out[lv].weight.copy_(_weight(state, f"quantizers.{lv}.out_proj"))
+            rvq.project_out[lv].bias.copy_(_need(state, f"quantizers.{lv}.out_proj.bias", "DAC"))
+    return rvq
+
+
+def import_rvq(kind: str, state: dict[str, torch.Tensor]) -> RVQ:
+    try:
+        importer = {"vqp": from_vqp, "encodec": from_encodec, "dac": from_dac}[kind]
+    except KeyError:
+        raise FormatError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}") from None
+    try:
+        return importer(state)
+    except (RuntimeError, ValueError, IndexError) as exc:
+        if isinstance(exc, FormatError):
+            raise
+        raise FormatError(f"{kind} state dict does not fit: {exc}") from None
+
+
+def tokenizer_for(rvq: RVQ, frame_rate: float | None = None):  # -> Tokenizer
+    """A checkpointable tokenizer around an imported RVQ: features are the RVQ's input
+    (no normalisation, no projection)."""
+    from tokquant.config import TokenizerConfig
+    from tokquant.tokenizer import Tokenizer
+
+    config = TokenizerConfig.from_dict(
+        {
+            "quantizer": {"family": "rvq", **rvq.config()},
+            "projection": {"kind": "none"},
+            "features": {"dim": rvq.embedding_dim, "frame_rate": frame_rate},
+        }
+    )
+    tokenizer = Tokenizer(config)
+    tokenizer.quantizer.load_state_dict(rvq.state_dict())
+    return tokenizer.eval()
