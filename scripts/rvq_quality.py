@@ -122,7 +122,10 @@ def main() -> None:
         row = {"name": name, "snr_db": snr(val, recon), "usage": usage(codes, args.codes),
                "train_seconds": seconds}  # fmt: skip
         if isinstance(q, RVQ):
-            mse = {b: float(((q.decode(q.encode(val, beam=b)) - val) ** 2).mean()) for b in (1, 2, 4, 8)}
+            mse = {
+                b: float(((q.decode(q.encode(val, beam=b)) - val) ** 2).mean())
+                for b in (1, 2, 4, 8)
+            }
             row["beam_mse"] = mse
             row["beam4_mse_reduction"] = 1 - mse[4] / mse[1]
         rows.append(row)
@@ -133,7 +136,9 @@ def main() -> None:
         print(f"{name:<28} SNR {row['snr_db']:6.2f} dB  usage {100 * row['usage']:5.1f}%  "
               f"train {seconds:5.1f} s{extra}", flush=True)  # fmt: skip
     if args.json:
-        args.json.write_text(json.dumps({"settings": vars(args) | {"json": None}, "rows": rows}, indent=2))
+        args.json.write_text(
+            json.dumps({"settings": vars(args) | {"json": None}, "rows": rows}, indent=2)
+        )
 
 
 if __name__ == "__main__":
