@@ -6,13 +6,14 @@ with code 1 after finishing everything else.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tokquant.cli._output import Output
-from tokquant.errors import InputError, TokquantError
+from tokquant.errors import InputError, OutputError, TokquantError
 from tokquant.inputs import InputItem
 
 
@@ -23,6 +24,18 @@ class BatchResult:
     frames: int = 0
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
+
+
+def ensure_output_dir(out: Path) -> None:
+    """Fail before any work when the output folder cannot be made or written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"{out}: cannot create the output folder ({exc.strerror or exc})"
+        ) from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise OutputError(f"{out}: the output folder is not writable")
 
 
 def plan_outputs(
@@ -67,6 +80,8 @@ def run_per_file(
             try:
                 result.frames += work(item, target)
                 result.done += 1
+            except OutputError:
+                raise  # a full disk or an unwritable folder stops the run; done files stay
             except TokquantError as exc:
                 result.failures.append(str(exc))
             bar.advance(task)

@@ -7,6 +7,7 @@ unusable input. A :class:`~tokquant.errors.TokquantError` prints one line on std
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Annotated
 
@@ -54,11 +55,24 @@ for command in (train, encode, decode, stats, info, verify, merge):
 app.command(name="import")(import_checkpoint)
 
 
+class Interrupted(BaseException):
+    """Ctrl-C. A BaseException, so no ``except Exception`` on the way up can swallow it
+    (and click, which turns KeyboardInterrupt into "Aborted!" with exit 1, lets it pass)."""
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    raise Interrupted
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     from tokquant.errors import TokquantError
 
+    try:
+        previous = signal.signal(signal.SIGINT, _on_sigint)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
     try:
         app(args=argv, prog_name="tokquant", standalone_mode=True)
     except TokquantError as exc:
@@ -66,6 +80,12 @@ def main(argv: list[str] | None = None) -> None:
             raise
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
+    except (Interrupted, KeyboardInterrupt):
+        # Outputs are written whole or not at all: what finished is kept, nothing partial.
+        typer.echo(
+            "interrupted: finished outputs are kept; run the same command to continue", err=True
+        )
         sys.exit(130)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tokquant.cli._batch import run_per_file
+from tokquant.cli._batch import ensure_output_dir, run_per_file
 from tokquant.cli._options import Checkpoint, Device, JsonOut, OutDir, Overwrite, Quiet
 from tokquant.cli._output import Output
 from tokquant.errors import InputError
@@ -45,6 +45,7 @@ def decode(
 
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
     ckpt = load_checkpoint(checkpoint, resolve_device(device))
+    ensure_output_dir(out)
     files = [t for t in tokens if not is_corpus(t)]
     items = expand_inputs(files, (SUFFIX,), "token") if files else []
     in_corpus = {}  # id(item) -> (corpus, key): utterances of corpus folders

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tokquant.cli._batch import BatchResult, plan_outputs, report
+from tokquant.cli._batch import BatchResult, ensure_output_dir, plan_outputs, report
 from tokquant.cli._options import (
     ChannelMode,
     Channels,
@@ -86,6 +86,7 @@ def encode(
     if takes_audio(config) and channels is ChannelMode.split:
         items = split_channels(items, channel_count)
     rank, world = resolve_rank(num_shards, shard_index)
+    ensure_output_dir(out)
     options = {
         "layout": layout.value if layout else config.features.layout,
         "batch_frames": max(1, batch_frames),

@@ -37,6 +37,8 @@ def import_checkpoint(
     from tokquant.importers import import_rvq, load_state_dict, tokenizer_for
 
     ui = Output(json_mode=json_out)
+    if out.exists() and out.resolve() == state_dict.resolve():
+        raise OutputError(f"{out}: output path equals the input")
     if out.exists() and not overwrite:
         raise OutputError(f"{out}: exists; pass --overwrite to replace it")
     rvq = import_rvq(kind.value, load_state_dict(state_dict))

@@ -83,6 +83,8 @@ def _train(ui, cfg, dev, out, data, more_data, channels, json_out, rank) -> None
     )
     if takes_audio(cfg) and channels is ChannelMode.split:
         items = split_channels(items, channel_count)
+    if out.resolve() in {item.path.resolve() for item in items}:
+        raise InputError(f"{out}: output path equals an input")
 
     arrays = []
     with ui.progress() as bar:

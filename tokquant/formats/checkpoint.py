@@ -79,15 +79,17 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> Checkpoin
         config_dict, state, summary = _read_safetensors(path)
     try:
         config = TokenizerConfig.from_dict(config_dict)
-    except ConfigError as exc:
+    except (ConfigError, TypeError, ValueError) as exc:
         raise FormatError(f"{path}: checkpoint config is invalid: {exc}") from None
     if config.features.dim is None:
         raise FormatError(f"{path}: checkpoint config has no features.dim")
+    # Build on the meta device first: a hostile config cannot make us allocate anything
+    # before its shapes are checked against the tensors the file really holds.
     try:
-        tokenizer = Tokenizer(config)
-    except (ValueError, TypeError) as exc:
+        with torch.device("meta"):
+            expected = Tokenizer(config).state_dict()
+    except (ValueError, TypeError, RuntimeError) as exc:
         raise FormatError(f"{path}: checkpoint config is unusable: {exc}") from None
-    expected = tokenizer.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -106,6 +108,7 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> Checkpoin
             )
         if not torch.isfinite(tensor).all():
             raise FormatError(f"{path}: tensor {name} holds NaN or Inf")
+    tokenizer = Tokenizer(config)  # now no larger than the tensors already read
     tokenizer.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
     tokenizer.eval()
     return Checkpoint(tokenizer.to(device), file_sha256(path), path, summary)

@@ -142,6 +142,13 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise FormatError(
             f"{path}: corpus format version {data.get('format_version')!r} is not supported"
         )
+    columns = data.get("columns")
+    if not isinstance(columns, list) or not all(
+        isinstance(c, dict) and _is_int(c.get("cardinality"), 1, 2**63) for c in columns
+    ):
+        raise FormatError(f"{path}: manifest columns must be a list of {{cardinality: int}}")
+    if not isinstance(data.get("checkpoint_id", ""), str):
+        raise FormatError(f"{path}: manifest checkpoint_id is not a string")
     shards = data.get("shards")
     if not isinstance(shards, list):
         raise FormatError(f"{path}: manifest has no shard list")
@@ -150,13 +157,23 @@ def read_manifest(path: Path) -> dict[str, Any]:
                 and isinstance(shard.get("entries"), list)):  # fmt: skip
             raise FormatError(f"{path}: manifest has a malformed shard entry")
         name = shard["file"]
-        if "/" in name or "\\" in name or name.startswith("."):
+        if "/" in name or "\\" in name or name.startswith(".") or not name:
             raise FormatError(f"{path}: shard file name {name!r} is not a plain file name")
         for entry in shard["entries"]:
-            if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)):
+            if not (
+                isinstance(entry, list)
+                and len(entry) == 3
+                and isinstance(entry[0], str)
+                and isinstance(entry[1], str)
+                and _is_int(entry[2], 0, 2**62)
+            ):
                 raise FormatError(f"{path}: manifest has a malformed utterance entry")
             check_key(entry[0])
     return data
+
+
+def _is_int(value: object, lo: int, hi: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
 
 
 @dataclass(frozen=True)
@@ -207,25 +224,55 @@ class Corpus:
     def __contains__(self, key: object) -> bool:
         return key in self._index
 
-    def _shard(self, s: int) -> Any:
+    def _shard(self, s: int) -> tuple[Any, np.ndarray]:
+        """Open shard ``s`` (memory-mapped) and check it against the manifest: keys,
+        offsets and column lengths; codes are range-checked as they are read."""
         if s not in self._open:
             from safetensors import SafetensorError, safe_open
 
             path = self.root / self.shards[s]
+            entries = self.manifest["shards"][s]["entries"]
             try:
                 handle = safe_open(str(path), framework="np")
-                check_header(path, handle.metadata() or {}, SHARD_FORMAT, FORMAT_VERSION, "shard")
-            except (SafetensorError, OSError) as exc:
+                meta = handle.metadata() or {}
+                check_header(path, meta, SHARD_FORMAT, FORMAT_VERSION, "shard")
+                if meta.get("keys") != json.dumps([e[0] for e in entries]):
+                    raise FormatError(f"{path}: keys differ from the manifest")
+                offsets = handle.get_tensor("offsets")
+                frames = np.array([e[2] for e in entries], dtype=np.int64)
+                if (
+                    offsets.dtype != np.int64
+                    or offsets.shape != (len(entries) + 1,)
+                    or offsets[0] != 0
+                    or not np.array_equal(np.diff(offsets), frames)
+                ):
+                    raise FormatError(f"{path}: offsets do not match the manifest")
+                for g in range(len(self.cardinalities)):
+                    col = handle.get_slice(f"codes.{g}")
+                    if col.get_shape() != [int(offsets[-1])] or col.get_dtype()[0] != "U":
+                        raise FormatError(
+                            f"{path}: column {g} is not {int(offsets[-1])} unsigned codes"
+                        )
+            except (SafetensorError, OSError, ValueError, TypeError) as exc:
+                if isinstance(exc, FormatError):
+                    raise
                 raise FormatError(f"{path}: not a readable shard ({exc})") from None
-            self._open[s] = handle
+            self._open[s] = (handle, offsets)
         return self._open[s]
 
     def _read(self, s: int, i: int) -> np.ndarray:
-        handle = self._shard(s)
-        offsets = handle.get_slice("offsets")[i : i + 2]
-        a, b = int(offsets[0]), int(offsets[1])
-        cols = [handle.get_slice(f"codes.{g}")[a:b] for g in range(len(self.cardinalities))]
-        return np.stack(cols, axis=1).astype(np.int64) if cols else np.zeros((b - a, 0), np.int64)
+        handle, offsets = self._shard(s)
+        a, b = int(offsets[i]), int(offsets[i + 1])
+        cols = []
+        for g, card in enumerate(self.cardinalities):
+            raw = handle.get_slice(f"codes.{g}")[a:b]
+            col = raw.astype(np.int64)
+            if raw.size and int(raw.max()) >= card:
+                raise FormatError(
+                    f"{self.root / self.shards[s]}: column {g} holds code {int(col.max())} >= {card}"
+                )
+            cols.append(col)
+        return np.stack(cols, axis=1) if cols else np.zeros((b - a, 0), np.int64)
 
     def __getitem__(self, key: str) -> np.ndarray:
         try:
