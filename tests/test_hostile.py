@@ -268,10 +268,12 @@ def test_disk_full_stops_cleanly_and_keeps_finished_outputs(tmp_path, trained, c
     assert res.code == 2
     assert "No space left on device" in error_lines(res)[-1]
     written = sorted(p.name for p in (tmp_path / "o").rglob("*") if p.is_file())
-    assert len(written) == 2 and all(n.endswith(".tokens.safetensors") for n in written)
+    # the failed file is absent; files already queued may have finished (writes overlap)
+    assert "c.tokens.safetensors" not in written and 2 <= len(written) <= 3
+    assert all(n.endswith(".tokens.safetensors") for n in written)
     for p in (tmp_path / "o").rglob("*.tokens.safetensors"):
         tokens_format.read_tokens(p)  # whole, readable
     no_leftovers(tmp_path)
     monkeypatch.setattr(tokens_format, "write_safetensors", real)
     res = run_cli("encode", trained, corpus, "--out", tmp_path / "o", "--json")  # resume
-    assert res.code == 0 and json.loads(res.out)["files_skipped"] == 2
+    assert res.code == 0 and json.loads(res.out)["files_skipped"] == len(written)
