@@ -139,8 +139,15 @@ def encode_file(
     return codes
 
 
-def check_columns(checkpoint: Checkpoint, cardinalities: list[int], where: Path) -> None:
-    """Token columns must be the checkpoint's, or (RVQ) its first levels."""
+def check_made_by(
+    checkpoint: Checkpoint, made_by: str, cardinalities: list[int], where: Path
+) -> None:
+    """Tokens must come from this checkpoint, with its columns or (RVQ) its first levels."""
+    if made_by != checkpoint.id:
+        raise InputError(
+            f"{where}: made by checkpoint {made_by[:12] or '?'}, "
+            f"not by {checkpoint.path.name} ({checkpoint.id[:12]})"
+        )
     full = checkpoint.tokenizer.column_cardinalities
     prefix = bool(cardinalities) and cardinalities == full[: len(cardinalities)]
     if cardinalities != full and not (
@@ -152,12 +159,7 @@ def check_columns(checkpoint: Checkpoint, cardinalities: list[int], where: Path)
 def read_tokens_for(checkpoint: Checkpoint, path: Path) -> TokenFile:
     """Read a token file and refuse it when another checkpoint made it."""
     tokens = read_tokens(path)
-    if tokens.checkpoint_id != checkpoint.id:
-        raise InputError(
-            f"{path}: made by checkpoint {tokens.checkpoint_id[:12] or '?'}, "
-            f"not by {checkpoint.path.name} ({checkpoint.id[:12]})"
-        )
-    check_columns(checkpoint, tokens.cardinalities, path)
+    check_made_by(checkpoint, tokens.checkpoint_id, tokens.cardinalities, path)
     return tokens
 
 
@@ -215,10 +217,5 @@ def open_corpus_for(checkpoint: Checkpoint, root: Path):  # -> Corpus
     from tokquant.formats.corpus import Corpus
 
     corpus = Corpus(root)
-    if corpus.checkpoint_id != checkpoint.id:
-        raise InputError(
-            f"{root}: corpus made by checkpoint {corpus.checkpoint_id[:12] or '?'}, "
-            f"not by {checkpoint.path.name} ({checkpoint.id[:12]})"
-        )
-    check_columns(checkpoint, corpus.cardinalities, root)
+    check_made_by(checkpoint, corpus.checkpoint_id, corpus.cardinalities, root)
     return corpus

@@ -18,7 +18,6 @@ unpickles: safetensors holds no code, and a ``.pt`` file (a dict with ``config``
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from tokquant import __version__
 from tokquant.config import TokenizerConfig
 from tokquant.errors import ConfigError, FormatError, InputError
 from tokquant.formats._atomic import atomic_path
+from tokquant.formats._digest import file_sha256
 from tokquant.formats._safetensors import check_header, write_safetensors
 from tokquant.tokenizer import Tokenizer
 
@@ -43,14 +43,6 @@ class Checkpoint:
     id: str
     path: Path
     summary: dict[str, Any]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_checkpoint(tokenizer: Tokenizer, path: Path, summary: dict[str, Any] | None = None) -> str:

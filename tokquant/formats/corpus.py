@@ -24,7 +24,6 @@ resumed run produces the same bytes as an uninterrupted one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ import numpy as np
 from tokquant import __version__
 from tokquant.errors import FormatError, InputError
 from tokquant.formats._atomic import atomic_path
+from tokquant.formats._digest import file_sha256 as sha256_of
 from tokquant.formats._safetensors import check_header, write_safetensors
 from tokquant.formats.tokens import column_dtype
 
@@ -69,14 +69,6 @@ def check_key(key: str) -> str:
     ):
         raise FormatError(f"corpus key {key!r} is not a safe relative path")
     return key
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_shard(

@@ -1,0 +1,317 @@
+"""tokquant against its peers, in one process and one run: a table and JSON.
+
+    python scripts/bench.py [--device cpu|cuda] [--json bench.json] [--rvq-n 262144] [--quick]
+
+1. BSQ/LFQ training step (forward + backward, N x D input): tokquant factorized BSQ and
+   LFQ, the exact full-softmax form (tokquant entropy="exact", chunked), and
+   vector-quantize-pytorch ``LFQ(spherical=True)``; time and peak memory at code_dim
+   10/13/16/18/32/64 and N = 512/8192. A case whose N x 2^D softmax cannot fit is reported
+   as "cannot run" with its estimated size.
+2. RVQ encode, 8 levels x 1024 codes, dim 128: tokquant, ``ResidualVQ`` with the same
+   codebooks, and a plain float64 matmul-and-argmin reference; time and the share of
+   codes equal to the float64 codes.
+3. CLI encode throughput (frames/s, files/s) on generated feature files, and the start-up
+   time of ``tokquant --help``.
+
+Peak memory: on CUDA ``max_memory_allocated`` over the step; on CPU each step case runs in
+its own subprocess and reports the growth of its peak resident set (VmHWM, reset through
+/proc/self/clear_refs); below 1 MiB that is noise and ratios are lower bounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+CODE_DIMS = (10, 13, 16, 18, 32, 64)
+SIZES = (512, 8192)
+METHODS = ("tokquant-bsq", "tokquant-lfq", "exact-softmax", "vqp-lfq-spherical")
+
+
+# -------------------------------------------------------------------------- step benchmark
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(field)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _build(method: str, d: int) -> torch.nn.Module:
+    from tokquant import BSQ, LFQ
+
+    if method == "tokquant-bsq":
+        return BSQ(d, entropy="factorized")
+    if method == "tokquant-lfq":
+        return LFQ(d, entropy="factorized")
+    if method == "exact-softmax":
+        return BSQ(d, entropy="exact")
+    from vector_quantize_pytorch import LFQ as PeerLFQ
+
+    return PeerLFQ(dim=d, codebook_size=2**d, spherical=True, entropy_loss_weight=0.1)
+
+
+def step_case(method: str, d: int, n: int, device: torch.device, repeats: int) -> dict:
+    torch.manual_seed(0)
+    q = _build(method, d).to(device)
+    x = torch.randn(1, n, d, device=device)
+
+    def step() -> None:
+        xi = x.clone().requires_grad_(True)
+        quantized, _, aux = q(xi)
+        (quantized.square().mean() + aux).backward()
+
+    step()
+    _sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+    else:
+        Path("/proc/self/clear_refs").write_text("5")
+        base = _rss_kib("VmRSS") * 1024
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    peak = (
+        torch.cuda.max_memory_allocated(device)
+        if device.type == "cuda"
+        else _rss_kib("VmHWM") * 1024
+    ) - base
+    return {"ms": 1000 * statistics.median(times), "peak_bytes": max(int(peak), 0)}
+
+
+def softmax_bytes(d: int, n: int) -> int:
+    """What the full N x 2^D softmax needs with its backward (~8 float32 copies)."""
+    return 8 * n * (2**d) * 4
+
+
+def exact_cannot_run(method: str, d: int, n: int, budget: int) -> str | None:
+    if method == "vqp-lfq-spherical" and softmax_bytes(d, n) > budget:
+        return f"cannot run: needs ~{softmax_bytes(d, n) / 2**30:,.0f} GiB"
+    if method == "exact-softmax":
+        if d > 20:
+            return "cannot run: 2^D codes (tokquant refuses D > 20)"
+        if n * 2**d * d > 2**36:  # compute, not memory: chunked, but hours on a CPU
+            return "skipped: > 2^36 multiply-adds"
+    return None
+
+
+def bench_steps(device: torch.device, budget: int, quick: bool) -> list[dict]:
+    rows = []
+    dims = (10, 16, 18, 32, 64) if quick else CODE_DIMS
+    for d in dims:
+        for n in SIZES:
+            for method in METHODS:
+                row = {"method": method, "code_dim": d, "n": n}
+                why = exact_cannot_run(method, d, n, budget)
+                if why:
+                    row["skipped"] = why
+                elif device.type == "cuda":
+                    row.update(step_case(method, d, n, device, 10))
+                else:
+                    repeats = (
+                        5 if n * 2 ** min(d, 20) <= 2**24 or method.startswith("tokquant") else 1
+                    )
+                    cmd = [
+                        sys.executable,
+                        __file__,
+                        "--step-case",
+                        method,
+                        str(d),
+                        str(n),
+                        str(repeats),
+                    ]
+                    res = subprocess.run(cmd, capture_output=True, text=True)
+                    if res.returncode:
+                        row["skipped"] = "failed: " + (res.stderr.strip().splitlines() or ["?"])[-1]
+                    else:
+                        row.update(json.loads(res.stdout.strip().splitlines()[-1]))
+                rows.append(row)
+                print("  " + _fmt_step(row), flush=True)
+    return rows
+
+
+def _fmt_step(row: dict) -> str:
+    head = f"{row['method']:<18} D={row['code_dim']:<3} N={row['n']:<5}"
+    if "skipped" in row:
+        return f"{head} {row['skipped']}"
+    return f"{head} {row['ms']:10.2f} ms {row['peak_bytes'] / 2**20:10.1f} MiB"
+
+
+# -------------------------------------------------------------------------- RVQ encode
+
+
+def bench_rvq(device: torch.device, n: int) -> dict:
+    from vector_quantize_pytorch import ResidualVQ
+
+    from tokquant import RVQ
+
+    levels, k, dim = 8, 1024, 128
+    torch.manual_seed(0)
+    ours = RVQ(levels, k, dim).to(device).eval()
+    with torch.no_grad():
+        for level, cb in enumerate(ours.codebooks):
+            cb.mul_(0.6**level)
+    peer = ResidualVQ(dim=dim, num_quantizers=levels, codebook_size=k).to(device).eval()
+    with torch.no_grad():
+        for level, layer in enumerate(peer.layers):
+            layer._codebook.embed.copy_(ours.codebooks[level].unsqueeze(0))
+            layer._codebook.initted.fill_(True)
+    x = torch.randn(n, dim, device=device)
+
+    def reference() -> torch.Tensor:  # plain float64 matmul-and-argmin, chunked
+        residual = x.double().clone()
+        cols = []
+        for cb in ours.codebooks:
+            c = cb.detach().double()
+            idx = torch.cat([
+                (c.pow(2).sum(-1) - 2 * r @ c.T).argmin(-1) for r in residual.split(8192)
+            ])  # fmt: skip
+            residual -= c[idx]
+            cols.append(idx)
+        return torch.stack(cols, -1)
+
+    def timed(fn):
+        fn()
+        _sync(device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        t0 = time.perf_counter()
+        out = fn()
+        _sync(device)
+        ms = 1000 * (time.perf_counter() - t0)
+        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+        return ms, peak, out
+
+    with torch.no_grad():
+        ours_ms, ours_peak, ours_codes = timed(lambda: ours.encode(x))
+        peer_ms, peer_peak, peer_out = timed(lambda: peer(x.unsqueeze(0))[1][0])
+        ref_ms, _, ref_codes = timed(reference)
+    return {
+        "levels": levels, "k": k, "dim": dim, "n": n,
+        "tokquant_ms": ours_ms, "vqp_residualvq_ms": peer_ms, "float64_reference_ms": ref_ms,
+        "tokquant_peak_bytes": ours_peak, "vqp_peak_bytes": peer_peak,
+        "speedup_vs_vqp": peer_ms / ours_ms,
+        "tokquant_codes_equal_float64": float((ours_codes == ref_codes).float().mean()),
+        "vqp_codes_equal_float64": float((peer_out == ref_codes).float().mean()),
+    }  # fmt: skip
+
+
+# -------------------------------------------------------------------------- CLI
+
+
+def bench_cli(device: torch.device) -> dict:
+    from tokquant.config import TokenizerConfig
+    from tokquant.formats.checkpoint import save_checkpoint
+    from tokquant.tokenizer import Tokenizer
+
+    tq = Path(sys.executable).with_name("tokquant")
+    help_times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        subprocess.run([str(tq), "--help"], check=True, capture_output=True)
+        help_times.append(time.perf_counter() - t0)
+    work = Path(tempfile.mkdtemp(prefix="tq-bench-cli-"))
+    rng = np.random.default_rng(0)
+    frames = 0
+    for i in range(2000):
+        n = int(rng.integers(100, 400))
+        (work / "in" / f"d{i // 500}").mkdir(parents=True, exist_ok=True)
+        np.save(
+            work / "in" / f"d{i // 500}" / f"f{i:05d}.npy",
+            rng.standard_normal((n, 80)).astype(np.float32),
+        )
+        frames += n
+    config = TokenizerConfig.from_dict(
+        {"quantizer": {"family": "bsq", "code_dim": 16}, "features": {"dim": 80}}
+    )
+    save_checkpoint(Tokenizer(config), work / "bsq.safetensors")
+    t0 = time.perf_counter()
+    subprocess.run([str(tq), "encode", str(work / "bsq.safetensors"), str(work / "in"), "--out",
+                    str(work / "out"), "--quiet", "--device", device.type], check=True, capture_output=True)  # fmt: skip
+    wall = time.perf_counter() - t0
+    shutil.rmtree(work, ignore_errors=True)
+    return {
+        "help_seconds_median": statistics.median(help_times),
+        "encode_files": 2000, "encode_frames": frames, "encode_wall_seconds": wall,
+        "files_per_second": 2000 / wall, "frames_per_second": frames / wall,
+    }  # fmt: skip
+
+
+# -------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--rvq-n", type=int, default=None)
+    parser.add_argument("--memory-budget-gib", type=float, default=None)
+    parser.add_argument("--quick", action="store_true", help="fewer code dims")
+    parser.add_argument("--step-case", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step_case:
+        method, d, n, repeats = args.step_case
+        print(json.dumps(step_case(method, int(d), int(n), torch.device("cpu"), int(repeats))))
+        return
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        budget = int(torch.cuda.get_device_properties(device).total_memory * 0.9)
+    else:
+        name = f"cpu ({torch.get_num_threads()} threads)"
+        budget = int((args.memory_budget_gib or 16) * 2**30)
+    print(f"device {name}, torch {torch.__version__}")
+    print("1. BSQ/LFQ training step (fwd+bwd)")
+    steps = bench_steps(device, budget, args.quick)
+    by = {(r["method"], r["code_dim"], r["n"]): r for r in steps}
+    ratios = []
+    for (method, d, n), row in by.items():
+        peer = by.get(("vqp-lfq-spherical", d, n))
+        if method == "tokquant-bsq" and peer and "ms" in row and "ms" in peer:
+            floor = 2**20 if device.type == "cpu" else 1
+            ratios.append({"code_dim": d, "n": n, "time_ratio": peer["ms"] / row["ms"],
+                           "memory_ratio": peer["peak_bytes"] / max(row["peak_bytes"], floor),
+                           "memory_ratio_is_lower_bound": row["peak_bytes"] < floor})  # fmt: skip
+    for r in ratios:
+        bound = ">=" if r["memory_ratio_is_lower_bound"] else ""
+        print(f"  vqp LFQ / tokquant BSQ at D={r['code_dim']}, N={r['n']}: time x{r['time_ratio']:.1f}, "
+              f"memory {bound}x{r['memory_ratio']:.1f}")  # fmt: skip
+    rvq_n = args.rvq_n or (262144 if device.type == "cuda" else 65536)
+    print(f"2. RVQ encode 8x1024, dim 128, N={rvq_n}")
+    rvq = bench_rvq(device, rvq_n)
+    print(f"  tokquant {rvq['tokquant_ms']:.1f} ms, ResidualVQ {rvq['vqp_residualvq_ms']:.1f} ms "
+          f"(x{rvq['speedup_vs_vqp']:.2f}), float64 reference {rvq['float64_reference_ms']:.1f} ms; "
+          f"codes equal to float64: tokquant {100 * rvq['tokquant_codes_equal_float64']:.4f}%, "
+          f"ResidualVQ {100 * rvq['vqp_codes_equal_float64']:.4f}%")  # fmt: skip
+    print("3. CLI")
+    cli = bench_cli(device)
+    print(f"  tokquant --help {1000 * cli['help_seconds_median']:.0f} ms (median of 5); encode 2,000 files "
+          f"({cli['encode_frames']} frames, dim 80, BSQ-16): {cli['encode_wall_seconds']:.2f} s wall, "
+          f"{cli['files_per_second']:.0f} files/s, {cli['frames_per_second']:,.0f} frames/s")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps({"device": name, "torch": torch.__version__, "steps": steps,
+                                         "ratios": ratios, "rvq_encode": rvq, "cli": cli}, indent=2))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
