@@ -11,6 +11,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import typer
 
 from tokquant.cli._output import Output
 from tokquant.errors import InputError, OutputError, TokquantError
@@ -88,3 +91,45 @@ def run_per_file(
     result.seconds = time.perf_counter() - start
     report(ui, result)
     return result
+
+
+def finish(
+    ui: Output,
+    result: BatchResult,
+    verb: str,
+    *,
+    json_out: bool,
+    extra: dict[str, Any] | None = None,
+    extra_columns: dict[str, Any] | None = None,
+) -> None:
+    """Print the run's summary (a table, or JSON) and exit 1 if any input failed.
+
+    ``extra`` goes into the JSON only; ``extra_columns`` into both, before the time.
+    """
+    columns = extra_columns or {}
+    summary = {
+        f"files_{verb}d": result.done,
+        "files_skipped": result.skipped,
+        "files_failed": len(result.failures),
+        "frames": result.frames,
+        **columns,
+        "seconds": round(result.seconds, 3),
+        "failures": result.failures,
+        **(extra or {}),
+    }
+    if json_out:
+        ui.json(summary)
+    else:
+        head = [
+            "files",
+            "skipped",
+            "failed",
+            "frames",
+            *(k.replace("_", "/") for k in columns),
+            "time",
+        ]
+        row = [result.done, result.skipped, len(result.failures), result.frames, *columns.values(),
+               f"{result.seconds:.2f}s"]  # fmt: skip
+        ui.table(verb, head, [row])
+    if result.failures:
+        raise typer.Exit(1)

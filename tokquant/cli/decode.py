@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tokquant.cli._batch import ensure_output_dir, run_per_file
+from tokquant.cli._batch import ensure_output_dir, finish, run_per_file
 from tokquant.cli._options import Checkpoint, Device, JsonOut, OutDir, Overwrite, Quiet
 from tokquant.cli._output import Output
 from tokquant.errors import InputError
@@ -78,22 +78,4 @@ def decode(
         ),
         overwrite=overwrite,
     )
-    summary = {
-        "files_decoded": result.done,
-        "files_skipped": result.skipped,
-        "files_failed": len(result.failures),
-        "frames": result.frames,
-        "seconds": round(result.seconds, 3),
-        "failures": result.failures,
-    }
-    if json_out:
-        ui.json(summary)
-    else:
-        ui.table(
-            "decode",
-            ["files", "skipped", "failed", "frames", "time"],
-            [[result.done, result.skipped, len(result.failures), result.frames,
-              f"{result.seconds:.2f}s"]],
-        )  # fmt: skip
-    if result.failures:
-        raise typer.Exit(1)
+    finish(ui, result, "decode", json_out=json_out)

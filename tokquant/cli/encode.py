@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from tokquant.cli._batch import BatchResult, ensure_output_dir, plan_outputs, report
+from tokquant.cli._batch import BatchResult, ensure_output_dir, finish, plan_outputs, report
 from tokquant.cli._options import (
     ChannelMode,
     Channels,
@@ -158,29 +158,17 @@ def encode(
     report(ui, result)
 
     _, cards = ckpt.tokenizer.columns(levels)
-    bits = sum((c - 1).bit_length() for c in cards)
-    summary = {
-        "files_encoded": result.done,
-        "files_skipped": result.skipped,
-        "files_failed": len(result.failures),
-        "frames": result.frames,
-        "tokens": result.frames * len(cards),
-        "bits_per_frame": bits,
-        "seconds": round(result.seconds, 3),
-        "failures": result.failures,
-        **extra,
-    }
-    if json_out:
-        ui.json(summary)
-    else:
-        ui.table(
-            "encode",
-            ["files", "skipped", "failed", "frames", "tokens", "bits/frame", "time"],
-            [[result.done, result.skipped, len(result.failures), result.frames,
-              summary["tokens"], bits, f"{result.seconds:.2f}s"]],
-        )  # fmt: skip
-    if result.failures:
-        raise typer.Exit(1)
+    finish(
+        ui,
+        result,
+        "encode",
+        json_out=json_out,
+        extra=extra,
+        extra_columns={
+            "tokens": result.frames * len(cards),
+            "bits_per_frame": sum((c - 1).bit_length() for c in cards),
+        },
+    )
 
 
 def _check_levels(tokenizer, levels: int | None, beam: int) -> None:
