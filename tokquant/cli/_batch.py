@@ -125,7 +125,7 @@ def finish(
             "skipped",
             "failed",
             "frames",
-            *(k.replace("_", "/") for k in columns),
+            *(k.replace("_per_", "/") for k in columns),
             "time",
         ]
         row = [result.done, result.skipped, len(result.failures), result.frames, *columns.values(),
