@@ -22,7 +22,7 @@ import numpy as np
 
 from tokquant.errors import TokquantError
 from tokquant.formats.checkpoint import Checkpoint
-from tokquant.frontend import DEFAULT_CHUNK_FRAMES, FrontEnd
+from tokquant.frontend import DEFAULT_CHUNK_FRAMES, frontend_for
 from tokquant.inputs import InputItem
 from tokquant.pipeline import encode_features, iter_features, load_features, takes_audio
 
@@ -51,7 +51,7 @@ def _expected_frames(checkpoint: Checkpoint, path: Path) -> int | None:
     except Exception:  # noqa: BLE001 - unreadable files fail later with a clean message
         return None
     resampled = -(-int(info.frames) * config.frontend.sample_rate // max(int(info.samplerate), 1))
-    return FrontEnd(config.frontend).num_frames(resampled)
+    return frontend_for(config.frontend).num_frames(resampled)
 
 
 def encode_items(

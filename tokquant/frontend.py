@@ -17,6 +17,8 @@ construction, and so are the tokens when the tokenizer also works block by block
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,6 +150,17 @@ class FrontEnd:
         fb = AF.melscale_fbanks(c.n_fft // 2 + 1, c.f_min, c.f_max or c.sample_rate / 2,
                                 c.n_mels, c.sample_rate)  # fmt: skip
         return fb.T, c.n_fft
+
+
+def frontend_for(config: FrontendConfig) -> FrontEnd:
+    """The shared FrontEnd of a config: its mel filterbank and DCT are built once, not
+    once per file (that cost 1.3 ms a file, five times the features of a 3 s utterance)."""
+    return _cached_frontend(tuple(dataclasses.asdict(config).items()))
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_frontend(fields: tuple) -> FrontEnd:
+    return FrontEnd(FrontendConfig(**dict(fields)))
 
 
 def _deemphasis(wave: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ from tokquant.formats.checkpoint import Checkpoint
 from tokquant.formats.features import SUFFIXES as FEATURE_SUFFIXES
 from tokquant.formats.features import read_features, write_features
 from tokquant.formats.tokens import TokenFile, read_tokens, write_tokens
-from tokquant.frontend import DEFAULT_CHUNK_FRAMES, FrontEnd, stream_features
+from tokquant.frontend import DEFAULT_CHUNK_FRAMES, frontend_for, stream_features
 
 #: Every chunk is padded to a multiple of this many frames before the tokenizer runs.
 PAD_FRAMES = 64
@@ -51,7 +51,7 @@ def iter_features(
 ) -> Iterator[np.ndarray]:
     """``[t, dim]`` feature chunks of one input, checked against ``config.features.dim``."""
     if takes_audio(config):
-        chunks = stream_features(path, FrontEnd(config.frontend), channel=channel,
+        chunks = stream_features(path, frontend_for(config.frontend), channel=channel,
                                  chunk_frames=chunk_frames)  # fmt: skip
     else:
         chunks = iter([read_features(path, layout)])
@@ -192,7 +192,7 @@ def write_decoded(
             raise InputError(
                 f"{checkpoint.path}: --audio needs a checkpoint with an audio front end"
             )
-        frontend = FrontEnd(config.frontend)
+        frontend = frontend_for(config.frontend)
         write_wav(out_path, frontend.to_audio(features), config.frontend.sample_rate)
     else:
         write_features(out_path, features)
