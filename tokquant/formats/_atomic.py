@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tokquant.errors import OutputError
+
+_counter = itertools.count()
 
 
 @contextlib.contextmanager
@@ -19,18 +21,19 @@ def atomic_path(path: Path) -> Iterator[Path]:
     is atomic) under a hidden ``.name.*.tmp`` name; on any failure it is removed.
     """
     path = Path(path)
+    # The temp name is chosen before the file exists and the file is created inside the
+    # try, so an interrupt (Ctrl-C raises at any bytecode) can never leave a temp file
+    # behind that nothing knows to remove.
+    tmp_path = path.parent / f".{path.name}.{os.getpid()}.{next(_counter)}.tmp"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
+        # pid + counter is unique among live processes; a file already there can only be
+        # the leftover of a killed process whose pid came round again, so truncate it.
+        os.close(os.open(tmp_path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600))
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are shared data
+        os.chmod(tmp_path, 0o666 & ~_umask())  # created 0600; outputs are shared data
         os.replace(tmp_path, path)
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
