@@ -75,7 +75,6 @@ class CorpusRun:
     written_shards: int = 0
     frames: int = 0
     failures: list[str] = field(default_factory=list)
-    complete: bool = False
 
 
 def _plan_id(keys: list[str], shard_size: int, checkpoint_id: str, cards: list[int]) -> str:
@@ -176,5 +175,4 @@ def encode_corpus(
     run.failures = [f"{key}: {message}" for key, message in part["failures"]]
     if world == 1:
         corpus_format.merge_parts(out_dir, [part_path])
-    run.complete = True
     return run

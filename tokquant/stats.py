@@ -41,13 +41,6 @@ class ReconstructionStats:
         return asdict(self)
 
 
-def column_stats(codes: np.ndarray, cardinality: int, name: str, top_k: int = 5) -> ColumnStats:
-    """Usage, dead codes, entropy (bits) and perplexity of ``codes`` ``[N]``."""
-    counter = UsageCounter([cardinality])
-    counter.add(np.asarray(codes).reshape(-1, 1))
-    return counter.result([name], top_k)[0]
-
-
 class UsageCounter:
     """Code histograms per column, accumulated file by file (memory: the histograms)."""
 

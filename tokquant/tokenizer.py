@@ -6,8 +6,6 @@ The quantizer math knows nothing of this wrapper; this wrapper knows nothing of 
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -105,14 +103,3 @@ class Tokenizer(nn.Module):
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """``[..., G]`` codes -> ``[..., F]`` features in the original (denormalised) units."""
         return self.project_out(self.quantizer.decode(codes)) * self.std + self.mean
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "family": self.config.quantizer.family,
-            "feature_dim": self.feature_dim,
-            "columns": [
-                {"name": n, "cardinality": c}
-                for n, c in zip(self.column_names, self.column_cardinalities, strict=True)
-            ],
-            "parameters": sum(p.numel() for p in self.parameters()),
-        }
