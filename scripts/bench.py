@@ -5,11 +5,12 @@
 1. BSQ/LFQ training step (forward + backward, N x D input): tokquant factorized BSQ and
    LFQ, the exact full-softmax form (tokquant entropy="exact", chunked), and
    vector-quantize-pytorch ``LFQ(spherical=True)``; time and peak memory at code_dim
-   10/13/16/18/32/64 and N = 512/8192. A case whose N x 2^D softmax cannot fit is reported
+   10/13/16/18/32/64 and N = 512/8192 (and 2048 at D=18 on CPU). A case whose N x 2^D softmax cannot fit is reported
    as "cannot run" with its estimated size.
-2. RVQ encode, 8 levels x 1024 codes, dim 128: tokquant, ``ResidualVQ`` with the same
-   codebooks, and a plain float64 matmul-and-argmin reference; time and the share of
-   codes equal to the float64 codes.
+2. RVQ encode, 8 levels x 1024 codes, dim 128, N = 262,144: tokquant, ``ResidualVQ``
+   with the same codebooks, a plain float32 matmul-and-argmin (one N x K matrix per
+   level) and a float64 reference; time and the share of codes equal to the float64
+   codes. On CUDA also tokquant's other searches (see :func:`bench_rvq`).
 3. CLI encode throughput (frames/s, files/s) on generated feature files, and the start-up
    time of ``tokquant --help``.
 
@@ -119,7 +120,10 @@ def bench_steps(device: torch.device, budget: int, quick: bool) -> list[dict]:
     rows = []
     dims = (10, 16, 18, 32, 64) if quick else CODE_DIMS
     for d in dims:
-        for n in SIZES:
+        # On a CPU box the peer cannot hold D=18 at N=8192 (~57 GiB); N=2048 is the
+        # largest size where the same-run ratio at D=18 can still be measured.
+        extra = (2048,) if d == 18 and device.type == "cpu" else ()
+        for n in sorted(SIZES + extra):
             for method in METHODS:
                 row = {"method": method, "code_dim": d, "n": n}
                 why = exact_cannot_run(method, d, n, budget)
@@ -161,11 +165,19 @@ def _fmt_step(row: dict) -> str:
 
 
 def bench_rvq(device: torch.device, n: int) -> dict:
+    """RVQ encode, tokquant's searches against ResidualVQ and float32/float64 baselines.
+
+    CPU: one timed run after a warm-up on 4,096 rows (the peer takes tens of seconds).
+    CUDA: median of 10 runs after a full-size warm-up, plus tokquant's matmul search at
+    two more block sizes and the fused Triton kernel (``search="fused"``) with a sweep of
+    its tile sizes on one level, so a GPU run shows which search should be the default.
+    """
     from vector_quantize_pytorch import ResidualVQ
 
     from tokquant import RVQ
 
     levels, k, dim = 8, 1024, 128
+    cuda = device.type == "cuda"
     torch.manual_seed(0)
     ours = RVQ(levels, k, dim).to(device).eval()
     with torch.no_grad():
@@ -176,44 +188,93 @@ def bench_rvq(device: torch.device, n: int) -> dict:
         for level, layer in enumerate(peer.layers):
             layer._codebook.embed.copy_(ours.codebooks[level].unsqueeze(0))
             layer._codebook.initted.fill_(True)
+    codebooks = [cb.detach() for cb in ours.codebooks]
     x = torch.randn(n, dim, device=device)
 
-    def reference() -> torch.Tensor:  # plain float64 matmul-and-argmin, chunked
-        residual = x.double().clone()
+    def greedy(rows: torch.Tensor, dtype: torch.dtype, block: int) -> torch.Tensor:
+        """Plain matmul-and-argmin over ``block`` rows at a time (all rows: one matrix)."""
+        residual = rows.to(dtype).clone()
         cols = []
-        for cb in ours.codebooks:
-            c = cb.detach().double()
-            idx = torch.cat([
-                (c.pow(2).sum(-1) - 2 * r @ c.T).argmin(-1) for r in residual.split(8192)
-            ])  # fmt: skip
+        for cb in codebooks:
+            c = cb.to(dtype)
+            c_sq = c.pow(2).sum(-1)
+            idx = torch.cat([(c_sq - 2 * r @ c.T).argmin(-1) for r in residual.split(block)])
             residual -= c[idx]
             cols.append(idx)
         return torch.stack(cols, -1)
 
-    def timed(fn):
-        fn()
-        _sync(device)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        t0 = time.perf_counter()
-        out = fn()
-        _sync(device)
-        ms = 1000 * (time.perf_counter() - t0)
-        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-        return ms, peak, out
+    def variant(**kwargs) -> RVQ:
+        q = RVQ(levels, k, dim, **kwargs).to(device).eval()
+        q.load_state_dict(ours.state_dict())
+        return q
 
+    runs = {
+        "tokquant": lambda r: ours.encode(r),
+        "vqp_residualvq": lambda r: peer(r.unsqueeze(0))[1][0],
+        "plain_float32": lambda r: greedy(r, torch.float32, r.shape[0]),
+        "float64_reference": lambda r: greedy(r, torch.float64, 8192),
+    }
+    if cuda:
+        for block in (1 << 22, 1 << 23):
+            q = variant(chunk_elements=block)
+            runs[f"tokquant_matmul_block_{block}"] = lambda r, q=q: q.encode(r)
+        fused = variant(search="fused")
+        runs["tokquant_fused"] = lambda r: fused.encode(r)
+
+    out: dict = {"levels": levels, "k": k, "dim": dim, "n": n, "device": str(device)}
+    codes = {}
+    torch.backends.cuda.matmul.allow_tf32 = False  # the baselines too: true float32
     with torch.no_grad():
-        ours_ms, ours_peak, ours_codes = timed(lambda: ours.encode(x))
-        peer_ms, peer_peak, peer_out = timed(lambda: peer(x.unsqueeze(0))[1][0])
-        ref_ms, _, ref_codes = timed(reference)
-    return {
-        "levels": levels, "k": k, "dim": dim, "n": n,
-        "tokquant_ms": ours_ms, "vqp_residualvq_ms": peer_ms, "float64_reference_ms": ref_ms,
-        "tokquant_peak_bytes": ours_peak, "vqp_peak_bytes": peer_peak,
-        "speedup_vs_vqp": peer_ms / ours_ms,
-        "tokquant_codes_equal_float64": float((ours_codes == ref_codes).float().mean()),
-        "vqp_codes_equal_float64": float((peer_out == ref_codes).float().mean()),
-    }  # fmt: skip
+        for name, fn in runs.items():
+            fn(x if cuda else x[:4096])
+            _sync(device)
+            if cuda:
+                torch.cuda.reset_peak_memory_stats(device)
+            times = []
+            for _ in range(10 if cuda else 1):
+                t0 = time.perf_counter()
+                codes[name] = fn(x)
+                _sync(device)
+                times.append(1000 * (time.perf_counter() - t0))
+            out[f"{name}_ms"] = statistics.median(times)
+            if cuda:
+                out[f"{name}_peak_bytes"] = torch.cuda.max_memory_allocated(device)
+            print(f"  {name:<34} {out[f'{name}_ms']:10.1f} ms", flush=True)
+        ref = codes["float64_reference"]
+        for name, c in codes.items():
+            out[f"{name}_codes_equal_float64"] = float((c == ref).float().mean())
+        ours_names = [name for name in runs if name.startswith("tokquant")]
+        best = min(ours_names, key=lambda name: out[f"{name}_ms"])
+        out["best_tokquant"] = best
+        out["speedup_vs_vqp"] = out["vqp_residualvq_ms"] / out["tokquant_ms"]
+        out["best_speedup_vs_vqp"] = out["vqp_residualvq_ms"] / out[f"{best}_ms"]
+        if cuda:
+            out["fused_tiles_one_level_ms"] = fused_tile_sweep(x, codebooks[0])
+    return out
+
+
+def fused_tile_sweep(x: torch.Tensor, codebook: torch.Tensor) -> dict[str, float]:
+    """One level of the fused search at several tile shapes (median of 10, ms)."""
+    from tokquant.quantizers.fused_search import fused_nearest_code
+
+    result = {}
+    for block_n, block_k, warps in [
+        (64, 64, 4),
+        (128, 64, 4),
+        (128, 128, 8),
+        (64, 128, 4),
+        (256, 64, 8),
+    ]:
+        fused_nearest_code(x, codebook, block_n=block_n, block_k=block_k, num_warps=warps)
+        times = []
+        for _ in range(10):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            fused_nearest_code(x, codebook, block_n=block_n, block_k=block_k, num_warps=warps)
+            torch.cuda.synchronize()
+            times.append(1000 * (time.perf_counter() - t0))
+        result[f"{block_n}x{block_k}/{warps}w"] = statistics.median(times)
+    return result
 
 
 # -------------------------------------------------------------------------- CLI
@@ -267,6 +328,7 @@ def main() -> None:
     parser.add_argument("--rvq-n", type=int, default=None)
     parser.add_argument("--memory-budget-gib", type=float, default=None)
     parser.add_argument("--quick", action="store_true", help="fewer code dims")
+    parser.add_argument("--sections", default="steps,rvq,cli", help="comma-separated subset")
     parser.add_argument("--step-case", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.step_case:
@@ -281,8 +343,36 @@ def main() -> None:
         name = f"cpu ({torch.get_num_threads()} threads)"
         budget = int((args.memory_budget_gib or 16) * 2**30)
     print(f"device {name}, torch {torch.__version__}")
-    print("1. BSQ/LFQ training step (fwd+bwd)")
-    steps = bench_steps(device, budget, args.quick)
+    sections = set(args.sections.split(","))
+    report: dict = {"device": name, "torch": torch.__version__}
+    if "steps" in sections:
+        print("1. BSQ/LFQ training step (fwd+bwd)")
+        report["steps"] = bench_steps(device, budget, args.quick)
+        report["ratios"] = step_ratios(report["steps"], device)
+    if "rvq" in sections:
+        rvq_n = args.rvq_n or 262144
+        print(f"2. RVQ encode 8x1024, dim 128, N={rvq_n}")
+        rvq = report["rvq_encode"] = bench_rvq(device, rvq_n)
+        print(f"  tokquant x{rvq['speedup_vs_vqp']:.2f} faster than ResidualVQ (best tokquant search: "
+              f"{rvq['best_tokquant']}, x{rvq['best_speedup_vs_vqp']:.2f}); codes equal to float64: "
+              f"tokquant {100 * rvq['tokquant_codes_equal_float64']:.4f}%, "
+              f"ResidualVQ {100 * rvq['vqp_residualvq_codes_equal_float64']:.4f}%, "
+              f"plain float32 {100 * rvq['plain_float32_codes_equal_float64']:.4f}%")  # fmt: skip
+        if "fused_tiles_one_level_ms" in rvq:
+            print("  fused kernel, one level, by tile: " + ", ".join(
+                f"{tile} {ms:.2f} ms" for tile, ms in rvq["fused_tiles_one_level_ms"].items()))  # fmt: skip
+    if "cli" in sections:
+        print("3. CLI")
+        cli = report["cli"] = bench_cli(device)
+        print(f"  tokquant --help {1000 * cli['help_seconds_median']:.0f} ms (median of 5); encode 2,000 files "
+              f"({cli['encode_frames']} frames, dim 80, BSQ-16): {cli['encode_wall_seconds']:.2f} s wall, "
+              f"{cli['files_per_second']:.0f} files/s, {cli['frames_per_second']:,.0f} frames/s")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+def step_ratios(steps: list[dict], device: torch.device) -> list[dict]:
+    """Peer / tokquant BSQ time and memory for every case where both ran."""
     by = {(r["method"], r["code_dim"], r["n"]): r for r in steps}
     ratios = []
     for (method, d, n), row in by.items():
@@ -296,21 +386,7 @@ def main() -> None:
         bound = ">=" if r["memory_ratio_is_lower_bound"] else ""
         print(f"  vqp LFQ / tokquant BSQ at D={r['code_dim']}, N={r['n']}: time x{r['time_ratio']:.1f}, "
               f"memory {bound}x{r['memory_ratio']:.1f}")  # fmt: skip
-    rvq_n = args.rvq_n or (262144 if device.type == "cuda" else 65536)
-    print(f"2. RVQ encode 8x1024, dim 128, N={rvq_n}")
-    rvq = bench_rvq(device, rvq_n)
-    print(f"  tokquant {rvq['tokquant_ms']:.1f} ms, ResidualVQ {rvq['vqp_residualvq_ms']:.1f} ms "
-          f"(x{rvq['speedup_vs_vqp']:.2f}), float64 reference {rvq['float64_reference_ms']:.1f} ms; "
-          f"codes equal to float64: tokquant {100 * rvq['tokquant_codes_equal_float64']:.4f}%, "
-          f"ResidualVQ {100 * rvq['vqp_codes_equal_float64']:.4f}%")  # fmt: skip
-    print("3. CLI")
-    cli = bench_cli(device)
-    print(f"  tokquant --help {1000 * cli['help_seconds_median']:.0f} ms (median of 5); encode 2,000 files "
-          f"({cli['encode_frames']} frames, dim 80, BSQ-16): {cli['encode_wall_seconds']:.2f} s wall, "
-          f"{cli['files_per_second']:.0f} files/s, {cli['frames_per_second']:,.0f} frames/s")  # fmt: skip
-    if args.json:
-        args.json.write_text(json.dumps({"device": name, "torch": torch.__version__, "steps": steps,
-                                         "ratios": ratios, "rvq_encode": rvq, "cli": cli}, indent=2))  # fmt: skip
+    return ratios
 
 
 if __name__ == "__main__":
