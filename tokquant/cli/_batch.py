@@ -48,9 +48,19 @@ def plan_outputs(
     plan, skipped = [], 0
     for item in items:
         target = target_of(item)
-        if target.resolve() == item.path.resolve():
+        # A target that does not exist cannot be an input; one that does is compared by
+        # inode (one stat each, where resolve() walked every path component: 0.1 ms/file).
+        try:
+            target_stat = target.stat()
+        except FileNotFoundError:
+            plan.append((item, target))
+            continue
+        except OSError:  # unreadable: the write will say why
+            plan.append((item, target))
+            continue
+        if item.path.exists() and os.path.samestat(target_stat, item.path.stat()):
             raise InputError(f"{target}: output path equals an input")
-        if target.exists() and not overwrite:
+        if not overwrite:
             skipped += 1
             continue
         plan.append((item, target))
