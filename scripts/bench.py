@@ -150,7 +150,11 @@ def bench_steps(device: torch.device, budget: int, quick: bool) -> list[dict]:
                 if why:
                     row["skipped"] = why
                 elif device.type == "cuda":
-                    row.update(step_case(method, d, n, device, 10))
+                    try:
+                        row.update(step_case(method, d, n, device, 10))
+                    except torch.cuda.OutOfMemoryError:
+                        row["skipped"] = "out of GPU memory"
+                    torch.cuda.empty_cache()  # the next case starts from an empty cache
                 else:
                     repeats = (
                         5 if n * 2 ** min(d, 20) <= 2**24 or method.startswith("tokquant") else 1
