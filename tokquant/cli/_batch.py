@@ -52,10 +52,7 @@ def plan_outputs(
         # inode (one stat each, where resolve() walked every path component: 0.1 ms/file).
         try:
             target_stat = target.stat()
-        except FileNotFoundError:
-            plan.append((item, target))
-            continue
-        except OSError:  # unreadable: the write will say why
+        except OSError:  # missing (or unreachable: the write will say why)
             plan.append((item, target))
             continue
         if item.path.exists() and os.path.samestat(target_stat, item.path.stat()):

@@ -2,7 +2,7 @@
 
 The matmul search (:func:`tokquant.quantizers.rvq.nearest_code`) writes every
 ``rows x K`` distance block to memory and reads it back for the argmin; at 8 levels x
-1024 codes x 262,144 vectors that is 8 GiB of traffic for 0.5 TFLOP of work. Here each
+1024 codes x 262,144 vectors that is 16 GiB of traffic for 0.55 TFLOP of work. Here each
 program keeps a ``BLOCK_N x BLOCK_K`` tile of distances in registers, folds it into a
 running minimum per row, and only the winning indices leave the chip.
 
