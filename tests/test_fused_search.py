@@ -117,6 +117,8 @@ def test_fused_search_rejects_what_it_cannot_do(interpreted: Search) -> None:
         interpreted(torch.zeros(3, 4), torch.zeros(2, 5))
     with pytest.raises(ValueError, match="search must be one of"):
         RVQ(2, 16, 4, search="faiss")
+    with pytest.raises(ValueError, match="method must be one of"):
+        rvq_module.nearest_code(torch.zeros(3, 4), torch.zeros(2, 4), method="faiss")
 
 
 def test_fused_search_off_cuda_is_the_matmul_search() -> None:

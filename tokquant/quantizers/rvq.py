@@ -66,6 +66,8 @@ def nearest_code(
     (``torch.argmin`` returns the first minimum). ``method`` is one of
     :data:`SEARCH_METHODS`.
     """
+    if method not in SEARCH_METHODS:
+        raise ValueError(f"method must be one of {SEARCH_METHODS}. Found: {method!r}")
     if method == "fused" and x.is_cuda and x.dtype == codebook.dtype == torch.float32:
         from tokquant.quantizers.fused_search import fused_nearest_code
 
