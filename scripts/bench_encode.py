@@ -4,7 +4,7 @@
 
 Makes 80-dim feature files (short: 100-400 frames; long: 60,000 frames), a 16-bit BSQ
 and an 8x1024 RVQ checkpoint (random weights: speed does not depend on training), then
-times, in this process: ``encode_file`` per file (one at a time) and ``encode_items``
+times, in this process: ``encode_streamed`` per file (one at a time) and ``encode_items``
 (background loading, several files per batch) writing token files, and the corpus mode
 (``--shards``) through the CLI. Prints files/s, frames/s and the per-file overhead (time
 per short file minus its frames at the long-file frame rate).
@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tokquant.batching import encode_items
 from tokquant.config import TokenizerConfig
 from tokquant.formats.checkpoint import load_checkpoint, save_checkpoint
 from tokquant.formats.features import SUFFIXES
 from tokquant.formats.tokens import SUFFIX
-from tokquant.inputs import expand_inputs, output_path
-from tokquant.pipeline import encode_file, write_token_file
+from tokquant.jobs.batcher import encode_items, encode_streamed
+from tokquant.jobs.encode import write_token_file
+from tokquant.jobs.sources import expand_inputs, output_path
 from tokquant.tokenizer import Tokenizer
 
 
@@ -56,7 +56,10 @@ def checkpoint(root: Path, quantizer: dict) -> Path:
 def one_at_a_time(ckpt, items, out: Path) -> float:
     t0 = time.perf_counter()
     for item in items:
-        encode_file(ckpt, item.path, output_path(out, item, SUFFIXES, SUFFIX))
+        codes = encode_streamed(ckpt, item)
+        write_token_file(
+            ckpt, output_path(out, item, SUFFIXES, SUFFIX), codes, source=str(item.path)
+        )
     return time.perf_counter() - t0
 
 

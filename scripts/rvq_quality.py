@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from tokquant import RVQ
+from tokquant.audio.frontend import FrontEnd, audio_features
 from tokquant.config import FrontendConfig
-from tokquant.frontend import FrontEnd, audio_features
 
 SAMPLES = Path(__file__).parent / "sample_data" / "audio"
 

@@ -12,7 +12,11 @@ import numpy as np
 import pytest
 import yaml
 
+from tokquant.audio.frontend import DEFAULT_CHUNK_FRAMES
 from tokquant.cli.app import main
+from tokquant.jobs.batcher import encode_streamed
+from tokquant.jobs.encode import write_token_file
+from tokquant.jobs.sources import InputItem
 
 
 @dataclass
@@ -88,3 +92,11 @@ def trained(tmp_path_factory, corpus) -> Path:
     )
     assert result.code == 0, result.err
     return root / "bsq.safetensors"
+
+
+def encode_file(checkpoint, path, out_path, *, chunk_frames=DEFAULT_CHUNK_FRAMES):
+    """One input to one token file, read chunk by chunk; returns its codes."""
+    codes = encode_streamed(checkpoint, InputItem(Path(path), Path(Path(path).name)),
+                            chunk_frames=chunk_frames)  # fmt: skip
+    write_token_file(checkpoint, out_path, codes, source=str(path))
+    return codes

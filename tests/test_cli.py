@@ -60,7 +60,7 @@ def test_train_encode_decode_match_the_library_exactly(tmp_path, corpus, family)
         tokens = read_tokens(tokens_of(tmp_path / "tok", name))
         # the quantizer forward (eval) on the same features gives the same codes ...
         z = model.project_in(model.normalize(features))
-        forward = model._quantize(z)
+        forward = model.quantizer(z)
         assert np.array_equal(tokens.codes, forward.indices.numpy())
         assert tokens.num_frames == len(features) and tokens.frame_rate == 50.0
         # ... and decode gives exactly the forward reconstruction, denormalised

@@ -13,17 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
-from tokquant.batching import encode_items
+from tests.conftest import encode_file, run_cli
 from tokquant.errors import FormatError, InputError
 from tokquant.formats import corpus as corpus_format
 from tokquant.formats.checkpoint import load_checkpoint
 from tokquant.formats.corpus import Corpus, verify_corpus
 from tokquant.formats.features import SUFFIXES
 from tokquant.formats.tokens import read_tokens
-from tokquant.inputs import expand_inputs
-from tokquant.pipeline import encode_file
-from tokquant.sharding import rank_items, resolve_rank
+from tokquant.jobs.batcher import encode_items
+from tokquant.jobs.ranks import rank_items, resolve_rank
+from tokquant.jobs.sources import expand_inputs
 
 
 def many_files(root: Path, count: int, dim: int = 12, frames=(5, 400), seed: int = 1) -> Path:

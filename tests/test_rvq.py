@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from tokquant import RVQ
 from tokquant.quantizers.kmeans import kmeans
-from tokquant.quantizers.rvq import nearest_code
+from tokquant.quantizers.search import nearest_code
 
 
 def brute_force_encode(x: torch.Tensor, codebooks: list[torch.Tensor]) -> torch.Tensor:

@@ -19,7 +19,7 @@ from tokquant.errors import FormatError
 from tokquant.formats.checkpoint import load_checkpoint
 from tokquant.formats.tokens import read_tokens
 from tokquant.importers import import_rvq, load_state_dict
-from tokquant.quantizers.beam import beam_search
+from tokquant.quantizers.search import beam_search
 
 # ---------------------------------------------------------------- EMA and dead codes
 
@@ -60,7 +60,7 @@ def test_dead_codes_are_replaced_by_batch_residuals_and_stay_replaced(ema):
             + torch.arange(8.0)[:, None] * 1e-3
         )
         if ema:
-            q.ema_sum_0.copy_(q.codebooks[0])
+            q.levels[0].ema_sum.copy_(q.codebooks[0])
     x = torch.randn(64, 2) * 0.1  # only the codes near 0 are ever used
     out = q(x)  # window step 1 of 2: nothing yet
     assert out.metrics["rvq_dead_codes_replaced"].item() == 0
@@ -72,7 +72,10 @@ def test_dead_codes_are_replaced_by_batch_residuals_and_stay_replaced(ema):
         # overwrite it afterwards
         assert tuple(q.codebooks[0][k].tolist()) in rows
         if ema:
-            assert torch.equal(q.ema_sum_0[k], q.codebooks[0][k]) and q.ema_count_0[k] == 1.0
+            assert (
+                torch.equal(q.levels[0].ema_sum[k], q.codebooks[0][k])
+                and q.levels[0].ema_count[k] == 1.0
+            )
     usage = torch.bincount(q.encode(x)[:, 0], minlength=8)
     assert (usage[4:] > 0).any()
 

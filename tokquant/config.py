@@ -9,123 +9,63 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tokquant.checks import check_key, int_in, number, one_of
 from tokquant.errors import ConfigError
+from tokquant.quantizers.params import FAMILY_PARAMS, BSQParams, Params
 
-FAMILIES = ("bsq", "lfq", "rvq")
 PROJECTIONS = ("linear", "mlp", "none")
 
+#: A quantizer section: the family's params dataclass (fields = constructor arguments).
+QuantizerConfig = Params
 
-@dataclass
-class QuantizerConfig:
-    """Which quantizer and its constructor arguments (see tokquant.BSQ/LFQ/RVQ)."""
 
-    family: str = "bsq"
-    # BSQ / LFQ
-    code_dim: int = 16
-    entropy_loss_weight: float = 0.1
-    diversity_gamma: float = 1.0
-    entropy: str = "auto"
-    group_size: int | None = None
-    inv_temperature: float = 100.0
-    scale: float = 1.0
-    activation: str | None = None
-    commitment_loss_weight: float = 0.25
-    # RVQ
-    num_levels: int = 8
-    num_embeddings: int | list[int] = 1024
-    embedding_dim: int | None = None
-    beta: float = 0.25
-    ema_decay: float | None = None
-    dead_code_threshold: float = 0.0
-    dead_code_window: int = 100
-    quantizer_dropout: float = 0.0
-    codebook_dim: int | None = None
-    normalized: bool = False
+def _flat_quantizer_fields() -> dict[str, dataclasses.Field]:
+    """Every family's fields by name: the keys a ``quantizer:`` section may hold."""
+    fields: dict[str, dataclasses.Field] = {}
+    for cls in FAMILY_PARAMS.values():
+        for f in dataclasses.fields(cls):
+            fields.setdefault(f.name, f)
+    return fields
 
-    def validate(self) -> None:
-        _choice("quantizer.family", self.family, FAMILIES)
-        if self.family in ("bsq", "lfq"):
-            _int_range("quantizer.code_dim", self.code_dim, 1, 64)
-            _choice("quantizer.entropy", self.entropy, ("auto", "exact", "factorized"))
-            if self.group_size is not None:
-                _int_range("quantizer.group_size", self.group_size, 1, min(self.code_dim, 20))
-            _positive("quantizer.inv_temperature", self.inv_temperature)
-            _non_negative("quantizer.entropy_loss_weight", self.entropy_loss_weight)
-            _non_negative("quantizer.diversity_gamma", self.diversity_gamma)
-            if self.entropy == "exact" and self.code_dim > 20:
-                raise ConfigError("quantizer.entropy: 'exact' needs code_dim <= 20; use factorized")
-        if self.family == "lfq":
-            _positive("quantizer.scale", self.scale)
-            _non_negative("quantizer.commitment_loss_weight", self.commitment_loss_weight)
-            if self.activation is not None:
-                _choice("quantizer.activation", self.activation, ("identity", "tanh", "sigmoid"))
-        if self.family == "rvq":
-            _int_range("quantizer.num_levels", self.num_levels, 1, 64)
-            sizes = self.num_embeddings
-            if isinstance(sizes, list):
-                if len(sizes) != self.num_levels:
-                    raise ConfigError(
-                        f"quantizer.num_embeddings: list must have num_levels={self.num_levels} "
-                        f"entries, found {len(sizes)}"
-                    )
-                for k in sizes:
-                    _int_range("quantizer.num_embeddings", k, 2, 1 << 20)
-            else:
-                _int_range("quantizer.num_embeddings", sizes, 2, 1 << 20)
-            if self.embedding_dim is not None:
-                _int_range("quantizer.embedding_dim", self.embedding_dim, 1, 1 << 16)
-            _non_negative("quantizer.beta", self.beta)
-            if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
-                raise ConfigError(
-                    f"quantizer.ema_decay: must be null or in (0, 1), found {self.ema_decay}"
-                )
-            if not 0.0 <= self.dead_code_threshold < 1.0:
-                raise ConfigError(
-                    f"quantizer.dead_code_threshold: must be in [0, 1), found {self.dead_code_threshold}"
-                )
-            _int_range("quantizer.dead_code_window", self.dead_code_window, 1, 10**9)
-            if not 0.0 <= self.quantizer_dropout <= 1.0:
-                raise ConfigError(
-                    f"quantizer.quantizer_dropout: must be in [0, 1], found {self.quantizer_dropout}"
-                )
-            if self.codebook_dim is not None:
-                _int_range("quantizer.codebook_dim", self.codebook_dim, 1, 1 << 16)
 
-    def quantizer_kwargs(self, dim: int) -> dict[str, Any]:
-        """Arguments of the quantizer constructor; ``dim`` is the quantizer's input dim."""
-        common = {
-            "entropy_loss_weight": self.entropy_loss_weight,
-            "diversity_gamma": self.diversity_gamma,
-            "entropy": self.entropy,
-            "group_size": self.group_size,
-        }
-        if self.family == "bsq":
-            return {"code_dim": self.code_dim, **common}
-        if self.family == "lfq":
-            return {
-                "code_dim": self.code_dim,
-                "scale": self.scale,
-                "activation": self.activation,
-                "commitment_loss_weight": self.commitment_loss_weight,
-                **common,
-            }
-        return {
-            "num_levels": self.num_levels,
-            "num_embeddings": self.num_embeddings,
-            "embedding_dim": dim,
-            "beta": self.beta,
-            "ema_decay": self.ema_decay,
-            "dead_code_threshold": self.dead_code_threshold,
-            "dead_code_window": self.dead_code_window,
-            "quantizer_dropout": self.quantizer_dropout,
-            "codebook_dim": self.codebook_dim,
-            "normalized": self.normalized,
-        }
+def _quantizer_from_dict(data: Any) -> Params:
+    """Build the family's params from a flat section; keys of other families are type
+    checked and otherwise ignored (a checkpoint stores every family's keys)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"quantizer: must be a mapping, found {type(data).__name__}")
+    fields = _flat_quantizer_fields()
+    family = data.get("family", "bsq")
+    if family not in FAMILY_PARAMS:
+        raise ConfigError(
+            f"quantizer.family: must be one of {', '.join(FAMILY_PARAMS)}, found {family!r}"
+        )
+    cls = FAMILY_PARAMS[family]
+    own = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key == "family":
+            continue
+        if key not in fields:
+            raise ConfigError(
+                f"quantizer.{key}: unknown key (expected one of: "
+                f"{', '.join(sorted([*fields, 'family']))})"
+            )
+        value = _coerce(f"quantizer.{key}", value, str(fields[key].type))
+        if key in own:
+            kwargs[key] = value
+    params = cls(**kwargs)
+    params.validate("quantizer.")
+    return params
+
+
+def _quantizer_to_dict(params: Params) -> dict[str, Any]:
+    """The flat section checkpoints store: every family's defaults, this family's values."""
+    flat = {name: f.default for name, f in _flat_quantizer_fields().items()}
+    return {**flat, **dataclasses.asdict(params), "family": params.family}
 
 
 @dataclass
@@ -234,14 +174,16 @@ class TrainConfig:
 class TokenizerConfig:
     """Everything a checkpoint needs to rebuild its tokenizer (plus how it was trained)."""
 
-    quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
+    quantizer: Params = field(default_factory=BSQParams)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> TokenizerConfig:
-        self.quantizer.validate()
+        """Check every section (errors name the dotted key); fill in what the front end
+        fixes (``features.dim``, ``features.frame_rate``)."""
+        self.quantizer.validate("quantizer.")
         self.projection.validate()
         self.features.validate()
         self.frontend.validate()
@@ -259,7 +201,7 @@ class TokenizerConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return dataclasses.asdict(self) | {"quantizer": _quantizer_to_dict(self.quantizer)}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -304,7 +246,9 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
                 f"{prefix}{key}: unknown key (expected one of: {', '.join(sorted(fields))})"
             )
         sub = _SECTIONS.get(key) if not prefix else None
-        if sub is not None:
+        if key == "quantizer" and not prefix:
+            kwargs[key] = _quantizer_from_dict(value)
+        elif sub is not None:
             kwargs[key] = _build(sub, value, f"{key}.")
         else:
             kwargs[key] = _coerce(f"{prefix}{key}", value, str(fields[key].type))
@@ -348,27 +292,22 @@ def _as_int(key: str, value: Any) -> int:
 
 
 def _choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{key}: must be one of {', '.join(choices)}, found {value!r}")
+    check_key(key, value, one_of(*choices))
 
 
 def _int_range(key: str, value: Any, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ConfigError(f"{key}: must be an integer in [{lo}, {hi}], found {value!r}")
+    check_key(key, value, int_in(lo, hi))
 
 
 def _positive(key: str, value: float) -> None:
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{key}: must be a finite number > 0, found {value!r}")
+    check_key(key, value, number(positive=True))
 
 
 def _non_negative(key: str, value: float) -> None:
-    if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{key}: must be a finite number >= 0, found {value!r}")
+    check_key(key, value, number(positive=False))
 
 
 _SECTIONS: dict[str, type] = {
-    "quantizer": QuantizerConfig,
     "projection": ProjectionConfig,
     "features": FeatureConfig,
     "frontend": FrontendConfig,

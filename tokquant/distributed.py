@@ -61,6 +61,13 @@ def gather_rows(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def batch_ops():  # -> tokquant.quantizers.BatchOps
+    """How quantizers share batch statistics across the process group."""
+    from tokquant.quantizers import BatchOps
+
+    return BatchOps(sum_autograd=all_reduce_sum, sum=sum_over_ranks, gather=gather_rows)
+
+
 def average_gradients(module: torch.nn.Module, world_size: int) -> None:
     import torch.distributed as dist
 

@@ -33,3 +33,7 @@ class DeviceError(TokquantError, RuntimeError):
 
 class OutputError(TokquantError, OSError):
     """An output cannot be written: exists without --overwrite, unwritable, disk full."""
+
+
+class TrainingError(TokquantError, ArithmeticError):
+    """Training cannot go on (the loss stopped being finite); nothing was written."""

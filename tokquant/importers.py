@@ -100,7 +100,7 @@ def _plain_rvq(books: list[torch.Tensor]) -> RVQ:
     rvq = RVQ(len(books), [b.shape[0] for b in books], dims.pop())
     with torch.no_grad():
         for level, book in enumerate(books):
-            rvq.codebooks[level].copy_(book)
+            rvq.levels[level].vectors.copy_(book)
     return rvq
 
 
@@ -136,11 +136,12 @@ def from_dac(state: dict[str, torch.Tensor]) -> RVQ:
     )
     with torch.no_grad():
         for lv in levels:
-            rvq.codebooks[lv].copy_(books[lv])
-            rvq.project_in[lv].weight.copy_(w_in[lv])
-            rvq.project_in[lv].bias.copy_(_need(state, f"quantizers.{lv}.in_proj.bias", "DAC"))
-            rvq.project_out[lv].weight.copy_(_weight(state, f"quantizers.{lv}.out_proj"))
-            rvq.project_out[lv].bias.copy_(_need(state, f"quantizers.{lv}.out_proj.bias", "DAC"))
+            book = rvq.levels[lv]
+            book.vectors.copy_(books[lv])
+            book.project_in.weight.copy_(w_in[lv])
+            book.project_in.bias.copy_(_need(state, f"quantizers.{lv}.in_proj.bias", "DAC"))
+            book.project_out.weight.copy_(_weight(state, f"quantizers.{lv}.out_proj"))
+            book.project_out.bias.copy_(_need(state, f"quantizers.{lv}.out_proj.bias", "DAC"))
     return rvq
 
 

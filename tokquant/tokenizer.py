@@ -6,13 +6,14 @@ The quantizer math knows nothing of this wrapper; this wrapper knows nothing of 
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
 from tokquant.config import TokenizerConfig
-from tokquant.quantizers import BSQ, LFQ, RVQ, Quantizer, QuantizerOutput
-
-_FAMILY = {"bsq": BSQ, "lfq": LFQ, "rvq": RVQ}
+from tokquant.quantizers import Quantizer, QuantizerOutput, build_quantizer
+from tokquant.quantizers.params import RVQParams
 
 
 def _projection(kind: str, d_in: int, d_out: int, hidden: int) -> nn.Module:
@@ -36,11 +37,12 @@ class Tokenizer(nn.Module):
         if feature_dim is None:
             raise ValueError("config.features.dim must be set before building a Tokenizer")
         self.config = config
-        qc = config.quantizer
-        if qc.family == "rvq":
-            inner = qc.embedding_dim or feature_dim
+        params = config.quantizer
+        if isinstance(params, RVQParams):  # the vectors' dim defaults to the features'
+            params = dataclasses.replace(params, embedding_dim=params.embedding_dim or feature_dim)
+            inner = params.embedding_dim
         else:
-            inner = qc.code_dim
+            inner = params.code_dim  # type: ignore[attr-defined]
         kind = config.projection.kind
         if kind == "none" and inner != feature_dim:
             raise ValueError(
@@ -51,7 +53,7 @@ class Tokenizer(nn.Module):
         self.register_buffer("std", torch.ones(feature_dim))
         hidden = config.projection.hidden
         self.project_in = _projection(kind, feature_dim, inner, hidden)
-        self.quantizer: Quantizer = _FAMILY[qc.family](**qc.quantizer_kwargs(inner))
+        self.quantizer: Quantizer = build_quantizer(params)
         self.project_out = _projection(kind, inner, feature_dim, hidden)
 
     @property
@@ -66,17 +68,12 @@ class Tokenizer(nn.Module):
     def column_names(self) -> list[str]:
         return self.quantizer.column_names
 
-    def _quantize(self, z: torch.Tensor) -> QuantizerOutput:
-        if isinstance(self.quantizer, RVQ):
-            return self.quantizer(z)
-        return self.quantizer(z, inv_temperature=self.config.quantizer.inv_temperature)
-
     def normalize(self, features: torch.Tensor) -> torch.Tensor:
         return (features - self.mean) / self.std
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, QuantizerOutput]:
         """Reconstruction in the normalised feature space, and the quantizer's output."""
-        out = self._quantize(self.project_in(self.normalize(features)))
+        out = self.quantizer(self.project_in(self.normalize(features)))
         return self.project_out(out.quantized), out
 
     @torch.no_grad()
@@ -85,14 +82,15 @@ class Tokenizer(nn.Module):
     ) -> torch.Tensor:
         """``[..., F]`` float features -> ``[..., G]`` int64 codes.
 
-        ``levels`` (RVQ) keeps the first levels only; ``beam`` (RVQ) searches with a beam.
+        ``levels`` keeps the first levels only and ``beam`` searches with a beam, for
+        quantizers that support them (RVQ).
         """
         z = self.project_in(self.normalize(features.float()))
-        if isinstance(self.quantizer, RVQ):
-            return self.quantizer.encode(z, num_levels=levels, beam=beam)
-        if levels is not None or beam != 1:
+        if levels is None and beam == 1:
+            return self.quantizer.encode(z)
+        if not self.quantizer.supports_levels:
             raise ValueError("levels and beam apply to RVQ tokenizers only")
-        return self.quantizer.encode(z)
+        return self.quantizer.encode(z, num_levels=levels, beam=beam)  # type: ignore[call-arg]
 
     def columns(self, levels: int | None = None) -> tuple[list[str], list[int]]:
         """Names and cardinalities of the code columns (the first ``levels`` for RVQ)."""

@@ -21,16 +21,10 @@ import torch.nn.functional as F
 
 from tokquant import distributed
 from tokquant.config import TokenizerConfig
-from tokquant.errors import InputError
-from tokquant.quantizers import RVQ
-from tokquant.quantizers.binary import BinaryQuantizer
+from tokquant.errors import InputError, TrainingError
 from tokquant.tokenizer import Tokenizer
 
 ProgressCallback = Callable[[int, dict[str, float]], None]
-
-#: Frames k-means sees per codebook entry (capped below).
-KMEANS_FRAMES_PER_CODE = 32
-KMEANS_MAX_FRAMES = 50_000
 
 
 @dataclass
@@ -83,79 +77,22 @@ def train_tokenizer(
     ``config.features.dim`` is filled in from the data when unset; a set value must match.
     In a torch.distributed run every rank passes the same ``frames`` and trains on its
     slice of each batch (see :mod:`tokquant.distributed`); all ranks end with the same
-    parameters.
+    parameters. A loss that stops being finite raises :class:`TrainingError`.
     """
     device = torch.device(device)
-    if frames.ndim != 2 or frames.shape[0] < 2:
-        raise InputError(f"training needs at least 2 frames, found shape {list(frames.shape)}")
-    config = copy.deepcopy(config)
-    dim = frames.shape[1]
-    if config.features.dim is None:
-        config.features.dim = dim
-    elif config.features.dim != dim:
-        raise InputError(f"features have dim {dim}, config features.dim is {config.features.dim}")
+    config = _with_feature_dim(config, frames)
     tc = config.train
-    rank, world_size = distributed.world()
     torch.manual_seed(tc.seed)
     gen = torch.Generator().manual_seed(tc.seed)
     train_x, val_x = split_frames(frames, tc.val_fraction, gen)
-
     tokenizer = Tokenizer(config)
     tokenizer.mean.copy_(train_x.mean(0))
     tokenizer.std.copy_(train_x.std(0, unbiased=False).clamp(min=1e-5))
     tokenizer.to(device)
     start_time = time.perf_counter()
-    if isinstance(tokenizer.quantizer, RVQ):
-        k_max = max(tokenizer.quantizer.num_embeddings)
-        n_init = min(train_x.shape[0], max(KMEANS_FRAMES_PER_CODE * k_max, 4096), KMEANS_MAX_FRAMES)
-        sample = train_x[torch.randperm(train_x.shape[0], generator=gen)[:n_init]].to(device)
-        with torch.no_grad():
-            z = tokenizer.project_in(tokenizer.normalize(sample))
-        tokenizer.quantizer.init_from_data(z, iters=tc.kmeans_iters, generator=gen)
-
-    optimizer = torch.optim.AdamW(tokenizer.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    batch = min(tc.batch_frames, train_x.shape[0])
-    if world_size > 1:
-        if batch % world_size:
-            raise InputError(
-                f"batch of {batch} frames does not split over {world_size} ranks; "
-                f"use a multiple of {world_size}"
-            )
-        if isinstance(tokenizer.quantizer, BinaryQuantizer):
-            tokenizer.quantizer.batch_reduce = distributed.all_reduce_sum
-        if isinstance(tokenizer.quantizer, RVQ):
-            tokenizer.quantizer.batch_reduce = distributed.sum_over_ranks
-            tokenizer.quantizer.batch_gather = distributed.gather_rows
-    share = batch // world_size
-    tokenizer.train()
-    history: list[dict[str, float]] = []
-    last: dict[str, float] = {}
-    for step in range(1, tc.steps + 1):
-        idx = torch.randint(train_x.shape[0], (batch,), generator=gen)
-        x = train_x[idx[rank * share : (rank + 1) * share]].to(device)
-        recon, out = tokenizer(x)
-        recon_loss = F.mse_loss(recon, tokenizer.normalize(x))
-        loss = recon_loss + out.aux_loss
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss.item()} at step {step}")
-        if loss.requires_grad:  # an EMA RVQ without projections learns in its forward only
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if world_size > 1:
-                distributed.average_gradients(tokenizer, world_size)
-            optimizer.step()
-        last = {"loss": loss.item(), "recon_mse": recon_loss.item()}
-        if world_size > 1:
-            last = {k: distributed.mean_over_ranks(v, world_size) for k, v in last.items()}
-        if val_x.shape[0] and (step % tc.eval_every == 0 or step == tc.steps):
-            last.update(evaluate(tokenizer, val_x))
-            history.append({"step": step, **last})
-        if progress is not None:
-            progress(step, last)
+    _init_from_data(tokenizer, train_x, gen, device)
+    history, last = _optimise(tokenizer, train_x, val_x, gen, device, progress)
     tokenizer.eval()
-    tokenizer.quantizer.batch_reduce = None
-    if isinstance(tokenizer.quantizer, RVQ):
-        tokenizer.quantizer.batch_gather = None
     final = evaluate(tokenizer, val_x if val_x.shape[0] else train_x)
     summary = {
         "steps": tc.steps,
@@ -168,3 +105,85 @@ def train_tokenizer(
         "history": history,
     }
     return TrainResult(tokenizer.cpu(), summary)
+
+
+def _with_feature_dim(config: TokenizerConfig, frames: np.ndarray) -> TokenizerConfig:
+    if frames.ndim != 2 or frames.shape[0] < 2:
+        raise InputError(f"training needs at least 2 frames, found shape {list(frames.shape)}")
+    config = copy.deepcopy(config)
+    dim = frames.shape[1]
+    if config.features.dim is None:
+        config.features.dim = dim
+    elif config.features.dim != dim:
+        raise InputError(f"features have dim {dim}, config features.dim is {config.features.dim}")
+    return config
+
+
+def _init_from_data(
+    tokenizer: Tokenizer, train_x: torch.Tensor, gen: torch.Generator, device: torch.device
+) -> None:
+    """Data-dependent initialisation (RVQ: k-means), on a sample of the training frames."""
+    n_init = tokenizer.quantizer.init_frames
+    if not n_init:
+        return
+    n_init = min(train_x.shape[0], n_init)
+    sample = train_x[torch.randperm(train_x.shape[0], generator=gen)[:n_init]].to(device)
+    with torch.no_grad():
+        z = tokenizer.project_in(tokenizer.normalize(sample))
+    tokenizer.quantizer.init_from_data(z, iters=tokenizer.config.train.kmeans_iters, generator=gen)
+
+
+def _optimise(
+    tokenizer: Tokenizer, train_x: torch.Tensor, val_x: torch.Tensor, gen: torch.Generator,
+    device: torch.device, progress: ProgressCallback | None,
+) -> tuple[list[dict[str, float]], dict[str, float]]:  # fmt: skip
+    """The training loop; returns the evaluation history and the last step's numbers."""
+    tc = tokenizer.config.train
+    rank, world_size = distributed.world()
+    optimizer = torch.optim.AdamW(tokenizer.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    batch = min(tc.batch_frames, train_x.shape[0])
+    if world_size > 1:
+        if batch % world_size:
+            raise InputError(
+                f"batch of {batch} frames does not split over {world_size} ranks; "
+                f"use a multiple of {world_size}"
+            )
+        tokenizer.quantizer.batch_ops = distributed.batch_ops()
+    share = batch // world_size
+    tokenizer.train()
+    history: list[dict[str, float]] = []
+    last: dict[str, float] = {}
+    try:
+        for step in range(1, tc.steps + 1):
+            idx = torch.randint(train_x.shape[0], (batch,), generator=gen)
+            x = train_x[idx[rank * share : (rank + 1) * share]].to(device)
+            last = _step(tokenizer, optimizer, x, step, world_size)
+            if val_x.shape[0] and (step % tc.eval_every == 0 or step == tc.steps):
+                last.update(evaluate(tokenizer, val_x))
+                history.append({"step": step, **last})
+            if progress is not None:
+                progress(step, last)
+    finally:
+        tokenizer.quantizer.batch_ops = None
+    return history, last
+
+
+def _step(tokenizer: Tokenizer, optimizer: torch.optim.Optimizer, x: torch.Tensor, step: int,
+          world_size: int) -> dict[str, float]:  # fmt: skip
+    recon, out = tokenizer(x)
+    recon_loss = F.mse_loss(recon, tokenizer.normalize(x))
+    loss = recon_loss + out.aux_loss
+    if not torch.isfinite(loss):
+        raise TrainingError(
+            f"training loss became {loss.item()} at step {step}; try a lower --lr or another --seed"
+        )
+    if loss.requires_grad:  # an EMA RVQ without projections learns in its forward only
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if world_size > 1:
+            distributed.average_gradients(tokenizer, world_size)
+        optimizer.step()
+    last = {"loss": loss.item(), "recon_mse": recon_loss.item()}
+    if world_size > 1:
+        last = {k: distributed.mean_over_ranks(v, world_size) for k, v in last.items()}
+    return last

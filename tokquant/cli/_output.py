@@ -1,16 +1,21 @@
 """One object owns everything the CLI prints: tables, progress bars, JSON, messages.
 
 Tables and JSON go to stdout; progress and notes go to stderr, so ``--json`` output can
-be piped as it is.
+be piped as it is. Text that comes from users or files (names, messages) is never read as
+Rich markup: a file called ``[bold]x.npy`` is printed as it is called.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
+import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -20,6 +25,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from tokquant.jobs.report import RunReport
 
 
 class Output:
@@ -31,13 +40,24 @@ class Output:
 
     def note(self, message: str) -> None:
         if not self.quiet:
-            self.err.print(message)
+            self.err.print(Text(message))
 
     def warn(self, message: str) -> None:
-        self.err.print(f"[yellow]warning:[/] {message}")
+        self.err.print(f"[yellow]warning:[/] {escape(message)}")
 
     def failure(self, message: str) -> None:
-        self.err.print(f"[red]error:[/] {message}", markup=True)
+        self.err.print(f"[red]error:[/] {escape(message)}")
+
+    def failures(self, messages: list[str]) -> None:
+        """Each distinct message once (a damaged shard fails every utterance it holds)."""
+        for message, count in Counter(messages).items():
+            self.failure(message if count == 1 else f"{message} ({count} inputs)")
+
+    @contextlib.contextmanager
+    def tracker(self) -> Iterator[_Tracker]:
+        """A progress bar for a job (:class:`tokquant.jobs.report.Progress`)."""
+        with self.progress() as bar:
+            yield _Tracker(bar)
 
     def progress(self, *, with_metrics: bool = False) -> Progress:
         """A progress bar on stderr; ``with_metrics`` shows a task's ``metrics`` field."""
@@ -63,12 +83,51 @@ class Output:
         numeric: bool = True,
     ) -> None:
         """Print a table; ``numeric`` right-aligns every column but the first."""
-        table = Table(title=title, title_justify="left", header_style="bold")
+        table = Table(title=None if title is None else Text(title), title_justify="left",
+                      header_style="bold")  # fmt: skip
         for i, name in enumerate(columns):
-            table.add_column(name, justify="right" if numeric and i else "left")
+            table.add_column(Text(name), justify="right" if numeric and i else "left")
         for row in rows:
-            table.add_row(*[str(v) for v in row])
+            table.add_row(*[Text(str(v)) for v in row])
         self.out.print(table)
 
     def json(self, data: Any) -> None:
         self.out.file.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    def summary(self, report: RunReport, verb: str, *, json_out: bool,
+                columns: dict[str, Any] | None = None) -> None:  # fmt: skip
+        """Failures and skips, then the run's summary (a table, or JSON); exit 1 if any
+        input failed. ``columns`` go into both, before the time; ``report.extra`` into
+        the JSON only."""
+        self.failures(report.failures)
+        if report.skipped:
+            self.note(f"skipped {report.skipped} existing output(s); --overwrite to redo them")
+        columns = columns or {}
+        if json_out:
+            self.json({
+                f"files_{verb}d": report.done, "files_skipped": report.skipped,
+                "files_failed": len(report.failures), "frames": report.frames, **columns,
+                "seconds": round(report.seconds, 3), "failures": report.failures,
+                **report.extra,
+            })  # fmt: skip
+        else:
+            head = ["files", "skipped", "failed", "frames",
+                    *(k.replace("_per_", "/") for k in columns), "time"]  # fmt: skip
+            row = [report.done, report.skipped, len(report.failures), report.frames,
+                   *columns.values(), f"{report.seconds:.2f}s"]  # fmt: skip
+            self.table(verb, head, [row])
+        if report.failures:
+            raise typer.Exit(1)
+
+
+class _Tracker:
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.task: Any = None
+
+    def start(self, label: str, total: int) -> None:
+        self.task = self.bar.add_task(escape(label), total=total)
+
+    def advance(self, n: int = 1) -> None:
+        if self.task is not None and n:
+            self.bar.advance(self.task, n)

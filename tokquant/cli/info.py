@@ -22,6 +22,8 @@ def info(
     from tokquant.formats import tokens as tokens_format
 
     ui = Output(json_mode=json_out)
+    if file.is_dir():
+        raise InputError(f"{file}: is a folder; info describes a checkpoint or a token file")
     if not file.is_file():
         raise InputError(f"{file}: file not found")
     kind = _sniff(file)

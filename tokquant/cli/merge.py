@@ -26,10 +26,10 @@ def merge(
     merged = merge_parts(corpus, parts)
     summary = {
         "corpus": str(corpus),
-        "shards": len(merged["shards"]),
-        "utterances": sum(s["utterances"] for s in merged["shards"]),
-        "frames": sum(s["frames"] for s in merged["shards"]),
-        "failures": len(merged.get("failures", [])),
+        "shards": len(merged.shards),
+        "utterances": sum(s.utterances for s in merged.shards),
+        "frames": sum(s.frames for s in merged.shards),
+        "failures": len(merged.failures),
     }
     if json_out:
         ui.json(summary)

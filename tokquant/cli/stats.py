@@ -38,97 +38,53 @@ def stats(
     """Per column (RVQ level or bit group): usage, dead codes, entropy, perplexity."""
     from tokquant.devices import resolve_device
     from tokquant.formats.checkpoint import load_checkpoint
-    from tokquant.formats.corpus import is_corpus
-    from tokquant.formats.tokens import SUFFIX
-    from tokquant.inputs import expand_inputs, strip_suffix
-    from tokquant.pipeline import (
-        decode_codes,
-        input_kind,
-        input_suffixes,
-        load_features,
-        open_corpus_for,
-        read_tokens_for,
-    )
-    from tokquant.stats import ReconstructionAccumulator, UsageCounter
+    from tokquant.jobs.decode import token_sources
+    from tokquant.jobs.stats import collect
 
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
     ckpt = load_checkpoint(checkpoint, resolve_device(device))
-    config = ckpt.tokenizer.config
-    # Units: (label, name used to pair with --features, loader of (codes, channel)).
-    units = []
-    files = [t for t in tokens if not is_corpus(t)]
-    for item in expand_inputs(files, (SUFFIX,), "token") if files else []:
-
-        def from_file(path=item.path):
-            tok = read_tokens_for(ckpt, path)
-            return tok.codes, tok.channel
-
-        units.append((str(item.path), strip_suffix(item.key, (SUFFIX,)).name, from_file))
-    for root in (t for t in tokens if is_corpus(t)):
-        corpus = open_corpus_for(ckpt, root)
-        for u in corpus.utterances():
-            channel = int(u.source.rsplit("#ch", 1)[1]) if "#ch" in u.source else None
-
-            def from_corpus(corpus=corpus, key=u.key, channel=channel):
-                return corpus[key], channel
-
-            units.append((f"{root}:{u.key}", u.key.rsplit("/", 1)[-1], from_corpus))
-    file_layout = layout.value if layout else config.features.layout
-    suffixes = input_suffixes(config)
-    feature_items = expand_inputs(features, suffixes, input_kind(config)) if features else None
-    if feature_items is not None and len(feature_items) != len(units):
-        raise InputError(
-            f"--features names {len(feature_items)} file(s) for {len(units)} tokenized input(s)"
-        )
-
-    tok_model = ckpt.tokenizer
-    usage = UsageCounter(tok_model.column_cardinalities)
-    recon = ReconstructionAccumulator()
-    with ui.progress() as bar:
-        task = bar.add_task("stats", total=len(units))
-        for i, (label, name, load) in enumerate(units):
-            codes, channel = load()
-            usage.add(codes)
-            if feature_items is not None:
-                feat_item = feature_items[i]
-                if channel is not None:
-                    name = name.removesuffix(f".ch{channel}")
-                if strip_suffix(feat_item.key, suffixes).name != name:
-                    raise InputError(f"{feat_item.path}: does not pair with {label} (names differ)")
-                ref = load_features(config, feat_item.path, layout=file_layout, channel=channel)
-                if ref.shape[0] != codes.shape[0]:
-                    raise InputError(
-                        f"{feat_item.path}: {ref.shape[0]} frames, {label} has {codes.shape[0]}"
-                    )
-                recon.add(ref, decode_codes(ckpt, codes))
-            bar.advance(task)
-    columns = usage.result(tok_model.column_names, top)
-    items = units
-    result = {
-        "files": len(items),
-        "frames": usage.tokens,
-        "checkpoint_id": ckpt.id,
-        "columns": [c.to_dict() for c in columns],
-    }
-    if feature_items is not None:
-        result["reconstruction"] = recon.result().to_dict()
+    sources = token_sources(ckpt, tokens)
+    with ui.tracker() as progress:
+        report = collect(ckpt, sources, features=features, top=top, progress=progress,
+                         layout=layout.value if layout else ckpt.tokenizer.config.features.layout)  # fmt: skip
     if plot is not None:
-        _plot_usage(plot, usage, columns)
+        _plot_usage(plot, report.usage, report.columns)
+    ui.failures(report.failures)
     if json_out:
-        ui.json(result)
-        return
+        ui.json(_as_json(ckpt.id, report))
+    else:
+        _print_tables(ui, report)
+    if report.failures:
+        raise typer.Exit(1)
+
+
+def _as_json(checkpoint_id: str, report) -> dict:
+    result = {
+        "files": report.sources,
+        "frames": report.usage.tokens,
+        "checkpoint_id": checkpoint_id,
+        "columns": [c.to_dict() for c in report.columns],
+    }
+    if report.reconstruction is not None:
+        result["reconstruction"] = report.reconstruction.result().to_dict()
+    if report.failures:
+        result["failures"] = report.failures
+    return result
+
+
+def _print_tables(ui: Output, report) -> None:
     ui.table(
-        f"codebook usage: {len(items)} input(s), {usage.tokens} frames",
+        f"codebook usage: {report.sources} input(s), {report.usage.tokens} frames",
         ["column", "codes", "used", "usage", "dead", "entropy (bits)", "perplexity", "top codes"],
         [
             [c.name, c.cardinality, c.used, f"{100 * c.usage:.2f}%", c.dead,
              f"{c.entropy_bits:.3f} / {c.max_entropy_bits:.0f}", f"{c.perplexity:.1f}",
              " ".join(f"{code}x{n}" for code, n in c.top)]
-            for c in columns
+            for c in report.columns
         ],
     )  # fmt: skip
-    if feature_items is not None:
-        r = recon.result()
+    if report.reconstruction is not None:
+        r = report.reconstruction.result()
         snr = "inf" if math.isinf(r.snr_db) else f"{r.snr_db:.2f} dB"
         ui.table("reconstruction", ["frames", "MSE", "SNR", "cosine"],
                  [[r.frames, f"{r.mse:.5g}", snr, f"{r.cosine:.4f}"]])  # fmt: skip

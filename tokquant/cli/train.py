@@ -43,25 +43,21 @@ def train(
     from tokquant.devices import resolve_device
 
     cfg = TokenizerConfig.from_yaml(config)
-    for key, value in (
-        ("steps", steps),
-        ("batch_frames", batch_frames),
-        ("lr", lr),
-        ("seed", seed),
-    ):
+    overrides = {"steps": steps, "batch_frames": batch_frames, "lr": lr, "seed": seed}
+    for key, value in overrides.items():
         if value is not None:
             setattr(cfg.train, key, value)
     if layout is not None:
         cfg.features.layout = layout.value
     cfg.validate()
-    if out.exists() and not overwrite:
-        raise OutputError(f"{out}: exists; pass --overwrite to replace it")
+    _check_out(out, overwrite)
     dev = resolve_device(device)
     joined = distributed.init_from_env(dev)
     rank, _ = distributed.world()
     ui = Output(json_mode=json_out, quiet=quiet or json_out or rank > 0)
     try:
-        _train(ui, cfg, dev, out, data, more_data, channels, json_out, rank)
+        _train(ui, cfg, dev, out, [*(data or []), *(more_data or [])],
+               channels is ChannelMode.split, json_out, rank)  # fmt: skip
     finally:
         if joined:
             import torch.distributed as dist
@@ -69,36 +65,23 @@ def train(
             dist.destroy_process_group()
 
 
-def _train(ui, cfg, dev, out, data, more_data, channels, json_out, rank) -> None:
-    import numpy as np
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.is_dir():
+        raise OutputError(f"{out}: is a folder; name the checkpoint file to write")
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out}: exists; pass --overwrite to replace it")
 
+
+def _train(ui, cfg, dev, out, data, split, json_out, rank) -> None:
     from tokquant.formats.checkpoint import save_checkpoint
-    from tokquant.frontend import channel_count
-    from tokquant.inputs import expand_inputs, split_channels
-    from tokquant.pipeline import input_kind, input_suffixes, load_features, takes_audio
+    from tokquant.jobs.sources import expand_for, load_frames
     from tokquant.train import train_tokenizer
 
-    items = expand_inputs(
-        [*(data or []), *(more_data or [])], input_suffixes(cfg), input_kind(cfg), outputs=False
-    )
-    if takes_audio(cfg) and channels is ChannelMode.split:
-        items = split_channels(items, channel_count)
+    items = expand_for(cfg, data, split=split, outputs=False)
     if out.resolve() in {item.path.resolve() for item in items}:
         raise InputError(f"{out}: output path equals an input")
-
-    arrays = []
-    with ui.progress() as bar:
-        task = bar.add_task("load", total=len(items))
-        for item in items:
-            array = load_features(cfg, item.path, layout=cfg.features.layout, channel=item.channel)
-            if arrays and array.shape[1] != arrays[0].shape[1]:
-                raise InputError(
-                    f"{item.path}: features have dim {array.shape[1]}, "
-                    f"{items[0].path} has {arrays[0].shape[1]}"
-                )
-            arrays.append(array)
-            bar.advance(task)
-    frames = np.concatenate(arrays)
+    with ui.tracker() as progress:
+        frames = load_frames(cfg, items, progress)
     ui.note(f"{frames.shape[0]} frames of dim {frames.shape[1]} from {len(items)} file(s)")
 
     with ui.progress(with_metrics=True) as bar:

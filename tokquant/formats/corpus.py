@@ -13,10 +13,17 @@ in the smallest unsigned dtype (utterances concatenated), ``offsets`` int64
 
 Manifest (JSON): ``format = tokquant-corpus``, ``format_version``, ``tokquant``,
 ``checkpoint_id``, ``quantizer``, ``columns``, ``frame_rate``, and ``shards``: a list of
-``{file, sha256, utterances, frames, entries: [[key, source, frames], ...]}``; a rank
-part also has ``rank``, ``world_size``, ``complete`` and ``failures``. Keys are relative
+``{file, sha256, utterances, frames, entries: [[key, source, frames], ...]}``, and
+``failures`` (``[[key, message], ...]``); a rank part also has ``rank``, ``world_size``,
+``plan``, ``shard_size`` and ``complete``. An entry's source is the input path, with
+``#chC`` appended when channel ``C`` of the audio was encoded (in memory the channel is
+:attr:`Entry.channel`; only this module reads or writes that suffix). Keys are relative
 paths without extension; they never contain ``..`` or start with ``/``, so decoding a
 corpus cannot write outside its output folder.
+
+One check (:func:`open_shard`) serves readers and ``verify``: the file's sha256 against
+the manifest (so a changed code is never decoded silently), its header, keys, offsets
+and column shapes; codes are range-checked as they are read.
 
 Everything is written atomically and deterministically (no timestamps, sorted JSON), so a
 resumed run produces the same bytes as an uninterrupted one.
@@ -24,25 +31,30 @@ resumed run produces the same bytes as an uninterrupted one.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tokquant import __version__
-from tokquant.errors import FormatError, InputError
-from tokquant.formats._atomic import atomic_path
+from tokquant.errors import FormatError, InputError, OutputError
+from tokquant.formats._atomic import atomic_path, remove_stale_temp_files
+from tokquant.formats._columns import out_of_range, pack_columns, stack_columns
 from tokquant.formats._digest import file_sha256 as sha256_of
 from tokquant.formats._safetensors import check_header, write_safetensors
-from tokquant.formats.tokens import column_dtype
+from tokquant.formats.tokens import SUFFIX as TOKENS_SUFFIX
 
 FORMAT = "tokquant-corpus"
 SHARD_FORMAT = "tokquant-shard"
 FORMAT_VERSION = "1"
 MANIFEST = "manifest.json"
+#: A key's path components must leave room for the longest suffix tokquant appends
+#: (``.tokens.safetensors``) within the usual 255-byte file-name limit.
+MAX_NAME_BYTES = 255 - len(TOKENS_SUFFIX)
 
 
 def shard_name(rank: int, index: int) -> str:
@@ -55,6 +67,13 @@ def part_name(rank: int, world_size: int) -> str:
 
 def is_corpus(path: Path) -> bool:
     return Path(path).is_dir() and (Path(path) / MANIFEST).is_file()
+
+
+def is_corpus_file(path: Path) -> bool:
+    """A file tokquant writes into a corpus folder (shard, manifest or rank part)."""
+    name = Path(path).name
+    return name == MANIFEST or (name.startswith(("shard-r", "manifest.rank")) and (
+        name.endswith(".safetensors") or name.endswith(".json")))  # fmt: skip
 
 
 def check_key(key: str) -> str:
@@ -71,57 +90,128 @@ def check_key(key: str) -> str:
     return key
 
 
-def write_shard(
-    path: Path,
-    entries: list[tuple[str, np.ndarray]],
-    *,
-    checkpoint_id: str,
-    cardinalities: list[int],
-) -> None:
-    """Write ``[(key, codes [T, G])...]`` as one shard, atomically."""
-    lengths = [codes.shape[0] for _, codes in entries]
-    offsets = np.zeros(len(entries) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    stacked = (
-        np.concatenate([codes for _, codes in entries])
-        if entries
-        else np.zeros((0, len(cardinalities)), np.int64)
-    )
-    arrays = {"offsets": offsets}
-    for g, card in enumerate(cardinalities):
-        arrays[f"codes.{g}"] = np.ascontiguousarray(stacked[:, g].astype(column_dtype(card)))
-    metadata = {
-        "format": SHARD_FORMAT,
-        "format_version": FORMAT_VERSION,
-        "checkpoint_id": checkpoint_id,
-        "keys": json.dumps([check_key(k) for k, _ in entries]),
-    }
-    with atomic_path(path) as tmp:
-        write_safetensors(tmp, arrays, metadata)
+def name_problem(key: str) -> str | None:
+    """Why a (safe) key cannot become output file names, or None when it can."""
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in key):
+        return f"key {key!r} holds a control character (newline, tab, ...)"
+    for part in key.split("/"):
+        size = len(part.encode("utf-8", "surrogateescape"))
+        if size > MAX_NAME_BYTES:
+            return (
+                f"key component of {size} bytes is too long for a file name (max {MAX_NAME_BYTES})"
+            )
+    return None
 
 
-def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+# Manifest ------------------------------------------------------------------------------
 
 
-def new_manifest(
-    *, checkpoint_id: str, quantizer: dict[str, Any], columns: list[dict[str, Any]],
-    frame_rate: float | None,
-) -> dict[str, Any]:  # fmt: skip
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "tokquant": __version__,
-        "checkpoint_id": checkpoint_id,
-        "quantizer": quantizer,
-        "columns": columns,
-        "frame_rate": frame_rate,
-        "shards": [],
-    }
+@dataclass(frozen=True)
+class Entry:
+    """One utterance in a shard."""
+
+    key: str
+    source: str
+    frames: int
+    channel: int | None = None
+
+    def to_json(self) -> list[Any]:
+        suffix = "" if self.channel is None else f"#ch{self.channel}"
+        return [self.key, self.source + suffix, self.frames]
+
+    @classmethod
+    def from_json(cls, raw: list[Any]) -> Entry:
+        key, source, frames = raw
+        head, sep, tail = source.rpartition("#ch")
+        if sep and tail.isdigit():
+            return cls(key, head, frames, int(tail))
+        return cls(key, source, frames)
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
+@dataclass
+class ShardRecord:
+    file: str
+    sha256: Any
+    utterances: Any
+    frames: Any
+    entries: list[Entry]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "sha256": self.sha256, "utterances": self.utterances,
+                "frames": self.frames, "entries": [e.to_json() for e in self.entries]}  # fmt: skip
+
+
+#: Fields of a rank's part that a merged manifest drops.
+_PART_ONLY = ("rank", "world_size", "complete")
+
+
+@dataclass
+class Manifest:
+    """A corpus manifest (``manifest.json``) or one rank's part of it."""
+
+    checkpoint_id: str
+    quantizer: dict[str, Any]
+    columns: list[dict[str, Any]]
+    frame_rate: float | None
+    shards: list[ShardRecord] = field(default_factory=list)
+    failures: list[list[str]] = field(default_factory=list)
+    #: Everything else the file holds (version, plan, rank fields), kept as read.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cardinalities(self) -> list[int]:
+        return [int(c["cardinality"]) for c in self.columns]
+
+    def entries(self) -> Iterator[tuple[int, int, Entry]]:
+        """``(shard, index in shard, entry)`` for every utterance."""
+        for s, shard in enumerate(self.shards):
+            for i, entry in enumerate(shard.entries):
+                yield s, i, entry
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.extra,
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "checkpoint_id": self.checkpoint_id,
+            "quantizer": self.quantizer,
+            "columns": self.columns,
+            "frame_rate": self.frame_rate,
+            "shards": [s.to_json() for s in self.shards],
+            "failures": self.failures,
+        }
+
+    def write(self, path: Path) -> None:
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n")
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        data = _read_manifest_json(path)
+        known = ("format", "format_version", "checkpoint_id", "quantizer", "columns",
+                 "frame_rate", "shards", "failures")  # fmt: skip
+        failures = data.get("failures", [])
+        return cls(
+            checkpoint_id=data.get("checkpoint_id", ""),
+            quantizer=data.get("quantizer", {}),
+            columns=data["columns"],
+            frame_rate=data.get("frame_rate"),
+            shards=[
+                ShardRecord(
+                    s["file"],
+                    s.get("sha256"),
+                    s.get("utterances"),
+                    s.get("frames"),
+                    [Entry.from_json(e) for e in s["entries"]],
+                )
+                for s in data["shards"]
+            ],  # fmt: skip
+            failures=failures if isinstance(failures, list) else [],
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+
+def _read_manifest_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError) as exc:
@@ -145,27 +235,142 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if not isinstance(shards, list):
         raise FormatError(f"{path}: manifest has no shard list")
     for shard in shards:
-        if not (isinstance(shard, dict) and isinstance(shard.get("file"), str)
-                and isinstance(shard.get("entries"), list)):  # fmt: skip
-            raise FormatError(f"{path}: manifest has a malformed shard entry")
-        name = shard["file"]
-        if "/" in name or "\\" in name or name.startswith(".") or not name:
-            raise FormatError(f"{path}: shard file name {name!r} is not a plain file name")
-        for entry in shard["entries"]:
-            if not (
-                isinstance(entry, list)
-                and len(entry) == 3
-                and isinstance(entry[0], str)
-                and isinstance(entry[1], str)
-                and _is_int(entry[2], 0, 2**62)
-            ):
-                raise FormatError(f"{path}: manifest has a malformed utterance entry")
-            check_key(entry[0])
+        _check_shard_record(path, shard)
     return data
+
+
+def _check_shard_record(path: Path, shard: Any) -> None:
+    if not (isinstance(shard, dict) and isinstance(shard.get("file"), str)
+            and isinstance(shard.get("entries"), list)):  # fmt: skip
+        raise FormatError(f"{path}: manifest has a malformed shard entry")
+    name = shard["file"]
+    if "/" in name or "\\" in name or name.startswith(".") or not name:
+        raise FormatError(f"{path}: shard file name {name!r} is not a plain file name")
+    for entry in shard["entries"]:
+        if not (
+            isinstance(entry, list)
+            and len(entry) == 3
+            and isinstance(entry[0], str)
+            and isinstance(entry[1], str)
+            and _is_int(entry[2], 0, 2**62)
+        ):
+            raise FormatError(f"{path}: manifest has a malformed utterance entry")
+        check_key(entry[0])
 
 
 def _is_int(value: object, lo: int, hi: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+
+# Shards --------------------------------------------------------------------------------
+
+
+def write_shard(
+    path: Path,
+    entries: list[tuple[str, np.ndarray]],
+    *,
+    checkpoint_id: str,
+    cardinalities: list[int],
+) -> None:
+    """Write ``[(key, codes [T, G])...]`` as one shard, atomically."""
+    lengths = [codes.shape[0] for _, codes in entries]
+    offsets = np.zeros(len(entries) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    stacked = (
+        np.concatenate([codes for _, codes in entries])
+        if entries
+        else np.zeros((0, len(cardinalities)), np.int64)
+    )
+    arrays = {"offsets": offsets, **pack_columns(stacked, cardinalities)}
+    metadata = {
+        "format": SHARD_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "checkpoint_id": checkpoint_id,
+        "keys": json.dumps([check_key(k) for k, _ in entries]),
+    }
+    with atomic_path(path) as tmp:
+        write_safetensors(tmp, arrays, metadata)
+
+
+@dataclass
+class OpenShard:
+    """A shard that passed :func:`open_shard`: a safetensors handle and its offsets."""
+
+    handle: Any
+    offsets: np.ndarray
+    where: str
+
+    def read(self, i: int, cardinalities: list[int]) -> np.ndarray:
+        """Codes ``[T, G]`` int64 of utterance ``i``, range-checked."""
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        cols = []
+        for g, card in enumerate(cardinalities):
+            raw = self.handle.get_slice(f"codes.{g}")[a:b]
+            top = out_of_range(raw, card)
+            if top is not None:
+                raise FormatError(f"{self.where}: column {g} holds code {top} >= {card}")
+            cols.append(raw)
+        return stack_columns(cols, b - a)
+
+
+def open_shard(
+    root: Path, record: ShardRecord, manifest: Manifest, *, where: str, every_code: bool = False
+) -> OpenShard:
+    """Open and check one shard against its manifest record; ``every_code`` also range-
+    checks all codes now (``verify``) rather than as utterances are read. Raises
+    FormatError (``where: problem``) for the first problem found."""
+    from safetensors import SafetensorError, safe_open
+
+    path = root / record.file
+    if not path.is_file():
+        raise FormatError(f"{where}: missing")
+    if sha256_of(path) != record.sha256:
+        raise FormatError(f"{where}: checksum does not match the manifest")
+    try:
+        handle = safe_open(str(path), framework="np")
+        meta = handle.metadata() or {}
+        check_header(path, meta, SHARD_FORMAT, FORMAT_VERSION, "shard")
+        offsets = _check_layout(handle, meta, record, manifest, where)
+        shard = OpenShard(handle, offsets, where)
+        if every_code:
+            for g, card in enumerate(manifest.cardinalities):
+                top = out_of_range(handle.get_tensor(f"codes.{g}"), card)
+                if top is not None:
+                    raise FormatError(f"{where}: column {g} holds code {top} >= {card}")
+    except (SafetensorError, OSError, ValueError, TypeError) as exc:
+        if isinstance(exc, FormatError):
+            raise
+        raise FormatError(f"{where}: not a readable shard ({exc})") from None
+    return shard
+
+
+def _check_layout(
+    handle: Any, meta: dict[str, str], record: ShardRecord, manifest: Manifest, where: str
+) -> np.ndarray:
+    entries = record.entries
+    if meta.get("keys") != json.dumps([e.key for e in entries]):
+        raise FormatError(f"{where}: keys differ from the manifest")
+    if meta.get("checkpoint_id") != manifest.checkpoint_id:
+        raise FormatError(f"{where}: made by another checkpoint")
+    frames = np.array([e.frames for e in entries], dtype=np.int64)
+    if record.utterances != len(entries) or record.frames != int(frames.sum()):
+        raise FormatError(f"{where}: utterance or frame count differs from entries")
+    offsets = handle.get_tensor("offsets")
+    if (
+        offsets.dtype != np.int64
+        or offsets.shape != (len(entries) + 1,)
+        or offsets[0] != 0
+        or not np.array_equal(np.diff(offsets), frames)
+    ):
+        raise FormatError(f"{where}: offsets do not match the manifest")
+    for g in range(len(manifest.columns)):
+        col = handle.get_slice(f"codes.{g}")
+        if col.get_shape() != [int(offsets[-1])] or col.get_dtype()[0] != "U":
+            raise FormatError(f"{where}: column {g} is not {int(offsets[-1])} unsigned codes")
+    return offsets
+
+
+# Reading -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -175,11 +380,15 @@ class Utterance:
     shard: int
     index: int
     frames: int
+    channel: int | None = None
 
 
 class Corpus:
     """Read a corpus: ``len``, ``keys()``, ``corpus[key]`` (random access through a
     memory map, only that utterance's bytes are read), iteration shard by shard.
+
+    Each shard is checked (:func:`open_shard`) when first used; a damaged shard raises
+    the same FormatError for every key it holds.
 
     Example:
         >>> corpus = Corpus("tokens/")
@@ -191,18 +400,17 @@ class Corpus:
         self.root = Path(root)
         if not is_corpus(self.root):
             raise InputError(f"{self.root}: not a corpus folder (no {MANIFEST})")
-        self.manifest = read_manifest(self.root / MANIFEST)
-        self.checkpoint_id: str = self.manifest.get("checkpoint_id", "")
-        self.cardinalities = [int(c["cardinality"]) for c in self.manifest.get("columns", [])]
-        self.frame_rate = self.manifest.get("frame_rate")
-        self.shards = [s["file"] for s in self.manifest["shards"]]
+        self.manifest = Manifest.read(self.root / MANIFEST)
+        self.checkpoint_id: str = self.manifest.checkpoint_id
+        self.cardinalities = self.manifest.cardinalities
+        self.frame_rate = self.manifest.frame_rate
+        self.shards = [s.file for s in self.manifest.shards]
         self._index: dict[str, Utterance] = {}
-        for s, shard in enumerate(self.manifest["shards"]):
-            for i, (key, source, frames) in enumerate(shard["entries"]):
-                if key in self._index:
-                    raise FormatError(f"{self.root}: key {key!r} appears twice in the manifest")
-                self._index[key] = Utterance(key, str(source), s, i, int(frames))
-        self._open: dict[int, Any] = {}
+        for s, i, e in self.manifest.entries():
+            if e.key in self._index:
+                raise FormatError(f"{self.root}: key {e.key!r} appears twice in the manifest")
+            self._index[e.key] = Utterance(e.key, e.source, s, i, e.frames, e.channel)
+        self._open: dict[int, OpenShard | FormatError] = {}
 
     def __len__(self) -> int:
         return len(self._index)
@@ -216,164 +424,215 @@ class Corpus:
     def __contains__(self, key: object) -> bool:
         return key in self._index
 
-    def _shard(self, s: int) -> tuple[Any, np.ndarray]:
-        """Open shard ``s`` (memory-mapped) and check it against the manifest: keys,
-        offsets and column lengths; codes are range-checked as they are read."""
+    def _shard(self, s: int) -> OpenShard:
         if s not in self._open:
-            from safetensors import SafetensorError, safe_open
-
-            path = self.root / self.shards[s]
-            entries = self.manifest["shards"][s]["entries"]
+            record = self.manifest.shards[s]
             try:
-                handle = safe_open(str(path), framework="np")
-                meta = handle.metadata() or {}
-                check_header(path, meta, SHARD_FORMAT, FORMAT_VERSION, "shard")
-                if meta.get("keys") != json.dumps([e[0] for e in entries]):
-                    raise FormatError(f"{path}: keys differ from the manifest")
-                offsets = handle.get_tensor("offsets")
-                frames = np.array([e[2] for e in entries], dtype=np.int64)
-                if (
-                    offsets.dtype != np.int64
-                    or offsets.shape != (len(entries) + 1,)
-                    or offsets[0] != 0
-                    or not np.array_equal(np.diff(offsets), frames)
-                ):
-                    raise FormatError(f"{path}: offsets do not match the manifest")
-                for g in range(len(self.cardinalities)):
-                    col = handle.get_slice(f"codes.{g}")
-                    if col.get_shape() != [int(offsets[-1])] or col.get_dtype()[0] != "U":
-                        raise FormatError(
-                            f"{path}: column {g} is not {int(offsets[-1])} unsigned codes"
-                        )
-            except (SafetensorError, OSError, ValueError, TypeError) as exc:
-                if isinstance(exc, FormatError):
-                    raise
-                raise FormatError(f"{path}: not a readable shard ({exc})") from None
-            self._open[s] = (handle, offsets)
-        return self._open[s]
+                self._open[s] = open_shard(self.root, record, self.manifest,
+                                           where=str(self.root / record.file))  # fmt: skip
+            except FormatError as exc:
+                self._open[s] = exc
+        opened = self._open[s]
+        if isinstance(opened, FormatError):
+            raise opened
+        return opened
 
     def _read(self, s: int, i: int) -> np.ndarray:
-        handle, offsets = self._shard(s)
-        a, b = int(offsets[i]), int(offsets[i + 1])
-        cols = []
-        for g, card in enumerate(self.cardinalities):
-            raw = handle.get_slice(f"codes.{g}")[a:b]
-            col = raw.astype(np.int64)
-            if raw.size and int(raw.max()) >= card:
-                raise FormatError(
-                    f"{self.root / self.shards[s]}: column {g} holds code {int(col.max())} >= {card}"
-                )
-            cols.append(col)
-        return np.stack(cols, axis=1) if cols else np.zeros((b - a, 0), np.int64)
+        return self._shard(s).read(i, self.cardinalities)
 
     def __getitem__(self, key: str) -> np.ndarray:
         try:
             u = self._index[key]
         except KeyError:
             raise KeyError(f"{key!r} is not in corpus {self.root}") from None
+        problem = name_problem(key)
+        if problem is not None:
+            raise FormatError(f"{self.root}: {problem}")
         return self._read(u.shard, u.index)
 
     def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
-        for s, shard in enumerate(self.manifest["shards"]):
-            for i, (key, _, _) in enumerate(shard["entries"]):
-                yield key, self._read(s, i)
-            self._open.pop(s, None)
+        for s, i, e in self.manifest.entries():
+            yield e.key, self._read(s, i)
+            if i + 1 == len(self.manifest.shards[s].entries):
+                self._open.pop(s, None)
 
 
 def verify_corpus(root: Path) -> list[str]:
-    """Every problem found (empty when the corpus is sound): checksums, counts, keys,
-    offsets, and every code in range of its column."""
-    from safetensors import SafetensorError, safe_open
-
+    """Every problem found (empty when the corpus is sound): per shard the first of
+    checksum, header, keys, counts, offsets, columns, codes out of range; and keys
+    that cannot become file names."""
     root = Path(root)
-    manifest = read_manifest(root / MANIFEST)
-    cards = [int(c["cardinality"]) for c in manifest.get("columns", [])]
+    manifest = Manifest.read(root / MANIFEST)
     problems: list[str] = []
-    for shard in manifest["shards"]:
-        path = root / shard["file"]
-        if not path.is_file():
-            problems.append(f"{shard['file']}: missing")
-            continue
-        if sha256_of(path) != shard.get("sha256"):
-            problems.append(f"{shard['file']}: checksum does not match the manifest")
-            continue
+    for record in manifest.shards:
         try:
-            with safe_open(str(path), framework="np") as fh:
-                meta = fh.metadata() or {}
-                keys = json.loads(meta.get("keys", "[]"))
-                offsets = fh.get_tensor("offsets")
-                want_keys = [e[0] for e in shard["entries"]]
-                if keys != want_keys:
-                    problems.append(f"{shard['file']}: keys differ from the manifest")
-                if meta.get("checkpoint_id") != manifest.get("checkpoint_id"):
-                    problems.append(f"{shard['file']}: made by another checkpoint")
-                frames = [int(e[2]) for e in shard["entries"]]
-                if (
-                    offsets.shape != (len(frames) + 1,)
-                    or list(np.diff(offsets)) != frames
-                    or offsets[0] != 0
-                ):
-                    problems.append(f"{shard['file']}: offsets do not match the frame counts")
-                if shard.get("utterances") != len(frames) or shard.get("frames") != sum(frames):
-                    problems.append(
-                        f"{shard['file']}: utterance or frame count differs from entries"
-                    )
-                for g, card in enumerate(cards):
-                    col = fh.get_tensor(f"codes.{g}")
-                    if col.shape != (int(offsets[-1]),):
-                        problems.append(
-                            f"{shard['file']}: column {g} has {col.shape[0]} codes, expected {int(offsets[-1])}"
-                        )
-                    elif col.size and int(col.max()) >= card:
-                        problems.append(
-                            f"{shard['file']}: column {g} has code {int(col.max())} >= {card}"
-                        )
-        except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as exc:
-            problems.append(f"{shard['file']}: unreadable ({exc})")
+            open_shard(root, record, manifest, where=record.file, every_code=True)
+        except FormatError as exc:
+            problems.append(str(exc))
+        for entry in record.entries:
+            problem = name_problem(entry.key)
+            if problem is not None:
+                problems.append(f"{record.file}: {problem}")
     return problems
 
 
-def merge_parts(root: Path, parts: list[Path] | None = None) -> dict[str, Any]:
+# Writing -------------------------------------------------------------------------------
+
+
+def plan_id(keys: list[str], shard_size: int, checkpoint_id: str, cards: list[int]) -> str:
+    """What identifies a resumable run: the same inputs, grouping, checkpoint, columns."""
+    blob = json.dumps([checkpoint_id, shard_size, keys, cards]).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+@dataclass
+class CorpusWriter:
+    """One rank's share of a corpus, written shard by shard so a killed run resumes.
+
+    The rank's keys are cut into consecutive groups of ``shard_size``; group ``j``
+    becomes shard ``j``, written atomically once complete and only then listed in the
+    rank's manifest part (atomically). :meth:`add` consumes utterances in key order and
+    writes each shard as its group completes; :meth:`pending` says which keys a resumed
+    run still has to produce.
+    """
+
+    root: Path
+    part: Manifest
+    keys: list[str]
+    shard_size: int
+    rank: int
+    world: int
+    _group: list[tuple[Entry, np.ndarray | None, str | None]] = field(default_factory=list)
+    _todo: list[int] = field(default_factory=list)
+    written: int = 0
+
+    def __post_init__(self) -> None:
+        done = {s.file for s in self.part.shards}
+        self._todo = [j for j in range(self.num_groups) if shard_name(self.rank, j) not in done]
+
+    @classmethod
+    def open(cls, root: Path, header: Manifest, keys: list[str], *, shard_size: int,
+             rank: int, world: int, overwrite: bool) -> CorpusWriter:  # fmt: skip
+        """Start or resume a rank's part under ``root`` (refuses a part of another plan)."""
+        if shard_size < 1:
+            raise InputError(f"--shard-size must be >= 1, found {shard_size}")
+        root = Path(root)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{root}: cannot create ({exc.strerror or exc})") from None
+        plan = plan_id(keys, shard_size, header.checkpoint_id, header.cardinalities)
+        part_path = root / part_name(rank, world)
+        remove_stale_temp_files(root)
+        if overwrite:
+            for old in [part_path, *root.glob(f"shard-r{rank:05d}-*.safetensors")]:
+                old.unlink(missing_ok=True)
+            if world == 1:
+                (root / MANIFEST).unlink(missing_ok=True)
+        if part_path.exists():
+            part = Manifest.read(part_path)
+            if part.extra.get("plan") != plan:
+                raise InputError(
+                    f"{root}: holds a run over other inputs, shard size or checkpoint; "
+                    f"pass --overwrite to start again"
+                )
+        else:
+            part = header
+            part.extra.update(tokquant=__version__, rank=rank, world_size=world, plan=plan,
+                              shard_size=shard_size, complete=False)  # fmt: skip
+        return cls(root, part, keys, shard_size, rank, world)
+
+    @property
+    def part_path(self) -> Path:
+        return self.root / part_name(self.rank, self.world)
+
+    @property
+    def num_groups(self) -> int:
+        return -(-len(self.keys) // self.shard_size)
+
+    @property
+    def resumed(self) -> int:
+        """Shards a previous run had already written."""
+        return self.num_groups - len(self._todo) - self.written
+
+    def pending(self) -> list[int]:
+        """Positions (in ``keys``) of the utterances whose shard is not written yet."""
+        size = self.shard_size
+        return [i for j in self._todo for i in range(j * size, min((j + 1) * size, len(self.keys)))]
+
+    def add(self, entry: Entry, codes: np.ndarray | None, error: str | None = None) -> None:
+        """The next pending utterance, in key order: its codes, or why it failed."""
+        if not self._todo:
+            raise ValueError(f"utterance {entry.key!r}: every shard is already written")
+        j = self._todo[0]
+        start = j * self.shard_size
+        want = self.keys[start + len(self._group)]
+        if entry.key != want:
+            raise ValueError(f"utterance {entry.key!r} out of order (expected {want!r})")
+        self._group.append((entry, codes, error))
+        if start + len(self._group) == min(start + self.shard_size, len(self.keys)):
+            self._write(j)
+            self._todo.pop(0)
+
+    def _write(self, j: int) -> None:
+        group, self._group = self._group, []
+        name = shard_name(self.rank, j)
+        ok = [(e, c) for e, c, err in group if err is None]
+        path = self.root / name
+        write_shard(path, [(e.key, c) for e, c in ok], checkpoint_id=self.part.checkpoint_id,
+                    cardinalities=self.part.cardinalities)  # fmt: skip
+        entries = [Entry(e.key, e.source, int(c.shape[0]), e.channel) for e, c in ok]
+        self.part.shards.append(ShardRecord(name, sha256_of(path), len(entries),
+                                            sum(e.frames for e in entries), entries))  # fmt: skip
+        self.part.failures += [[e.key, err] for e, _, err in group if err is not None]
+        self.part.write(self.part_path)
+        self.written += 1
+
+    def finish(self) -> Manifest:
+        """Mark the part complete; alone (one rank), it becomes ``manifest.json``."""
+        self.part.extra["complete"] = True
+        self.part.write(self.part_path)
+        if self.world == 1:
+            merge_parts(self.root, [self.part_path])
+        return self.part
+
+
+def merge_parts(root: Path, parts: Iterable[Path] | None = None) -> Manifest:
     """Join rank manifests (all ``manifest.rank*.json`` in ``root`` by default) into
     ``root/manifest.json``; refuses incomplete parts, mixed checkpoints or duplicate keys."""
     root = Path(root)
-    parts = sorted(parts if parts else root.glob("manifest.rank*-of-*.json"))
-    if not parts:
+    paths = sorted(parts if parts else root.glob("manifest.rank*-of-*.json"))
+    if not paths:
         raise InputError(f"{root}: no rank manifests (manifest.rank*-of-*.json) to merge")
-    merged: dict[str, Any] | None = None
+    merged: Manifest | None = None
     seen: dict[str, str] = {}
-    worlds = set()
-    ranks = set()
-    for path in parts:
-        part = read_manifest(path)
-        if not part.get("complete"):
-            raise InputError(f"{path}: rank {part.get('rank')} has not finished")
-        worlds.add(part.get("world_size"))
-        ranks.add(part.get("rank"))
+    worlds, ranks = set(), set()
+    for path in paths:
+        part = Manifest.read(path)
+        if not part.extra.get("complete"):
+            raise InputError(f"{path}: rank {part.extra.get('rank')} has not finished")
+        worlds.add(part.extra.get("world_size"))
+        ranks.add(part.extra.get("rank"))
         if merged is None:
-            merged = {
-                k: v
-                for k, v in part.items()
-                if k not in ("rank", "world_size", "complete", "failures")
-            }
-            merged["shards"] = []
-            merged["failures"] = []
-        elif part.get("checkpoint_id") != merged["checkpoint_id"]:
-            raise InputError(f"{path}: made by another checkpoint than {parts[0]}")
-        for shard in part["shards"]:
-            if (Path(path).parent / shard["file"]).resolve().parent != root.resolve():
-                raise InputError(f"{path}: shard {shard['file']} is not in {root}")
-            for key, _, _ in shard["entries"]:
-                if key in seen:
-                    raise InputError(f"key {key!r} is in both {seen[key]} and {path}")
-                seen[key] = str(path)
-            merged["shards"].append(shard)
-        merged["failures"] += part.get("failures", [])
+            extra = {k: v for k, v in part.extra.items() if k not in _PART_ONLY}
+            merged = Manifest(part.checkpoint_id, part.quantizer, part.columns, part.frame_rate,
+                              extra=extra)  # fmt: skip
+        elif part.checkpoint_id != merged.checkpoint_id:
+            raise InputError(f"{path}: made by another checkpoint than {paths[0]}")
+        for shard in part.shards:
+            if (Path(path).parent / shard.file).resolve().parent != root.resolve():
+                raise InputError(f"{path}: shard {shard.file} is not in {root}")
+            for e in shard.entries:
+                if e.key in seen:
+                    raise InputError(f"key {e.key!r} is in both {seen[e.key]} and {path}")
+                seen[e.key] = str(path)
+            merged.shards.append(shard)
+        merged.failures += part.failures
     if len(worlds) == 1:
         world = worlds.pop()
         if isinstance(world, int) and ranks != set(range(world)):
             missing = sorted(set(range(world)) - ranks)
             raise InputError(f"{root}: rank manifests missing for ranks {missing}")
     assert merged is not None
-    write_manifest(root / MANIFEST, merged)
+    merged.write(root / MANIFEST)
     return merged

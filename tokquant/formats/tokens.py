@@ -40,6 +40,7 @@ import numpy as np
 from tokquant import __version__
 from tokquant.errors import FormatError
 from tokquant.formats._atomic import atomic_path
+from tokquant.formats._columns import column_dtype, out_of_range, pack_columns, stack_columns
 from tokquant.formats._safetensors import check_header, write_safetensors
 
 FORMAT = "tokquant-tokens"
@@ -68,13 +69,6 @@ class TokenFile:
         return [int(c["cardinality"]) for c in self.columns]
 
 
-def column_dtype(cardinality: int) -> np.dtype:
-    for dtype in (np.uint8, np.uint16, np.uint32, np.uint64):
-        if cardinality - 1 <= np.iinfo(dtype).max:
-            return np.dtype(dtype)
-    raise ValueError(f"cardinality {cardinality} does not fit in 64 bits")
-
-
 def write_tokens(
     path: Path,
     codes: np.ndarray,
@@ -90,15 +84,12 @@ def write_tokens(
     """Write ``codes`` ``[T, G]`` atomically (temp file then rename)."""
     if codes.ndim != 2 or codes.shape[1] != len(cardinalities):
         raise ValueError(f"codes must be [T, {len(cardinalities)}], found {list(codes.shape)}")
-    arrays = {}
-    columns = []
-    for g, (name, card) in enumerate(zip(column_names, cardinalities, strict=True)):
-        dtype = column_dtype(card)
-        arrays[f"codes.{g}"] = np.ascontiguousarray(codes[:, g].astype(dtype))
-        columns.append(
-            {"name": name, "cardinality": card, "bits": math.ceil(math.log2(card)) if card > 1 else 0,
-             "dtype": dtype.name}
-        )  # fmt: skip
+    arrays = pack_columns(codes, cardinalities)
+    columns = [
+        {"name": name, "cardinality": card, "bits": math.ceil(math.log2(card)) if card > 1 else 0,
+         "dtype": column_dtype(card).name}
+        for name, card in zip(column_names, cardinalities, strict=True)
+    ]  # fmt: skip
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -146,16 +137,17 @@ def read_tokens(path: Path) -> TokenFile:
                         f"{path}: column {g} is {arr.dtype}{list(arr.shape)}, expected "
                         f"unsigned [{num_frames}]"
                     )
-                if arr.size and int(arr.max()) >= card:
+                top = out_of_range(arr, card)
+                if top is not None:
                     raise FormatError(
-                        f"{path}: column {g} holds code {int(arr.max())}, out of range [0, {card})"
+                        f"{path}: column {g} holds code {top}, out of range [0, {card})"
                     )
-                cols.append(arr.astype(np.int64))
+                cols.append(arr)
     except (SafetensorError, OSError, ValueError) as exc:
         if isinstance(exc, FormatError):
             raise
         raise FormatError(f"{path}: not a readable token file ({exc})") from None
-    codes = np.stack(cols, axis=1) if cols else np.zeros((num_frames, 0), np.int64)
+    codes = stack_columns(cols, num_frames)
     rate = meta.get("frame_rate") or ""
     try:
         frame_rate = float(rate) if rate else None

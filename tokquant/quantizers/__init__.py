@@ -1,7 +1,18 @@
-"""The three quantizer families behind one interface (:class:`Quantizer`)."""
+"""The quantizer families behind one interface (:class:`Quantizer`)."""
 
-from tokquant.quantizers.base import Quantizer, QuantizerOutput
+from tokquant.quantizers.base import BatchOps, Quantizer, QuantizerOutput
 from tokquant.quantizers.binary import BSQ, LFQ
+from tokquant.quantizers.params import Params
 from tokquant.quantizers.rvq import RVQ
 
-__all__ = ["BSQ", "LFQ", "RVQ", "Quantizer", "QuantizerOutput"]
+#: Every family, by the name configs and token files use.
+QUANTIZERS: dict[str, type[Quantizer]] = {q.kind: q for q in (BSQ, LFQ, RVQ)}
+
+
+def build_quantizer(params: Params) -> Quantizer:
+    """The quantizer a family's params describe."""
+    return QUANTIZERS[params.family].from_params(params)
+
+
+__all__ = ["BSQ", "LFQ", "QUANTIZERS", "RVQ", "BatchOps", "Quantizer", "QuantizerOutput",
+           "build_quantizer"]  # fmt: skip

@@ -1,11 +1,14 @@
-"""What every tokquant quantizer promises: one output type and an encode/decode pair."""
+"""What every tokquant quantizer promises: one output type, an encode/decode pair, and the
+answers callers need instead of switching on a family's name (prefix columns, beam
+search, data-dependent initialisation, how batch statistics are shared across ranks)."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -36,6 +39,27 @@ class QuantizerOutput:
         yield self.indices
         yield self.aux_loss
 
+    def __getitem__(self, index: int | slice) -> Any:
+        """``out[0]`` is ``quantized``, as in code that indexes SpeechBrain's tuple."""
+        return (self.quantized, self.indices, self.aux_loss)[index]
+
+    def __len__(self) -> int:
+        return 3
+
+
+@dataclass(frozen=True)
+class BatchOps:
+    """How a data-parallel run shares batch statistics between its processes.
+
+    ``sum_autograd`` sums over ranks inside autograd (the codebook entropy's batch mean);
+    ``sum`` sums without it (EMA and usage counts); ``gather`` concatenates every rank's
+    rows (dead-code replacements drawn from the global batch).
+    """
+
+    sum_autograd: Callable[[torch.Tensor], torch.Tensor]
+    sum: Callable[[torch.Tensor], torch.Tensor]
+    gather: Callable[[torch.Tensor], torch.Tensor]
+
 
 class Quantizer(nn.Module):
     """Base class: maps ``[..., dim]`` vectors to ``[..., G]`` integer codes and back.
@@ -45,7 +69,37 @@ class Quantizer(nn.Module):
     what token files and usage statistics need to know.
     """
 
-    kind: str = ""
+    #: The family's name, as configs and token files spell it.
+    kind: ClassVar[str] = ""
+    #: The code columns are successive refinements, so a prefix of them decodes
+    #: (``encode(x, num_levels=n)``, ``decode`` of the first n columns).
+    supports_levels: ClassVar[bool] = False
+    #: The arguments it was built with (see :mod:`tokquant.quantizers.params`).
+    params: Any
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: Set by data-parallel training; None when the process trains alone.
+        self.batch_ops: BatchOps | None = None
+
+    @classmethod
+    def from_params(cls, params: Any) -> Quantizer:
+        """Build from a family's params dataclass (fields = constructor arguments)."""
+        return cls(**dataclasses.asdict(params))
+
+    @property
+    def supports_beam(self) -> bool:
+        """Whether ``encode(x, beam=B)`` can search with a beam."""
+        return False
+
+    @property
+    def init_frames(self) -> int:
+        """Frames :meth:`init_from_data` wants before training (0: none needed)."""
+        return 0
+
+    def init_from_data(self, x: torch.Tensor, *, iters: int = 20,
+                       generator: torch.Generator | None = None) -> None:  # fmt: skip
+        """Fit data-dependent state (codebooks) before training; a no-op by default."""
 
     @property
     def dim(self) -> int:
@@ -66,8 +120,17 @@ class Quantizer(nn.Module):
         raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
-        """Constructor arguments as plain JSON values; ``type(q)(**q.config())`` rebuilds it."""
-        raise NotImplementedError
+        """Constructor arguments as plain JSON values; ``type(q)(**q.config())`` rebuilds it.
+
+        Arguments that do not change what codes mean are left out at their defaults."""
+        return self.params.record()
+
+    def describe(self) -> dict[str, Any]:
+        """``config()`` and the family: what token files and corpora record."""
+        return self.config() | {"family": self.kind}
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.config().items())
 
     # Shared argument checks -------------------------------------------------------------
 
@@ -93,7 +156,7 @@ class Quantizer(nn.Module):
         if codes.dim() == 0 or not (1 <= n <= g) or (max_columns is not None and n != g):
             raise ValueError(
                 f"codes must have shape [..., {allowed}] (one column per "
-                f"{'level' if self.kind == 'rvq' else 'bit group'}). Found: {list(codes.shape)}"
+                f"{'level' if self.supports_levels else 'bit group'}). Found: {list(codes.shape)}"
             )
 
 

@@ -15,6 +15,7 @@ first, concatenate to that index.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Literal
 
@@ -29,12 +30,11 @@ from tokquant.quantizers.base import (
     full_precision,
     straight_through,
 )
+from tokquant.quantizers.params import BinaryParams, BSQParams, LFQParams
 
 EntropyMode = Literal["auto", "exact", "factorized"]
 #: ``entropy="auto"`` builds the exact 2^D softmax up to this width, factorises above.
 AUTO_EXACT_MAX_BITS = 10
-#: Largest supported code_dim (bits per code).
-MAX_CODE_DIM = 64
 #: Default bits per group for the factorised codebook entropy.
 DEFAULT_GROUP_SIZE = 8
 #: SpeechBrain's clamp inside the log of the exact entropy.
@@ -44,50 +44,25 @@ SEED_LOG_FLOOR = 1e-5
 class BinaryQuantizer(Quantizer):
     """Shared machinery of :class:`BSQ` and :class:`LFQ`; not used directly."""
 
-    def __init__(
-        self,
-        code_dim: int,
-        *,
-        entropy_loss_weight: float,
-        diversity_gamma: float,
-        entropy: EntropyMode,
-        group_size: int | None,
-    ) -> None:
+    params: BinaryParams
+
+    def __init__(self, params: BinaryParams) -> None:
         super().__init__()
-        if isinstance(code_dim, bool) or not isinstance(code_dim, int):
-            raise TypeError(f"code_dim must be an int. Found: {code_dim!r}")
-        if not 1 <= code_dim <= MAX_CODE_DIM:
-            raise ValueError(f"code_dim must be in [1, {MAX_CODE_DIM}]. Found: {code_dim}")
-        if entropy not in ("auto", "exact", "factorized"):
-            raise ValueError(f"entropy must be 'auto', 'exact' or 'factorized'. Found: {entropy!r}")
-        if entropy == "exact" and code_dim > Fq.EXACT_MAX_BITS:
-            raise ValueError(
-                f"entropy='exact' supports code_dim <= {Fq.EXACT_MAX_BITS} (it builds a "
-                f"softmax over 2^code_dim codes). Found code_dim={code_dim}; "
-                f"use entropy='factorized'"
+        params.validate()
+        if params.group_size is None:
+            params = dataclasses.replace(
+                params, group_size=min(params.code_dim, DEFAULT_GROUP_SIZE)
             )
-        if group_size is None:
-            group_size = min(code_dim, DEFAULT_GROUP_SIZE)
-        if isinstance(group_size, bool) or not isinstance(group_size, int):
-            raise TypeError(f"group_size must be an int. Found: {group_size!r}")
-        if not 1 <= group_size <= min(code_dim, Fq.EXACT_MAX_BITS):
-            raise ValueError(
-                f"group_size must be in [1, {min(code_dim, Fq.EXACT_MAX_BITS)}]. "
-                f"Found: {group_size}"
-            )
-        for name, value in (
-            ("entropy_loss_weight", entropy_loss_weight),
-            ("diversity_gamma", diversity_gamma),
-        ):
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0. Found: {value}")
-        self.code_dim = code_dim
-        self.entropy_loss_weight = float(entropy_loss_weight)
-        self.diversity_gamma = float(diversity_gamma)
-        self.entropy = entropy
-        self.group_size = group_size
-        #: Set by data-parallel training to sum batch statistics over processes.
-        self.batch_reduce: Fq.BatchReduce | None = None
+        self.params = params
+
+    @property
+    def code_dim(self) -> int:
+        return self.params.code_dim
+
+    @property
+    def group_size(self) -> int:
+        assert self.params.group_size is not None
+        return self.params.group_size
 
     # Quantizer interface -----------------------------------------------------------------
 
@@ -111,9 +86,9 @@ class BinaryQuantizer(Quantizer):
     @property
     def entropy_mode(self) -> Literal["exact", "factorized"]:
         """The mode ``entropy='auto'`` resolves to for this code_dim."""
-        if self.entropy == "auto":
+        if self.params.entropy == "auto":
             return "exact" if self.code_dim <= AUTO_EXACT_MAX_BITS else "factorized"
-        return self.entropy
+        return self.params.entropy  # type: ignore[return-value]
 
     @property
     def code_scale(self) -> float:
@@ -144,11 +119,13 @@ class BinaryQuantizer(Quantizer):
     # Forward -----------------------------------------------------------------------------
 
     def _forward_binary(
-        self, x: torch.Tensor, inv_temperature: float
+        self, x: torch.Tensor, inv_temperature: float | None
     ) -> tuple[QuantizerOutput, torch.Tensor, torch.Tensor]:
         """Quantise and compute the entropy loss; returns the output plus ``z`` (the
         prepared input) and ``q`` (the corners) so LFQ can add its commitment term."""
         self._check_input(x)
+        if inv_temperature is None:
+            inv_temperature = self.params.inv_temperature
         if not math.isfinite(inv_temperature) or inv_temperature <= 0:
             raise ValueError(f"inv_temperature must be finite and > 0. Found: {inv_temperature}")
         lead_shape = x.shape[:-1]
@@ -163,8 +140,8 @@ class BinaryQuantizer(Quantizer):
                 h_sample = h_codebook = z.new_zeros(())
             else:
                 h_sample, h_codebook = self._entropies(z, inv_temperature)
-                entropy_loss = h_sample - self.diversity_gamma * h_codebook
-            aux = self.entropy_loss_weight * entropy_loss
+                entropy_loss = h_sample - self.params.diversity_gamma * h_codebook
+            aux = self.params.entropy_loss_weight * entropy_loss
             metrics = self._metrics(bits, codes, h_sample, h_codebook)
         out = QuantizerOutput(
             quantized=quantized.reshape(*lead_shape, self.code_dim),
@@ -180,7 +157,7 @@ class BinaryQuantizer(Quantizer):
     def _entropies(
         self, z: torch.Tensor, inv_temperature: float
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        reduce = self.batch_reduce
+        reduce = None if self.batch_ops is None else self.batch_ops.sum_autograd
         if self.entropy_mode == "exact":
             return Fq.exact_entropies(
                 z, self.code_scale, inv_temperature, log_floor=SEED_LOG_FLOOR, reduce=reduce
@@ -208,18 +185,6 @@ class BinaryQuantizer(Quantizer):
             "per_sample_entropy": h_sample.detach(),
             "codebook_entropy": h_codebook.detach(),
         }
-
-    def _binary_config(self) -> dict[str, Any]:
-        return {
-            "code_dim": self.code_dim,
-            "entropy_loss_weight": self.entropy_loss_weight,
-            "diversity_gamma": self.diversity_gamma,
-            "entropy": self.entropy,
-            "group_size": self.group_size,
-        }
-
-    def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in self.config().items())
 
 
 class BSQ(BinaryQuantizer):
@@ -252,14 +217,10 @@ class BSQ(BinaryQuantizer):
         diversity_gamma: float = 1.0,
         entropy: EntropyMode = "auto",
         group_size: int | None = None,
+        inv_temperature: float = 100.0,
     ) -> None:
-        super().__init__(
-            code_dim,
-            entropy_loss_weight=entropy_loss_weight,
-            diversity_gamma=diversity_gamma,
-            entropy=entropy,
-            group_size=group_size,
-        )
+        super().__init__(BSQParams(code_dim, entropy_loss_weight, diversity_gamma, entropy,
+                                   group_size, inv_temperature))  # fmt: skip
 
     @property
     def code_scale(self) -> float:
@@ -268,14 +229,12 @@ class BSQ(BinaryQuantizer):
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, dim=-1)
 
-    def forward(self, x: torch.Tensor, inv_temperature: float = 100.0) -> QuantizerOutput:
+    def forward(self, x: torch.Tensor, inv_temperature: float | None = None) -> QuantizerOutput:
         """Quantise ``x`` of shape ``[..., code_dim]``; the aux loss treats every vector
-        as one flat batch, whatever the leading shape."""
+        as one flat batch, whatever the leading shape. ``inv_temperature`` defaults to the
+        constructor's."""
         out, _, _ = self._forward_binary(x, inv_temperature)
         return out
-
-    def config(self) -> dict[str, Any]:
-        return self._binary_config()
 
 
 #: Activations LFQ accepts by name (so a checkpoint can record them).
@@ -302,6 +261,7 @@ class LFQ(BinaryQuantizer):
     """
 
     kind = "lfq"
+    params: LFQParams
 
     def __init__(
         self,
@@ -313,39 +273,24 @@ class LFQ(BinaryQuantizer):
         diversity_gamma: float = 1.0,
         entropy: EntropyMode = "auto",
         group_size: int | None = None,
+        inv_temperature: float = 100.0,
     ) -> None:
-        super().__init__(
-            code_dim,
-            entropy_loss_weight=entropy_loss_weight,
-            diversity_gamma=diversity_gamma,
-            entropy=entropy,
-            group_size=group_size,
-        )
-        if not math.isfinite(scale) or scale <= 0:
-            raise ValueError(f"scale must be a finite number > 0. Found: {scale}")
-        if not math.isfinite(commitment_loss_weight) or commitment_loss_weight < 0:
-            raise ValueError(
-                f"commitment_loss_weight must be a finite number >= 0. "
-                f"Found: {commitment_loss_weight}"
-            )
-        if isinstance(activation, str):
-            if activation not in LFQ_ACTIVATIONS:
-                raise ValueError(
-                    f"activation must be one of {sorted(LFQ_ACTIVATIONS)} or a callable. "
-                    f"Found: {activation!r}"
-                )
-            self._activation = LFQ_ACTIVATIONS[activation]
-        elif activation is None or callable(activation):
-            self._activation = activation
-        else:
+        custom = activation if activation is not None and not isinstance(activation, str) else None
+        if custom is not None and not callable(custom):
             raise TypeError(f"activation must be a name or a callable. Found: {activation!r}")
-        self.activation = activation
-        self.scale = float(scale)
-        self.commitment_loss_weight = float(commitment_loss_weight)
+        super().__init__(
+            LFQParams(code_dim, entropy_loss_weight, diversity_gamma, entropy, group_size,
+                      inv_temperature, scale, None if custom else activation,
+                      commitment_loss_weight)
+        )  # fmt: skip
+        #: A callable activation works, but cannot be recorded in a checkpoint.
+        self._custom_activation = custom
+        name = self.params.activation
+        self._activation = custom or (LFQ_ACTIVATIONS[name] if name is not None else None)
 
     @property
     def code_scale(self) -> float:
-        return self.scale
+        return self.params.scale
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         return x
@@ -354,23 +299,18 @@ class LFQ(BinaryQuantizer):
         fz = z if self._activation is None else self._activation(z)
         return straight_through(q, fz)
 
-    def forward(self, x: torch.Tensor, inv_temperature: float = 100.0) -> QuantizerOutput:
+    def forward(self, x: torch.Tensor, inv_temperature: float | None = None) -> QuantizerOutput:
         out, z, q = self._forward_binary(x, inv_temperature)
         if z.shape[0]:
             commit = F.mse_loss(z, q.detach())
-            out.aux_loss = out.aux_loss + self.commitment_loss_weight * commit
+            out.aux_loss = out.aux_loss + self.params.commitment_loss_weight * commit
             out.metrics["commitment_loss"] = commit.detach()
         return out
 
     def config(self) -> dict[str, Any]:
-        if self.activation is not None and not isinstance(self.activation, str):
+        if self._custom_activation is not None:
             raise ValueError(
                 "LFQ with a custom activation callable cannot be described as a config; "
                 f"use one of {sorted(LFQ_ACTIVATIONS)}"
             )
-        return {
-            **self._binary_config(),
-            "scale": self.scale,
-            "activation": self.activation,
-            "commitment_loss_weight": self.commitment_loss_weight,
-        }
+        return super().config()

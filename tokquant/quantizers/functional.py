@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from tokquant.quantizers.params import EXACT_MAX_BITS  # noqa: F401 - widest 2^D softmax built
+
 #: Widest bit column ``encode`` emits; wider codes are split into several columns.
 COLUMN_BITS = 32
-#: Largest code_dim (or entropy group) whose 2^D softmax tokquant will build.
-EXACT_MAX_BITS = 20
 #: Upper bound on elements of any N x 2^g (or N x K) intermediate built in one chunk.
 DEFAULT_CHUNK_ELEMENTS = 1 << 24
 

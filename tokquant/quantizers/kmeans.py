@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from tokquant.quantizers.functional import DEFAULT_CHUNK_ELEMENTS
+from tokquant.quantizers.search import nearest_code
 
 
 @torch.no_grad()
@@ -22,8 +23,6 @@ def kmeans(
     that empties during Lloyd iterations is re-seeded with the point currently worst
     served, so every returned centroid is in use on ``x`` when ``N >= k``.
     """
-    from tokquant.quantizers.rvq import nearest_code
-
     if x.dim() != 2 or x.shape[0] == 0:
         raise ValueError(f"kmeans needs a non-empty [N, D] tensor. Found shape: {list(x.shape)}")
     n = x.shape[0]

@@ -1,33 +1,33 @@
-"""Residual vector quantisation (helia_edge semantics, histogram metrics, chunked search).
+"""Residual vector quantisation: the residual loop over :class:`Codebook` levels.
 
 Level ``l`` quantises the residual ``r_l`` to its nearest code ``q_l``; the next
 residual is ``r_{l+1} = r_l - sg(q_l)``; the output is the straight-through sum of the
 ``q_l``. Per level the loss is ``beta * ||sg(q_l) - r_l||^2 + ||q_l - sg(r_l)||^2``
-(means over elements), summed over levels.
+(means over elements), summed over levels. Metrics come from code histograms
+(bincount), not ``[N, K]`` one-hots.
 
-Codebooks start as standard-normal draws (``torch.randn``, seeded by the caller's
-generator state); :meth:`RVQ.init_from_data` replaces them with k-means centroids, level
-by level on the residuals, which is what training should use.
+Codebooks start as standard-normal draws (seeded by the caller's generator state);
+:meth:`RVQ.init_from_data` replaces them with k-means centroids, level by level on the
+residuals, which is what training should use.
 
 Training options: EMA codebook updates instead of gradients (``ema_decay``), dead-code
 replacement (``dead_code_threshold``), and quantizer dropout (``quantizer_dropout``: a
 random number of levels per batch, so every prefix of levels decodes well). Encoding
-options: fewer levels, and beam search (:mod:`tokquant.quantizers.beam`).
+options: fewer levels, and beam search (:func:`tokquant.quantizers.search.beam_search`).
 
-Imported codecs may add a per-level projection into a smaller codebook space
-(``codebook_dim``) and cosine lookups (``normalized``, as descript-audio-codec does):
-level ``l`` then searches ``normalize(W_in r + b_in)`` against normalised codes and
-contributes ``W_out c + b_out``.
+Checkpoints name the tensors as tokquant 0.1 did (``codebooks.{l}``,
+``ema_count_{l}``, ``ema_sum_{l}``, ``project_in.{l}.*``, ``project_out.{l}.*``): the
+state-dict hooks at the bottom translate, so the file format does not follow the
+module layout.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import re
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tokquant.quantizers.base import (
@@ -37,51 +37,14 @@ from tokquant.quantizers.base import (
     full_precision,
     straight_through,
 )
+from tokquant.quantizers.codebook import Codebook
 from tokquant.quantizers.functional import DEFAULT_CHUNK_ELEMENTS
+from tokquant.quantizers.params import RVQParams
+from tokquant.quantizers.search import SEARCH_METHODS, beam_search, nearest_code
 
-#: Row blocks of the CPU matmul search hold at most this many distances (4 MiB of
-#: float32), so a block is still in cache when argmin reads it back: at 8 x 1024 codes,
-#: dim 128 this made RVQ encode 1.5x faster on a 2-core EPYC than 64 MiB blocks.
-CPU_SEARCH_BLOCK_ELEMENTS = 1 << 20
-
-#: How :class:`RVQ` finds each level's nearest code: "matmul" is chunked ``addmm`` +
-#: ``argmin`` on any device; "fused" runs :mod:`tokquant.quantizers.fused_search` (one
-#: Triton kernel, no distance blocks in memory) for float32 CUDA tensors and the matmul
-#: search elsewhere.
-SEARCH_METHODS = ("matmul", "fused")
-
-
-def nearest_code(
-    x: torch.Tensor,
-    codebook: torch.Tensor,
-    *,
-    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
-    method: str = "matmul",
-) -> torch.Tensor:
-    """Index of the nearest row of ``codebook`` ``[K, D]`` for each row of ``x`` ``[N, D]``.
-
-    Uses ``argmin_k ||c_k||^2 - 2 <x, c_k>`` (the ``||x||^2`` term does not change the
-    argmin) in row chunks so no ``chunk x K`` block exceeds ``chunk_elements`` (nor
-    :data:`CPU_SEARCH_BLOCK_ELEMENTS` on CPU). Ties go to the lowest index
-    (``torch.argmin`` returns the first minimum). ``method`` is one of
-    :data:`SEARCH_METHODS`.
-    """
-    if method not in SEARCH_METHODS:
-        raise ValueError(f"method must be one of {SEARCH_METHODS}. Found: {method!r}")
-    if method == "fused" and x.is_cuda and x.dtype == codebook.dtype == torch.float32:
-        from tokquant.quantizers.fused_search import fused_nearest_code
-
-        return fused_nearest_code(x, codebook)
-    k = codebook.shape[0]
-    c_sq = (codebook * codebook).sum(-1)
-    block = chunk_elements if x.is_cuda else min(chunk_elements, CPU_SEARCH_BLOCK_ELEMENTS)
-    step = max(1, block // max(k, 1))
-    out = torch.empty(x.shape[0], dtype=torch.int64, device=x.device)
-    for start in range(0, x.shape[0], step):
-        rows = x[start : start + step]
-        dist = torch.addmm(c_sq, rows, codebook.T, alpha=-2.0)
-        out[start : start + step] = dist.argmin(-1)
-    return out
+#: Frames k-means sees per codebook entry (capped at :data:`KMEANS_MAX_FRAMES`).
+KMEANS_FRAMES_PER_CODE = 32
+KMEANS_MAX_FRAMES = 50_000
 
 
 def histogram_metrics(idx: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -121,6 +84,8 @@ class RVQ(Quantizer):
     """
 
     kind = "rvq"
+    supports_levels = True
+    params: RVQParams
 
     def __init__(
         self,
@@ -141,78 +106,46 @@ class RVQ(Quantizer):
         super().__init__()
         if isinstance(num_levels, bool) or not isinstance(num_levels, int) or num_levels < 1:
             raise ValueError(f"num_levels must be an int >= 1. Found: {num_levels!r}")
-        if (
-            isinstance(embedding_dim, bool)
-            or not isinstance(embedding_dim, int)
-            or embedding_dim < 1
-        ):
-            raise ValueError(f"embedding_dim must be an int >= 1. Found: {embedding_dim!r}")
-        if isinstance(num_embeddings, (list, tuple)):
-            if len(num_embeddings) != num_levels:
-                raise ValueError(
-                    f"num_embeddings list must have one size per level "
-                    f"(length {num_levels}). Found length {len(num_embeddings)}"
-                )
-            sizes = list(num_embeddings)
-        else:
-            sizes = [num_embeddings] * num_levels
-        for k in sizes:
-            if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-                raise ValueError(f"num_embeddings must be ints >= 1. Found: {num_embeddings!r}")
-        if not math.isfinite(beta) or beta < 0:
-            raise ValueError(f"beta must be a finite number >= 0. Found: {beta}")
-        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be None or in (0, 1). Found: {ema_decay}")
-        if not 0.0 <= dead_code_threshold < 1.0:
-            raise ValueError(f"dead_code_threshold must be in [0, 1). Found: {dead_code_threshold}")
-        if dead_code_window < 1:
-            raise ValueError(f"dead_code_window must be >= 1. Found: {dead_code_window}")
-        if not 0.0 <= quantizer_dropout <= 1.0:
-            raise ValueError(f"quantizer_dropout must be in [0, 1]. Found: {quantizer_dropout}")
-        if codebook_dim is not None and codebook_dim < 1:
-            raise ValueError(f"codebook_dim must be None or >= 1. Found: {codebook_dim}")
+        if embedding_dim is None:
+            raise ValueError("embedding_dim must be an int >= 1. Found: None")
+        params = RVQParams(
+            num_levels, list(num_embeddings) if isinstance(num_embeddings, tuple)
+            else num_embeddings, embedding_dim, beta, ema_decay, dead_code_threshold,
+            dead_code_window, quantizer_dropout, codebook_dim, normalized,
+        )  # fmt: skip
+        params.validate()
         if chunk_elements < 1:
             raise ValueError(f"chunk_elements must be >= 1. Found: {chunk_elements}")
         if search not in SEARCH_METHODS:
             raise ValueError(f"search must be one of {SEARCH_METHODS}. Found: {search!r}")
+        self.params = params
         self.num_levels = num_levels
-        self.num_embeddings = sizes
+        self.num_embeddings = params.sizes()
         self.embedding_dim = embedding_dim
-        self.beta = float(beta)
-        self.ema_decay = ema_decay
-        self.dead_code_threshold = float(dead_code_threshold)
-        self.dead_code_window = int(dead_code_window)
-        self.quantizer_dropout = float(quantizer_dropout)
-        self.codebook_dim = codebook_dim
-        self.normalized = bool(normalized)
         self.chunk_elements = chunk_elements
         self.search = search
         space = codebook_dim or embedding_dim
-        self.codebooks = nn.ParameterList(
-            [nn.Parameter(torch.randn(k, space), requires_grad=ema_decay is None) for k in sizes]
-        )
-        if codebook_dim is not None:
-            self.project_in = nn.ModuleList([nn.Linear(embedding_dim, space) for _ in sizes])
-            self.project_out = nn.ModuleList([nn.Linear(space, embedding_dim) for _ in sizes])
-        if ema_decay is not None:
-            for level, k in enumerate(sizes):
-                self.register_buffer(f"ema_count_{level}", torch.ones(k))
-                self.register_buffer(f"ema_sum_{level}", self.codebooks[level].detach().clone())
+        self.levels = nn.ModuleList([
+            Codebook(k, space, embedding_dim, ema=ema_decay is not None,
+                     track_usage=dead_code_threshold > 0, projected=codebook_dim is not None,
+                     normalized=normalized)
+            for k in self.num_embeddings
+        ])  # fmt: skip
         if dead_code_threshold > 0:
-            for level, k in enumerate(sizes):
-                self.register_buffer(f"window_count_{level}", torch.zeros(k), persistent=False)
             self.register_buffer(
                 "window_steps", torch.zeros((), dtype=torch.int64), persistent=False
             )
-        #: Set by data-parallel training: sums a tensor over ranks (EMA and usage
-        #: statistics), and gathers every rank's rows (replacements come from the
-        #: global batch, so every rank, and a single process, pick the same vectors).
-        self.batch_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
-        self.batch_gather: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.register_state_dict_post_hook(_to_v1_names)
+        self.register_load_state_dict_pre_hook(_from_v1_names)
 
     @property
     def dim(self) -> int:
         return self.embedding_dim
+
+    @property
+    def codebooks(self) -> list[nn.Parameter]:
+        """Each level's code vectors ``[K, space]`` (the parameters themselves)."""
+        return [level.vectors for level in self.levels]
 
     @property
     def column_cardinalities(self) -> list[int]:
@@ -225,66 +158,34 @@ class RVQ(Quantizer):
     @property
     def plain(self) -> bool:
         """Codes live in the embedding space and are searched by Euclidean distance."""
-        return self.codebook_dim is None and not self.normalized
+        return self.params.codebook_dim is None and not self.params.normalized
 
-    def config(self) -> dict[str, Any]:
-        sizes = self.num_embeddings
-        out: dict[str, Any] = {
-            "num_levels": self.num_levels,
-            "num_embeddings": sizes[0] if len(set(sizes)) == 1 else list(sizes),
-            "embedding_dim": self.embedding_dim,
-            "beta": self.beta,
-        }
-        optional = {
-            "ema_decay": (self.ema_decay, None),
-            "dead_code_threshold": (self.dead_code_threshold, 0.0),
-            "dead_code_window": (self.dead_code_window, 100),
-            "quantizer_dropout": (self.quantizer_dropout, 0.0),
-            "codebook_dim": (self.codebook_dim, None),
-            "normalized": (self.normalized, False),
-        }
-        out.update({k: v for k, (v, default) in optional.items() if v != default})
-        return out
+    @property
+    def supports_beam(self) -> bool:
+        return self.plain
 
-    def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in self.config().items())
-
-    # Levels ---------------------------------------------------------------------------
-
-    def _search_space(self, level: int, residual: torch.Tensor) -> torch.Tensor:
-        """Where level ``level`` looks up codes for ``residual`` (projected, normalised)."""
-        e = self.project_in[level](residual) if self.codebook_dim is not None else residual
-        return F.normalize(e, dim=-1) if self.normalized else e
-
-    def _search_codebook(self, level: int, dtype: torch.dtype) -> torch.Tensor:
-        c = self.codebooks[level].to(dtype)
-        return F.normalize(c, dim=-1) if self.normalized else c
-
-    def _vectors(self, level: int, idx: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """Embedding-space vectors of codes ``idx`` (differentiable in the codebook)."""
-        c = self.codebooks[level].to(dtype)[idx]
-        return self.project_out[level](c) if self.codebook_dim is not None else c
+    @property
+    def init_frames(self) -> int:
+        if not self.plain:
+            return 0
+        k_max = max(self.num_embeddings)
+        return min(max(KMEANS_FRAMES_PER_CODE * k_max, 4096), KMEANS_MAX_FRAMES)
 
     def level_vectors(self, level: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """``[K, D]``: every code of a level as the vector it adds to the output."""
-        with torch.no_grad():
-            idx = torch.arange(self.num_embeddings[level], device=self.codebooks[level].device)
-            return self._vectors(level, idx, dtype)
+        return self.levels[level].all_vectors(dtype)
 
     def _nearest(self, level: int, residual: torch.Tensor) -> torch.Tensor:
+        book = self.levels[level]
         with torch.no_grad():
-            return nearest_code(
-                self._search_space(level, residual),
-                self._search_codebook(level, residual.dtype),
-                chunk_elements=self.chunk_elements,
-                method=self.search,
-            )
+            return nearest_code(book.search_space(residual), book.search_vectors(residual.dtype),
+                                chunk_elements=self.chunk_elements, method=self.search)  # fmt: skip
 
     # Forward ----------------------------------------------------------------------------
 
     def _active_levels(self) -> int:
-        if self.training and self.quantizer_dropout > 0:
-            if float(torch.rand(())) < self.quantizer_dropout:
+        if self.training and self.params.quantizer_dropout > 0:
+            if float(torch.rand(())) < self.params.quantizer_dropout:
                 return int(torch.randint(1, self.num_levels + 1, ()))
         return self.num_levels
 
@@ -297,118 +198,80 @@ class RVQ(Quantizer):
         active = self._active_levels()
         with full_precision(x.device):
             flat = x.to(compute_dtype(x)).reshape(-1, self.embedding_dim)
-            residual = flat
-            q_sum = torch.zeros_like(flat)
-            aux = flat.new_zeros(())
-            indices = []
-            metrics: dict[str, torch.Tensor] = {}
-            replaced = 0
+            residual, q_sum, aux = flat, torch.zeros_like(flat), flat.new_zeros(())
+            indices, metrics, replaced = [], {}, 0
             for level in range(active):
                 idx = self._nearest(level, residual.detach())
-                q = self._vectors(level, idx, flat.dtype)
+                q = self.levels[level].lookup(idx, flat.dtype)
                 if flat.shape[0]:
-                    commitment = (q.detach() - residual).pow(2).mean()
-                    aux = aux + self.beta * commitment
-                    if self.ema_decay is None or self.codebook_dim is not None:
-                        aux = aux + (q - residual.detach()).pow(2).mean()
-                if self.training and flat.shape[0]:
-                    target = self._ema_target(level, residual.detach())
-                    if self.ema_decay is not None:
-                        self._ema_update(level, target, idx)
-                    if self.dead_code_threshold > 0:
-                        replaced += self._replace_dead_codes(level, target, idx)
+                    aux = self._add_level_loss(aux, q, residual)
+                    metrics.update(_level_metrics(level, idx, self.num_embeddings[level]))
+                    if self.training:
+                        replaced += self._train_level(level, residual.detach(), idx)
                 residual = residual - q.detach()
                 q_sum = q_sum + q.detach()
                 indices.append(idx)
-                if flat.shape[0]:
-                    perp, usage, bpi = histogram_metrics(idx, self.num_embeddings[level])
-                    metrics[f"rvq_l{level + 1}_perplexity"] = perp
-                    metrics[f"rvq_l{level + 1}_usage"] = usage
-                    metrics[f"rvq_l{level + 1}_bits_per_index"] = bpi
-            if self.training and self.dead_code_threshold > 0:
+            if self.training and self.params.dead_code_threshold > 0:
                 self._end_window_step()
             if metrics:
-                m = active
-                metrics["rvq_perplexity_mean"] = (
-                    sum(metrics[f"rvq_l{lv + 1}_perplexity"] for lv in range(m)) / m
-                )
-                metrics["rvq_usage_mean"] = (
-                    sum(metrics[f"rvq_l{lv + 1}_usage"] for lv in range(m)) / m
-                )
-                metrics["rvq_bits_per_index_sum"] = sum(
-                    metrics[f"rvq_l{lv + 1}_bits_per_index"] for lv in range(m)
-                )
-                metrics["rvq_active_levels"] = torch.tensor(float(active))
-                if self.dead_code_threshold > 0:
-                    metrics["rvq_dead_codes_replaced"] = torch.tensor(float(replaced))
+                metrics.update(self._summary_metrics(metrics, active, replaced))
             # Codebook gradients come from the codebook loss; the output passes the
             # input's gradient straight through.
             quantized = straight_through(q_sum, flat)
-        for _ in range(active, self.num_levels):
-            indices.append(torch.full_like(indices[0], -1))
-        codes = torch.stack(indices, dim=-1)
+        indices += [torch.full_like(indices[0], -1)] * (self.num_levels - active)
         return QuantizerOutput(
             quantized=quantized.reshape(*lead_shape, self.embedding_dim),
-            indices=codes.reshape(*lead_shape, self.num_levels),
+            indices=torch.stack(indices, dim=-1).reshape(*lead_shape, self.num_levels),
             aux_loss=aux,
             metrics=metrics,
         )
 
+    def _add_level_loss(
+        self, aux: torch.Tensor, q: torch.Tensor, residual: torch.Tensor
+    ) -> torch.Tensor:
+        """Commitment, plus the codebook loss when codebooks learn by gradient."""
+        p = self.params
+        aux = aux + p.beta * (q.detach() - residual).pow(2).mean()
+        if p.ema_decay is None or p.codebook_dim is not None:
+            aux = aux + (q - residual.detach()).pow(2).mean()
+        return aux
+
+    def _summary_metrics(
+        self, metrics: dict[str, torch.Tensor], active: int, replaced: int
+    ) -> dict[str, torch.Tensor]:
+        def total(name: str) -> torch.Tensor:
+            return sum(metrics[f"rvq_l{lv + 1}_{name}"] for lv in range(active))  # type: ignore[return-value]
+
+        out = {
+            "rvq_perplexity_mean": total("perplexity") / active,
+            "rvq_usage_mean": total("usage") / active,
+            "rvq_bits_per_index_sum": total("bits_per_index"),
+            "rvq_active_levels": torch.tensor(float(active)),
+        }
+        if self.params.dead_code_threshold > 0:
+            out["rvq_dead_codes_replaced"] = torch.tensor(float(replaced))
+        return out
+
     # EMA and dead codes -----------------------------------------------------------------
 
-    def _ema_target(self, level: int, residual: torch.Tensor) -> torch.Tensor:
-        """What a code of this level should move towards: the residual in codebook space."""
+    def _train_level(self, level: int, residual: torch.Tensor, idx: torch.Tensor) -> int:
+        """The training-time updates of one level; returns how many codes were replaced."""
+        p, book, ops = self.params, self.levels[level], self.batch_ops
+        reduce = (lambda t: t) if ops is None else ops.sum
         with torch.no_grad():
-            if self.codebook_dim is not None:
-                return self.project_in[level](residual)
-            return residual
-
-    def _sum(self, t: torch.Tensor) -> torch.Tensor:
-        return t if self.batch_reduce is None else self.batch_reduce(t)
-
-    @torch.no_grad()
-    def _ema_update(self, level: int, target: torch.Tensor, idx: torch.Tensor) -> None:
-        k = self.num_embeddings[level]
-        counts = self._sum(torch.bincount(idx, minlength=k).to(target.dtype))
-        sums = self._sum(torch.zeros(k, target.shape[1], dtype=target.dtype, device=target.device)
-                         .index_add_(0, idx, target))  # fmt: skip
-        decay = self.ema_decay
-        ema_count = getattr(self, f"ema_count_{level}")
-        ema_sum = getattr(self, f"ema_sum_{level}")
-        ema_count.mul_(decay).add_(counts.to(ema_count.dtype), alpha=1 - decay)
-        ema_sum.mul_(decay).add_(sums.to(ema_sum.dtype), alpha=1 - decay)
-        # Laplace smoothing keeps never-used codes finite without moving used ones much.
-        total = ema_count.sum()
-        smoothed = (ema_count + 1e-5) / (total + k * 1e-5) * total
-        self.codebooks[level].data.copy_(ema_sum / smoothed.unsqueeze(-1))
-
-    @torch.no_grad()
-    def _replace_dead_codes(self, level: int, target: torch.Tensor, idx: torch.Tensor) -> int:
-        """Count usage; at the end of a window replace rarely used codes. Runs after the
-        EMA update, and resets the replaced codes' EMA statistics to the new vector, so
-        the replacement is what the codebook holds after this step."""
-        k = self.num_embeddings[level]
-        window = getattr(self, f"window_count_{level}")
-        window.add_(self._sum(torch.bincount(idx, minlength=k).to(window.dtype)))
-        if int(self.window_steps) + 1 < self.dead_code_window:
+            target = book.to_space(residual)
+        if p.ema_decay is not None:
+            book.ema_update(target, idx, p.ema_decay, reduce)
+        if p.dead_code_threshold <= 0:
             return 0
-        expected = window.sum() / k
-        dead = (window < self.dead_code_threshold * expected).nonzero().flatten()
-        window.zero_()
-        if dead.numel() == 0:
+        book.count_usage(idx, reduce)
+        if int(self.window_steps) + 1 < p.dead_code_window:
             return 0
-        pool = target if self.batch_gather is None else self.batch_gather(target)
-        pick = torch.randint(pool.shape[0], (dead.numel(),), device=target.device)
-        fresh = pool[pick]
-        self.codebooks[level].data[dead] = fresh.to(self.codebooks[level].dtype)
-        if self.ema_decay is not None:
-            getattr(self, f"ema_count_{level}")[dead] = 1.0
-            getattr(self, f"ema_sum_{level}")[dead] = fresh.to(self.codebooks[level].dtype)
-        return int(dead.numel())
+        return book.replace_dead(target, p.dead_code_threshold, None if ops is None else ops.gather)
 
     def _end_window_step(self) -> None:
         self.window_steps.add_(1)
-        if int(self.window_steps) >= self.dead_code_window:
+        if int(self.window_steps) >= self.params.dead_code_window:
             self.window_steps.zero_()
 
     # Encode / decode --------------------------------------------------------------------
@@ -418,8 +281,8 @@ class RVQ(Quantizer):
         """``[..., D]`` -> ``[..., n]`` int64 codes with ``n = num_levels or M``.
 
         ``beam > 1`` keeps the ``beam`` best partial code sequences per vector, ranked by
-        the reconstruction error so far (:func:`tokquant.quantizers.beam.beam_search`);
-        ``beam = 1`` is the greedy search. Beam search needs plain levels.
+        the reconstruction error so far; ``beam = 1`` is the greedy search. Beam search
+        needs plain levels.
         """
         self._check_input(x)
         n = self.num_levels if num_levels is None else num_levels
@@ -433,15 +296,13 @@ class RVQ(Quantizer):
         with full_precision(x.device):
             residual = x.to(compute_dtype(x)).reshape(-1, self.embedding_dim).clone()
             if beam > 1:
-                from tokquant.quantizers.beam import beam_search
-
                 levels = [self.level_vectors(lv, residual.dtype) for lv in range(n)]
                 codes = beam_search(residual, levels, beam, chunk_elements=self.chunk_elements)
                 return codes.reshape(*lead_shape, n)
             cols = []
             for level in range(n):
                 idx = self._nearest(level, residual)
-                residual -= self._vectors(level, idx, residual.dtype)
+                residual -= self.levels[level].lookup(idx, residual.dtype)
                 cols.append(idx)
         return torch.stack(cols, dim=-1).reshape(*lead_shape, n)
 
@@ -458,7 +319,7 @@ class RVQ(Quantizer):
                     f"codes of level {level + 1} must be in [0, {k}). "
                     f"Found range [{int(idx.min())}, {int(idx.max())}]"
                 )
-            vec = self._vectors(level, idx, torch.float32)
+            vec = self.levels[level].lookup(idx, torch.float32)
             out = vec if out is None else out + vec
         assert out is not None
         return out
@@ -485,17 +346,48 @@ class RVQ(Quantizer):
                 "k-means initialisation needs plain levels (no codebook_dim, not normalized)"
             )
         residual = x.detach().reshape(-1, self.embedding_dim).float().clone()
-        for level in range(self.num_levels):
-            centroids = kmeans(
-                residual,
-                self.num_embeddings[level],
-                iters=iters,
-                generator=generator,
-                chunk_elements=self.chunk_elements,
-            )
-            self.codebooks[level].data.copy_(centroids.to(self.codebooks[level].dtype))
-            if self.ema_decay is not None:
-                getattr(self, f"ema_count_{level}").fill_(1.0)
-                getattr(self, f"ema_sum_{level}").copy_(centroids)
+        for level, book in enumerate(self.levels):
+            centroids = kmeans(residual, self.num_embeddings[level], iters=iters,
+                               generator=generator, chunk_elements=self.chunk_elements)  # fmt: skip
+            book.reset_to(centroids)
             idx = nearest_code(residual, centroids, chunk_elements=self.chunk_elements)
             residual -= centroids[idx]
+
+
+def _level_metrics(level: int, idx: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
+    perplexity, usage, bits = histogram_metrics(idx, k)
+    name = f"rvq_l{level + 1}"
+    return {f"{name}_perplexity": perplexity, f"{name}_usage": usage,
+            f"{name}_bits_per_index": bits}  # fmt: skip
+
+
+# Checkpoint tensor names (format version 1) <-> module layout --------------------------
+
+_V1_RULES = [  # (module-layout name, version-1 name), as regex and replacement pairs
+    (r"levels\.(\d+)\.vectors", r"codebooks.\1"),
+    (r"levels\.(\d+)\.ema_(count|sum)", r"ema_\2_\1"),
+    (r"levels\.(\d+)\.project_(in|out)\.(\w+)", r"project_\2.\1.\3"),
+]
+_FROM_V1_RULES = [
+    (r"codebooks\.(\d+)", r"levels.\1.vectors"),
+    (r"ema_(count|sum)_(\d+)", r"levels.\2.ema_\1"),
+    (r"project_(in|out)\.(\d+)\.(\w+)", r"levels.\2.project_\1.\3"),
+]
+
+
+def _rename(state: dict[str, Any], prefix: str, rules: list[tuple[str, str]]) -> None:
+    for key in [k for k in state if k.startswith(prefix)]:
+        local = key[len(prefix) :]
+        for pattern, replacement in rules:
+            new, hits = re.subn(rf"^{pattern}$", replacement, local)
+            if hits:
+                state[prefix + new] = state.pop(key)
+                break
+
+
+def _to_v1_names(module: nn.Module, state: dict[str, Any], prefix: str, _meta: Any) -> None:
+    _rename(state, prefix, _V1_RULES)
+
+
+def _from_v1_names(module: nn.Module, state: dict[str, Any], prefix: str, *_: Any) -> None:
+    _rename(state, prefix, _FROM_V1_RULES)

@@ -1,5 +1,7 @@
 """Audio front ends (log-mel, Kaldi fbank, MFCC) on torchaudio, streamed in chunks.
 
+Griffin-Lim, the way back to audio, lives in :mod:`tokquant.audio.vocoder`.
+
 Frames are not centred: frame ``t`` covers resampled samples
 ``[t * hop, t * hop + win)``, so a signal of ``L`` samples has
 ``1 + (L - win) // hop`` frames (0 when ``L < win``) and any frame range can be computed
@@ -26,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tokquant.audio import AudioReader
+from tokquant.audio._torchaudio import torchaudio
+from tokquant.audio.io import AudioReader
 from tokquant.config import FrontendConfig
 from tokquant.errors import InputError
 
@@ -37,16 +40,18 @@ DEFAULT_CHUNK_FRAMES = 12 * BLOCK_FRAMES
 #: torchaudio.functional.resample defaults, which set the filter's reach.
 _LOWPASS_WIDTH = 6
 _ROLLOFF = 0.99
-#: Kaldi's pre-emphasis coefficient (undone after Griffin-Lim for fbank).
-_PREEMPH = 0.97
 
 
 class FrontEnd:
-    """Compute features from a mono waveform at ``config.sample_rate``."""
+    """Compute features from a mono waveform at ``config.sample_rate``.
+
+    Building one imports torchaudio (in the calling thread, so loader threads never race
+    to import it)."""
 
     def __init__(self, config: FrontendConfig) -> None:
         if config.kind == "none":
             raise ValueError("FrontEnd needs frontend.kind logmel, fbank or mfcc")
+        torchaudio()
         self.config = config
         self._mel = None
         self._dct = None
@@ -73,18 +78,14 @@ class FrontEnd:
         log_mel = self._log_mel(wave)
         if c.kind == "mfcc":
             if self._dct is None:
-                import torchaudio.functional as AF
-
-                self._dct = AF.create_dct(c.n_mfcc, c.n_mels, norm="ortho")
+                self._dct = torchaudio()[0].create_dct(c.n_mfcc, c.n_mels, norm="ortho")
             return log_mel @ self._dct
         return log_mel
 
     def _log_mel(self, wave: torch.Tensor) -> torch.Tensor:
         c = self.config
         if self._mel is None:
-            import torchaudio.transforms as AT
-
-            self._mel = AT.MelSpectrogram(
+            self._mel = torchaudio()[1].MelSpectrogram(
                 sample_rate=c.sample_rate, n_fft=c.n_fft, win_length=c.win_length,
                 hop_length=c.hop_length, f_min=c.f_min, f_max=c.f_max, n_mels=c.n_mels,
                 power=2.0, center=False,
@@ -92,8 +93,7 @@ class FrontEnd:
         return self._mel(wave).clamp(min=c.log_floor).log().T.contiguous()
 
     def _fbank(self, wave: torch.Tensor) -> torch.Tensor:
-        import torchaudio.compliance.kaldi as kaldi
-
+        kaldi = torchaudio()[2]
         c = self.config
         # Kaldi takes lengths in ms and truncates sample counts: nudge up so it gets ours.
         return kaldi.fbank(
@@ -105,52 +105,6 @@ class FrontEnd:
             dither=0.0, snip_edges=True,
         )  # fmt: skip
 
-    # Griffin-Lim ------------------------------------------------------------------------
-
-    @torch.no_grad()
-    def to_audio(self, features: np.ndarray, n_iter: int = 32) -> np.ndarray:
-        """Approximate waveform from log-mel or fbank features by Griffin-Lim.
-
-        The mel filterbank is inverted by least squares (clamped at 0) and the phase is
-        estimated by Griffin-Lim: intelligible, not a neural vocoder's quality.
-        """
-        import torchaudio.transforms as AT
-
-        c = self.config
-        if c.kind not in ("logmel", "fbank"):
-            raise InputError(
-                f"--audio needs a logmel or fbank front end, this checkpoint has {c.kind}"
-            )
-        energies = torch.from_numpy(np.asarray(features, dtype=np.float32)).exp()  # [T, n_mels]
-        banks, n_fft = self._filterbank()  # [n_mels, n_freq]
-        power = (energies @ torch.linalg.pinv(banks).T).clamp(min=0.0).T  # [n_freq, T]
-        gl = AT.GriffinLim(n_fft=n_fft, win_length=c.win_length, hop_length=c.hop_length,
-                           power=2.0, n_iter=n_iter)  # fmt: skip
-        torch.manual_seed(0)  # Griffin-Lim starts from random phase: make it repeatable
-        wave = gl(power)
-        if c.kind == "fbank":
-            wave = _deemphasis(wave) / 32768.0
-        # Griffin-Lim centres frames; ours start at t * hop: shift by half a window.
-        wave = torch.cat([torch.zeros(c.win_length // 2), wave])
-        peak = float(wave.abs().max()) if wave.numel() else 0.0
-        return (wave / peak * 0.9 if peak > 1.0 else wave).numpy()
-
-    def _filterbank(self) -> tuple[torch.Tensor, int]:
-        c = self.config
-        if c.kind == "fbank":
-            import torchaudio.compliance.kaldi as kaldi
-
-            n_fft = 1 << (c.win_length - 1).bit_length()  # Kaldi rounds to a power of two
-            banks, _ = kaldi.get_mel_banks(
-                c.n_mels, n_fft, float(c.sample_rate), c.f_min, c.f_max or 0.0, 100.0, -500.0, 1.0
-            )
-            return torch.nn.functional.pad(banks, (0, 1)), n_fft  # Kaldi drops the Nyquist bin
-        import torchaudio.functional as AF
-
-        fb = AF.melscale_fbanks(c.n_fft // 2 + 1, c.f_min, c.f_max or c.sample_rate / 2,
-                                c.n_mels, c.sample_rate)  # fmt: skip
-        return fb.T, c.n_fft
-
 
 def frontend_for(config: FrontendConfig) -> FrontEnd:
     """The shared FrontEnd of a config: its mel filterbank and DCT are built once, not
@@ -161,15 +115,6 @@ def frontend_for(config: FrontendConfig) -> FrontEnd:
 @functools.lru_cache(maxsize=8)
 def _cached_frontend(fields: tuple) -> FrontEnd:
     return FrontEnd(FrontendConfig(**dict(fields)))
-
-
-def _deemphasis(wave: torch.Tensor) -> torch.Tensor:
-    import torchaudio.functional as AF
-
-    a = torch.tensor([1.0, -_PREEMPH])
-    b = torch.tensor([1.0, 0.0])
-    scale = wave.abs().max().clamp(min=1.0)
-    return AF.lfilter(wave / scale, a, b, clamp=False) * scale
 
 
 # Streaming ---------------------------------------------------------------------------------
@@ -206,13 +151,11 @@ class AudioSource:
         rate = self.reader.sample_rate
         if rate == self.target_rate:
             return torch.from_numpy(np.ascontiguousarray(self._mono(self.reader.read(start, stop))))
-        import torchaudio.functional as AF
-
         o, n, margin = _resample_margin(rate, self.target_rate)
         in0 = max(0, (start // n) * o - margin)
         in1 = min(self.reader.num_samples, -(-stop * o // n) + margin)
         chunk = torch.from_numpy(np.ascontiguousarray(self._mono(self.reader.read(in0, in1))))
-        out = AF.resample(chunk, rate, self.target_rate)
+        out = torchaudio()[0].resample(chunk, rate, self.target_rate)
         first = in0 // o * n
         return out[start - first : stop - first]
 

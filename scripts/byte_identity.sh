@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Run train, encode, encode --shards, decode (and stats --json) on the bundled corpus for
+# every shipped config, and print the sha256 of every output. Run it on two revisions and
+# diff the listings: a refactor that keeps behaviour keeps every line.
+#   bash scripts/byte_identity.sh OUT_DIR > sums.txt
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:?usage: byte_identity.sh OUT_DIR}
+TQ=${TQ:-.venv/bin/tokquant}
+# Token files record their input's path, so both runs must read the same feature folder.
+FEATURES=${FEATURES:-/tmp/tokquant-byte-identity-features}
+PY=${PY:-.venv/bin/python}
+AUDIO=scripts/sample_data/audio
+rm -rf "$OUT" "$FEATURES"; mkdir -p "$OUT" "$FEATURES"
+# Feature files for the feature-only configs: a fixed-seed, slightly correlated 80-dim series.
+"$PY" - "$FEATURES" <<'PY'
+import sys, numpy as np
+rng = np.random.default_rng(0)
+for i in range(6):
+    x = np.cumsum(rng.standard_normal((300 + 37 * i, 80)), 0) * 0.1
+    np.save(f"{sys.argv[1]}/utt{i}.npy", x.astype(np.float32))
+PY
+run() {  # name config data
+  local name=$1 config=$2 data=$3 ck="$OUT/$1.safetensors"
+  $TQ train --config "$config" --data "$data" --out "$ck" --steps 12 --batch-frames 1024 -q >/dev/null
+  $TQ encode "$ck" "$data" --out "$OUT/$name/tok" -q >/dev/null
+  $TQ encode "$ck" "$data" --out "$OUT/$name/corpus" --shards --shard-size 4 -q >/dev/null
+  $TQ decode "$ck" "$OUT/$name/tok" --out "$OUT/$name/dec" -q >/dev/null
+  $TQ decode "$ck" "$OUT/$name/corpus" --out "$OUT/$name/dec_corpus" -q >/dev/null
+  $TQ stats "$ck" "$OUT/$name/tok" --json > "$OUT/$name/stats.json"
+}
+run logmel-bsq configs/logmel-bsq-16bit.yaml "$AUDIO"
+run logmel-rvq configs/logmel-rvq-8x1024.yaml "$AUDIO"
+run bsq configs/bsq-16bit.yaml "$FEATURES"
+run lfq configs/lfq-14bit.yaml "$FEATURES"
+run rvq configs/rvq-8x1024.yaml "$FEATURES"
+$TQ encode "$OUT/logmel-rvq.safetensors" "$AUDIO/us_m" --out "$OUT/rvq-beam" --levels 3 --beam 4 -q >/dev/null
+$TQ decode "$OUT/logmel-rvq.safetensors" "$OUT/rvq-beam" --out "$OUT/rvq-beam-dec" --levels 2 -q >/dev/null
+(cd "$OUT" && find . -type f | LC_ALL=C sort | xargs sha256sum)

@@ -1,0 +1,153 @@
+"""Encode many inputs fast: background loading, several files per tokenizer batch.
+
+Worker threads read files and compute features (soundfile, numpy and torch's DSP release
+the GIL) while the calling thread packs the frames of consecutive files into batches of
+about ``batch_frames`` and runs the tokenizer once per batch. Results come back in input
+order, one :class:`Encoded` per input.
+
+Codes never depend on batching: every chunk is zero-padded to a multiple of
+:data:`PAD_FRAMES` frames before the tokenizer sees it (see :func:`encode_features`).
+Long audio (more frames than :data:`STREAM_FRAMES`) is not loaded whole: it is streamed
+chunk by chunk in the calling thread when its turn comes, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tokquant.audio.frontend import DEFAULT_CHUNK_FRAMES
+from tokquant.errors import TokquantError
+from tokquant.formats.checkpoint import Checkpoint
+from tokquant.jobs.sources import InputItem, expected_frames, frontend_of, iter_features
+
+#: Every chunk is padded to a multiple of this many frames before the tokenizer runs.
+PAD_FRAMES = 64
+#: Audio longer than this many frames is streamed instead of loaded whole (~11 min).
+STREAM_FRAMES = 1 << 16
+DEFAULT_BATCH_FRAMES = 1 << 16
+
+
+@dataclass
+class Encoded:
+    """One input's outcome: its codes ``[T, G]`` int64, or the one-line reason it failed."""
+
+    item: InputItem
+    codes: np.ndarray | None = None
+    error: str | None = None
+
+
+def encode_features(
+    checkpoint: Checkpoint, *chunks: np.ndarray, levels: int | None = None, beam: int = 1
+) -> list[np.ndarray]:
+    """Codes ``[T_i, G]`` int64 of each ``[T_i, F]`` chunk, computed in one batch.
+
+    Each chunk is zero-padded to a multiple of :data:`PAD_FRAMES` frames, so every matrix
+    product sees at least that many rows: BLAS kernels change their summation order for a
+    handful of rows (seen below 8 here), but above that a row's result does not depend on
+    what else is in the batch. So a file gives the same codes alone or batched.
+    """
+    tok = checkpoint.tokenizer
+    padded = []
+    for chunk in chunks:
+        pad = -chunk.shape[0] % PAD_FRAMES
+        padded.append(np.pad(chunk, ((0, pad), (0, 0))) if pad else chunk)
+    x = torch.from_numpy(np.ascontiguousarray(np.concatenate(padded), dtype=np.float32))
+    codes = tok.encode(x.to(tok.mean.device), levels=levels, beam=beam).cpu().numpy()
+    out, start = [], 0
+    for chunk, p in zip(chunks, padded, strict=True):
+        out.append(codes[start : start + chunk.shape[0]])
+        start += p.shape[0]
+    return out
+
+
+def encode_streamed(
+    checkpoint: Checkpoint, item: InputItem, *, layout: str = "tc",
+    chunk_frames: int | None = DEFAULT_CHUNK_FRAMES, levels: int | None = None, beam: int = 1,
+) -> np.ndarray:  # fmt: skip
+    """Codes ``[T, G]`` of one input read chunk by chunk (None: the whole file at once);
+    equal to its codes in any batch."""
+    chunks = iter_features(checkpoint.tokenizer.config, item.path, layout=layout,
+                           channel=item.channel, chunk_frames=chunk_frames)  # fmt: skip
+    return np.concatenate(
+        [encode_features(checkpoint, c, levels=levels, beam=beam)[0] for c in chunks]
+    )
+
+
+def encode_items(
+    checkpoint: Checkpoint,
+    items: Iterable[InputItem],
+    *,
+    layout: str = "tc",
+    batch_frames: int = DEFAULT_BATCH_FRAMES,
+    workers: int = 2,
+    chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+    levels: int | None = None,
+    beam: int = 1,
+) -> Iterator[Encoded]:
+    """Yield an :class:`Encoded` per item, in order."""
+    config = checkpoint.tokenizer.config
+    frontend_of(config)  # built (torchaudio imported) here, before the loaders start
+
+    def load(item: InputItem) -> np.ndarray | Encoded:
+        try:
+            frames = expected_frames(config, item.path)
+            if frames is not None and frames > STREAM_FRAMES:
+                return Encoded(item)  # marker: stream it in the calling thread
+            chunks = iter_features(config, item.path, layout=layout, channel=item.channel)
+            return np.concatenate(list(chunks))
+        except TokquantError as exc:
+            return Encoded(item, error=str(exc))
+
+    def stream(item: InputItem) -> Encoded:
+        try:
+            return Encoded(item, encode_streamed(checkpoint, item, layout=layout,
+                                                 chunk_frames=chunk_frames, levels=levels,
+                                                 beam=beam))  # fmt: skip
+        except TokquantError as exc:
+            return Encoded(item, error=str(exc))
+
+    def flush(batch: list[tuple[InputItem, np.ndarray]]) -> Iterator[Encoded]:
+        if batch:
+            codes = encode_features(checkpoint, *[f for _, f in batch], levels=levels, beam=beam)
+            for (item, _), c in zip(batch, codes, strict=True):
+                yield Encoded(item, c)
+
+    with ThreadPoolExecutor(
+        max_workers=max(1, workers), thread_name_prefix="tokquant-load"
+    ) as pool:
+        loaded = _prefetch(pool, load, iter(items), depth=max(2, 2 * workers))
+        batch: list[tuple[InputItem, np.ndarray]] = []
+        size = 0
+        for item, result in loaded:
+            if isinstance(result, Encoded):
+                yield from flush(batch)
+                batch, size = [], 0
+                yield result if result.error is not None else stream(item)
+                continue
+            batch.append((item, result))
+            size += result.shape[0]
+            if size >= batch_frames:
+                yield from flush(batch)
+                batch, size = [], 0
+        yield from flush(batch)
+
+
+def _prefetch(pool: ThreadPoolExecutor, load, items: Iterator[InputItem], *, depth: int):
+    """``(item, load(item))`` in order, with up to ``depth`` loads running ahead."""
+    queue: deque[tuple[InputItem, Future]] = deque()
+    while True:
+        while len(queue) < depth:
+            item = next(items, None)
+            if item is None:
+                break
+            queue.append((item, pool.submit(load, item)))
+        if not queue:
+            return
+        item, future = queue.popleft()
+        yield item, future.result()

@@ -1,0 +1,165 @@
+"""The decode job: token files and corpus utterances -> features (.npy) or audio (.wav).
+
+A :class:`TokenSource` is one tokenized input, from a token file or a corpus; decode and
+stats both walk a list of them, and both refuse tokens another checkpoint made, failing
+that input alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tokquant.audio.io import write_wav
+from tokquant.audio.vocoder import to_audio
+from tokquant.errors import InputError, OutputError, TokquantError
+from tokquant.formats.checkpoint import Checkpoint
+from tokquant.formats.corpus import Corpus, is_corpus
+from tokquant.formats.features import write_features
+from tokquant.formats.tokens import SUFFIX, read_tokens
+from tokquant.jobs.report import NoProgress, Progress, RunReport
+from tokquant.jobs.sources import expand_inputs, output_path, strip_suffix, takes_audio
+from tokquant.jobs.targets import plan_outputs
+
+
+def check_made_by(
+    checkpoint: Checkpoint, made_by: str, cardinalities: list[int], where: Path
+) -> None:
+    """Tokens must come from this checkpoint, with its columns or (for quantizers with
+    levels) its first columns."""
+    if made_by != checkpoint.id:
+        raise InputError(
+            f"{where}: made by checkpoint {made_by[:12] or '?'}, "
+            f"not by {checkpoint.path.name} ({checkpoint.id[:12]})"
+        )
+    full = checkpoint.tokenizer.column_cardinalities
+    prefix = bool(cardinalities) and cardinalities == full[: len(cardinalities)]
+    if cardinalities != full and not (checkpoint.tokenizer.quantizer.supports_levels and prefix):
+        raise InputError(f"{where}: its code columns do not match the checkpoint's")
+
+
+def open_corpus_for(checkpoint: Checkpoint, root: Path) -> Corpus:
+    """Open a corpus folder and refuse it when another checkpoint made it."""
+    corpus = Corpus(root)
+    check_made_by(checkpoint, corpus.checkpoint_id, corpus.cardinalities, root)
+    return corpus
+
+
+@dataclass(frozen=True)
+class TokenSource:
+    """One tokenized input: a token file (``path``), or utterance ``key`` of ``corpus``."""
+
+    label: str
+    #: Relative output key (``NAME.tokens.safetensors``): decoded outputs mirror it.
+    key: Path
+    path: Path | None = None
+    corpus: Corpus | None = None
+    channel: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The bare name that pairs it with its encoded input (``stats --features``)."""
+        return strip_suffix(self.key, (SUFFIX,)).name
+
+    def load(self, checkpoint: Checkpoint) -> tuple[np.ndarray, int | None]:
+        """``(codes [T, G], channel)``; refuses tokens of another checkpoint."""
+        if self.corpus is not None:
+            return self.corpus[strip_suffix(self.key, (SUFFIX,)).as_posix()], self.channel
+        assert self.path is not None
+        tokens = read_tokens(self.path)
+        check_made_by(checkpoint, tokens.checkpoint_id, tokens.cardinalities, self.path)
+        return tokens.codes, tokens.channel
+
+
+def token_sources(checkpoint: Checkpoint, specs: list[Path]) -> list[TokenSource]:
+    """Token files (files, folders, lists) and the utterances of corpus folders."""
+    files = [t for t in specs if not is_corpus(t)]
+    out = [
+        TokenSource(str(item.path), item.key, path=item.path)
+        for item in (expand_inputs(files, (SUFFIX,), "token") if files else [])
+    ]
+    for root in (t for t in specs if is_corpus(t)):
+        corpus = open_corpus_for(checkpoint, root)
+        out += [TokenSource(f"{root}:{u.key}", Path(u.key + SUFFIX), corpus=corpus,
+                            channel=u.channel) for u in corpus.utterances()]  # fmt: skip
+    return out
+
+
+def decode_codes(checkpoint: Checkpoint, codes: np.ndarray) -> np.ndarray:
+    """``[T, G]`` codes -> ``[T, F]`` float32 features."""
+    tok = checkpoint.tokenizer
+    c = torch.from_numpy(np.ascontiguousarray(codes, dtype=np.int64)).to(tok.mean.device)
+    return tok.decode(c).cpu().numpy().astype(np.float32)
+
+
+def check_decode_options(checkpoint: Checkpoint, *, audio: bool, levels: int | None) -> None:
+    if audio and not takes_audio(checkpoint.tokenizer.config):
+        raise InputError(f"{checkpoint.path}: --audio needs a checkpoint with an audio front end")
+    if levels is not None and (not checkpoint.tokenizer.quantizer.supports_levels or levels < 1):
+        raise InputError("--levels applies to RVQ checkpoints, as a number >= 1")
+
+
+def write_decoded(
+    checkpoint: Checkpoint, codes: np.ndarray, out_path: Path, *, audio: bool,
+    levels: int | None = None,
+) -> int:  # fmt: skip
+    """Decode ``codes`` (their first ``levels`` columns) to ``.npy`` features, or with
+    ``audio`` to a Griffin-Lim wav; returns the frame count."""
+    if levels is not None:
+        if levels > codes.shape[1]:
+            raise InputError(
+                f"{out_path.name}: --levels {levels}, the tokens have {codes.shape[1]}"
+            )
+        codes = codes[:, :levels]
+    features = decode_codes(checkpoint, codes)
+    if audio:
+        frontend = checkpoint.tokenizer.config.frontend
+        write_wav(out_path, to_audio(frontend, features), frontend.sample_rate)
+    else:
+        write_features(out_path, features)
+    return int(codes.shape[0])
+
+
+def to_files(
+    checkpoint: Checkpoint, sources: list[TokenSource], out: Path, *, audio: bool = False,
+    levels: int | None = None, overwrite: bool = False, progress: Progress | None = None,
+) -> RunReport:  # fmt: skip
+    """Decode every source into ``out``, mirroring its key."""
+    suffix = ".wav" if audio else ".npy"
+
+    def work(source: TokenSource, target: Path) -> int:
+        codes, _ = source.load(checkpoint)
+        return write_decoded(checkpoint, codes, target, audio=audio, levels=levels)
+
+    return run_each(sources, lambda s: output_path(out, s, (SUFFIX,), suffix), work,
+                    source_of=lambda s: s.path, overwrite=overwrite, label="decode",
+                    progress=progress)  # fmt: skip
+
+
+def run_each(
+    items: list, target_of: Callable, work: Callable[..., int], *, source_of: Callable,
+    overwrite: bool, label: str, progress: Progress | None = None,
+) -> RunReport:  # fmt: skip
+    """``work(item, target) -> frames`` for every item whose target needs writing; a
+    failing item is recorded and the others go on, but a write error stops the run."""
+    progress = progress or NoProgress()
+    plan, skipped, failures = plan_outputs(items, target_of, source_of, overwrite=overwrite)
+    report = RunReport(skipped=skipped, failures=failures)
+    start = time.perf_counter()
+    progress.start(label, len(plan))
+    for item, target in plan:
+        try:
+            report.frames += work(item, target)
+            report.done += 1
+        except OutputError:
+            raise  # a full disk or an unwritable folder stops the run; done files stay
+        except TokquantError as exc:
+            report.failures.append(str(exc))
+        progress.advance()
+    report.seconds = time.perf_counter() - start
+    return report

@@ -1,0 +1,206 @@
+"""The encode job: inputs -> codes -> token files (one per input) or a sharded corpus.
+
+Both outputs take the same :class:`EncodeOptions` and the same stream of encoded items
+(:func:`tokquant.jobs.batcher.encode_items`); they differ only in where codes go. Token
+files are written by one background thread while the next batch is read and encoded
+(writing, fsync included, was the largest per-file cost in a profile). A corpus is
+written by a :class:`~tokquant.formats.corpus.CorpusWriter`, which consumes the items
+in order and resumes where a killed run stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tokquant.errors import InputError
+from tokquant.formats.checkpoint import Checkpoint
+from tokquant.formats.corpus import CorpusWriter, Entry, Manifest, check_key, name_problem
+from tokquant.formats.tokens import SUFFIX, write_tokens
+from tokquant.jobs.batcher import DEFAULT_BATCH_FRAMES, Encoded, encode_items
+from tokquant.jobs.ranks import rank_items
+from tokquant.jobs.report import NoProgress, Progress, RunReport
+from tokquant.jobs.sources import InputItem, input_suffixes, output_path, strip_suffix
+from tokquant.jobs.targets import item_source, plan_outputs
+from tokquant.tokenizer import Tokenizer
+
+#: Finished token files waiting for the writer thread, at most (bounds the codes held).
+MAX_PENDING_WRITES = 64
+
+
+@dataclass
+class EncodeOptions:
+    """How to encode; the defaults are the CLI's."""
+
+    layout: str = "tc"
+    batch_frames: int = DEFAULT_BATCH_FRAMES
+    workers: int = 2
+    chunk_seconds: float = 30.0
+    levels: int | None = None
+    beam: int = 1
+    overwrite: bool = False
+
+    def check(self, tokenizer: Tokenizer) -> None:
+        """``levels``/``beam`` are for quantizers that support them, within range."""
+        quantizer = tokenizer.quantizer
+        if (self.levels is not None or self.beam != 1) and not quantizer.supports_levels:
+            raise InputError("--levels and --beam apply to RVQ checkpoints only")
+        columns = len(tokenizer.column_cardinalities)
+        if self.levels is not None and not 1 <= self.levels <= columns:
+            raise InputError(f"--levels must be in [1, {columns}], found {self.levels}")
+        if self.beam < 1:
+            raise InputError(f"--beam must be >= 1, found {self.beam}")
+        if self.beam > 1 and not quantizer.supports_beam:
+            raise InputError(
+                "--beam needs plain RVQ levels (this checkpoint projects or normalises)"
+            )
+
+    def batch_arguments(self, checkpoint: Checkpoint) -> dict[str, Any]:
+        rate = checkpoint.tokenizer.config.features.frame_rate or 100.0
+        return {
+            "layout": self.layout,
+            "batch_frames": max(1, self.batch_frames),
+            "workers": max(1, self.workers),
+            "chunk_frames": max(1, round(self.chunk_seconds * rate)),
+            "levels": self.levels,
+            "beam": self.beam,
+        }
+
+
+def write_token_file(
+    checkpoint: Checkpoint, path: Path, codes: np.ndarray, *, source: str,
+    channel: int | None = None,
+) -> None:  # fmt: skip
+    """One input's codes as a token file (a prefix of the columns when the quantizer has
+    levels and ``codes`` holds fewer)."""
+    tok = checkpoint.tokenizer
+    levels = codes.shape[1] if tok.quantizer.supports_levels else None
+    names, cards = tok.columns(levels)
+    write_tokens(path, codes, checkpoint_id=checkpoint.id, column_names=names,
+                 cardinalities=cards, quantizer=tok.quantizer.describe(),
+                 frame_rate=tok.config.features.frame_rate, source=source,
+                 channel=channel)  # fmt: skip
+
+
+def bits_per_frame(checkpoint: Checkpoint, levels: int | None) -> tuple[int, int]:
+    """``(columns, bits)`` of one frame's codes."""
+    _, cards = checkpoint.tokenizer.columns(levels)
+    return len(cards), sum((c - 1).bit_length() for c in cards)
+
+
+def to_files(
+    checkpoint: Checkpoint, items: list[InputItem], out: Path, options: EncodeOptions,
+    progress: Progress | None = None,
+) -> RunReport:  # fmt: skip
+    """One token file per input under ``out`` (existing ones skipped unless overwrite)."""
+    progress = progress or NoProgress()
+    suffixes = input_suffixes(checkpoint.tokenizer.config)
+    plan, skipped, failures = plan_outputs(
+        items, lambda item: output_path(out, item, suffixes, SUFFIX), item_source,
+        overwrite=options.overwrite,
+    )  # fmt: skip
+    report = RunReport(skipped=skipped, failures=failures)
+    start = time.perf_counter()
+    targets = {id(item): target for item, target in plan}
+    progress.start("encode", len(plan))
+    with _BackgroundWriter(report, progress) as writer:
+        for enc in encode_items(checkpoint, [item for item, _ in plan],
+                                **options.batch_arguments(checkpoint)):  # fmt: skip
+            if enc.error is not None:
+                report.failures.append(enc.error)
+                progress.advance()
+                continue
+            writer.submit(checkpoint, targets[id(enc.item)], enc)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+class _BackgroundWriter:
+    """Writes token files on one thread; a write error (disk full) stops the run."""
+
+    def __init__(self, report: RunReport, progress: Progress) -> None:
+        self.report, self.progress = report, progress
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokquant-write")
+        self.pending: deque[Future] = deque()
+
+    def __enter__(self) -> _BackgroundWriter:
+        return self
+
+    def submit(self, checkpoint: Checkpoint, target: Path, enc: Encoded) -> None:
+        assert enc.codes is not None
+        codes, item = enc.codes, enc.item
+
+        def write() -> int:
+            write_token_file(checkpoint, target, codes, source=str(item.path),
+                             channel=item.channel)  # fmt: skip
+            return int(codes.shape[0])
+
+        self.pending.append(self.pool.submit(write))
+        self.pending[-1].add_done_callback(lambda _: self.progress.advance())
+        self._settle(block=len(self.pending) > MAX_PENDING_WRITES)
+
+    def _settle(self, block: bool) -> None:
+        while self.pending and (block or self.pending[0].done()):
+            self.report.frames += self.pending.popleft().result()
+            self.report.done += 1
+
+    def __exit__(self, kind: type | None, *_: object) -> None:
+        try:
+            if kind is None:
+                self._settle(block=True)
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def corpus_key(item: InputItem, suffixes: tuple[str, ...]) -> str:
+    return check_key(strip_suffix(item.key, suffixes).as_posix())
+
+
+def to_corpus(
+    checkpoint: Checkpoint, items: list[InputItem], out: Path, options: EncodeOptions, *,
+    rank: int, world: int, shard_size: int, progress: Progress | None = None,
+) -> RunReport:  # fmt: skip
+    """This rank's share of ``items`` as shards under ``out`` (resumable)."""
+    progress = progress or NoProgress()
+    tok = checkpoint.tokenizer
+    suffixes = input_suffixes(tok.config)
+    mine = rank_items(items, rank, world)
+    keys = [corpus_key(item, suffixes) for item in mine]
+    names, cards = tok.columns(options.levels)
+    header = Manifest(checkpoint.id, tok.quantizer.describe(),
+                      [{"name": n, "cardinality": c} for n, c in zip(names, cards, strict=True)],
+                      tok.config.features.frame_rate)  # fmt: skip
+    writer = CorpusWriter.open(out, header, keys, shard_size=shard_size, rank=rank,
+                               world=world, overwrite=options.overwrite)  # fmt: skip
+    report = RunReport()
+    start = time.perf_counter()
+    pending = writer.pending()
+    progress.start(f"encode r{rank}/{world}", len(mine))
+    progress.advance(len(mine) - len(pending))
+    report.done = len(mine) - len(pending)  # in shards an earlier run wrote
+    problems = {i: name_problem(keys[i]) for i in pending}
+    encoded = encode_items(checkpoint, [mine[i] for i in pending if problems[i] is None],
+                           **options.batch_arguments(checkpoint))  # fmt: skip
+    for i in pending:
+        item = mine[i]
+        if problems[i] is None:
+            enc = next(encoded)
+            codes, error = enc.codes, enc.error
+        else:  # a key that cannot become a file name fails alone, unencoded
+            codes, error = None, f"{item.path}: {problems[i]}"
+        writer.add(Entry(keys[i], str(item.path), 0, item.channel), codes, error)
+        if codes is not None:
+            report.done += 1
+            report.frames += int(codes.shape[0])
+        progress.advance()
+    part = writer.finish()
+    report.seconds = time.perf_counter() - start
+    report.failures = [f"{key}: {message}" for key, message in part.failures]
+    report.extra = {"shards_written": writer.written, "shards_resumed": writer.resumed}
+    return report
