@@ -166,7 +166,7 @@ def tokenizer_for(rvq: RVQ, frame_rate: float | None = None):  # -> Tokenizer
 
     config = TokenizerConfig.from_dict(
         {
-            "quantizer": {"family": "rvq", **rvq.config()},
+            "quantizer": rvq.describe(),
             "projection": {"kind": "none"},
             "features": {"dim": rvq.embedding_dim, "frame_rate": frame_rate},
         }

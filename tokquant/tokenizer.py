@@ -6,14 +6,11 @@ The quantizer math knows nothing of this wrapper; this wrapper knows nothing of 
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from torch import nn
 
 from tokquant.config import TokenizerConfig
 from tokquant.quantizers import Quantizer, QuantizerOutput, build_quantizer
-from tokquant.quantizers.params import RVQParams
 
 
 def _projection(kind: str, d_in: int, d_out: int, hidden: int) -> nn.Module:
@@ -37,12 +34,8 @@ class Tokenizer(nn.Module):
         if feature_dim is None:
             raise ValueError("config.features.dim must be set before building a Tokenizer")
         self.config = config
-        params = config.quantizer
-        if isinstance(params, RVQParams):  # the vectors' dim defaults to the features'
-            params = dataclasses.replace(params, embedding_dim=params.embedding_dim or feature_dim)
-            inner = params.embedding_dim
-        else:
-            inner = params.code_dim  # type: ignore[attr-defined]
+        params = config.quantizer.for_features(feature_dim)
+        inner = params.input_dim
         kind = config.projection.kind
         if kind == "none" and inner != feature_dim:
             raise ValueError(

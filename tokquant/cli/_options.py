@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from tokquant.cli._output import Output
+
+if TYPE_CHECKING:
+    from tokquant.formats.checkpoint import Checkpoint as LoadedCheckpoint
 
 Device = Annotated[
     str,
@@ -55,3 +60,47 @@ Channels = Annotated[
         show_default=True,
     ),
 ]
+
+
+# encode's own options, kept here so the command reads as its list of names.
+Inputs = Annotated[
+    list[Path],
+    typer.Argument(help="Feature/audio files, folders (searched recursively) or list files."),
+]
+Shards = Annotated[
+    bool,
+    typer.Option(
+        "--shards", help="Write a corpus (shards + manifest) instead of one file per input."
+    ),
+]
+ShardSize = Annotated[int, typer.Option(help="Utterances per shard (with --shards).")]
+NumShards = Annotated[
+    int | None,
+    typer.Option(
+        help="Split the inputs over this many ranks (default: torchrun/SLURM env, else 1)."
+    ),
+]
+ShardIndex = Annotated[int | None, typer.Option(help="This rank, in [0, num-shards).")]
+EncodeLevels = Annotated[
+    int | None, typer.Option(help="RVQ: keep the first N levels (a lower bitrate).")
+]
+Beam = Annotated[
+    int, typer.Option(help="RVQ: beam search width (1 = greedy; larger = lower error).")
+]
+BatchFrames = Annotated[int, typer.Option(help="Frames per device batch (several files packed).")]
+Workers = Annotated[int, typer.Option(help="Background threads reading inputs.")]
+ChunkSeconds = Annotated[
+    float, typer.Option(help="Long audio is streamed in chunks of this length (memory bound).")
+]
+
+
+def start(
+    checkpoint: Path, device: str, *, json_out: bool, quiet: bool
+) -> tuple[Output, LoadedCheckpoint]:
+    """What every command on a checkpoint begins with: its output, and the checkpoint
+    loaded onto ``--device``."""
+    from tokquant.devices import resolve_device
+    from tokquant.formats.checkpoint import load_checkpoint
+
+    ui = Output(json_mode=json_out, quiet=quiet or json_out)
+    return ui, load_checkpoint(checkpoint, resolve_device(device))

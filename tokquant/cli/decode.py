@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tokquant.cli._options import Checkpoint, Device, JsonOut, OutDir, Overwrite, Quiet
-from tokquant.cli._output import Output
+from tokquant.cli._options import Checkpoint, Device, JsonOut, OutDir, Overwrite, Quiet, start
 
 
 def decode(
@@ -34,13 +33,10 @@ def decode(
     quiet: Quiet = False,
 ) -> None:
     """Decode token files back into features (.npy files of frames x dim) or audio."""
-    from tokquant.devices import resolve_device
-    from tokquant.formats.checkpoint import load_checkpoint
     from tokquant.jobs import decode as job
     from tokquant.jobs.targets import ensure_output_dir
 
-    ui = Output(json_mode=json_out, quiet=quiet or json_out)
-    ckpt = load_checkpoint(checkpoint, resolve_device(device))
+    ui, ckpt = start(checkpoint, device, json_out=json_out, quiet=quiet)
     ensure_output_dir(out)
     sources = job.token_sources(ckpt, tokens)
     job.check_decode_options(ckpt, audio=audio, levels=levels)

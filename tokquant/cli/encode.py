@@ -2,61 +2,45 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
-import typer
-
 from tokquant.cli._options import (
+    BatchFrames,
+    Beam,
     ChannelMode,
     Channels,
     Checkpoint,
+    ChunkSeconds,
     Device,
+    EncodeLevels,
+    Inputs,
     JsonOut,
     Layout,
+    NumShards,
     OutDir,
     Overwrite,
     Quiet,
+    ShardIndex,
+    Shards,
+    ShardSize,
+    Workers,
+    start,
 )
-from tokquant.cli._output import Output
 
 
 def encode(
     checkpoint: Checkpoint,
-    inputs: Annotated[
-        list[Path],
-        typer.Argument(help="Feature/audio files, folders (searched recursively) or list files."),
-    ],
+    inputs: Inputs,
     out: OutDir,
-    shards: Annotated[
-        bool,
-        typer.Option(
-            "--shards", help="Write a corpus (shards + manifest) instead of one file per input."
-        ),
-    ] = False,
-    shard_size: Annotated[int, typer.Option(help="Utterances per shard (with --shards).")] = 1000,
-    num_shards: Annotated[
-        int | None,
-        typer.Option(
-            help="Split the inputs over this many ranks (default: torchrun/SLURM env, else 1)."
-        ),
-    ] = None,
-    shard_index: Annotated[int | None, typer.Option(help="This rank, in [0, num-shards).")] = None,
-    levels: Annotated[
-        int | None, typer.Option(help="RVQ: keep the first N levels (a lower bitrate).")
-    ] = None,
-    beam: Annotated[
-        int, typer.Option(help="RVQ: beam search width (1 = greedy; larger = lower error).")
-    ] = 1,
+    shards: Shards = False,
+    shard_size: ShardSize = 1000,
+    num_shards: NumShards = None,
+    shard_index: ShardIndex = None,
+    levels: EncodeLevels = None,
+    beam: Beam = 1,
     layout: Layout = None,
     channels: Channels = ChannelMode.mix,
-    batch_frames: Annotated[
-        int, typer.Option(help="Frames per device batch (several files packed).")
-    ] = 65536,
-    workers: Annotated[int, typer.Option(help="Background threads reading inputs.")] = 2,
-    chunk_seconds: Annotated[
-        float, typer.Option(help="Long audio is streamed in chunks of this length (memory bound).")
-    ] = 30.0,
+    batch_frames: BatchFrames = 65536,
+    workers: Workers = 2,
+    chunk_seconds: ChunkSeconds = 30.0,
     overwrite: Overwrite = False,
     device: Device = "cpu",
     json_out: JsonOut = False,
@@ -67,15 +51,12 @@ def encode(
     Running it again skips what is done: existing token files, or finished shards of a
     corpus (a killed run resumes where it stopped, with the same bytes in the end).
     """
-    from tokquant.devices import resolve_device
-    from tokquant.formats.checkpoint import load_checkpoint
     from tokquant.jobs import encode as job
     from tokquant.jobs.ranks import rank_items, resolve_rank
     from tokquant.jobs.sources import expand_for
     from tokquant.jobs.targets import ensure_output_dir
 
-    ui = Output(json_mode=json_out, quiet=quiet or json_out)
-    ckpt = load_checkpoint(checkpoint, resolve_device(device))
+    ui, ckpt = start(checkpoint, device, json_out=json_out, quiet=quiet)
     config = ckpt.tokenizer.config
     items = expand_for(config, inputs, split=channels is ChannelMode.split)
     rank, world = resolve_rank(num_shards, shard_index)

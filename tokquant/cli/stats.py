@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tokquant.cli._options import Checkpoint, Device, JsonOut, Layout, Quiet
+from tokquant.cli._options import Checkpoint, Device, JsonOut, Layout, Quiet, start
 from tokquant.cli._output import Output
 from tokquant.errors import InputError
 
@@ -36,13 +36,10 @@ def stats(
     quiet: Quiet = False,
 ) -> None:
     """Per column (RVQ level or bit group): usage, dead codes, entropy, perplexity."""
-    from tokquant.devices import resolve_device
-    from tokquant.formats.checkpoint import load_checkpoint
     from tokquant.jobs.decode import token_sources
     from tokquant.jobs.stats import collect
 
-    ui = Output(json_mode=json_out, quiet=quiet or json_out)
-    ckpt = load_checkpoint(checkpoint, resolve_device(device))
+    ui, ckpt = start(checkpoint, device, json_out=json_out, quiet=quiet)
     sources = token_sources(ckpt, tokens)
     with ui.tracker() as progress:
         report = collect(ckpt, sources, features=features, top=top, progress=progress,

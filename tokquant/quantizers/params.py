@@ -49,6 +49,15 @@ class Params:
     def check_together(self, prefix: str | None) -> None:
         """Checks that involve several fields."""
 
+    def for_features(self, feature_dim: int) -> Params:
+        """These params with what the features decide filled in (RVQ: its dim)."""
+        return self
+
+    @property
+    def input_dim(self) -> int | None:
+        """The dim of the vectors the quantizer takes."""
+        raise NotImplementedError
+
     def record(self) -> dict[str, Any]:
         """Plain JSON of the arguments that describe the codes (token files, manifests)."""
         out = {}
@@ -87,6 +96,10 @@ class BinaryParams(Params):
             int_in(1, min(self.code_dim, EXACT_MAX_BITS))(
                 self.group_size, Problem("group_size", key)
             )
+
+    @property
+    def input_dim(self) -> int | None:
+        return self.code_dim
 
 
 @dataclass
@@ -142,6 +155,13 @@ class RVQParams(Params):
             Problem("ema_decay", None if prefix is None else f"{prefix}ema_decay")(
                 "must be null or in (0, 1)", "must be None or in (0, 1)", decay
             )
+
+    def for_features(self, feature_dim: int) -> RVQParams:
+        return dataclasses.replace(self, embedding_dim=self.embedding_dim or feature_dim)
+
+    @property
+    def input_dim(self) -> int | None:
+        return self.embedding_dim
 
     def sizes(self) -> list[int]:
         k = self.num_embeddings
