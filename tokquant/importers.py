@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from tokquant.errors import FormatError
+from tokquant.formats._torch_load import quiet_torch_load
 from tokquant.quantizers import RVQ
 
 KINDS = ("vqp", "encodec", "dac")
@@ -37,14 +38,19 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any refusal is the file's problem
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise FormatError(f"{path}: cannot read a state dict ({first})") from None
+            state = quiet_torch_load(path)
+    except Exception:  # noqa: BLE001 - any refusal is the file's problem
+        raise FormatError(
+            f"{path}: not a state dict file (expected a weights-only .pt/.pth or a "
+            f".safetensors file of tensors)"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise FormatError(f"{path}: not a state dict of tensors")
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise FormatError(f"{path}: tensor {name} holds NaN or Inf")
     return state
 
 

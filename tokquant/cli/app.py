@@ -13,6 +13,11 @@ from typing import Annotated
 
 import typer
 
+try:  # typer >= 0.20 carries its own copy of click
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older typer depends on click itself
+    from click import exceptions as click_errors
+
 from tokquant import __version__
 from tokquant.cli.decode import decode
 from tokquant.cli.encode import encode
@@ -74,7 +79,20 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError:  # not the main thread: leave signals alone
         previous = None
     try:
-        app(args=argv, prog_name="tokquant", standalone_mode=True)
+        code = app(args=argv, prog_name="tokquant", standalone_mode=False)
+    except click_errors.UsageError as exc:
+        if not argv or isinstance(exc, click_errors.NoArgsIsHelpError):
+            typer.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+            sys.exit(2)
+        command = (
+            f" {exc.ctx.command_path.split(' ', 1)[1]}"
+            if exc.ctx and " " in exc.ctx.command_path
+            else ""
+        )
+        typer.echo(f"error: {exc.format_message()} (see tokquant{command} --help)", err=True)
+        sys.exit(2)
+    except typer.Abort:
+        raise Interrupted from None
     except TokquantError as exc:
         if debug:
             raise
@@ -86,6 +104,13 @@ def main(argv: list[str] | None = None) -> None:
             "interrupted: finished outputs are kept; run the same command to continue", err=True
         )
         sys.exit(130)
+    else:
+        if isinstance(code, int) and code:
+            sys.exit(code)
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+
+
+def _command_path(exc: click_errors.UsageError) -> str:
+    return exc.ctx.command_path if exc.ctx is not None else "tokquant"

@@ -31,6 +31,7 @@ from tokquant.errors import ConfigError, FormatError, InputError
 from tokquant.formats._atomic import atomic_path
 from tokquant.formats._digest import file_sha256
 from tokquant.formats._safetensors import check_header, write_safetensors
+from tokquant.formats._torch_load import quiet_torch_load
 from tokquant.tokenizer import Tokenizer
 
 FORMAT = "tokquant-checkpoint"
@@ -142,7 +143,7 @@ def _read_safetensors(path: Path) -> tuple[Any, dict[str, torch.Tensor], dict[st
 
 def _read_pt(path: Path) -> tuple[Any, dict[str, torch.Tensor], dict[str, Any]]:
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = quiet_torch_load(path)
     except Exception as exc:  # noqa: BLE001 - any unpickling refusal is a format error
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FormatError(f"{path}: refused to load .pt (weights-only): {first}") from None

@@ -13,6 +13,7 @@ import numpy as np
 
 from tokquant.errors import InputError
 from tokquant.formats._atomic import atomic_path
+from tokquant.formats._torch_load import quiet_torch_load
 
 SUFFIXES = (".npy", ".npz", ".pt", ".safetensors")
 LAYOUTS = ("tc", "ct")
@@ -77,7 +78,7 @@ def _load_npz(path: Path) -> np.ndarray:
 def _load_pt(path: Path) -> np.ndarray:
     import torch
 
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = quiet_torch_load(path)
     if isinstance(obj, dict):
         obj = _single(path, obj)
     if not isinstance(obj, torch.Tensor):
