@@ -58,6 +58,10 @@ def train(
     try:
         _train(ui, cfg, dev, out, [*(data or []), *(more_data or [])],
                channels is ChannelMode.split, json_out, rank)  # fmt: skip
+        if joined:  # no rank leaves while rank 0 still writes (gloo aborts on early exits)
+            import torch.distributed as dist
+
+            dist.barrier()
     finally:
         if joined:
             import torch.distributed as dist
