@@ -1,12 +1,15 @@
-"""Long fuzzing run of the token-file, corpus and checkpoint readers (the CI run is 1,500
-examples per reader; this one is as long as you like).
+"""Long fuzzing run of the token-file, corpus and checkpoint readers, and of hostile file
+names and corpus keys through the CLI (the CI runs are 1,500 examples per reader and 25
+per name/key test; this one is as long as you like).
 
-    python scripts/fuzz_readers.py [--examples 100000] [--seed 0]
+    python scripts/fuzz_readers.py [--examples 100000] [--names 2000] [--seed 0]
 
 Builds a small checkpoint, a token file and a corpus, then feeds each reader mutated
 copies (the same mutation strategies as tests/test_fuzz.py, randomised with the seed).
 Prints any input that raised something other than FormatError/InputError, and the count
-of clean errors and accepted files; exits 1 if anything else was raised.
+of clean errors and accepted files. Then runs ``--names`` hostile feature-file names
+through encode/decode/stats/info/verify and as many hostile keys through a corpus
+(tests/hostile_names.py: what each must show). Exits 1 if anything broke the contract.
 """
 
 from __future__ import annotations
@@ -17,14 +20,17 @@ import sys
 import tempfile
 import time
 import traceback
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.conftest import make_features, run_cli, write_config  # noqa: E402
+from tests.hostile_names import FILE_NAMES, KEYS, KeyCase, NameCase  # noqa: E402
 from tests.test_fuzz import CLEAN, _mutate_json, mutations  # noqa: E402
 from tokquant.formats.checkpoint import load_checkpoint  # noqa: E402
 from tokquant.formats.corpus import Corpus, verify_corpus  # noqa: E402
@@ -34,6 +40,7 @@ from tokquant.formats.tokens import read_tokens  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=100_000)
+    parser.add_argument("--names", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tq-fuzz-"))
@@ -89,8 +96,53 @@ def main() -> None:
         run(read_corpus, work / "corpus")
 
     corpus_case()
-    print(f"all readers: {counts} in {time.perf_counter() - t0:.0f} s")
-    sys.exit(1 if counts["bad"] else 0)
+    print(f"all readers: {counts} in {time.perf_counter() - t0:.0f} s", flush=True)
+    broken = fuzz_names(work, ckpt, feats, args)
+    sys.exit(1 if counts["bad"] or broken else 0)
+
+
+def fuzz_names(work: Path, ckpt: Path, feats: Path, args: argparse.Namespace) -> int:
+    """Hostile names and keys (tests/hostile_names.py); returns how many broke the contract."""
+    features = np.load(feats / "a.npy")
+    plain = work / "plain"
+    plain.mkdir()
+    np.save(plain / "a.npy", features)
+    np.save(plain / "plain.npy", features)
+    run_cli("encode", ckpt, plain, "--out", work / "plain-tok")
+    run_cli("decode", ckpt, work / "plain-tok", "--out", work / "plain-ref")
+    run_cli("encode", ckpt, plain, "--out", work / "base", "--shards")
+    reference = np.load(work / "plain-ref" / "a.npy")
+    outcomes: Counter[str] = Counter()
+    many = settings(max_examples=args.names, deadline=None, database=None,
+                    suppress_health_check=list(HealthCheck))  # fmt: skip
+
+    def attempt(what: str, case, value: str) -> None:
+        try:
+            outcomes[f"{what}: {case(value)}"] += 1
+        except Exception:  # noqa: BLE001 - a broken contract is what this looks for
+            outcomes[f"{what}: BROKE THE CONTRACT"] += 1
+            print(f"--- {what} {value!r}:\n{traceback.format_exc()}", flush=True)
+
+    t0 = time.perf_counter()
+
+    @seed(args.seed)
+    @many
+    @given(FILE_NAMES)
+    def names(name: str) -> None:
+        attempt("file name", NameCase(work, ckpt, features, reference).run, name)
+
+    @seed(args.seed)
+    @many
+    @given(KEYS)
+    def keys(key: str) -> None:
+        attempt("corpus key", lambda k: KeyCase(work, ckpt, reference).run(work / "base", k), key)
+
+    names()
+    keys()
+    for outcome, count in sorted(outcomes.items()):
+        print(f"{count:6d}  {outcome}")
+    print(f"names and keys: {sum(outcomes.values())} cases in {time.perf_counter() - t0:.0f} s")
+    return sum(n for o, n in outcomes.items() if "BROKE" in o)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from tokquant import distributed
 from tokquant.config import TokenizerConfig
 from tokquant.train import train_tokenizer
 
@@ -49,9 +50,11 @@ def _worker(rank: int, world: int, store: str, name: str, out: str) -> None:
         if rank == 0:
             torch.save({"state": result.tokenizer.state_dict(), "history": result.summary["history"],
                         "loss": result.summary["final_loss"]}, out)  # fmt: skip
-        dist.barrier()  # nobody leaves while another rank still talks to it
-    finally:
+    except BaseException:
         dist.destroy_process_group()
+        raise
+    distributed.leave()
+    distributed.exit_now(0)  # as the CLI does: gloo's teardown can abort a finished rank
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))

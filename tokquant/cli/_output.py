@@ -2,7 +2,10 @@
 
 Tables and JSON go to stdout; progress and notes go to stderr, so ``--json`` output can
 be piped as it is. Text that comes from users or files (names, messages) is never read as
-Rich markup: a file called ``[bold]x.npy`` is printed as it is called.
+Rich markup: a file called ``[bold]x.npy`` is printed as it is called. Nor can such text
+break a message over lines or move the cursor: control characters, bidi overrides and
+undecodable bytes are printed as escapes (``\\n``, ``\\u202e``, ``\\xff``), so every
+message stays one line that a terminal shows as it is.
 """
 
 from __future__ import annotations
@@ -31,6 +34,26 @@ if TYPE_CHECKING:
     from tokquant.jobs.report import RunReport
 
 
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                           "\u2066\u2067\u2068\u2069")  # fmt: skip
+
+
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would act on, rather than show, escaped."""
+    if text.isprintable() and not _BIDI_CONTROLS.intersection(text):
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as os.fsdecode spells it
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif ch in _BIDI_CONTROLS or not (ch.isprintable() or ch in " \u200c\u200d"):
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 class Output:
     def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
         self.json_mode = json_mode
@@ -40,13 +63,13 @@ class Output:
 
     def note(self, message: str) -> None:
         if not self.quiet:
-            self.err.print(Text(message))
+            self.err.print(Text(printable(message)))
 
     def warn(self, message: str) -> None:
-        self.err.print(f"[yellow]warning:[/] {escape(message)}")
+        self.err.print(f"[yellow]warning:[/] {escape(printable(message))}")
 
     def failure(self, message: str) -> None:
-        self.err.print(f"[red]error:[/] {escape(message)}")
+        self.err.print(f"[red]error:[/] {escape(printable(message))}")
 
     def failures(self, messages: list[str]) -> None:
         """Each distinct message once (a damaged shard fails every utterance it holds)."""
@@ -83,12 +106,12 @@ class Output:
         numeric: bool = True,
     ) -> None:
         """Print a table; ``numeric`` right-aligns every column but the first."""
-        table = Table(title=None if title is None else Text(title), title_justify="left",
+        table = Table(title=None if title is None else Text(printable(title)), title_justify="left",
                       header_style="bold")  # fmt: skip
         for i, name in enumerate(columns):
             table.add_column(Text(name), justify="right" if numeric and i else "left")
         for row in rows:
-            table.add_row(*[Text(str(v)) for v in row])
+            table.add_row(*[Text(printable(str(v))) for v in row])
         self.out.print(table)
 
     def json(self, data: Any) -> None:
@@ -126,7 +149,7 @@ class _Tracker:
         self.task: Any = None
 
     def start(self, label: str, total: int) -> None:
-        self.task = self.bar.add_task(escape(label), total=total)
+        self.task = self.bar.add_task(escape(printable(label)), total=total)
 
     def advance(self, n: int = 1) -> None:
         if self.task is not None and n:

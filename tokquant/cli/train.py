@@ -58,15 +58,15 @@ def train(
     try:
         _train(ui, cfg, dev, out, [*(data or []), *(more_data or [])],
                channels is ChannelMode.split, json_out, rank)  # fmt: skip
-        if joined:  # no rank leaves while rank 0 still writes (gloo aborts on early exits)
-            import torch.distributed as dist
-
-            dist.barrier()
-    finally:
+    except BaseException:
         if joined:
             import torch.distributed as dist
 
             dist.destroy_process_group()
+        raise
+    if joined:  # no rank leaves while rank 0 still writes; then past gloo's own teardown
+        distributed.leave()
+        distributed.exit_now(0)
 
 
 def _check_out(out: Path, overwrite: bool) -> None:

@@ -65,7 +65,8 @@ def remove_stale_temp_files(folder: Path) -> int:
     many. Files of live processes (another rank writing here) are left alone."""
     removed = 0
     try:
-        names = [e.name for e in os.scandir(folder) if e.name.startswith(".")]
+        names = [e.name for e in os.scandir(folder)
+                 if e.name.startswith(".") and e.is_file(follow_symlinks=False)]  # fmt: skip
     except OSError:
         return 0
     for name in names:

@@ -34,8 +34,25 @@ _DTYPES = {
 }
 
 
+def _valid_unicode(text: str) -> str:
+    """``text`` with undecodable file-name bytes (``os.fsdecode``'s lone surrogates) spelled
+    ``\\xff``: JSON readers such as the safetensors library refuse a header that holds a
+    lone surrogate, and a file no reader opens is a file lost."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join(_spell(ch) if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
+    return text
+
+
+def _spell(surrogate: str) -> str:
+    code = ord(surrogate)
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
 def write_safetensors(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
-    header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))}
+    metadata = {key: _valid_unicode(value) for key, value in sorted(metadata.items())}
+    header: dict[str, object] = {"__metadata__": metadata}
     blobs = []
     offset = 0
     for name in sorted(arrays):

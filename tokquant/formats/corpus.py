@@ -94,6 +94,8 @@ def name_problem(key: str) -> str | None:
     """Why a (safe) key cannot become output file names, or None when it can."""
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in key):
         return f"key {key!r} holds a control character (newline, tab, ...)"
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in key):  # undecodable bytes in a file name
+        return f"key {key!r} is not valid UTF-8 (the manifest and exports need text keys)"
     for part in key.split("/"):
         size = len(part.encode("utf-8", "surrogateescape"))
         if size > MAX_NAME_BYTES:
@@ -101,6 +103,15 @@ def name_problem(key: str) -> str | None:
                 f"key component of {size} bytes is too long for a file name (max {MAX_NAME_BYTES})"
             )
     return None
+
+
+def key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be a corpus key (unsafe as a path, or no file name), or None."""
+    try:
+        check_key(key)
+    except FormatError as exc:
+        return str(exc)
+    return name_problem(key)
 
 
 # Manifest ------------------------------------------------------------------------------

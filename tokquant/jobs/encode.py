@@ -21,7 +21,7 @@ import numpy as np
 
 from tokquant.errors import InputError
 from tokquant.formats.checkpoint import Checkpoint
-from tokquant.formats.corpus import CorpusWriter, Entry, Manifest, check_key, name_problem
+from tokquant.formats.corpus import CorpusWriter, Entry, Manifest, key_problem
 from tokquant.formats.tokens import SUFFIX, write_tokens
 from tokquant.jobs.batcher import DEFAULT_BATCH_FRAMES, Encoded, encode_items
 from tokquant.jobs.ranks import rank_items
@@ -159,7 +159,8 @@ class _BackgroundWriter:
 
 
 def corpus_key(item: InputItem, suffixes: tuple[str, ...]) -> str:
-    return check_key(strip_suffix(item.key, suffixes).as_posix())
+    """The key ``item`` gets in a corpus (checked with :func:`key_problem` before use)."""
+    return strip_suffix(item.key, suffixes).as_posix()
 
 
 def to_corpus(
@@ -184,7 +185,7 @@ def to_corpus(
     progress.start(f"encode r{rank}/{world}", len(mine))
     progress.advance(len(mine) - len(pending))
     report.done = len(mine) - len(pending)  # in shards an earlier run wrote
-    problems = {i: name_problem(keys[i]) for i in pending}
+    problems = {i: key_problem(keys[i]) for i in pending}
     encoded = encode_items(checkpoint, [mine[i] for i in pending if problems[i] is None],
                            **options.batch_arguments(checkpoint))  # fmt: skip
     for i in pending:
@@ -192,7 +193,7 @@ def to_corpus(
         if problems[i] is None:
             enc = next(encoded)
             codes, error = enc.codes, enc.error
-        else:  # a key that cannot become a file name fails alone, unencoded
+        else:  # a key that cannot be one (unsafe, or no file name) fails alone, unencoded
             codes, error = None, f"{item.path}: {problems[i]}"
         writer.add(Entry(keys[i], str(item.path), 0, item.channel), codes, error)
         if codes is not None:

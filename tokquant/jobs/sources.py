@@ -142,9 +142,11 @@ def _read_list(path: Path, suffixes: tuple[str, ...], what: str) -> list[InputIt
 
 
 def strip_suffix(key: Path, suffixes: tuple[str, ...]) -> Path:
+    """``key`` without its input suffix; kept whole where what is left is no name
+    (``.npy``, ``..npy``), so those still get outputs of their own."""
     name = key.name
     for s in sorted(suffixes, key=len, reverse=True):
-        if name.lower().endswith(s):
+        if name.lower().endswith(s) and name[: -len(s)] not in ("", ".", ".."):
             return key.with_name(name[: -len(s)])
     return key
 
