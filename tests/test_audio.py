@@ -364,3 +364,42 @@ def test_frontend_config_is_validated():
         TokenizerConfig.from_dict({"frontend": {"kind": "logmel", "n_fft": 256, "win_length": 400}})
     with pytest.raises(Exception, match="features.dim: 12 conflicts with the logmel front end"):
         TokenizerConfig.from_dict({"frontend": {"kind": "logmel"}, "features": {"dim": 12}})
+
+
+# ---------------------------------------------------------------- audit
+
+
+@pytest.mark.parametrize("family", ["bsq", "rvq"])
+def test_audit_says_log_mel_codes_never_depend_on_batching_or_chunking(audio_ckpts, tmp_path,
+                                                                         family):  # fmt: skip
+    mixed = tmp_path / "mixed"
+    write(mixed / "a.wav", speechlike(2.5, 16000, seed=1), 16000)
+    write(mixed / "b.flac", speechlike(3.3, 44100, seed=2, channels=2), 44100)
+    write(mixed / "c.wav", speechlike(1.2, 22050, seed=3), 22050)
+    res = run_cli("audit", audio_ckpts[family], mixed, "--json")
+    assert res.code == 0, res.err
+    report = json.loads(res.out)
+    assert len(report["inputs"]) == 3
+    assert report["overall"] == {"batched": 1.0, "chunked": 1.0}
+
+
+def test_audit_reports_codes_that_do_change(audio_ckpts, tmp_path, monkeypatch):
+    """The audit's arithmetic: one changed frame in the batched codes of a 2-file run."""
+    from tokquant.jobs import audit as audit_job
+
+    real = audit_job.encode_items
+
+    def one_flipped(checkpoint, items, **kw):
+        for i, enc in enumerate(real(checkpoint, items, **kw)):
+            if i == 0:
+                enc.codes = enc.codes.copy()
+                enc.codes[3, 0] += 1
+            yield enc
+
+    monkeypatch.setattr(audit_job, "encode_items", one_flipped)
+    write(tmp_path / "a.wav", speechlike(1.0, 16000), 16000)
+    write(tmp_path / "b.wav", speechlike(1.0, 16000, seed=4), 16000)
+    report = json.loads(run_cli("audit", audio_ckpts["rvq"], tmp_path, "--json").out)
+    frames = report["inputs"][0]["frames"]
+    assert report["inputs"][0]["batched"] == pytest.approx(1 - 1 / frames)
+    assert report["inputs"][1]["batched"] == 1.0 and report["inputs"][0]["chunked"] == 1.0

@@ -96,7 +96,12 @@ class FeatureConfig:
             _positive("features.frame_rate", self.frame_rate)
 
 
-FRONTENDS = ("none", "logmel", "fbank", "mfcc")
+FRONTENDS = ("none", "logmel", "fbank", "mfcc", "ssl")
+SSL_MERGES = ("mean", "concat")
+SSL_PRECISIONS = ("float32", "float16", "bfloat16")
+#: Fields only an SSL front end reads; other kinds leave them out of checkpoints.
+SSL_FIELDS = ("model", "layers", "layer_merge", "weights", "weights_sha256", "window_seconds",
+              "context_seconds", "precision")  # fmt: skip
 
 
 @dataclass
@@ -118,17 +123,40 @@ class FrontendConfig:
     f_max: float | None = None
     log_floor: float = 1e-5
     n_mfcc: int = 13
+    # kind: ssl (tokquant.audio.ssl). The model fixes the rate and the 400/320 framing.
+    model: str = ""
+    layers: list[int] = field(default_factory=lambda: [6])
+    layer_merge: str = "mean"
+    weights: str | None = None
+    weights_sha256: str | None = None
+    window_seconds: float = 30.0
+    context_seconds: float = 1.0
+    precision: str = "float32"
 
     @property
     def feature_dim(self) -> int:
+        if self.kind == "ssl":
+            from tokquant.audio.ssl import architecture
+
+            width = architecture(self.model).embed_dim
+            return width * (len(self.layers) if self.layer_merge == "concat" else 1)
         return self.n_mfcc if self.kind == "mfcc" else self.n_mels
 
     @property
     def frame_rate(self) -> float:
         return self.sample_rate / self.hop_length
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fields this kind reads (a log-mel checkpoint holds no SSL keys)."""
+        data = dataclasses.asdict(self)
+        if self.kind != "ssl":
+            data = {k: v for k, v in data.items() if k not in SSL_FIELDS}
+        return data
+
     def validate(self) -> None:
         _choice("frontend.kind", self.kind, FRONTENDS)
+        if self.kind == "ssl":
+            self._validate_ssl()
         _int_range("frontend.sample_rate", self.sample_rate, 1000, 384_000)
         _int_range("frontend.n_fft", self.n_fft, 16, 1 << 16)
         _int_range("frontend.win_length", self.win_length, 16, self.n_fft)
@@ -143,6 +171,26 @@ class FrontendConfig:
                 f"frontend.f_max: must be in (f_min, sample_rate / 2 = {nyquist:g}], found {f_max!r}"
             )
         _positive("frontend.log_floor", self.log_floor)
+
+    def _validate_ssl(self) -> None:
+        from tokquant.audio.ssl import HOP, RECEPTIVE_FIELD, SAMPLE_RATE, architecture
+
+        arch = architecture(self.model)  # ConfigError naming the known models
+        if not isinstance(self.layers, list) or not self.layers:
+            raise ConfigError("frontend.layers: must be a non-empty list of layer numbers")
+        for layer in self.layers:
+            _int_range("frontend.layers", layer, 1, arch.num_layers)
+        if len(set(self.layers)) != len(self.layers):
+            raise ConfigError(f"frontend.layers: holds a layer twice ({self.layers})")
+        _choice("frontend.layer_merge", self.layer_merge, SSL_MERGES)
+        _choice("frontend.precision", self.precision, SSL_PRECISIONS)
+        _positive("frontend.window_seconds", self.window_seconds)
+        _non_negative("frontend.context_seconds", self.context_seconds)
+        if self.window_seconds * SAMPLE_RATE < RECEPTIVE_FIELD:
+            raise ConfigError("frontend.window_seconds: must cover one frame (0.025 s)")
+        # The model fixes its framing: 400-sample receptive field, 320-sample hop, 16 kHz.
+        self.sample_rate, self.hop_length = SAMPLE_RATE, HOP
+        self.win_length = self.n_fft = RECEPTIVE_FIELD
 
 
 @dataclass
@@ -201,7 +249,10 @@ class TokenizerConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {"quantizer": _quantizer_to_dict(self.quantizer)}
+        return dataclasses.asdict(self) | {
+            "quantizer": _quantizer_to_dict(self.quantizer),
+            "frontend": self.frontend.to_dict(),
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

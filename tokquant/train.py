@@ -9,7 +9,6 @@ With a fixed seed the run is deterministic on CPU.
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,7 +97,8 @@ def train_tokenizer(
         "steps": tc.steps,
         "train_frames": int(train_x.shape[0]),
         "val_frames": int(val_x.shape[0]),
-        "final_loss": last.get("loss", math.nan),
+        # No steps (k-means only): no loss to report, and NaN is not JSON.
+        **({"final_loss": last["loss"]} if "loss" in last else {}),
         "val_mse": final["val_mse"],
         "val_usage": final["val_usage"],
         "seconds": time.perf_counter() - start_time,

@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover - older typer depends on click itself
     from click import exceptions as click_errors
 
 from tokquant import __version__
+from tokquant.cli.audit import audit
 from tokquant.cli.decode import decode
 from tokquant.cli.encode import encode
 from tokquant.cli.import_ import import_checkpoint
@@ -55,7 +56,7 @@ def _main(
     """Global options (read again in ``main`` so errors raised early still honour --debug)."""
 
 
-for command in (train, encode, decode, stats, info, verify, merge):
+for command in (train, encode, decode, stats, audit, info, verify, merge):
     app.command()(command)
 app.command(name="import")(import_checkpoint)
 

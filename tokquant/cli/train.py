@@ -26,6 +26,13 @@ def train(
     batch_frames: Annotated[int | None, typer.Option(help="Override train.batch_frames.")] = None,
     lr: Annotated[float | None, typer.Option(help="Override train.lr.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override train.seed.")] = None,
+    max_frames: Annotated[
+        int | None,
+        typer.Option(
+            help="Train on a uniform sample of this many frames across all inputs, "
+            "drawn while reading: memory grows with N, not with the corpus."
+        ),
+    ] = None,  # fmt: skip
     layout: Layout = None,
     channels: Channels = ChannelMode.mix,
     overwrite: Overwrite = False,
@@ -57,7 +64,7 @@ def train(
     ui = Output(json_mode=json_out, quiet=quiet or json_out or rank > 0)
     try:
         _train(ui, cfg, dev, out, [*(data or []), *(more_data or [])],
-               channels is ChannelMode.split, json_out, rank)  # fmt: skip
+               channels is ChannelMode.split, json_out, rank, max_frames)  # fmt: skip
     except BaseException:
         if joined:
             import torch.distributed as dist
@@ -76,16 +83,23 @@ def _check_out(out: Path, overwrite: bool) -> None:
         raise OutputError(f"{out}: exists; pass --overwrite to replace it")
 
 
-def _train(ui, cfg, dev, out, data, split, json_out, rank) -> None:
+def _train(ui, cfg, dev, out, data, split, json_out, rank, max_frames) -> None:
     from tokquant.formats.checkpoint import save_checkpoint
-    from tokquant.jobs.sources import expand_for, load_frames
+    from tokquant.jobs.sources import expand_for, frontend_of, load_frames
     from tokquant.train import train_tokenizer
 
     items = expand_for(cfg, data, split=split, outputs=False)
     if out.resolve() in {item.path.resolve() for item in items}:
         raise InputError(f"{out}: output path equals an input")
+    if cfg.frontend.kind == "ssl":  # the checkpoint names the exact encoder weights
+        cfg.frontend.weights_sha256 = frontend_of(cfg, dev).weights_sha256
+    q = cfg.quantizer
+    if cfg.train.steps == 0 and q.family == "rvq" and q.num_levels == 1:
+        ui.note(f"train.steps 0 and one RVQ level: plain k-means ({cfg.train.kmeans_iters} "
+                f"iterations) on the normalised frames")  # fmt: skip
     with ui.tracker() as progress:
-        frames = load_frames(cfg, items, progress)
+        frames = load_frames(cfg, items, progress, max_frames=max_frames, seed=cfg.train.seed,
+                             device=dev)  # fmt: skip
     ui.note(f"{frames.shape[0]} frames of dim {frames.shape[1]} from {len(items)} file(s)")
 
     with ui.progress(with_metrics=True) as bar:

@@ -72,8 +72,9 @@ def encode_streamed(
 ) -> np.ndarray:  # fmt: skip
     """Codes ``[T, G]`` of one input read chunk by chunk (None: the whole file at once);
     equal to its codes in any batch."""
-    chunks = iter_features(checkpoint.tokenizer.config, item.path, layout=layout,
-                           channel=item.channel, chunk_frames=chunk_frames)  # fmt: skip
+    tok = checkpoint.tokenizer
+    chunks = iter_features(tok.config, item.path, layout=layout, channel=item.channel,
+                           chunk_frames=chunk_frames, device=tok.mean.device)  # fmt: skip
     return np.concatenate(
         [encode_features(checkpoint, c, levels=levels, beam=beam)[0] for c in chunks]
     )
@@ -92,14 +93,16 @@ def encode_items(
 ) -> Iterator[Encoded]:
     """Yield an :class:`Encoded` per item, in order."""
     config = checkpoint.tokenizer.config
-    frontend_of(config)  # built (torchaudio imported) here, before the loaders start
+    device = checkpoint.tokenizer.mean.device  # where an SSL front end runs too
+    frontend_of(config, device)  # built (torchaudio imported) here, before the loaders start
 
     def load(item: InputItem) -> np.ndarray | Encoded:
         try:
             frames = expected_frames(config, item.path)
             if frames is not None and frames > STREAM_FRAMES:
                 return Encoded(item)  # marker: stream it in the calling thread
-            chunks = iter_features(config, item.path, layout=layout, channel=item.channel)
+            chunks = iter_features(config, item.path, layout=layout, channel=item.channel,
+                                   device=device)  # fmt: skip
             return np.concatenate(list(chunks))
         except TokquantError as exc:
             return Encoded(item, error=str(exc))

@@ -98,8 +98,15 @@ def decode_codes(checkpoint: Checkpoint, codes: np.ndarray) -> np.ndarray:
 
 
 def check_decode_options(checkpoint: Checkpoint, *, audio: bool, levels: int | None) -> None:
-    if audio and not takes_audio(checkpoint.tokenizer.config):
+    config = checkpoint.tokenizer.config
+    if audio and not takes_audio(config):
         raise InputError(f"{checkpoint.path}: --audio needs a checkpoint with an audio front end")
+    if audio and config.frontend.kind not in ("logmel", "fbank"):
+        raise InputError(
+            f"{checkpoint.path}: --audio needs a logmel or fbank front end; {config.frontend.kind} "
+            f"tokens decode to features (.npy) only (there is no way back from "
+            f"{config.frontend.model or config.frontend.kind} features to audio here)"
+        )
     if levels is not None and (not checkpoint.tokenizer.quantizer.supports_levels or levels < 1):
         raise InputError("--levels applies to RVQ checkpoints, as a number >= 1")
 

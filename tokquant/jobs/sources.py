@@ -20,7 +20,7 @@ import numpy as np
 
 from tokquant.audio.frontend import (
     DEFAULT_CHUNK_FRAMES,
-    FrontEnd,
+    AnyFrontEnd,
     channel_count,
     frontend_for,
     stream_features,
@@ -33,6 +33,8 @@ from tokquant.formats.features import SUFFIXES as FEATURE_SUFFIXES
 from tokquant.formats.tokens import SUFFIX as TOKENS_SUFFIX
 
 if TYPE_CHECKING:
+    import torch
+
     from tokquant.jobs.report import Progress
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
@@ -207,10 +209,10 @@ def expand_for(config: TokenizerConfig, specs: list[Path], *, split: bool,
     return items
 
 
-def frontend_of(config: TokenizerConfig) -> FrontEnd | None:
+def frontend_of(config: TokenizerConfig, device: torch.device | str = "cpu") -> AnyFrontEnd | None:
     """The shared front end of an audio tokenizer (None for feature files). Built in the
-    calling thread, before any loader thread needs it."""
-    return frontend_for(config.frontend) if takes_audio(config) else None
+    calling thread, before any loader thread needs it; an SSL model runs on ``device``."""
+    return frontend_for(config.frontend, device) if takes_audio(config) else None
 
 
 def iter_features(
@@ -220,10 +222,11 @@ def iter_features(
     layout: str = "tc",
     channel: int | None = None,
     chunk_frames: int | None = DEFAULT_CHUNK_FRAMES,
+    device: torch.device | str = "cpu",
 ) -> Iterator[np.ndarray]:
     """``[t, dim]`` feature chunks of one input, checked against ``config.features.dim``
     (audio in chunks of ``chunk_frames``; None: the whole file at once)."""
-    frontend = frontend_of(config)
+    frontend = frontend_of(config, device)
     if frontend is not None:
         chunks = stream_features(path, frontend, channel=channel, chunk_frames=chunk_frames)
     else:
@@ -241,18 +244,23 @@ def iter_features(
 
 
 def load_features(
-    config: TokenizerConfig, path: Path, *, layout: str = "tc", channel: int | None = None
-) -> np.ndarray:
+    config: TokenizerConfig, path: Path, *, layout: str = "tc", channel: int | None = None,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:  # fmt: skip
     """All features of one input, ``[T, dim]``."""
-    return np.concatenate(list(iter_features(config, path, layout=layout, channel=channel)))
+    chunks = iter_features(config, path, layout=layout, channel=channel, device=device)
+    return np.concatenate(list(chunks))
 
 
 def expected_frames(config: TokenizerConfig, path: Path) -> int | None:
     """Frames an audio input will give, from its header alone (None: a feature file, or
     a header that cannot be read, which fails later with a clean message)."""
-    frontend = frontend_of(config)
-    if frontend is None:
+    if not takes_audio(config):
         return None
+    if config.frontend.kind == "ssl":
+        from tokquant.audio.ssl import num_frames
+    else:
+        num_frames = frontend_of(config).num_frames
     import soundfile as sf
 
     try:
@@ -260,25 +268,72 @@ def expected_frames(config: TokenizerConfig, path: Path) -> int | None:
     except Exception:  # noqa: BLE001 - reported when the file is read
         return None
     rate = config.frontend.sample_rate
-    return frontend.num_frames(-(-int(info.frames) * rate // max(int(info.samplerate), 1)))
+    return num_frames(-(-int(info.frames) * rate // max(int(info.samplerate), 1)))
 
 
 def load_frames(
-    config: TokenizerConfig, items: list[InputItem], progress: Progress | None = None
-) -> np.ndarray:
-    """Every frame of ``items`` in one ``[N, dim]`` array (training data)."""
+    config: TokenizerConfig, items: list[InputItem], progress: Progress | None = None, *,
+    max_frames: int | None = None, seed: int = 0, device: torch.device | str = "cpu",
+) -> np.ndarray:  # fmt: skip
+    """The frames of ``items`` as one ``[N, dim]`` array (training data): every frame, or
+    with ``max_frames`` a uniform sample of that many across all inputs, drawn while
+    streaming so memory is bounded by ``max_frames`` (and one input's chunk), not by the
+    corpus."""
+    sample = FrameSample(max_frames, seed) if max_frames is not None else None
     arrays: list[np.ndarray] = []
+    dim: int | None = None
     if progress is not None:
         progress.start("load", len(items))
     for item in items:
-        array = load_features(config, item.path, layout=config.features.layout,
-                              channel=item.channel)  # fmt: skip
-        if arrays and array.shape[1] != arrays[0].shape[1]:
-            raise InputError(
-                f"{item.path}: features have dim {array.shape[1]}, "
-                f"{items[0].path} has {arrays[0].shape[1]}"
-            )
-        arrays.append(array)
+        for chunk in iter_features(config, item.path, layout=config.features.layout,
+                                   channel=item.channel, device=device):  # fmt: skip
+            if dim is None:
+                dim = chunk.shape[1]
+            elif chunk.shape[1] != dim:
+                raise InputError(
+                    f"{item.path}: features have dim {chunk.shape[1]}, {items[0].path} has {dim}"
+                )
+            if sample is None:
+                arrays.append(chunk)
+            else:
+                sample.add(chunk)
         if progress is not None:
             progress.advance()
+    if sample is not None:
+        return sample.frames()
     return np.concatenate(arrays)
+
+
+class FrameSample:
+    """A uniform sample of ``size`` frames from a stream of any length (reservoir
+    sampling, Algorithm R, a chunk at a time): after ``n`` frames every one of them is in
+    the sample with probability ``size / n``."""
+
+    def __init__(self, size: int, seed: int = 0) -> None:
+        if size < 1:
+            raise InputError(f"--max-frames must be at least 1, found {size}")
+        self.size = size
+        self.seen = 0
+        self.rng = np.random.default_rng(seed)
+        self.reservoir: np.ndarray | None = None
+
+    def add(self, chunk: np.ndarray) -> None:
+        if self.reservoir is None:
+            self.reservoir = np.empty((self.size, chunk.shape[1]), dtype=np.float32)
+        fill = max(0, min(self.size - self.seen, chunk.shape[0]))
+        self.reservoir[self.seen : self.seen + fill] = chunk[:fill]
+        rest = chunk[fill:]
+        if rest.shape[0]:
+            index = self.seen + fill + np.arange(rest.shape[0])  # 0-based stream positions
+            slot = self.rng.integers(0, index + 1)  # frame i replaces slot j < size w.p. size/(i+1)
+            keep = slot < self.size
+            slots, frames = slot[keep], rest[keep]
+            # Sequential semantics: of several frames drawn to one slot, the last one stays.
+            last = len(slots) - 1 - np.unique(slots[::-1], return_index=True)[1]
+            self.reservoir[slots[last]] = frames[last]
+        self.seen += chunk.shape[0]
+
+    def frames(self) -> np.ndarray:
+        if self.reservoir is None:
+            return np.zeros((0, 0), dtype=np.float32)
+        return self.reservoir[: min(self.size, self.seen)]

@@ -71,4 +71,5 @@ def _paired_features(checkpoint: Checkpoint, item: InputItem, source: TokenSourc
         name = name.removesuffix(f".ch{channel}")
     if strip_suffix(item.key, input_suffixes(config)).name != name:
         raise InputError(f"{item.path}: does not pair with {source.label} (names differ)")
-    return load_features(config, item.path, layout=layout, channel=channel)
+    return load_features(config, item.path, layout=layout, channel=channel,
+                         device=checkpoint.tokenizer.mean.device)  # fmt: skip

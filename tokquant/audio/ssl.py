@@ -1,0 +1,227 @@
+"""Self-supervised speech models (HuBERT, WavLM, wav2vec 2.0) as a front end.
+
+The architectures and weights are torchaudio's pipeline bundles (``HUBERT_BASE``,
+``WAVLM_BASE_PLUS``, ...): the model is built from the bundle's own parameters and its
+weights are read from ``frontend.weights`` (a safetensors or weights-only ``.pt`` state
+dict) or from torch.hub's cache, where the bundle downloads them on first use.
+
+Why windows, and why one window at a time. These models look at the whole input: the
+first conv of HuBERT/wav2vec 2.0 base normalises over time, attention spans every frame,
+and the large models normalise the waveform. Measured on torchaudio's HuBERT base, padding
+a file into a batch moves its layer-6 features by up to 0.54, and cutting a file moves
+features near the cut by up to 0.8. So features are computed on fixed windows that depend
+only on the file: window ``k`` owns frames ``[k W, (k+1) W)`` and is computed from the
+samples of frames ``[k W - C, (k+1) W + C)`` (``C`` frames of context each side, cropped
+afterwards). A window is always run alone, unpadded: a file gives the same features
+encoded alone, among others, or read in chunks, and memory is bounded by the window, not
+the file. The price is the context (``2 C / W`` extra compute on long files, none on
+files shorter than a window) and a boundary effect at window edges, which
+``scripts/bench_ssl.py`` reports as windowed vs whole-file code agreement.
+
+Frames follow the conv stack exactly: 400-sample receptive field, 320-sample hop, so ``L``
+samples at 16 kHz give ``1 + (L - 400) // 320`` frames (0 when ``L < 400``), 50 per second.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from tokquant.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from tokquant.config import FrontendConfig
+
+SAMPLE_RATE = 16000
+HOP = 320
+RECEPTIVE_FIELD = 400
+FRAME_RATE = SAMPLE_RATE / HOP
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What tokquant needs of a torchaudio SSL bundle."""
+
+    name: str
+    model_type: str  # "Wav2Vec2" (wav2vec 2.0, HuBERT) or "WavLM"
+    params: dict[str, Any]
+    file_name: str  # the weights' name in torch.hub's cache
+    normalize_waveform: bool
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.params["encoder_embed_dim"])
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.params["encoder_num_layers"])
+
+    @property
+    def url(self) -> str:
+        return f"https://download.pytorch.org/torchaudio/models/{self.file_name}"
+
+    def build(self) -> torch.nn.Module:
+        from torchaudio import models
+
+        factory = models.wavlm_model if self.model_type == "WavLM" else models.wav2vec2_model
+        return factory(**self.params)
+
+
+def _pipelines():
+    with _lock:  # loader threads must not import torchaudio concurrently
+        from torchaudio import models, pipelines  # noqa: F401
+
+    return pipelines
+
+
+def model_names() -> list[str]:
+    """The SSL bundles torchaudio offers (its ASR fine-tunes are left out)."""
+    pipelines = _pipelines()
+    return sorted(
+        name for name in dir(pipelines)
+        if type(getattr(pipelines, name)) is pipelines.Wav2Vec2Bundle
+    )  # fmt: skip
+
+
+@functools.cache
+def architecture(name: str) -> Architecture:
+    pipelines = _pipelines()
+    bundle = getattr(pipelines, str(name), None) if name else None
+    if type(bundle) is not pipelines.Wav2Vec2Bundle:
+        raise ConfigError(
+            f"frontend.model: must be a torchaudio SSL bundle ({', '.join(model_names())}), "
+            f"found {name!r}"
+        )
+    # torchaudio keeps these as bundle attributes; they are what its get_model() uses.
+    return Architecture(
+        name=name, model_type=bundle._model_type, params=dict(bundle._params),
+        file_name=Path(bundle._path).name, normalize_waveform=bool(bundle._normalize_waveform),
+    )  # fmt: skip
+
+
+def num_frames(num_samples: int) -> int:
+    return 0 if num_samples < RECEPTIVE_FIELD else 1 + (num_samples - RECEPTIVE_FIELD) // HOP
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """sha256 of the tensors themselves (names, dtypes, shapes, values in name order), so
+    the same weights in a .pt or a safetensors file have the same digest."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{list(tensor.shape)}\n".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from safetensors or a weights-only ``.pt`` (nothing in it runs)."""
+    if not path.is_file():
+        raise InputError(f"{path}: SSL weights file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            from tokquant.formats._torch_load import quiet_torch_load
+
+            state = quiet_torch_load(path)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is one line
+        raise InputError(f"{path}: cannot read SSL weights ({str(exc).splitlines()[0]})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError(f"{path}: SSL weights must be a state dict of tensors")
+    return state
+
+
+def _weights_path(config: FrontendConfig, arch: Architecture) -> Path:
+    if config.weights:
+        return Path(config.weights).expanduser()
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / arch.file_name
+    if not cached.is_file():
+        try:
+            torch.hub.download_url_to_file(arch.url, str(cached), progress=False)
+        except Exception as exc:  # noqa: BLE001 - offline is the common case
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(
+                f"{arch.name}: weights are not in torch.hub's cache ({cached}) and could not "
+                f"be downloaded ({reason}); download {arch.url} there, or set "
+                f"frontend.weights: FILE"
+            ) from None
+    return cached
+
+
+class SSLFrontEnd:
+    """Layer features of an SSL model on fixed windows (see the module docstring)."""
+
+    def __init__(self, config: FrontendConfig, device: torch.device | str = "cpu") -> None:
+        self.config = config
+        self.arch = architecture(config.model)
+        self.device = torch.device(device)
+        self.dtype = _DTYPES[config.precision] if self.device.type == "cuda" else torch.float32
+        path = _weights_path(config, self.arch)
+        state = read_state_dict(path)
+        self.weights_path = path
+        self.weights_sha256 = weights_digest(state)
+        model = self.arch.build()
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+            raise InputError(f"{path}: not {self.arch.name} weights ({first})") from None
+        self.model = model.eval().to(self.device, self.dtype)
+        self.depth = max(config.layers)
+        self.window = max(1, round(config.window_seconds * FRAME_RATE))
+        self.context = round(config.context_seconds * FRAME_RATE)
+
+    def check_weights(self, expected: str | None) -> None:
+        """Refuse weights other than those a tokenizer was trained on (None: any)."""
+        if expected and expected != self.weights_sha256:
+            raise InputError(
+                f"{self.weights_path}: SSL weights (sha256 {self.weights_sha256[:12]}) are not "
+                f"the ones this tokenizer was trained on ({expected[:12]}); tokens are only "
+                f"meaningful with their exact encoder"
+            )
+
+    @property
+    def feature_dim(self) -> int:
+        return self.config.feature_dim
+
+    def num_frames(self, num_samples: int) -> int:
+        return num_frames(num_samples)
+
+    def sample_range(self, f0: int, f1: int) -> tuple[int, int]:
+        """Samples covered by frames ``[f0, f1)``."""
+        return f0 * HOP, (f1 - 1) * HOP + RECEPTIVE_FIELD
+
+    def windows(self, total: int) -> list[tuple[int, int, int, int]]:
+        """``(own_start, own_stop, input_start, input_stop)`` frames of each window."""
+        out = []
+        for f0 in range(0, total, self.window):
+            f1 = min(total, f0 + self.window)
+            out.append((f0, f1, max(0, f0 - self.context), min(total, f1 + self.context)))
+        return out
+
+    @torch.no_grad()
+    def features(self, wave: torch.Tensor) -> torch.Tensor:
+        """``[n]`` samples of one window -> ``[num_frames(n), feature_dim]`` float32."""
+        x = wave.to(self.device, self.dtype).unsqueeze(0)
+        if self.arch.normalize_waveform:  # as torchaudio's bundle wrapper does
+            x = torch.nn.functional.layer_norm(x, x.shape)
+        outputs, _ = self.model.extract_features(x, num_layers=self.depth)
+        picked = [outputs[layer - 1][0] for layer in self.config.layers]
+        if len(picked) == 1:
+            merged = picked[0]
+        elif self.config.layer_merge == "mean":
+            merged = torch.stack(picked).float().mean(0)
+        else:
+            merged = torch.cat(picked, dim=-1)
+        return merged.float().cpu()

@@ -1,0 +1,57 @@
+"""``tokquant audit``: do a checkpoint's codes depend on batching, chunking or device?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tokquant.cli._options import (
+    ChannelMode,
+    Channels,
+    Checkpoint,
+    Device,
+    JsonOut,
+    Layout,
+    Quiet,
+    start,
+)
+
+
+def audit(
+    checkpoint: Checkpoint,
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Feature or audio files, folders, or list files.")
+    ],
+    layout: Layout = None,
+    channels: Channels = ChannelMode.mix,
+    device: Device = "cpu",
+    json_out: JsonOut = False,
+    quiet: Quiet = False,
+) -> None:
+    """Share of codes that stay the same when each input is encoded alone vs in a batch vs
+    read in chunks (and CPU vs CUDA where a GPU is present). Writes nothing."""
+    from tokquant.jobs.audit import audit as run_audit
+    from tokquant.jobs.sources import expand_for
+
+    ui, ckpt = start(checkpoint, device, json_out=json_out, quiet=quiet)
+    config = ckpt.tokenizer.config
+    items = expand_for(config, inputs, split=channels is ChannelMode.split, outputs=False)
+    with ui.tracker() as progress:
+        report = run_audit(ckpt, items, progress=progress,
+                           layout=layout.value if layout else config.features.layout)  # fmt: skip
+    ui.failures(report.failures)
+    overall = report.overall()
+    if json_out:
+        ui.json({"checkpoint_id": ckpt.id, "inputs": report.rows, "overall": overall,
+                 "failures": report.failures, "seconds": round(report.seconds, 3)})  # fmt: skip
+    else:
+        head = ["input", "frames", *(f"same {w}" for w in report.ways)]
+        rows = [[r["input"], r["frames"], *(f"{100 * r[w]:.2f}%" for w in report.ways)]
+                for r in report.rows]  # fmt: skip
+        total = sum(r["frames"] for r in report.rows)
+        rows.append(["all", total, *(f"{100 * overall[w]:.2f}%" for w in report.ways)])
+        ui.table("audit: codes equal to each input encoded alone", head, rows)
+    if report.failures:
+        raise typer.Exit(1)

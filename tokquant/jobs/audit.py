@@ -1,0 +1,89 @@
+"""The audit job: do a checkpoint's tokens depend on how they were computed?
+
+For each input, its codes encoded alone (whole file, one call) are the reference; the audit
+then encodes every input together in batches (as ``encode`` does), and each alone again read
+in small chunks, and where a GPU is present on the other device, and reports the share of
+frames whose codes are the same. tokquant's own front ends and quantizers are built to
+give 100% on the first two (block-aligned features, fixed SSL windows, padded encode
+calls); a front end that looked across batch or chunk boundaries would show here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from tokquant.errors import TokquantError
+from tokquant.formats.checkpoint import Checkpoint, load_checkpoint
+from tokquant.jobs.batcher import encode_items, encode_streamed
+from tokquant.jobs.report import NoProgress, Progress
+from tokquant.jobs.sources import InputItem
+
+#: Small enough that every input of a few seconds is read in several chunks.
+AUDIT_CHUNK_FRAMES = 64
+
+
+@dataclass
+class AuditReport:
+    """Per input and overall: frames whose codes equal the alone-and-whole reference."""
+
+    ways: list[str]
+    rows: list[dict] = field(default_factory=list)  # {"input", "frames", way: share}
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def overall(self) -> dict[str, float]:
+        frames = sum(r["frames"] for r in self.rows)
+        return {w: sum(r[w] * r["frames"] for r in self.rows) / max(frames, 1) for w in self.ways}
+
+
+def _agreement(a: np.ndarray, b: np.ndarray) -> float:
+    if a.shape != b.shape:
+        return 0.0
+    return float((a == b).all(axis=1).mean()) if a.shape[0] else 1.0
+
+
+def audit(checkpoint: Checkpoint, items: list[InputItem], *, layout: str = "tc",
+          progress: Progress | None = None) -> AuditReport:  # fmt: skip
+    """Compare each input's codes alone with its codes batched, chunk-read and (with CUDA)
+    on the other device."""
+    progress = progress or NoProgress()
+    other = _other_device(checkpoint)
+    ways = ["batched", "chunked"] + ([f"on {other[0]}"] if other else [])
+    report = AuditReport(ways)
+    start = time.perf_counter()
+    progress.start("audit", 2 * len(items))
+    alone: dict[int, np.ndarray] = {}
+    for i, item in enumerate(items):
+        try:
+            alone[i] = encode_streamed(checkpoint, item, layout=layout, chunk_frames=None)
+        except TokquantError as exc:
+            report.failures.append(str(exc))
+        progress.advance()
+    batched = {i: enc.codes for i, enc in enumerate(encode_items(checkpoint, items, layout=layout))}
+    for i, reference in alone.items():
+        item = items[i]
+        row = {"input": str(item.path) if item.channel is None else f"{item.path}#ch{item.channel}",
+               "frames": int(reference.shape[0])}  # fmt: skip
+        row["batched"] = _agreement(reference, batched[i]) if batched[i] is not None else 0.0
+        chunked = encode_streamed(checkpoint, item, layout=layout, chunk_frames=AUDIT_CHUNK_FRAMES)
+        row["chunked"] = _agreement(reference, chunked)
+        if other:
+            codes = encode_streamed(other[1], item, layout=layout, chunk_frames=None)
+            row[ways[2]] = _agreement(reference, codes)
+        report.rows.append(row)
+        progress.advance()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _other_device(checkpoint: Checkpoint) -> tuple[str, Checkpoint] | None:
+    """The checkpoint on the other device (CPU <-> CUDA), when CUDA is present."""
+    if not torch.cuda.is_available():
+        return None
+    here = checkpoint.tokenizer.mean.device
+    there = torch.device("cpu") if here.type == "cuda" else torch.device("cuda")
+    return there.type, load_checkpoint(checkpoint.path, there)
