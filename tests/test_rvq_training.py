@@ -16,9 +16,10 @@ import torch
 from tests.conftest import run_cli, write_config
 from tokquant import RVQ
 from tokquant.errors import FormatError
+from tokquant.formats._torch_load import load_state_dict
 from tokquant.formats.checkpoint import load_checkpoint
 from tokquant.formats.tokens import read_tokens
-from tokquant.importers import import_rvq, load_state_dict
+from tokquant.importers import import_rvq
 from tokquant.quantizers.search import beam_search
 
 # ---------------------------------------------------------------- EMA and dead codes

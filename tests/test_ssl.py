@@ -150,11 +150,10 @@ def test_ssl_codes_alone_batched_and_chunked_are_byte_identical(ssl_setup, tmp_p
         assert run_cli("encode", ckpt, data / name, "--out", alone, "-q").code == 0
         batched = (tmp_path / "batch" / f"{stem}.tokens.safetensors").read_bytes()
         assert (alone / f"{stem}.tokens.safetensors").read_bytes() == batched
-        chunked = tmp_path / f"{stem}.chunked.tokens.safetensors"
-        encode_file(checkpoint, data / name, chunked, chunk_frames=30)
-        whole = encode_file(checkpoint, data / name, tmp_path / "w.tokens.safetensors",
-                            chunk_frames=None)  # fmt: skip
-        assert np.array_equal(whole, encode_file(checkpoint, data / name, chunked, chunk_frames=30))
+        chunked, whole = tmp_path / "chunked.tokens.safetensors", tmp_path / "w.tokens.safetensors"
+        codes = encode_file(checkpoint, data / name, chunked, chunk_frames=30)
+        assert np.array_equal(codes, encode_file(checkpoint, data / name, whole, chunk_frames=None))
+        assert chunked.read_bytes() == whole.read_bytes()
 
 
 def test_audit_says_ssl_codes_never_depend_on_batching_or_chunking(ssl_setup):

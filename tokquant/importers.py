@@ -16,42 +16,13 @@ Each importer reads a plain state dict (tensors only) and returns an :class:`RVQ
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import torch
 
 from tokquant.errors import FormatError
-from tokquant.formats._torch_load import quiet_torch_load
 from tokquant.quantizers import RVQ
 
 KINDS = ("vqp", "encodec", "dac")
-
-
-def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from ``.safetensors`` or a weights-only ``.pt``/``.pth`` (no pickle code)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FormatError(f"{path}: file not found")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = quiet_torch_load(path)
-    except Exception:  # noqa: BLE001 - any refusal is the file's problem
-        raise FormatError(
-            f"{path}: not a state dict file (expected a weights-only .pt/.pth or a "
-            f".safetensors file of tensors)"
-        ) from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise FormatError(f"{path}: not a state dict of tensors")
-    for name, tensor in state.items():
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise FormatError(f"{path}: tensor {name} holds NaN or Inf")
-    return state
 
 
 def _levels(state: dict[str, torch.Tensor], pattern: str, what: str) -> list[int]:

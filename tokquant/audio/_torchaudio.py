@@ -4,8 +4,8 @@ torchaudio is imported lazily (feature-only commands never pay for it), but the 
 loaders run in threads: two threads importing ``torchaudio.transforms`` and
 ``torchaudio.functional`` at once can each see the other's half-initialised module
 (``ImportError: cannot import name 'GriffinLim' from partially initialized module``).
-So every use goes through :func:`torchaudio`, which imports all the submodules tokquant
-needs under one lock.
+So every use goes through :func:`torchaudio` (or :func:`torchaudio_ssl`), which import the
+submodules tokquant needs under one lock.
 """
 
 from __future__ import annotations
@@ -29,3 +29,19 @@ def torchaudio() -> tuple[ModuleType, ModuleType, ModuleType]:
 
                 _modules = (functional, transforms, kaldi)
     return _modules
+
+
+_ssl_modules: tuple[ModuleType, ModuleType] | None = None
+
+
+def torchaudio_ssl() -> tuple[ModuleType, ModuleType]:
+    """``(models, pipelines)``, fully imported, under the same lock (the SSL front end)."""
+    global _ssl_modules
+    if _ssl_modules is None:
+        with _lock:
+            if _ssl_modules is None:
+                import torchaudio.models as models
+                import torchaudio.pipelines as pipelines
+
+                _ssl_modules = (models, pipelines)
+    return _ssl_modules

@@ -26,14 +26,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from tokquant.audio._torchaudio import torchaudio_ssl
 from tokquant.errors import ConfigError, InputError
+from tokquant.formats._torch_load import load_state_dict
 
 if TYPE_CHECKING:
     from tokquant.config import FrontendConfig
@@ -43,7 +44,6 @@ HOP = 320
 RECEPTIVE_FIELD = 400
 FRAME_RATE = SAMPLE_RATE / HOP
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -69,22 +69,14 @@ class Architecture:
         return f"https://download.pytorch.org/torchaudio/models/{self.file_name}"
 
     def build(self) -> torch.nn.Module:
-        from torchaudio import models
-
+        models = torchaudio_ssl()[0]
         factory = models.wavlm_model if self.model_type == "WavLM" else models.wav2vec2_model
         return factory(**self.params)
 
 
-def _pipelines():
-    with _lock:  # loader threads must not import torchaudio concurrently
-        from torchaudio import models, pipelines  # noqa: F401
-
-    return pipelines
-
-
 def model_names() -> list[str]:
     """The SSL bundles torchaudio offers (its ASR fine-tunes are left out)."""
-    pipelines = _pipelines()
+    pipelines = torchaudio_ssl()[1]
     return sorted(
         name for name in dir(pipelines)
         if type(getattr(pipelines, name)) is pipelines.Wav2Vec2Bundle
@@ -93,7 +85,7 @@ def model_names() -> list[str]:
 
 @functools.cache
 def architecture(name: str) -> Architecture:
-    pipelines = _pipelines()
+    pipelines = torchaudio_ssl()[1]
     bundle = getattr(pipelines, str(name), None) if name else None
     if type(bundle) is not pipelines.Wav2Vec2Bundle:
         raise ConfigError(
@@ -122,26 +114,6 @@ def weights_digest(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from safetensors or a weights-only ``.pt`` (nothing in it runs)."""
-    if not path.is_file():
-        raise InputError(f"{path}: SSL weights file not found")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            from tokquant.formats._torch_load import quiet_torch_load
-
-            state = quiet_torch_load(path)
-    except Exception as exc:  # noqa: BLE001 - any reader failure is one line
-        raise InputError(f"{path}: cannot read SSL weights ({str(exc).splitlines()[0]})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InputError(f"{path}: SSL weights must be a state dict of tensors")
-    return state
-
-
 def _weights_path(config: FrontendConfig, arch: Architecture) -> Path:
     if config.weights:
         return Path(config.weights).expanduser()
@@ -168,7 +140,7 @@ class SSLFrontEnd:
         self.device = torch.device(device)
         self.dtype = _DTYPES[config.precision] if self.device.type == "cuda" else torch.float32
         path = _weights_path(config, self.arch)
-        state = read_state_dict(path)
+        state = load_state_dict(path)
         self.weights_path = path
         self.weights_sha256 = weights_digest(state)
         model = self.arch.build()
