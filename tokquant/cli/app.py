@@ -22,6 +22,7 @@ from tokquant import __version__
 from tokquant.cli.audit import audit
 from tokquant.cli.decode import decode
 from tokquant.cli.encode import encode
+from tokquant.cli.export import export
 from tokquant.cli.import_ import import_checkpoint
 from tokquant.cli.info import info
 from tokquant.cli.merge import merge
@@ -56,7 +57,7 @@ def _main(
     """Global options (read again in ``main`` so errors raised early still honour --debug)."""
 
 
-for command in (train, encode, decode, stats, audit, info, verify, merge):
+for command in (train, encode, decode, stats, audit, export, info, verify, merge):
     app.command()(command)
 app.command(name="import")(import_checkpoint)
 

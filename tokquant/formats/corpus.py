@@ -323,6 +323,20 @@ class OpenShard:
             cols.append(raw)
         return stack_columns(cols, b - a)
 
+    def read_all(self, cardinalities: list[int]) -> np.ndarray:
+        """Codes ``[F, G]`` of every utterance, concatenated (utterance ``i`` is rows
+        ``offsets[i]:offsets[i+1]``), range-checked; in the columns' smallest common
+        unsigned dtype, as one shard is read whole by an export."""
+        cols = []
+        for g, card in enumerate(cardinalities):
+            column = self.handle.get_tensor(f"codes.{g}")
+            top = out_of_range(column, card)
+            if top is not None:
+                raise FormatError(f"{self.where}: column {g} holds code {top} >= {card}")
+            cols.append(column)
+        frames = int(self.offsets[-1])
+        return np.stack(cols, axis=1) if cols else np.zeros((frames, 0), np.uint8)
+
 
 def open_shard(
     root: Path, record: ShardRecord, manifest: Manifest, *, where: str, every_code: bool = False

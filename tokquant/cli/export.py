@@ -1,0 +1,90 @@
+"""``tokquant export``: a corpus -> Parquet / WebDataset / fairseq unit files."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tokquant.cli._options import JsonOut, OutDir, Overwrite, Quiet
+from tokquant.cli._output import Output
+
+
+class ExportFormat(str, Enum):
+    parquet = "parquet"
+    webdataset = "webdataset"
+    km = "km"
+
+
+class TokenLayoutName(str, Enum):
+    parallel = "parallel"
+    interleave = "interleave"
+    delay = "delay"
+
+
+def export(
+    corpus: Annotated[Path, typer.Argument(help="Corpus folder (with manifest.json).")],
+    to: Annotated[ExportFormat, typer.Option("--to", help="Output format.")],
+    out: OutDir,
+    layout: Annotated[
+        TokenLayoutName,
+        typer.Option(
+            "--layout",
+            help="Code columns per frame: parallel [T, G], interleave [T*G], delay "
+            "[T+G-1, G] (column g shifted by g frames; pad id = vocabulary size - 1).",
+        ),
+    ] = TokenLayoutName.parallel,
+    offsets: Annotated[
+        bool, typer.Option("--offsets", help="One flat vocabulary: column g's ids follow g-1's.")
+    ] = False,
+    dedup: Annotated[
+        bool, typer.Option("--dedup", help="Collapse runs of identical frames; add durations.")
+    ] = False,
+    metadata: Annotated[
+        Path | None,
+        typer.Option(help="Columns to join by key: .jsonl objects with 'key', or .tsv."),
+    ] = None,
+    split: Annotated[str, typer.Option(help="Split name in the output file names.")] = "train",
+    workers: Annotated[
+        int | None, typer.Option(help="Processes over shards (default: CPUs, at most 8).")
+    ] = None,
+    overwrite: Overwrite = False,
+    json_out: JsonOut = False,
+    quiet: Quiet = False,
+) -> None:
+    """Export a corpus into the files LM trainers read; a re-run resumes where it stopped."""
+    from tokquant.jobs import export as job
+
+    ui = Output(json_mode=json_out, quiet=quiet or json_out)
+    options = job.ExportOptions(to=to.value, layout=layout.value, offsets=offsets, dedup=dedup,
+                            metadata=metadata, split=split, workers=workers,
+                            overwrite=overwrite)  # fmt: skip
+    plan = job.plan(corpus, out, options)
+    with ui.tracker() as progress:
+        report = job.run(plan, progress=progress)
+    extra = report.extra
+    if extra["encode_failures"]:
+        ui.warn(f"{extra['encode_failures']} utterance(s) failed at encode and are not in "
+                f"the corpus (listed in {corpus}/manifest.json)")  # fmt: skip
+    _metadata_notes(ui, extra)
+    pad = "" if extra["pad_id"] is None else f" (pad id {extra['pad_id']})"
+    ui.note(f"vocabulary: {extra['vocab_size']} ids{pad}")
+    ui.summary(report, "export", json_out=json_out, columns={
+        "utterances": extra["utterances"], "vocab_size": extra["vocab_size"],
+        "megabytes": round(extra["bytes"] / 1e6, 2),
+    })  # fmt: skip
+
+
+def _metadata_notes(ui: Output, extra: dict[str, object]) -> None:
+    if "metadata_joined" not in extra:
+        return
+    ui.note(f"metadata: joined {extra['metadata_joined']} of {extra['utterances']} utterances")
+    if extra["metadata_missing"]:
+        first = ", ".join(map(repr, extra["metadata_missing_keys"]))  # type: ignore[call-overload]
+        ui.warn(f"{extra['metadata_missing']} utterance(s) have no metadata (first: {first})")
+    if extra["metadata_unknown"]:
+        first = ", ".join(map(repr, extra["metadata_unknown_keys"]))  # type: ignore[call-overload]
+        ui.warn(f"{extra['metadata_unknown']} metadata key(s) are not in the corpus "
+                f"(first: {first})")  # fmt: skip
