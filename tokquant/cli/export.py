@@ -71,10 +71,8 @@ def export(
     _metadata_notes(ui, extra)
     pad = "" if extra["pad_id"] is None else f" (pad id {extra['pad_id']})"
     ui.note(f"vocabulary: {extra['vocab_size']} ids{pad}")
-    ui.summary(report, "export", json_out=json_out, columns={
-        "utterances": extra["utterances"], "vocab_size": extra["vocab_size"],
-        "megabytes": round(extra["bytes"] / 1e6, 2),
-    })  # fmt: skip
+    ui.summary(report, "export", json_out=json_out,
+               columns={"vocab": extra["vocab_size"], "MB": round(extra["bytes"] / 1e6, 2)})  # fmt: skip
 
 
 def _metadata_notes(ui: Output, extra: dict[str, object]) -> None:

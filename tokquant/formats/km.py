@@ -6,14 +6,14 @@
 (``ID COUNT``), so fairseq's ``Dictionary`` maps id ``u`` to the same index for every
 corpus, even where a unit never occurs. Lines are in corpus order.
 
-Shards are exported as parts (``parts/SPLIT-NNNNN.tsv``: ``key<TAB>ids<TAB>durations``
-per line) that :func:`assemble` joins once all exist; a killed export resumes from the
-parts it finished.
+Shards are exported as parts (``parts/SPLIT-NNNNN.km``, ``.keys``, ``.durations`` and,
+written last so that it marks the part complete, ``.counts.npy``) that :func:`assemble`
+joins by copying bytes once all exist; a killed export resumes from the parts it finished.
 """
 
 from __future__ import annotations
 
-import contextlib
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -31,32 +31,49 @@ def line_problem(key: str) -> str | None:
     return None
 
 
-def write_part(path: Path, rows: ExportRows) -> None:
-    """Write one shard's rows as a part file, atomically."""
-    lines = []
-    for i, key in enumerate(rows.keys):
-        units = " ".join(map(str, rows.tokens.tokens(i).reshape(-1).tolist()))
-        durations = rows.tokens.durations_of(i)
-        counts = "" if durations is None else " ".join(map(str, durations.tolist()))
-        lines.append(f"{key}\t{units}\t{counts}\n")
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(lines), encoding="utf-8")
+def part_files(counts_path: Path) -> list[Path]:
+    """A part's text files, beside its counts file (``.../SPLIT-NNNNN.counts.npy``)."""
+    stem = counts_path.name.removesuffix(".counts.npy")
+    return [counts_path.with_name(f"{stem}{suffix}") for suffix in (".km", ".keys", ".durations")]
 
 
-def assemble(parts: list[Path], out: Path, split: str, vocab_size: int, dedup: bool) -> None:
-    """Join the parts (in order) into the split's files and the dictionary; memory is
-    bounded by one part."""
+def write_part(counts_path: Path, rows: ExportRows) -> None:
+    """Write one shard's rows as a part: its three text files, then its id counts."""
+    tokens = rows.tokens
+    units = _lines(tokens.rows.reshape(-1), tokens.row_offsets * tokens.rows.shape[1])
+    texts = [units, "".join(f"{key}\n" for key in rows.keys)]
+    if tokens.durations is not None and tokens.duration_offsets is not None:
+        texts.append(_lines(tokens.durations, tokens.duration_offsets))
+    for path, text in zip(part_files(counts_path), texts, strict=False):
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    counts = np.bincount(tokens.rows.reshape(-1).astype(np.int64), minlength=rows.layout.vocab_size)
+    with atomic_path(counts_path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, counts.astype(np.int64))
+
+
+def _lines(values: np.ndarray, offsets: np.ndarray) -> str:
+    """One line per utterance: its values separated by spaces. Numbers are spelled through
+    a table of the distinct values (6x faster than ``str`` per number)."""
+    distinct, index = np.unique(values, return_inverse=True)
+    words = np.array([str(v) for v in distinct.tolist()], dtype=object)[index].tolist()
+    bounds = offsets.tolist()
+    return "".join(
+        " ".join(words[a:b]) + "\n" for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    )
+
+
+def assemble(counts_paths: list[Path], out: Path, split: str, vocab_size: int,
+             dedup: bool) -> None:  # fmt: skip
+    """Join the parts (in order) into the split's files, then write the dictionary."""
+    names = [f"{split}.km", f"{split}.keys", f"{split}.durations"][: 3 if dedup else 2]
+    for column, name in enumerate(names):
+        with atomic_path(out / name) as tmp, open(tmp, "wb") as dest:
+            for counts_path in counts_paths:
+                with open(part_files(counts_path)[column], "rb") as src:
+                    shutil.copyfileobj(src, dest, 1 << 20)
     counts = np.zeros(vocab_size, np.int64)
-    names = [f"{split}.km", f"{split}.keys"] + ([f"{split}.durations"] if dedup else [])
-    with contextlib.ExitStack() as stack:
-        files = [stack.enter_context(open(stack.enter_context(atomic_path(out / name)), "w",
-                                          encoding="utf-8", newline="\n"))
-                 for name in names]  # fmt: skip
-        for part in parts:
-            rows = [line.split("\t") for line in part.read_text(encoding="utf-8").split("\n")[:-1]]
-            for column, file in zip((1, 0, 2), files, strict=False):
-                file.write("".join(row[column] + "\n" for row in rows))
-            ids = " ".join(row[1] for row in rows if row[1]).split()
-            counts += np.bincount(np.array(ids, np.int64), minlength=vocab_size)
+    for counts_path in counts_paths:
+        counts += np.load(counts_path)
     with atomic_path(out / DICT) as tmp:
-        tmp.write_text("".join(f"{u} {int(c)}\n" for u, c in enumerate(counts)))
+        tmp.write_text("".join(f"{u} {int(c)}\n" for u, c in enumerate(counts.tolist())))

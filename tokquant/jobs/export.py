@@ -236,7 +236,7 @@ def _targets(manifest: corpus_format.Manifest, options: ExportOptions) -> list[s
         return [f"data/{split}-{i:05d}-of-{n:05d}.parquet" for i in range(n)]
     if options.to == "webdataset":
         return [f"{split}-{i:05d}.tar" for i in range(n)]
-    return [f"parts/{split}-{i:05d}.tsv" for i in range(n)]
+    return [f"parts/{split}-{i:05d}.counts.npy" for i in range(n)]
 
 
 def _finals(options: ExportOptions) -> list[str]:
@@ -277,7 +277,7 @@ def _claim(out: Path, info: dict[str, Any], overwrite: bool, keep: list[str]) ->
 
 def _remove_other_outputs(out: Path, keep: set[str]) -> None:
     """With overwrite: what an earlier export left that this one will not write."""
-    patterns = ("data/*.parquet", "*.tar", "parts/*.tsv", "*.km", "*.keys", "*.durations",
+    patterns = ("data/*.parquet", "*.tar", "parts/*", "*.km", "*.keys", "*.durations",
                 "dict.km.txt", "README.md")  # fmt: skip
     for pattern in patterns:
         for path in out.glob(pattern):
