@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
@@ -310,3 +312,52 @@ def test_every_pattern_decodes_to_its_corner():
     expected = torch.tensor(list(itertools.product([-1.0, 1.0], repeat=3))) / math.sqrt(3)
     assert torch.allclose(q.decode(codes), expected)
     assert torch.equal(q.encode(q.decode(codes)), codes)
+
+
+@pytest.mark.parametrize("entropy", ["exact", "factorized"])
+def test_codebook_entropy_gradient_when_a_code_probability_underflows(entropy):
+    """The LFQ NaN at step ~50: once every row puts a code below exp(-104), its batch-mean
+    probability is exactly 0 in float32 and `xlogy`'s backward gave NaN. The float32
+    gradient must be finite and equal the float64 one (where nothing underflows, and that
+    code's term contributes ~1e-60)."""
+    torch.manual_seed(0)
+    # saturated LFQ-like inputs: 3 clusters, logits of |u| ~ 60-200 per bit
+    centers = torch.sign(torch.randn(3, 6))
+    x = (centers[torch.arange(48) % 3] * (0.15 + 0.35 * torch.rand(48, 6))).double()
+    grads = {}
+    for dtype in (torch.float32, torch.float64):
+        xi = x.to(dtype).requires_grad_(True)
+        if entropy == "exact":
+            _, h = Fq.exact_entropies(xi, 1.0, 100.0, log_floor=0.0)
+        else:
+            h = Fq.grouped_codebook_entropy(Fq.bit_logits(xi, 1.0, 100.0), 6)
+        h.backward()
+        grads[dtype] = xi.grad
+    probs32 = torch.softmax(
+        2 * 100.0 * x.float() @ ((2 * Fq.all_bit_patterns(6, "cpu", torch.float32) - 1).T), -1
+    ).mean(0)
+    assert (probs32 == 0).any()  # the case that broke: some codes underflow
+    assert torch.isfinite(grads[torch.float32]).all()
+    assert torch.allclose(grads[torch.float32].double(), grads[torch.float64], rtol=1e-3,
+                          atol=1e-6)  # fmt: skip
+
+
+def test_shipped_lfq_with_logmel_trains_past_the_old_nan(tmp_path):
+    """configs/lfq-14bit.yaml with the log-mel front end: seed 0 reached a NaN loss at step
+    51 on the bundled corpus before the fix (scripts/train_stability.py runs 2,000 steps
+    for seeds 0-4)."""
+    import yaml
+
+    from tests.conftest import run_cli
+
+    root = Path(__file__).resolve().parent.parent
+    config = yaml.safe_load((root / "configs" / "lfq-14bit.yaml").read_text())
+    logmel = yaml.safe_load((root / "configs" / "logmel-bsq-16bit.yaml").read_text())
+    config["frontend"] = logmel["frontend"]
+    config.pop("features")
+    path = tmp_path / "logmel-lfq.yaml"
+    path.write_text(yaml.safe_dump(config))
+    res = run_cli("train", "--config", path, "--data", root / "scripts/sample_data/audio",
+                  "--out", tmp_path / "lfq.safetensors", "--steps", "70", "--json")  # fmt: skip
+    assert res.code == 0, res.err
+    assert math.isfinite(json.loads(res.out)["final_loss"])

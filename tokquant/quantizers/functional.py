@@ -99,10 +99,18 @@ def factorized_sample_entropy(u: torch.Tensor) -> torch.Tensor:
 
 
 def _entropy(p: torch.Tensor, log_floor: float) -> torch.Tensor:
-    """``-sum p log p`` over the last dim; ``log_floor > 0`` clamps inside the log (seed mode)."""
+    """``-sum p log p`` over the last dim; ``log_floor > 0`` clamps inside the log (seed mode).
+
+    A code's batch-mean probability underflows to exactly 0 in float32 once every row's
+    logits put it below ``exp(-104)`` (LFQ's unbounded inputs get there within a few dozen
+    steps). Its term ``p log p`` is 0 and so is its true gradient (``dp/du`` carries a
+    factor ``p``), but ``d(p log p)/dp = log p + 1`` is ``-inf`` there, and ``xlogy``'s
+    backward turned that into NaN in every parameter. Taking the log of 1 where ``p`` is 0
+    keeps the value and gives those codes the zero gradient they have.
+    """
     if log_floor > 0:
         return -(p * p.clamp(min=log_floor).log()).sum(-1)
-    return -torch.xlogy(p, p).sum(-1)
+    return -(p * torch.where(p > 0, p, torch.ones_like(p)).log()).sum(-1)
 
 
 def _chunked_row_sums(
