@@ -62,6 +62,7 @@ def write_config(path: Path, family: str = "bsq", **overrides) -> Path:
         "bsq": {"family": "bsq", "code_dim": 8},
         "lfq": {"family": "lfq", "code_dim": 6, "group_size": 3},
         "rvq": {"family": "rvq", "num_levels": 3, "num_embeddings": [16, 8, 8]},
+        "fsq": {"family": "fsq", "levels": [5, 4, 3]},
     }[family]
     config = {
         "quantizer": quantizer,

@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "BSQ": "tokquant.quantizers",
+    "FSQ": "tokquant.quantizers",
     "LFQ": "tokquant.quantizers",
     "RVQ": "tokquant.quantizers",
     "Quantizer": "tokquant.quantizers",
@@ -21,7 +22,7 @@ _LAZY = {
 __all__ = [*_LAZY, "__version__"]
 
 if TYPE_CHECKING:
-    from tokquant.quantizers import BSQ, LFQ, RVQ, Quantizer, QuantizerOutput  # noqa: F401
+    from tokquant.quantizers import BSQ, FSQ, LFQ, RVQ, Quantizer, QuantizerOutput  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

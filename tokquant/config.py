@@ -62,9 +62,16 @@ def _quantizer_from_dict(data: Any) -> Params:
     return params
 
 
+#: The families of format version 1, whose keys every checkpoint's flat section holds.
+#: A later family's keys are stored only in its own checkpoints, so adding a family
+#: leaves the bytes (and ids) of the others' checkpoints as they were.
+_V1_FAMILIES = ("bsq", "lfq", "rvq")
+
+
 def _quantizer_to_dict(params: Params) -> dict[str, Any]:
-    """The flat section checkpoints store: every family's defaults, this family's values."""
-    flat = {name: f.default for name, f in _flat_quantizer_fields().items()}
+    """The flat section checkpoints store: the v1 families' defaults, this family's values."""
+    flat = {f.name: f.default for family in _V1_FAMILIES
+            for f in dataclasses.fields(FAMILY_PARAMS[family])}  # fmt: skip
     return {**flat, **dataclasses.asdict(params), "family": params.family}
 
 

@@ -2,11 +2,12 @@
 
 from tokquant.quantizers.base import BatchOps, Quantizer, QuantizerOutput
 from tokquant.quantizers.binary import BSQ, LFQ
+from tokquant.quantizers.fsq import FSQ
 from tokquant.quantizers.params import Params
 from tokquant.quantizers.rvq import RVQ
 
 #: Every family, by the name configs and token files use.
-QUANTIZERS: dict[str, type[Quantizer]] = {q.kind: q for q in (BSQ, LFQ, RVQ)}
+QUANTIZERS: dict[str, type[Quantizer]] = {q.kind: q for q in (BSQ, LFQ, RVQ, FSQ)}
 
 
 def build_quantizer(params: Params) -> Quantizer:
@@ -14,5 +15,5 @@ def build_quantizer(params: Params) -> Quantizer:
     return QUANTIZERS[params.family].from_params(params)
 
 
-__all__ = ["BSQ", "LFQ", "QUANTIZERS", "RVQ", "BatchOps", "Quantizer", "QuantizerOutput",
+__all__ = ["BSQ", "FSQ", "LFQ", "QUANTIZERS", "RVQ", "BatchOps", "Quantizer", "QuantizerOutput",
            "build_quantizer"]  # fmt: skip

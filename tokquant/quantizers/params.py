@@ -174,4 +174,35 @@ class RVQParams(Params):
         return out
 
 
-FAMILY_PARAMS: dict[str, type[Params]] = {p.family: p for p in (BSQParams, LFQParams, RVQParams)}
+#: FSQ's bound (vector-quantize-pytorch's, eps = 1e-3) overshoots the grid by a whole
+#: step beyond 1,000 values per dim: (L - 1) / 2 * 1.001 rounds past (L - 1) / 2.
+MAX_FSQ_LEVEL = 1000
+
+
+def _levels_check(value: Any, fail: Problem) -> None:
+    ok = isinstance(value, (list, tuple)) and len(value) >= 1 and all(
+        isinstance(v, int) and not isinstance(v, bool) and 3 <= v <= MAX_FSQ_LEVEL for v in value)  # fmt: skip
+    if not ok:
+        fail(f"must be a list of integers in [3, {MAX_FSQ_LEVEL}] (values per dim; 2 levels: "
+             f"use bsq)", f"must be a non-empty list of ints in [3, {MAX_FSQ_LEVEL}]", value)  # fmt: skip
+    elif len(value) > MAX_CODE_DIM:
+        fail(f"must have at most {MAX_CODE_DIM} dims", f"must have at most {MAX_CODE_DIM} dims",
+             value)  # fmt: skip
+
+
+@dataclass
+class FSQParams(Params):
+    family: ClassVar[str] = "fsq"
+
+    #: Values per dim; the quantizer's dim is ``len(levels)``.
+    levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5],
+                              metadata={"check": _levels_check, "recorded": True})  # fmt: skip
+
+    @property
+    def input_dim(self) -> int | None:
+        return len(self.levels)
+
+
+FAMILY_PARAMS: dict[str, type[Params]] = {
+    p.family: p for p in (BSQParams, LFQParams, RVQParams, FSQParams)
+}
