@@ -68,11 +68,17 @@ def _quantizer_from_dict(data: Any) -> Params:
 _V1_FAMILIES = ("bsq", "lfq", "rvq")
 
 
+#: Keys a v1 family gained later: stored only away from their default, for the same reason.
+_LATER_KEYS = frozenset({"beam"})
+
+
 def _quantizer_to_dict(params: Params) -> dict[str, Any]:
     """The flat section checkpoints store: the v1 families' defaults, this family's values."""
     flat = {f.name: f.default for family in _V1_FAMILIES
-            for f in dataclasses.fields(FAMILY_PARAMS[family])}  # fmt: skip
-    return {**flat, **dataclasses.asdict(params), "family": params.family}
+            for f in dataclasses.fields(FAMILY_PARAMS[family]) if f.name not in _LATER_KEYS}  # fmt: skip
+    own = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)
+           if f.name not in _LATER_KEYS or getattr(params, f.name) != f.default}  # fmt: skip
+    return {**flat, **own, "family": params.family}
 
 
 @dataclass

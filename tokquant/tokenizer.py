@@ -71,15 +71,15 @@ class Tokenizer(nn.Module):
 
     @torch.no_grad()
     def encode(
-        self, features: torch.Tensor, *, levels: int | None = None, beam: int = 1
+        self, features: torch.Tensor, *, levels: int | None = None, beam: int | None = None
     ) -> torch.Tensor:
         """``[..., F]`` float features -> ``[..., G]`` int64 codes.
 
         ``levels`` keeps the first levels only and ``beam`` searches with a beam, for
-        quantizers that support them (RVQ).
+        quantizers that support them (RVQ; None: the beam its codebooks were fitted for).
         """
         z = self.project_in(self.normalize(features.float()))
-        if levels is None and beam == 1:
+        if levels is None and beam is None:
             return self.quantizer.encode(z)
         if not self.quantizer.supports_levels:
             raise ValueError("levels and beam apply to RVQ tokenizers only")

@@ -85,7 +85,11 @@ EncodeLevels = Annotated[
     int | None, typer.Option(help="RVQ: keep the first N levels (a lower bitrate).")
 ]
 Beam = Annotated[
-    int, typer.Option(help="RVQ: beam search width (1 = greedy; larger = lower error).")
+    int | None,
+    typer.Option(
+        help="RVQ: beam search width (1 = greedy; larger = lower error; default: "
+        "the beam the checkpoint was trained for, else 1)."
+    ),
 ]
 BatchFrames = Annotated[int, typer.Option(help="Frames per device batch (several files packed).")]
 Workers = Annotated[int, typer.Option(help="Background threads reading inputs.")]

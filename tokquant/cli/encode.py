@@ -35,7 +35,7 @@ def encode(
     num_shards: NumShards = None,
     shard_index: ShardIndex = None,
     levels: EncodeLevels = None,
-    beam: Beam = 1,
+    beam: Beam = None,
     layout: Layout = None,
     channels: Channels = ChannelMode.mix,
     batch_frames: BatchFrames = 65536,

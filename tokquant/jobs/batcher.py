@@ -43,7 +43,7 @@ class Encoded:
 
 
 def encode_features(
-    checkpoint: Checkpoint, *chunks: np.ndarray, levels: int | None = None, beam: int = 1
+    checkpoint: Checkpoint, *chunks: np.ndarray, levels: int | None = None, beam: int | None = None
 ) -> list[np.ndarray]:
     """Codes ``[T_i, G]`` int64 of each ``[T_i, F]`` chunk, computed in one batch.
 
@@ -68,7 +68,7 @@ def encode_features(
 
 def encode_streamed(
     checkpoint: Checkpoint, item: InputItem, *, layout: str = "tc",
-    chunk_frames: int | None = DEFAULT_CHUNK_FRAMES, levels: int | None = None, beam: int = 1,
+    chunk_frames: int | None = DEFAULT_CHUNK_FRAMES, levels: int | None = None, beam: int | None = None,
 ) -> np.ndarray:  # fmt: skip
     """Codes ``[T, G]`` of one input read chunk by chunk (None: the whole file at once);
     equal to its codes in any batch."""
@@ -89,7 +89,7 @@ def encode_items(
     workers: int = 2,
     chunk_frames: int = DEFAULT_CHUNK_FRAMES,
     levels: int | None = None,
-    beam: int = 1,
+    beam: int | None = None,
 ) -> Iterator[Encoded]:
     """Yield an :class:`Encoded` per item, in order."""
     config = checkpoint.tokenizer.config

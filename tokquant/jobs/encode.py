@@ -43,20 +43,23 @@ class EncodeOptions:
     workers: int = 2
     chunk_seconds: float = 30.0
     levels: int | None = None
-    beam: int = 1
+    #: None: the checkpoint's (the beam an RVQ was trained for; greedy otherwise)
+    beam: int | None = None
     overwrite: bool = False
 
     def check(self, tokenizer: Tokenizer) -> None:
         """``levels``/``beam`` are for quantizers that support them, within range."""
         quantizer = tokenizer.quantizer
-        if (self.levels is not None or self.beam != 1) and not quantizer.supports_levels:
+        if (
+            self.levels is not None or self.beam not in (None, 1)
+        ) and not quantizer.supports_levels:
             raise InputError("--levels and --beam apply to RVQ checkpoints only")
         columns = len(tokenizer.column_cardinalities)
         if self.levels is not None and not 1 <= self.levels <= columns:
             raise InputError(f"--levels must be in [1, {columns}], found {self.levels}")
-        if self.beam < 1:
+        if self.beam is not None and self.beam < 1:
             raise InputError(f"--beam must be >= 1, found {self.beam}")
-        if self.beam > 1 and not quantizer.supports_beam:
+        if self.beam is not None and self.beam > 1 and not quantizer.supports_beam:
             raise InputError(
                 "--beam needs plain RVQ levels (this checkpoint projects or normalises)"
             )

@@ -133,6 +133,9 @@ class RVQParams(Params):
     quantizer_dropout: float = param(0.0, in_interval(0.0, 1.0, closed_hi=True), recorded=False)
     codebook_dim: int | None = param(None, optional(int_in(1, 1 << 16)), recorded=False)
     normalized: bool = param(False, recorded=False)
+    #: Beam width the codebooks are fitted for (k-means init and training assignments)
+    #: and the default of ``encode``; 1 is greedy.
+    beam: int = param(1, int_in(1, 64), recorded=False)
 
     def check_together(self, prefix: str | None) -> None:
         fail = Problem("num_embeddings", None if prefix is None else f"{prefix}num_embeddings")
@@ -150,6 +153,12 @@ class RVQParams(Params):
                 )
         for k in sizes if isinstance(sizes, (list, tuple)) else [sizes]:
             int_in(2, 1 << 20)(k, fail)
+        if self.beam > 1 and (self.codebook_dim is not None or self.normalized):
+            Problem("beam", None if prefix is None else f"{prefix}beam")(
+                "needs plain levels (no codebook_dim, not normalized)",
+                "> 1 needs plain levels (no codebook_dim, not normalized)",
+                self.beam,
+            )
         decay = self.ema_decay
         if decay is not None and not (isinstance(decay, float) and 0.0 < decay < 1.0):
             Problem("ema_decay", None if prefix is None else f"{prefix}ema_decay")(

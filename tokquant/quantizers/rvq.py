@@ -40,7 +40,7 @@ from tokquant.quantizers.base import (
 from tokquant.quantizers.codebook import Codebook
 from tokquant.quantizers.functional import DEFAULT_CHUNK_ELEMENTS
 from tokquant.quantizers.params import RVQParams
-from tokquant.quantizers.search import SEARCH_METHODS, beam_search, nearest_code
+from tokquant.quantizers.search import SEARCH_METHODS, beam_extend, beam_search, nearest_code
 
 #: Frames k-means sees per codebook entry (capped at :data:`KMEANS_MAX_FRAMES`).
 KMEANS_FRAMES_PER_CODE = 32
@@ -100,6 +100,7 @@ class RVQ(Quantizer):
         quantizer_dropout: float = 0.0,
         codebook_dim: int | None = None,
         normalized: bool = False,
+        beam: int = 1,
         chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
         search: str = "matmul",
     ) -> None:
@@ -111,7 +112,7 @@ class RVQ(Quantizer):
         params = RVQParams(
             num_levels, list(num_embeddings) if isinstance(num_embeddings, tuple)
             else num_embeddings, embedding_dim, beta, ema_decay, dead_code_threshold,
-            dead_code_window, quantizer_dropout, codebook_dim, normalized,
+            dead_code_window, quantizer_dropout, codebook_dim, normalized, beam,
         )  # fmt: skip
         params.validate()
         if chunk_elements < 1:
@@ -200,8 +201,13 @@ class RVQ(Quantizer):
             flat = x.to(compute_dtype(x)).reshape(-1, self.embedding_dim)
             residual, q_sum, aux = flat, torch.zeros_like(flat), flat.new_zeros(())
             indices, metrics, replaced = [], {}, 0
+            # With a beam the codes are searched first; each level is still fitted to the
+            # residual its predecessors leave (fitting it to what all other levels leave
+            # measured 0.2-0.5 dB worse on held-out speech).
+            searched = self._training_codes(flat, active)
             for level in range(active):
-                idx = self._nearest(level, residual.detach())
+                idx = self._nearest(level, residual.detach()) if searched is None \
+                    else searched[:, level]  # fmt: skip
                 q = self.levels[level].lookup(idx, flat.dtype)
                 if flat.shape[0]:
                     aux = self._add_level_loss(aux, q, residual)
@@ -225,6 +231,15 @@ class RVQ(Quantizer):
             aux_loss=aux,
             metrics=metrics,
         )
+
+    def _training_codes(self, flat: torch.Tensor, active: int) -> torch.Tensor | None:
+        """Codes for a training step by beam search, when the codebooks are fitted for a
+        beam; None: greedy, level by level (the residuals then follow those codes)."""
+        if not (self.training and self.params.beam > 1 and flat.shape[0]):
+            return None
+        levels = [self.level_vectors(lv, flat.dtype) for lv in range(active)]
+        return beam_search(flat.detach(), levels, self.params.beam,
+                           chunk_elements=self.chunk_elements)  # fmt: skip
 
     def _add_level_loss(
         self, aux: torch.Tensor, q: torch.Tensor, residual: torch.Tensor
@@ -277,13 +292,17 @@ class RVQ(Quantizer):
     # Encode / decode --------------------------------------------------------------------
 
     @torch.no_grad()
-    def encode(self, x: torch.Tensor, num_levels: int | None = None, beam: int = 1) -> torch.Tensor:
+    def encode(
+        self, x: torch.Tensor, num_levels: int | None = None, beam: int | None = None
+    ) -> torch.Tensor:
         """``[..., D]`` -> ``[..., n]`` int64 codes with ``n = num_levels or M``.
 
         ``beam > 1`` keeps the ``beam`` best partial code sequences per vector, ranked by
-        the reconstruction error so far; ``beam = 1`` is the greedy search. Beam search
+        the reconstruction error so far; ``beam = 1`` is the greedy search; None: the
+        beam the codebooks were fitted for (``beam`` of the constructor). Beam search
         needs plain levels.
         """
+        beam = self.params.beam if beam is None else beam
         self._check_input(x)
         n = self.num_levels if num_levels is None else num_levels
         if not 1 <= n <= self.num_levels:
@@ -336,22 +355,64 @@ class RVQ(Quantizer):
 
         Level ``l`` is fitted on ``x`` minus the reconstruction of levels ``< l`` with the
         codebooks just fitted, so each level starts where the previous one left off.
-        EMA statistics restart from the centroids.
+        With ``beam > 1`` the codebooks are also fitted as FAISS's ResidualQuantizer
+        does for a beam (:meth:`_beam_centroids`), and the set with the lower error
+        under that beam on ``x`` is kept: beam fitting gains with many codes per level
+        (+0.2 dB at 8 x 256 on speech) and can lose with few. EMA statistics restart
+        from the centroids.
         """
-        from tokquant.quantizers.kmeans import kmeans
-
         self._check_input(x)
         if not self.plain:
             raise ValueError(
                 "k-means initialisation needs plain levels (no codebook_dim, not normalized)"
             )
-        residual = x.detach().reshape(-1, self.embedding_dim).float().clone()
-        for level, book in enumerate(self.levels):
-            centroids = kmeans(residual, self.num_embeddings[level], iters=iters,
-                               generator=generator, chunk_elements=self.chunk_elements)  # fmt: skip
+        flat = x.detach().reshape(-1, self.embedding_dim).float()
+        books = self._greedy_centroids(flat, iters, generator)
+        if self.params.beam > 1:
+            beamed = self._beam_centroids(flat, iters, generator)
+            if self._beam_error(flat, beamed) < self._beam_error(flat, books):
+                books = beamed
+        for book, centroids in zip(self.levels, books, strict=True):
             book.reset_to(centroids)
-            idx = nearest_code(residual, centroids, chunk_elements=self.chunk_elements)
-            residual -= centroids[idx]
+
+    def _greedy_centroids(
+        self, x: torch.Tensor, iters: int, generator: torch.Generator | None
+    ) -> list[torch.Tensor]:
+        from tokquant.quantizers.kmeans import kmeans
+
+        residual, books = x.clone(), []
+        for k in self.num_embeddings:
+            centroids = kmeans(residual, k, iters=iters, generator=generator,
+                               chunk_elements=self.chunk_elements)  # fmt: skip
+            residual -= centroids[nearest_code(residual, centroids,
+                                               chunk_elements=self.chunk_elements)]  # fmt: skip
+            books.append(centroids)
+        return books
+
+    def _beam_centroids(
+        self, x: torch.Tensor, iters: int, generator: torch.Generator | None
+    ) -> list[torch.Tensor]:
+        """FAISS ResidualQuantizer's training: level ``l`` is k-means on the residuals of
+        all ``beam`` candidate sequences each vector keeps after levels ``< l``, then the
+        candidates are extended by the new codebook and the ``beam`` best kept."""
+        from tokquant.quantizers.kmeans import kmeans
+
+        candidates, books = x[:, None, :], []  # [n, b, D]
+        step = max(1, self.chunk_elements // (self.params.beam * max(self.num_embeddings)))
+        for k in self.num_embeddings:
+            points = candidates.reshape(-1, self.embedding_dim)
+            centroids = kmeans(points, k, iters=iters, generator=generator,
+                               chunk_elements=self.chunk_elements)  # fmt: skip
+            candidates = torch.cat([beam_extend(candidates[i : i + step], centroids,
+                                                self.params.beam)[0]
+                                    for i in range(0, candidates.shape[0], step)])  # fmt: skip
+            books.append(centroids)
+        return books
+
+    def _beam_error(self, x: torch.Tensor, books: list[torch.Tensor]) -> float:
+        codes = beam_search(x, books, self.params.beam, chunk_elements=self.chunk_elements)
+        recon = sum(book[codes[:, level]] for level, book in enumerate(books))
+        return float(((x - recon) ** 2).sum())
 
 
 def _level_metrics(level: int, idx: torch.Tensor, k: int) -> dict[str, torch.Tensor]:

@@ -76,18 +76,27 @@ def beam_search(
 
 
 def _beam_block(x: torch.Tensor, levels: list[torch.Tensor], beam: int) -> torch.Tensor:
-    n = x.shape[0]
     residual = x[:, None, :]  # [n, b, D], b = 1 to start
-    codes = torch.zeros(n, 1, 0, dtype=torch.int64, device=x.device)
-    rows = torch.arange(n, device=x.device)[:, None]
+    codes = torch.zeros(x.shape[0], 1, 0, dtype=torch.int64, device=x.device)
     for vectors in levels:
-        k = vectors.shape[0]
-        c_sq = (vectors * vectors).sum(-1)
-        r_sq = (residual * residual).sum(-1, keepdim=True)
-        err = r_sq - 2.0 * residual @ vectors.T + c_sq  # [n, b, K]
-        flat = err.reshape(n, -1)
-        keep = torch.sort(flat, dim=1, stable=True).indices[:, : min(beam, flat.shape[1])]
-        parent, code = keep // k, keep % k
-        residual = residual[rows, parent] - vectors[code]
+        residual, parent, code = beam_extend(residual, vectors, beam)
+        rows = torch.arange(x.shape[0], device=x.device)[:, None]
         codes = torch.cat([codes[rows, parent], code.unsqueeze(-1)], dim=-1)
     return codes[:, 0, :]
+
+
+def beam_extend(
+    residual: torch.Tensor, vectors: torch.Tensor, beam: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One level of beam search: every candidate of ``residual`` ``[n, b, D]`` extended by
+    every row of ``vectors`` ``[K, D]``, the ``beam`` best kept (best first). Returns the
+    new residuals ``[n, b', D]``, each survivor's parent candidate and its code ``[n, b']``."""
+    n, k = residual.shape[0], vectors.shape[0]
+    c_sq = (vectors * vectors).sum(-1)
+    r_sq = (residual * residual).sum(-1, keepdim=True)
+    err = r_sq - 2.0 * residual @ vectors.T + c_sq  # [n, b, K]
+    flat = err.reshape(n, -1)
+    keep = torch.sort(flat, dim=1, stable=True).indices[:, : min(beam, flat.shape[1])]
+    parent, code = keep // k, keep % k
+    rows = torch.arange(n, device=residual.device)[:, None]
+    return residual[rows, parent] - vectors[code], parent, code

@@ -1,0 +1,105 @@
+"""Beam-aware RVQ training: codebooks fitted for the search that will use them (FAISS
+ResidualQuantizer's beam k-means, then beam-assigned EMA steps), and the checkpoint's
+default encode beam."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.conftest import run_cli, write_config
+from tokquant import RVQ
+from tokquant.formats.tokens import read_tokens
+from tokquant.quantizers.search import beam_search
+
+
+def clustered(n: int, dim: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(24, dim, generator=g) * 2
+    return centers[torch.randint(24, (n,), generator=g)] + 0.7 * torch.randn(n, dim, generator=g)
+
+
+def train(q: RVQ, x: torch.Tensor, steps: int = 30) -> RVQ:
+    q.init_from_data(x[:1024], iters=8, generator=torch.Generator().manual_seed(0))
+    q.train()
+    g = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        q(x[torch.randint(len(x), (256,), generator=g)])
+    return q.eval()
+
+
+class BeamOfOne(RVQ):
+    """The beam-training path (FAISS-style beam k-means, beam-search assignments) at
+    width 1, which must be greedy training."""
+
+    def _training_codes(self, flat, active):
+        if not self.training:
+            return None
+        levels = [self.level_vectors(lv, flat.dtype) for lv in range(active)]
+        return beam_search(flat.detach(), levels, 1)
+
+    def init_from_data(self, x, *, iters=20, generator=None):
+        books = self._beam_centroids(x.float(), iters, generator)
+        for book, centroids in zip(self.levels, books, strict=True):
+            book.reset_to(centroids)
+
+
+def test_beam_of_one_trains_as_greedy():
+    x = clustered(3000, 6, 0)
+    kw = {"ema_decay": 0.9, "dead_code_threshold": 0.1, "dead_code_window": 5}
+    torch.manual_seed(0)
+    greedy = train(RVQ(3, 16, 6, **kw), x)
+    torch.manual_seed(0)
+    forced = train(BeamOfOne(3, 16, 6, **kw), x)
+    for a, b in zip(greedy.state_dict().values(), forced.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-4)
+    assert (greedy.encode(x) == forced.encode(x)).float().mean() > 0.999
+    # and beam = 1 in the config is the greedy training itself, bit for bit
+    torch.manual_seed(0)
+    explicit = train(RVQ(3, 16, 6, beam=1, **kw), x)
+    for a, b in zip(greedy.state_dict().values(), explicit.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("codes", [16, 64])
+def test_beam_fitted_codebooks_are_no_worse_under_that_beam(seed, codes):
+    """On the frames they were fitted to, codebooks initialised for beam 4 give an error
+    under beam 4 no higher than greedy-fitted ones (the init keeps the better of its
+    greedy and FAISS-style fits)."""
+    x = clustered(2000, 8, seed)
+    fitted = {}
+    for beam in (1, 4):
+        q = RVQ(4, codes, 8, beam=beam)
+        q.init_from_data(x, iters=8, generator=torch.Generator().manual_seed(seed))
+        fitted[beam] = float(((q.decode(q.encode(x, beam=4)) - x) ** 2).mean())
+    assert fitted[4] <= fitted[1]
+
+
+def test_encode_defaults_to_the_trained_beam():
+    q = RVQ(3, 8, 4, beam=3)
+    x = clustered(500, 4, 3)
+    q.init_from_data(x, iters=5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(q.encode(x), q.encode(x, beam=3))
+    assert not torch.equal(q.encode(x), q.encode(x, beam=1))
+    with pytest.raises(ValueError, match="plain levels"):
+        RVQ(2, 8, 4, beam=2, normalized=True)
+
+
+def test_config_beam_is_recorded_and_used_by_encode(tmp_path, corpus):
+    config = write_config(tmp_path / "rvq.yaml", "rvq", quantizer__beam=4)
+    ckpt = tmp_path / "rvq.safetensors"
+    res = run_cli("train", "--config", config, "--data", corpus, "--out", ckpt)
+    assert res.code == 0, res.err
+    for name, extra in [("default", []), ("beam4", ["--beam", "4"]), ("greedy", ["--beam", "1"])]:
+        assert run_cli("encode", ckpt, corpus, "--out", tmp_path / name, *extra).code == 0
+    files = sorted(
+        p.relative_to(tmp_path / "default") for p in (tmp_path / "default").rglob("*.safetensors")
+    )
+    codes = {name: [read_tokens(tmp_path / name / f).codes for f in files]
+             for name in ("default", "beam4", "greedy")}  # fmt: skip
+    assert all((a == b).all() for a, b in zip(codes["default"], codes["beam4"], strict=True))
+    assert any((a != b).any() for a, b in zip(codes["default"], codes["greedy"], strict=True))
+    bad = write_config(tmp_path / "bad.yaml", "rvq", quantizer__beam=0)
+    res = run_cli("train", "--config", bad, "--data", corpus, "--out", tmp_path / "x.st")
+    assert res.code == 2 and "quantizer.beam" in res.err
