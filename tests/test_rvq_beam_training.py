@@ -61,19 +61,26 @@ def test_beam_of_one_trains_as_greedy():
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("codes", [16, 64])
-def test_beam_fitted_codebooks_are_no_worse_under_that_beam(seed, codes):
-    """On the frames they were fitted to, codebooks initialised for beam 4 give an error
-    under beam 4 no higher than greedy-fitted ones (the init keeps the better of its
-    greedy and FAISS-style fits)."""
-    x = clustered(2000, 8, seed)
-    fitted = {}
-    for beam in (1, 4):
-        q = RVQ(4, codes, 8, beam=beam)
-        q.init_from_data(x, iters=8, generator=torch.Generator().manual_seed(seed))
-        fitted[beam] = float(((q.decode(q.encode(x, beam=4)) - x) ** 2).mean())
-    assert fitted[4] <= fitted[1]
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_init_keeps_the_fit_with_the_lower_beam_error_on_left_out_frames(seed):
+    """The beam fit is kept only where it beats the greedy fit under the beam on frames
+    left out of both fits. (On the frames a fit was made from, the greedy fit is often
+    lower: it memorises them; on an unseen voice the beam fit was 11% lower, see
+    scripts/quality.py.)"""
+    x = clustered(1500, 8, seed)
+    q = RVQ(4, 32, 8, beam=4)
+    replay = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(x), generator=replay)
+    held, rest = x[perm[:150]], x[perm[150:]]
+    errors = {
+        "greedy": q._beam_error(held, q._greedy_centroids(rest, 8, replay)),
+        "beam": q._beam_error(held, q._beam_centroids(rest, 8, replay)),
+    }
+    winner = q._beam_centroids if errors["beam"] < errors["greedy"] else q._greedy_centroids
+    expected = winner(x, 8, replay)
+    q.init_from_data(x, iters=8, generator=torch.Generator().manual_seed(seed))
+    for level, centroids in zip(q.levels, expected, strict=True):
+        assert torch.equal(level.vectors.detach(), centroids)
 
 
 def test_encode_defaults_to_the_trained_beam():

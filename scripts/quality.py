@@ -1,0 +1,230 @@
+"""Token quality per bit: every family at 16 and 64 bits against the peers, on a held-out voice.
+
+    .venv/bin/python scripts/quality.py [--steps 300] [--batch 4096] [--json quality.json]
+    .venv/bin/python scripts/quality.py --only 64     # the RVQ rows only
+
+Features: 80-dim log-mels of the bundled corpus (scripts/sample_data/audio), normalised
+with the training frames' mean and std. Training frames: the voices gb_f, gb_m, sc_m,
+us_f (24 utterances); held out: every frame of the voice us_m (6 utterances), which no
+quantizer sees before the report. Reported on the held-out frames: SNR (dB) of the
+reconstruction and mean per-column codebook usage (distinct codes seen, over the number of
+codes or of held-out frames, whichever is smaller).
+
+64 bits (8 levels x 256 codes, straight on the features):
+- tokquant RVQ: k-means init (8,192 frames), EMA 0.99, dead codes (20% of uniform, 10
+  steps); greedy, and fitted for beam 5 (``beam=5``) and encoded with it.
+- vector-quantize-pytorch ResidualVQ: k-means init, threshold_ema_dead_code=2; EMA decay
+  0.8 (its default), 0.95 and 0.99.
+- FAISS ResidualQuantizer (faiss-cpu, bench-only): trained and encoded greedy, and with
+  beam 5 (its default), on all training frames.
+
+16 bits (one MLP projection 80 -> 256 -> d and back, AdamW 1e-3, the same batches):
+tokquant BSQ-16, LFQ-16, FSQ [8, 8, 8, 5, 5, 5] (15.97 bits), vector-quantize-pytorch FSQ
+with the same levels, and tokquant RVQ 2 x 256 (no projection) as the reference.
+vector-quantize-pytorch's LFQ at 16 bits builds a 4096 x 65,536 softmax per step (about
+7 GiB and 15 s a step on 2 cores): left out here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from tokquant import BSQ, FSQ, LFQ, RVQ, Quantizer
+from tokquant.audio.frontend import FrontEnd, audio_features
+from tokquant.config import FrontendConfig
+
+SAMPLES = Path(__file__).parent / "sample_data" / "audio"
+HELD_OUT_VOICE = "us_m"
+
+
+def features() -> tuple[torch.Tensor, torch.Tensor]:
+    """(training frames, held-out frames), normalised with the training statistics."""
+    fe = FrontEnd(FrontendConfig(kind="logmel"))
+    parts: dict[bool, list[np.ndarray]] = {True: [], False: []}
+    for path in sorted(SAMPLES.rglob("*.flac")):
+        parts[path.parent.name == HELD_OUT_VOICE].append(audio_features(path, fe))
+    train, held = np.concatenate(parts[False]), np.concatenate(parts[True])
+    mean, std = train.mean(0), train.std(0)
+    as_tensor = lambda a: torch.from_numpy(((a - mean) / std).astype(np.float32))  # noqa: E731
+    return as_tensor(train), as_tensor(held)
+
+
+def snr(x: torch.Tensor, x_hat: torch.Tensor) -> float:
+    return 10 * math.log10(float((x**2).sum() / ((x - x_hat) ** 2).sum()))
+
+
+def usage(codes: torch.Tensor, cards: list[int]) -> float:
+    return float(np.mean([torch.unique(codes[:, g]).numel() / min(k, codes.shape[0])
+                          for g, k in enumerate(cards)]))  # fmt: skip
+
+
+def batches(train: torch.Tensor, steps: int, size: int) -> Iterator[torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        yield train[torch.randint(len(train), (size,), generator=g)]
+
+
+# ---------------------------------------------------------------------------- 64 bits
+
+
+def tokquant_rvq(train, init, args, levels: int, beam: int) -> Callable:
+    torch.manual_seed(0)
+    q = RVQ(levels, 256, train.shape[1], ema_decay=0.99, dead_code_threshold=0.2,
+            dead_code_window=10, beam=beam)  # fmt: skip
+    q.init_from_data(init, iters=10, generator=torch.Generator().manual_seed(0))
+    q.train()
+    for x in batches(train, args.steps, args.batch):
+        q(x)
+    q.eval()
+    return lambda v, b=beam: (q.decode(q.encode(v, beam=b)), q.encode(v, beam=b), [256] * levels)
+
+
+def vqp_rvq(train, init, args, decay: float) -> Callable:
+    from vector_quantize_pytorch import ResidualVQ
+
+    torch.manual_seed(0)
+    q = ResidualVQ(dim=train.shape[1], num_quantizers=8, codebook_size=256, kmeans_init=True,
+                   kmeans_iters=10, threshold_ema_dead_code=2, decay=decay)  # fmt: skip
+    q.train()
+    with torch.no_grad():
+        q(init.unsqueeze(0))
+        for x in batches(train, args.steps, args.batch):
+            q(x.unsqueeze(0))
+    q.eval()
+
+    def run(v):
+        with torch.no_grad():
+            recon, codes, _ = q(v.unsqueeze(0))
+        return recon[0], codes[0], [256] * 8
+
+    return run
+
+
+def faiss_rq(train, init, args, beam: int) -> Callable:
+    import faiss
+
+    rq = faiss.ResidualQuantizer(train.shape[1], 8, 8)
+    rq.max_beam_size = beam
+    rq.verbose = False
+    rq.train(train.numpy())
+
+    def run(v):
+        packed = rq.compute_codes(v.numpy())
+        codes = torch.from_numpy(packed.astype(np.int64))  # 8 bits per level: one byte each
+        return torch.from_numpy(rq.decode(packed)), codes, [256] * 8
+
+    return run
+
+
+# ---------------------------------------------------------------------------- 16 bits
+
+
+class Projected(nn.Module):
+    """features -> MLP -> quantizer -> MLP -> features, as a tokquant tokenizer is."""
+
+    def __init__(self, quantizer: nn.Module, dim: int, feature_dim: int = 80) -> None:
+        super().__init__()
+        self.project_in = nn.Sequential(nn.Linear(feature_dim, 256), nn.GELU(), nn.Linear(256, dim))
+        self.quantizer = quantizer
+        self.project_out = nn.Sequential(
+            nn.Linear(dim, 256), nn.GELU(), nn.Linear(256, feature_dim)
+        )
+
+    def forward(self, x):
+        peer = not isinstance(self.quantizer, Quantizer)  # the peers want [batch, time, dim]
+        z = self.project_in(x)
+        out = self.quantizer(z.unsqueeze(0) if peer else z)
+        quantized, codes = (out[0][0], out[1][0]) if peer else (out[0], out[1])
+        aux = out[2] if len(out) > 2 and out[2] is not None else x.new_zeros(())
+        return self.project_out(quantized), codes, aux
+
+
+def projected(train, init, args, make: Callable[[], nn.Module], dim: int, cards) -> Callable:
+    torch.manual_seed(0)
+    model = Projected(make(), dim)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    model.train()
+    for x in batches(train, args.steps, args.batch):
+        recon, _, aux = model(x)
+        loss = ((recon - x) ** 2).mean() + aux.mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+
+    def run(v):
+        with torch.no_grad():
+            recon, codes, _ = model(v)
+        return recon, codes.reshape(v.shape[0], -1).long(), cards
+
+    return run
+
+
+def rows_16(train, init, args) -> list[tuple[str, Callable]]:
+    from vector_quantize_pytorch import FSQ as PeerFSQ
+
+    levels = [8, 8, 8, 5, 5, 5]
+    return [
+        ("16 | tokquant RVQ 2x256 (no projection)", lambda: tokquant_rvq(train, init, args, 2, 1)),
+        ("16 | tokquant BSQ-16", lambda: projected(train, init, args, lambda: BSQ(16), 16, [2**16])),
+        ("16 | tokquant LFQ-16", lambda: projected(train, init, args, lambda: LFQ(16), 16, [2**16])),
+        ("16 | tokquant FSQ 8,8,8,5,5,5", lambda: projected(train, init, args, lambda: FSQ(levels),
+                                                           6, [64000])),
+        ("16 | vqp FSQ 8,8,8,5,5,5", lambda: projected(train, init, args, lambda: PeerFSQ(levels),
+                                                      6, [64000])),
+    ]  # fmt: skip
+
+
+def rows_64(train, init, args) -> list[tuple[str, Callable]]:
+    return [
+        ("64 | tokquant RVQ 8x256 greedy", lambda: tokquant_rvq(train, init, args, 8, 1)),
+        ("64 | tokquant RVQ 8x256 beam 5", lambda: tokquant_rvq(train, init, args, 8, 5)),
+        ("64 | vqp ResidualVQ decay 0.8", lambda: vqp_rvq(train, init, args, 0.8)),
+        ("64 | vqp ResidualVQ decay 0.95", lambda: vqp_rvq(train, init, args, 0.95)),
+        ("64 | vqp ResidualVQ decay 0.99", lambda: vqp_rvq(train, init, args, 0.99)),
+        ("64 | FAISS RQ greedy", lambda: faiss_rq(train, init, args, 1)),
+        ("64 | FAISS RQ beam 5", lambda: faiss_rq(train, init, args, 5)),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--batch", type=int, default=4096)
+    parser.add_argument("--only", choices=["16", "64"])
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    train, held = features()
+    init = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(2))[:8192]]
+    print(f"{len(train)} training frames (4 voices), {len(held)} held-out frames "
+          f"(voice {HELD_OUT_VOICE}); {args.steps} steps of {args.batch}")  # fmt: skip
+    cases = ([] if args.only == "64" else rows_16(train, init, args)) + \
+        ([] if args.only == "16" else rows_64(train, init, args))  # fmt: skip
+    rows = []
+    for name, make in cases:
+        started = time.perf_counter()
+        run = make()
+        seconds = time.perf_counter() - started
+        recon, codes, cards = run(held)
+        row = {"name": name, "snr_db": round(snr(held, recon), 2),
+               "usage": round(usage(codes, cards), 3), "train_seconds": round(seconds, 1)}  # fmt: skip
+        rows.append(row)
+        print(f"{name:<42} SNR {row['snr_db']:6.2f} dB  usage {row['usage']:.3f}  "
+              f"({seconds:.0f} s)", flush=True)  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps({"settings": vars(args) | {"json": None}, "rows": rows},
+                                        indent=2) + "\n")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
