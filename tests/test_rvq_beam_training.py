@@ -110,3 +110,17 @@ def test_config_beam_is_recorded_and_used_by_encode(tmp_path, corpus):
     bad = write_config(tmp_path / "bad.yaml", "rvq", quantizer__beam=0)
     res = run_cli("train", "--config", bad, "--data", corpus, "--out", tmp_path / "x.st")
     assert res.code == 2 and "quantizer.beam" in res.err
+
+
+def test_beam_step_keeps_a_stable_sorts_order_under_ties():
+    """The beam keeps the ``B`` smallest errors by ``topk``; ties (many here: errors are
+    small integers) must still go to the earlier candidate and lower code."""
+    from tokquant.quantizers.search import _smallest
+
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        width = int(torch.randint(1, 40, (1,), generator=g))
+        beam = int(torch.randint(1, 10, (1,), generator=g))
+        errors = torch.randint(0, 5, (50, width), generator=g).float()
+        want = torch.sort(errors, dim=1, stable=True).indices[:, : min(beam, width)]
+        assert torch.equal(_smallest(errors, beam), want)

@@ -95,8 +95,22 @@ def beam_extend(
     c_sq = (vectors * vectors).sum(-1)
     r_sq = (residual * residual).sum(-1, keepdim=True)
     err = r_sq - 2.0 * residual @ vectors.T + c_sq  # [n, b, K]
-    flat = err.reshape(n, -1)
-    keep = torch.sort(flat, dim=1, stable=True).indices[:, : min(beam, flat.shape[1])]
+    keep = _smallest(err.reshape(n, -1), beam)
     parent, code = keep // k, keep % k
     rows = torch.arange(n, device=residual.device)[:, None]
     return residual[rows, parent] - vectors[code], parent, code
+
+
+def _smallest(flat: torch.Tensor, beam: int) -> torch.Tensor:
+    """Column indices of each row's ``beam`` smallest values, smallest first, ties in
+    index order (what a stable sort gives). ``topk`` is 20x faster than sorting the
+    ``b * K`` candidates but orders ties arbitrarily, so rows with a tie inside the kept
+    values or at their edge are sorted."""
+    k = min(beam, flat.shape[1])
+    values, keep = torch.topk(flat, k, dim=1, largest=False, sorted=True)
+    tied = (values[:, 1:] == values[:, :-1]).any(1)
+    if k < flat.shape[1]:
+        tied |= (flat <= values[:, -1:]).sum(1) > k
+    if tied.any():
+        keep[tied] = torch.sort(flat[tied], dim=1, stable=True).indices[:, :k]
+    return keep
