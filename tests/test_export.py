@@ -345,7 +345,7 @@ def test_rerun_writes_nothing_and_workers_give_the_same_bytes(tmp_path, corpus_d
     summary = export(
         corpus_dir, one, "--to", "parquet", "--layout", "delay", "--offsets", "--dedup"
     )
-    assert summary["files_exportd"] == 0 and summary["files_skipped"] == 5
+    assert summary["files_exported"] == 0 and summary["files_skipped"] == 5
     assert before == {p: p.stat().st_mtime_ns for p in (one / "data").iterdir()}
 
 

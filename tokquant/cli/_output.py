@@ -128,7 +128,7 @@ class Output:
         columns = columns or {}
         if json_out:
             self.json({
-                f"files_{verb}d": report.done, "files_skipped": report.skipped,
+                f"files_{verb}{'d' if verb.endswith('e') else 'ed'}": report.done, "files_skipped": report.skipped,
                 "files_failed": len(report.failures), "frames": report.frames, **columns,
                 "seconds": round(report.seconds, 3), "failures": report.failures,
                 **report.extra,

@@ -71,8 +71,9 @@ def export(
     _metadata_notes(ui, extra)
     pad = "" if extra["pad_id"] is None else f" (pad id {extra['pad_id']})"
     ui.note(f"vocabulary: {extra['vocab_size']} ids{pad}")
-    ui.summary(report, "export", json_out=json_out,
-               columns={"vocab": extra["vocab_size"], "MB": round(extra["bytes"] / 1e6, 2)})  # fmt: skip
+    # the JSON has vocab_size and bytes already (report.extra); the table, short names
+    table = {"vocab": extra["vocab_size"], "MB": round(extra["bytes"] / 1e6, 2)}
+    ui.summary(report, "export", json_out=json_out, columns={} if json_out else table)
 
 
 def _metadata_notes(ui: Output, extra: dict[str, object]) -> None:
