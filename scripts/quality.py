@@ -18,9 +18,10 @@ codes or of held-out frames, whichever is smaller).
 - FAISS ResidualQuantizer (faiss-cpu, bench-only): trained and encoded greedy, and with
   beam 5 (its default), on all training frames.
 
-16 bits (one MLP projection 80 -> 256 -> d and back, AdamW 1e-3, the same batches):
-tokquant BSQ-16, LFQ-16, FSQ [8, 8, 8, 5, 5, 5] (15.97 bits), vector-quantize-pytorch FSQ
-with the same levels, and tokquant RVQ 2 x 256 (no projection) as the reference.
+16 bits (an MLP projection 80 -> 256 -> d and back, AdamW 1e-3, the same batches; and the
+shipped FSQ config's 2 x 512 MLP with lr 3e-3): tokquant BSQ-16, LFQ-16, FSQ [8, 8, 8, 5, 5,
+5] (15.97 bits), vector-quantize-pytorch FSQ with the same levels and projection, and
+tokquant RVQ 2 x 256 (no projection) as the reference.
 vector-quantize-pytorch's LFQ at 16 bits builds a 4096 x 65,536 softmax per step (about
 7 GiB and 15 s a step on 2 cores): left out here.
 """
@@ -41,6 +42,7 @@ from torch import nn
 from tokquant import BSQ, FSQ, LFQ, RVQ, Quantizer
 from tokquant.audio.frontend import FrontEnd, audio_features
 from tokquant.config import FrontendConfig
+from tokquant.tokenizer import _projection
 
 SAMPLES = Path(__file__).parent / "sample_data" / "audio"
 HELD_OUT_VOICE = "us_m"
@@ -129,15 +131,14 @@ def faiss_rq(train, init, args, beam: int) -> Callable:
 
 
 class Projected(nn.Module):
-    """features -> MLP -> quantizer -> MLP -> features, as a tokquant tokenizer is."""
+    """features -> MLP -> quantizer -> MLP -> features, built as a tokquant tokenizer's."""
 
-    def __init__(self, quantizer: nn.Module, dim: int, feature_dim: int = 80) -> None:
+    def __init__(self, quantizer: nn.Module, dim: int, hidden: int = 256, depth: int = 1,
+                 feature_dim: int = 80) -> None:  # fmt: skip
         super().__init__()
-        self.project_in = nn.Sequential(nn.Linear(feature_dim, 256), nn.GELU(), nn.Linear(256, dim))
+        self.project_in = _projection("mlp", feature_dim, dim, hidden, depth)
         self.quantizer = quantizer
-        self.project_out = nn.Sequential(
-            nn.Linear(dim, 256), nn.GELU(), nn.Linear(256, feature_dim)
-        )
+        self.project_out = _projection("mlp", dim, feature_dim, hidden, depth)
 
     def forward(self, x):
         peer = not isinstance(self.quantizer, Quantizer)  # the peers want [batch, time, dim]
@@ -148,10 +149,11 @@ class Projected(nn.Module):
         return self.project_out(quantized), codes, aux
 
 
-def projected(train, init, args, make: Callable[[], nn.Module], dim: int, cards) -> Callable:
+def projected(train, init, args, make: Callable[[], nn.Module], dim: int, cards, *,
+              hidden: int = 256, depth: int = 1, lr: float = 1e-3) -> Callable:  # fmt: skip
     torch.manual_seed(0)
-    model = Projected(make(), dim)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    model = Projected(make(), dim, hidden, depth)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     model.train()
     for x in batches(train, args.steps, args.batch):
         recon, _, aux = model(x)
@@ -181,6 +183,15 @@ def rows_16(train, init, args) -> list[tuple[str, Callable]]:
                                                            6, [64000])),
         ("16 | vqp FSQ 8,8,8,5,5,5", lambda: projected(train, init, args, lambda: PeerFSQ(levels),
                                                       6, [64000])),
+        # configs/logmel-fsq-16bit.yaml: a 2 x 512 MLP, lr 3e-3
+        ("16 | tokquant FSQ, 2x512 MLP, lr 3e-3", lambda: projected(
+            train, init, args, lambda: FSQ(levels), 6, [64000], hidden=512, depth=2, lr=3e-3)),
+        ("16 | vqp FSQ, 2x512 MLP, lr 3e-3", lambda: projected(
+            train, init, args, lambda: PeerFSQ(levels), 6, [64000], hidden=512, depth=2, lr=3e-3)),
+        ("16 | tokquant BSQ-16, 2x512 MLP, lr 3e-3", lambda: projected(
+            train, init, args, lambda: BSQ(16), 16, [2**16], hidden=512, depth=2, lr=3e-3)),
+        ("16 | tokquant LFQ-16, 2x512 MLP, lr 3e-3", lambda: projected(
+            train, init, args, lambda: LFQ(16), 16, [2**16], hidden=512, depth=2, lr=3e-3)),
     ]  # fmt: skip
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
@@ -14,6 +15,7 @@ from tokquant.errors import ConfigError, InputError, OutputError
 from tokquant.formats._atomic import atomic_path
 from tokquant.formats._columns import column_dtype
 from tokquant.formats._safetensors import write_safetensors
+from tokquant.formats.checkpoint import load_checkpoint
 from tokquant.jobs.sources import expand_inputs, output_path
 from tokquant.tokenizer import Tokenizer
 
@@ -132,3 +134,22 @@ def test_expand_inputs_folders_lists_and_collisions(tmp_path):
     listing.write_text("missing.npy\n")
     with pytest.raises(InputError, match="list.txt:1: missing.npy: no such file"):
         expand_inputs([listing], (".npy",), "feature")
+
+
+def test_projection_depth_round_trips_and_one_layer_keeps_its_bytes(tmp_path, corpus):
+    """``projection.depth`` (hidden layers of an mlp) is stored only when it is not 1, so
+    the checkpoints of one-layer projections are byte for byte what they were."""
+    from tests.conftest import run_cli, write_config
+
+    assert "depth" not in TokenizerConfig().to_dict()["projection"]
+    deep = write_config(tmp_path / "deep.yaml", "bsq", projection__kind="mlp",
+                        projection__depth=3, projection__hidden=32)  # fmt: skip
+    ckpt = tmp_path / "deep.safetensors"
+    res = run_cli("train", "--config", deep, "--data", corpus, "--out", ckpt, "--steps", "2")
+    assert res.code == 0, res.err
+    loaded = load_checkpoint(ckpt, torch.device("cpu")).tokenizer
+    assert loaded.config.projection.depth == 3
+    assert sum(isinstance(m, torch.nn.Linear) for m in loaded.project_in) == 4
+    bad = write_config(tmp_path / "bad.yaml", "bsq", projection__depth=0)
+    res = run_cli("train", "--config", bad, "--data", corpus, "--out", tmp_path / "x.st")
+    assert res.code == 2 and "projection.depth" in res.err

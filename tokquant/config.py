@@ -87,10 +87,21 @@ class ProjectionConfig:
 
     kind: str = "linear"
     hidden: int = 256
+    #: Hidden layers of an ``mlp`` projection (each ``hidden`` wide, GELU).
+    depth: int = 1
 
     def validate(self) -> None:
         _choice("projection.kind", self.kind, PROJECTIONS)
         _int_range("projection.hidden", self.hidden, 1, 1 << 16)
+        _int_range("projection.depth", self.depth, 1, 16)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``depth`` came after format version 1: stored only when it is not 1, so the
+        checkpoints of one-layer projections keep their bytes."""
+        out = dataclasses.asdict(self)
+        if self.depth == 1:
+            del out["depth"]
+        return out
 
 
 @dataclass
@@ -264,6 +275,7 @@ class TokenizerConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self) | {
             "quantizer": _quantizer_to_dict(self.quantizer),
+            "projection": self.projection.to_dict(),
             "frontend": self.frontend.to_dict(),
         }
 

@@ -13,12 +13,15 @@ from tokquant.config import TokenizerConfig
 from tokquant.quantizers import Quantizer, QuantizerOutput, build_quantizer
 
 
-def _projection(kind: str, d_in: int, d_out: int, hidden: int) -> nn.Module:
+def _projection(kind: str, d_in: int, d_out: int, hidden: int, depth: int = 1) -> nn.Module:
     if kind == "none":
         return nn.Identity()
     if kind == "linear":
         return nn.Linear(d_in, d_out)
-    return nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, d_out))
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        layers += [nn.Linear(d_in if i == 0 else hidden, hidden), nn.GELU()]
+    return nn.Sequential(*layers, nn.Linear(hidden, d_out))
 
 
 class Tokenizer(nn.Module):
@@ -45,9 +48,10 @@ class Tokenizer(nn.Module):
         self.register_buffer("mean", torch.zeros(feature_dim))
         self.register_buffer("std", torch.ones(feature_dim))
         hidden = config.projection.hidden
-        self.project_in = _projection(kind, feature_dim, inner, hidden)
+        depth = config.projection.depth
+        self.project_in = _projection(kind, feature_dim, inner, hidden, depth)
         self.quantizer: Quantizer = build_quantizer(params)
-        self.project_out = _projection(kind, inner, feature_dim, hidden)
+        self.project_out = _projection(kind, inner, feature_dim, hidden, depth)
 
     @property
     def feature_dim(self) -> int:
