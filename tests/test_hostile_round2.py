@@ -242,3 +242,34 @@ def test_speechbrain_drop_in_indexes_like_a_tuple_with_its_shapes():
     assert torch.equal(q(x)[0], quantized) and torch.equal(q.decode(indices), quantized)
     out = BSQ(10)(x)
     assert torch.equal(out[0], out.quantized) and torch.equal(out[1], out.indices) and len(out) == 3
+
+
+def test_spurious_ast_recursion_error_of_python_311_is_retried(tmp_path, monkeypatch):
+    """CPython 3.11's AST depth counter is shared by threads (python/cpython#106905):
+    numpy's .npy header parse in a loader thread could fail with a SystemError while
+    another thread parsed, and that file failed encode. It is retried; any other
+    SystemError is still the file's failure."""
+    import numpy as np
+
+    from tokquant.errors import InputError
+    from tokquant.formats import features
+
+    path = tmp_path / "a.npy"
+    np.save(path, np.ones((4, 3), np.float32))
+    real, calls = features._LOADERS[".npy"], []
+
+    def flaky(p):
+        calls.append(p)
+        if len(calls) < 3:
+            raise SystemError("AST constructor recursion depth mismatch (before=42, after=38)")
+        return real(p)
+
+    monkeypatch.setitem(features._LOADERS, ".npy", flaky)
+    assert features.read_features(path).shape == (4, 3) and len(calls) == 3
+
+    def broken(p):
+        raise SystemError("something else")
+
+    monkeypatch.setitem(features._LOADERS, ".npy", broken)
+    with pytest.raises(InputError, match="cannot read .npy features"):
+        features.read_features(path)

@@ -7,6 +7,8 @@ runs. Decoded features are written as ``.npy``.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +30,7 @@ def read_features(path: Path, layout: str = "tc") -> np.ndarray:
     if suffix not in SUFFIXES:
         raise InputError(f"{path}: unsupported feature file type (use {', '.join(SUFFIXES)})")
     try:
-        array = _LOADERS[suffix](path)
+        array = _load_retrying(_LOADERS[suffix], path)
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - every reader failure is the file's fault
@@ -52,6 +54,26 @@ def read_features(path: Path, layout: str = "tc") -> np.ndarray:
     return array
 
 
+#: numpy reads a .npy header with ``ast.literal_eval``. CPython 3.11 keeps the AST
+#: constructor's recursion depth per interpreter, not per thread, so a parse that
+#: overlaps another thread's (a loader thread's, or torch compiling in the main one) can
+#: fail with a spurious "SystemError: AST constructor recursion depth mismatch"
+#: (python/cpython#106905): a feature file failed encode that way about once in four
+#: full test runs. Loader threads parse one at a time, and the spurious error is retried.
+_NUMPY_HEADER_LOCK = threading.Lock()
+_AST_RACE = "AST constructor recursion depth mismatch"
+
+
+def _load_retrying(load: Callable[[Path], np.ndarray], path: Path, attempts: int = 3) -> np.ndarray:
+    for attempt in range(attempts):
+        try:
+            return load(path)
+        except SystemError as exc:
+            if _AST_RACE not in str(exc) or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def write_features(path: Path, array: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
@@ -67,11 +89,12 @@ def _single(path: Path, arrays: dict) -> object:
 
 
 def _load_npy(path: Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+    with _NUMPY_HEADER_LOCK:
+        return np.load(path, allow_pickle=False)
 
 
 def _load_npz(path: Path) -> np.ndarray:
-    with np.load(path, allow_pickle=False) as data:
+    with _NUMPY_HEADER_LOCK, np.load(path, allow_pickle=False) as data:
         return np.asarray(_single(path, {k: data[k] for k in data.files}))
 
 
