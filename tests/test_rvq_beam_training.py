@@ -124,3 +124,21 @@ def test_beam_step_keeps_a_stable_sorts_order_under_ties():
         errors = torch.randint(0, 5, (50, width), generator=g).float()
         want = torch.sort(errors, dim=1, stable=True).indices[:, : min(beam, width)]
         assert torch.equal(_smallest(errors, beam), want)
+
+
+def test_beam_one_on_a_binary_checkpoint_is_plain_encode(tmp_path, trained, corpus):
+    """``--beam 1`` was always accepted for every family (greedy is every family's
+    search); making None the default beam must not turn it into an RVQ-only option."""
+    assert run_cli("encode", trained, corpus, "--out", tmp_path / "plain").code == 0
+    res = run_cli("encode", trained, corpus, "--out", tmp_path / "beam1", "--beam", "1")
+    assert res.code == 0, res.err
+    files = sorted(
+        p.relative_to(tmp_path / "plain") for p in (tmp_path / "plain").rglob("*.safetensors")
+    )
+    assert files
+    for f in files:
+        assert (
+            read_tokens(tmp_path / "plain" / f).codes == read_tokens(tmp_path / "beam1" / f).codes
+        ).all()
+    res = run_cli("encode", trained, corpus, "--out", tmp_path / "beam2", "--beam", "2")
+    assert res.code == 2 and "RVQ checkpoints only" in res.err

@@ -83,11 +83,11 @@ class Tokenizer(nn.Module):
         quantizers that support them (RVQ; None: the beam its codebooks were fitted for).
         """
         z = self.project_in(self.normalize(features.float()))
-        if levels is None and beam is None:
+        if self.quantizer.supports_levels:
+            return self.quantizer.encode(z, num_levels=levels, beam=beam)  # type: ignore[call-arg]
+        if levels is None and beam in (None, 1):  # a beam of one is every family's search
             return self.quantizer.encode(z)
-        if not self.quantizer.supports_levels:
-            raise ValueError("levels and beam apply to RVQ tokenizers only")
-        return self.quantizer.encode(z, num_levels=levels, beam=beam)  # type: ignore[call-arg]
+        raise ValueError("levels and beam apply to RVQ tokenizers only")
 
     def columns(self, levels: int | None = None) -> tuple[list[str], list[int]]:
         """Names and cardinalities of the code columns (the first ``levels`` for RVQ)."""
