@@ -31,7 +31,9 @@ from typing import Literal
 import numpy as np
 
 LayoutName = Literal["parallel", "interleave", "delay"]
-LAYOUTS: tuple[str, ...] = ("parallel", "interleave", "delay")
+#: Each layout and the shape of one utterance's tokens in it (after dedup, ``T`` frames).
+LAYOUT_SHAPES = {"parallel": "[T, G]", "interleave": "[T * G]", "delay": "[T + G - 1, G]"}
+LAYOUTS: tuple[str, ...] = tuple(LAYOUT_SHAPES)
 
 
 @dataclass

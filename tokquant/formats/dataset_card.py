@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tokquant.data.layouts import LAYOUT_SHAPES
 from tokquant.formats._atomic import atomic_path
 
 _LOAD = {
@@ -30,7 +31,7 @@ def write_card(path: Path, info: dict[str, Any], *, columns: list[tuple[str, str
     """Write the card for an export described by ``info`` (see ``jobs.export``);
     ``columns`` are ``(name, type, meaning)`` rows."""
     lay = info["layout"]
-    shape = {"parallel": "[T, G]", "interleave": "[T * G]", "delay": "[T + G - 1, G]"}[lay]
+    shape = LAYOUT_SHAPES[lay]
     durations = ", durations" if info["dedup"] else ""
     load = _LOAD[info["format"]].format(split=info["split"], shape=shape,
                                         last=last_shard)  # fmt: skip

@@ -31,6 +31,11 @@ def line_problem(key: str) -> str | None:
     return None
 
 
+def output_names(split: str, dedup: bool = True) -> list[str]:
+    """The split's files, in a part's order: units, keys and (with dedup) durations."""
+    return [f"{split}.km", f"{split}.keys", f"{split}.durations"][: 3 if dedup else 2]
+
+
 def part_files(counts_path: Path) -> list[Path]:
     """A part's text files, beside its counts file (``.../SPLIT-NNNNN.counts.npy``)."""
     stem = counts_path.name.removesuffix(".counts.npy")
@@ -66,8 +71,7 @@ def _lines(values: np.ndarray, offsets: np.ndarray) -> str:
 def assemble(counts_paths: list[Path], out: Path, split: str, vocab_size: int,
              dedup: bool) -> None:  # fmt: skip
     """Join the parts (in order) into the split's files, then write the dictionary."""
-    names = [f"{split}.km", f"{split}.keys", f"{split}.durations"][: 3 if dedup else 2]
-    for column, name in enumerate(names):
+    for column, name in enumerate(output_names(split, dedup)):
         with atomic_path(out / name) as tmp, open(tmp, "wb") as dest:
             for counts_path in counts_paths:
                 with open(part_files(counts_path)[column], "rb") as src:

@@ -71,7 +71,7 @@ class _Shard:
     record: corpus_format.ShardRecord
     target: str
     to: str
-    layout: tuple[tuple[int, ...], str, bool, bool]
+    layout: Any  # TokenLayout
     info: dict[str, Any]
     metadata_columns: dict[str, str] = field(default_factory=dict)
     metadata: list[dict[str, Any]] = field(default_factory=list)
@@ -118,10 +118,9 @@ def run(plan: ExportPlan, *, progress: Progress | None = None) -> RunReport:
     _check_shards(p.root, p.manifest, options.workers, progress)
     _claim(p.out, p.info, options.overwrite, keep=[*p.targets, *_finals(options)])
     columns = p.metadata.columns if p.metadata else {}
-    layout_args = (p.layout.cardinalities, p.layout.layout, p.layout.offsets, p.layout.dedup)
     shards = [
         _Shard(str(p.root), _header(p.manifest), record, str(p.out / target), options.to,
-               layout_args, p.info, columns,
+               p.layout, p.info, columns,
                [p.metadata.row(e.key) for e in record.entries] if p.metadata else [])
         for record, target in zip(p.manifest.shards, p.targets, strict=True)
     ]  # fmt: skip
@@ -242,8 +241,9 @@ def _targets(manifest: corpus_format.Manifest, options: ExportOptions) -> list[s
 def _finals(options: ExportOptions) -> list[str]:
     if options.to != "km":
         return ["README.md"]
-    split = options.split
-    return ["README.md", "dict.km.txt", f"{split}.km", f"{split}.keys", f"{split}.durations"]
+    from tokquant.formats import km
+
+    return ["README.md", km.DICT, *km.output_names(options.split)]
 
 
 def _check_out(out: Path, info: dict[str, Any], overwrite: bool) -> None:
@@ -335,12 +335,11 @@ def _map(fn: Callable[[Any], Any], tasks: list[Any], workers: int | None) -> Ite
 
 def export_shard(shard: _Shard) -> _Shard:
     """Read one corpus shard, lay its codes out, write its output file."""
-    from tokquant.data.layouts import TokenLayout
     from tokquant.formats._export_rows import ExportRows
 
     opened = corpus_format.open_shard(Path(shard.root), shard.record, shard.header,
                                       where=shard.record.file)  # fmt: skip
-    layout = TokenLayout(*shard.layout)
+    layout = shard.layout
     codes = opened.read_all(shard.header.cardinalities)
     frames = opened.offsets[1:] - opened.offsets[:-1]
     rows = ExportRows(
@@ -379,13 +378,12 @@ _WRITERS = {"parquet": _write_parquet, "webdataset": _write_tar, "km": _write_km
 
 def _finished(out: Path, options: ExportOptions) -> bool:
     """A km export whose parts were joined and removed (the others: per file)."""
-    finals = [out / name for name in _finals(options)[1:4]]
-    return (
-        options.to == "km"
-        and not options.overwrite
-        and not (out / "parts").exists()
-        and all(p.exists() for p in finals)
-    )
+    if options.to != "km" or options.overwrite or (out / "parts").exists():
+        return False
+    from tokquant.formats import km
+
+    names = [km.DICT, *km.output_names(options.split, options.dedup)]
+    return all((out / name).exists() for name in names)
 
 
 def _finish(out: Path, layout: Any, options: ExportOptions, info: dict[str, Any],
@@ -407,9 +405,10 @@ def _finish(out: Path, layout: Any, options: ExportOptions, info: dict[str, Any]
 
 def _columns(layout: Any, options: ExportOptions,
              metadata_columns: dict[str, str]) -> list[tuple[str, str, str]]:  # fmt: skip
-    shape = {"parallel": "[T, G]", "interleave": "[T * G]", "delay": "[T + G - 1, G]"}
+    from tokquant.data.layouts import LAYOUT_SHAPES
+
     rows = [("key", "string", "corpus key (the input's path without extension)"),
-            ("codes", f"{layout.dtype.name} {shape[layout.layout]}", "token ids"),
+            ("codes", f"{layout.dtype.name} {LAYOUT_SHAPES[layout.layout]}", "token ids"),
             ("num_frames", "int64", "frames of the utterance before dedup")]  # fmt: skip
     if layout.dedup:
         rows.append(("durations", "uint32 [T]", "frames each deduplicated frame stands for"))
