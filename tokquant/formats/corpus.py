@@ -314,28 +314,26 @@ class OpenShard:
     def read(self, i: int, cardinalities: list[int]) -> np.ndarray:
         """Codes ``[T, G]`` int64 of utterance ``i``, range-checked."""
         a, b = int(self.offsets[i]), int(self.offsets[i + 1])
-        cols = []
-        for g, card in enumerate(cardinalities):
-            raw = self.handle.get_slice(f"codes.{g}")[a:b]
-            top = out_of_range(raw, card)
-            if top is not None:
-                raise FormatError(f"{self.where}: column {g} holds code {top} >= {card}")
-            cols.append(raw)
+        cols = [_in_range(self.where, g, self.handle.get_slice(f"codes.{g}")[a:b], card)
+                for g, card in enumerate(cardinalities)]  # fmt: skip
         return stack_columns(cols, b - a)
 
     def read_all(self, cardinalities: list[int]) -> np.ndarray:
         """Codes ``[F, G]`` of every utterance, concatenated (utterance ``i`` is rows
         ``offsets[i]:offsets[i+1]``), range-checked; in the columns' smallest common
         unsigned dtype, as one shard is read whole by an export."""
-        cols = []
-        for g, card in enumerate(cardinalities):
-            column = self.handle.get_tensor(f"codes.{g}")
-            top = out_of_range(column, card)
-            if top is not None:
-                raise FormatError(f"{self.where}: column {g} holds code {top} >= {card}")
-            cols.append(column)
+        cols = [_in_range(self.where, g, self.handle.get_tensor(f"codes.{g}"), card)
+                for g, card in enumerate(cardinalities)]  # fmt: skip
         frames = int(self.offsets[-1])
         return np.stack(cols, axis=1) if cols else np.zeros((frames, 0), np.uint8)
+
+
+def _in_range(where: str, g: int, column: np.ndarray, card: int) -> np.ndarray:
+    """``column`` (column ``g``), or FormatError if it holds a code ``>= card``."""
+    top = out_of_range(column, card)
+    if top is not None:
+        raise FormatError(f"{where}: column {g} holds code {top} >= {card}")
+    return column
 
 
 def open_shard(
@@ -359,9 +357,7 @@ def open_shard(
         shard = OpenShard(handle, offsets, where)
         if every_code:
             for g, card in enumerate(manifest.cardinalities):
-                top = out_of_range(handle.get_tensor(f"codes.{g}"), card)
-                if top is not None:
-                    raise FormatError(f"{where}: column {g} holds code {top} >= {card}")
+                _in_range(where, g, handle.get_tensor(f"codes.{g}"), card)
     except (SafetensorError, OSError, ValueError, TypeError) as exc:
         if isinstance(exc, FormatError):
             raise
