@@ -417,3 +417,17 @@ def test_dataloader_with_two_workers_pads_and_reports_lengths(corpus_dir, uttera
             seen += 1
     assert seen == len(data)
     assert data.pad_id == sum(CARDS)
+
+
+def test_corpus_read_gives_the_frames_a_slice_would(tmp_path):
+    """``Corpus.read(key, start, stop)`` (a TokenDataset window) reads only those frames
+    and equals ``corpus[key][start:stop]``, empty utterances and shard ends included."""
+    utts = random_utterances(12, (16, 5), seed=1, empty_every=5)
+    opened = corpus_format.Corpus(write_corpus(tmp_path / "c", utts, (16, 5), shard_size=4))
+    assert any(c.shape[0] == 0 for c in utts.values())
+    for key, codes in utts.items():
+        for start, stop in [(0, None), (2, 5), (3, 3), (5, 2), (0, 1000), (7, None)]:
+            got = opened.read(key, start, stop)
+            assert got.shape == codes[start:stop].shape
+            assert np.array_equal(got, codes[start:stop])
+        assert np.array_equal(opened[key], codes)

@@ -80,7 +80,7 @@ class TokenDataset:
         import torch
 
         key, start, stop = self.windows[index]
-        codes = self._open()[key][start:stop]
+        codes = self._open().read(key, start, stop)
         tokens, durations = self.layout.encode(codes)
         item: dict[str, Any] = {
             "key": key,

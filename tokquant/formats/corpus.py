@@ -311,9 +311,16 @@ class OpenShard:
     offsets: np.ndarray
     where: str
 
-    def read(self, i: int, cardinalities: list[int]) -> np.ndarray:
-        """Codes ``[T, G]`` int64 of utterance ``i``, range-checked."""
-        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+    def read(
+        self, i: int, cardinalities: list[int], start: int = 0, stop: int | None = None
+    ) -> np.ndarray:
+        """Codes ``[T, G]`` int64 of utterance ``i`` (frames ``start:stop`` of it, as a
+        slice would give them; only those are read), range-checked."""
+        first, end = int(self.offsets[i]), int(self.offsets[i + 1])
+        a, b, _ = slice(start, stop).indices(end - first)
+        a, b = first + a, first + max(a, b)
+        if a == b:  # safetensors refuses an empty slice at a column's end
+            return stack_columns([np.zeros(0, np.int64) for _ in cardinalities], 0)
         cols = [_in_range(self.where, g, self.handle.get_slice(f"codes.{g}")[a:b], card)
                 for g, card in enumerate(cardinalities)]  # fmt: skip
         return stack_columns(cols, b - a)
@@ -462,6 +469,11 @@ class Corpus:
         return self._shard(s).read(i, self.cardinalities)
 
     def __getitem__(self, key: str) -> np.ndarray:
+        return self.read(key)
+
+    def read(self, key: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Codes ``[T, G]`` of ``key``'s frames ``start:stop``; only they are read (a
+        training window of a long utterance costs its own length, not the utterance's)."""
         try:
             u = self._index[key]
         except KeyError:
@@ -469,7 +481,7 @@ class Corpus:
         problem = name_problem(key)
         if problem is not None:
             raise FormatError(f"{self.root}: {problem}")
-        return self._read(u.shard, u.index)
+        return self._shard(u.shard).read(u.index, self.cardinalities, start, stop)
 
     def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
         for s, i, e in self.manifest.entries():
