@@ -17,8 +17,6 @@ import numpy as np
 from tokquant.data.layouts import TokenLayout
 
 if TYPE_CHECKING:
-    import torch
-
     from tokquant.formats.corpus import Corpus
 
 
@@ -116,26 +114,17 @@ def collate_tokens(items: list[dict[str, Any]], *, pad_id: int) -> dict[str, Any
     ``keys``, ``starts`` and, with dedup, ``durations`` ``[B, L]`` padded with 0.
     """
     import torch
+    from torch.nn.utils.rnn import pad_sequence
 
     tokens = [item["codes"] for item in items]
     batch: dict[str, Any] = {
-        "codes": _pad(tokens, pad_id),
+        "codes": pad_sequence(tokens, batch_first=True, padding_value=pad_id),
         "lengths": torch.tensor([t.shape[0] for t in tokens], dtype=torch.int64),
         "num_frames": torch.tensor([item["num_frames"] for item in items], dtype=torch.int64),
         "keys": [item["key"] for item in items],
         "starts": [item["start"] for item in items],
     }
     if items and "durations" in items[0]:
-        batch["durations"] = _pad([item["durations"] for item in items], 0)
+        batch["durations"] = pad_sequence([item["durations"] for item in items],
+                                          batch_first=True, padding_value=0)  # fmt: skip
     return batch
-
-
-def _pad(sequences: list[torch.Tensor], value: int) -> torch.Tensor:
-    import torch
-
-    longest = max((s.shape[0] for s in sequences), default=0)
-    tail = tuple(sequences[0].shape[1:]) if sequences else ()
-    out = torch.full((len(sequences), longest, *tail), value, dtype=torch.int64)
-    for i, s in enumerate(sequences):
-        out[i, : s.shape[0]] = s
-    return out
