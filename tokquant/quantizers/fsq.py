@@ -18,7 +18,6 @@ levels).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 
@@ -157,6 +156,3 @@ class FSQ(Quantizer):
             "codebook_usage": distinct / float(math.prod(self.column_cardinalities)),
             "code_entropy_bits": entropy_bits,
         }
-
-    def config(self) -> dict[str, Any]:
-        return {"levels": list(self.params.levels)}
