@@ -68,17 +68,19 @@ def _quantizer_from_dict(data: Any) -> Params:
 _V1_FAMILIES = ("bsq", "lfq", "rvq")
 
 
-#: Keys a v1 family gained later: stored only away from their default, for the same reason.
-_LATER_KEYS = frozenset({"beam"})
-
-
 def _quantizer_to_dict(params: Params) -> dict[str, Any]:
     """The flat section checkpoints store: the v1 families' defaults, this family's values."""
     flat = {f.name: f.default for family in _V1_FAMILIES
-            for f in dataclasses.fields(FAMILY_PARAMS[family]) if f.name not in _LATER_KEYS}  # fmt: skip
-    own = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)
-           if f.name not in _LATER_KEYS or getattr(params, f.name) != f.default}  # fmt: skip
-    return {**flat, **own, "family": params.family}
+            for f in dataclasses.fields(FAMILY_PARAMS[family]) if not f.metadata.get("later")}  # fmt: skip
+    return {**flat, **_stored(params), "family": params.family}
+
+
+def _stored(section: Any) -> dict[str, Any]:
+    """A config section as a checkpoint stores it: a field marked ``later`` (added after
+    format version 1) only away from its default, so checkpoints that do not use it keep
+    their bytes and ids."""
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)
+            if not (f.metadata.get("later") and getattr(section, f.name) == f.default)}  # fmt: skip
 
 
 @dataclass
@@ -88,20 +90,12 @@ class ProjectionConfig:
     kind: str = "linear"
     hidden: int = 256
     #: Hidden layers of an ``mlp`` projection (each ``hidden`` wide, GELU).
-    depth: int = 1
+    depth: int = field(default=1, metadata={"later": True})
 
     def validate(self) -> None:
         _choice("projection.kind", self.kind, PROJECTIONS)
         _int_range("projection.hidden", self.hidden, 1, 1 << 16)
         _int_range("projection.depth", self.depth, 1, 16)
-
-    def to_dict(self) -> dict[str, Any]:
-        """``depth`` came after format version 1: stored only when it is not 1, so the
-        checkpoints of one-layer projections keep their bytes."""
-        out = dataclasses.asdict(self)
-        if self.depth == 1:
-            del out["depth"]
-        return out
 
 
 @dataclass
@@ -275,7 +269,7 @@ class TokenizerConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self) | {
             "quantizer": _quantizer_to_dict(self.quantizer),
-            "projection": self.projection.to_dict(),
+            "projection": _stored(self.projection),
             "frontend": self.frontend.to_dict(),
         }
 

@@ -26,10 +26,14 @@ ENTROPY_MODES = ("auto", "exact", "factorized")
 LFQ_ACTIVATION_NAMES = ("identity", "tanh", "sigmoid")
 
 
-def param(default: Any, check: Check | None = None, *, recorded: bool = True) -> Any:
+def param(
+    default: Any, check: Check | None = None, *, recorded: bool = True, later: bool = False
+) -> Any:
     """A dataclass field with its check; ``recorded=False`` leaves it out of
-    :meth:`Params.record` while it has its default (what token files describe)."""
-    return field(default=default, metadata={"check": check, "recorded": recorded})
+    :meth:`Params.record` while it has its default (what token files describe);
+    ``later=True`` marks a key added after format version 1, which a checkpoint stores
+    only away from its default (so checkpoints that do not use it keep their bytes)."""
+    return field(default=default, metadata={"check": check, "recorded": recorded, "later": later})
 
 
 class Params:
@@ -135,7 +139,7 @@ class RVQParams(Params):
     normalized: bool = param(False, recorded=False)
     #: Beam width the codebooks are fitted for (k-means init and training assignments)
     #: and the default of ``encode``; 1 is greedy.
-    beam: int = param(1, int_in(1, 64), recorded=False)
+    beam: int = param(1, int_in(1, 64), recorded=False, later=True)
 
     def check_together(self, prefix: str | None) -> None:
         fail = Problem("num_embeddings", None if prefix is None else f"{prefix}num_embeddings")
