@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from quality import batches, snr  # scripts/quality.py, beside this one
 
 from tokquant import RVQ
 from tokquant.audio.frontend import FrontEnd, audio_features
@@ -45,18 +45,8 @@ def features() -> tuple[torch.Tensor, torch.Tensor]:
     return data[perm[n_val:]], data[perm[:n_val]]
 
 
-def snr(x: torch.Tensor, x_hat: torch.Tensor) -> float:
-    return 10 * math.log10(float((x**2).sum() / ((x - x_hat) ** 2).sum()))
-
-
 def usage(codes: torch.Tensor, k: int) -> float:
     return float(np.mean([torch.unique(codes[:, lv]).numel() / k for lv in range(codes.shape[1])]))
-
-
-def batches(train: torch.Tensor, steps: int, size: int):
-    g = torch.Generator().manual_seed(1)
-    for _ in range(steps):
-        yield train[torch.randint(len(train), (size,), generator=g)]
 
 
 def train_tokquant(train, init, args, *, ema: bool) -> RVQ:
