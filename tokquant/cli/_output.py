@@ -127,8 +127,11 @@ class Output:
             self.note(f"skipped {report.skipped} existing output(s); --overwrite to redo them")
         columns = columns or {}
         if json_out:
+            done = (
+                f"files_{verb}d" if verb.endswith("e") else f"files_{verb}ed"
+            )  # encoded, exported
             self.json({
-                f"files_{verb}{'d' if verb.endswith('e') else 'ed'}": report.done, "files_skipped": report.skipped,
+                done: report.done, "files_skipped": report.skipped,
                 "files_failed": len(report.failures), "frames": report.frames, **columns,
                 "seconds": round(report.seconds, 3), "failures": report.failures,
                 **report.extra,
