@@ -10,7 +10,8 @@ import torch
 from tests.conftest import run_cli, write_config
 from tokquant import RVQ
 from tokquant.formats.tokens import read_tokens
-from tokquant.quantizers.search import beam_search
+from tokquant.quantizers.kmeans import kmeans, progressive_kmeans
+from tokquant.quantizers.search import beam_search, nearest_code
 
 
 def clustered(n: int, dim: int, seed: int) -> torch.Tensor:
@@ -30,7 +31,9 @@ def train(q: RVQ, x: torch.Tensor, steps: int = 30) -> RVQ:
 
 class BeamOfOne(RVQ):
     """The beam-training path (FAISS-style beam k-means, beam-search assignments) at
-    width 1, which must be greedy training."""
+    width 1, which must be greedy training when it clusters as the greedy fit does."""
+
+    _beam_kmeans = staticmethod(kmeans)
 
     def _training_codes(self, flat, active):
         if not self.training:
@@ -142,3 +145,51 @@ def test_beam_one_on_a_binary_checkpoint_is_plain_encode(tmp_path, trained, corp
         ).all()
     res = run_cli("encode", trained, corpus, "--out", tmp_path / "beam2", "--beam", "2")
     assert res.code == 2 and "RVQ checkpoints only" in res.err
+
+
+def anisotropic(n: int, dim: int, seed: int) -> torch.Tensor:
+    """Clustered frames with per-axis scales from 4 down to 0.1, rotated and offset, so
+    the principal axes are neither the input axes nor centred."""
+    g = torch.Generator().manual_seed(seed)
+    scales = torch.logspace(0.6, -1, dim)
+    rotation = torch.linalg.qr(torch.randn(dim, dim, generator=g)).Q
+    return (clustered(n, dim, seed) * scales) @ rotation + 3.0
+
+
+def test_progressive_kmeans_ends_at_a_lloyd_fixed_point_in_the_input_coordinates():
+    """Each centroid is the mean of the input frames nearest to it: the rotation onto
+    the principal axes and the centring are undone exactly."""
+    x = anisotropic(2000, 12, 0)
+    c = progressive_kmeans(x, 16, iters=100, generator=torch.Generator().manual_seed(0))
+    idx = nearest_code(x, c)
+    assert torch.bincount(idx, minlength=16).min() > 0
+    means = torch.stack([x[idx == j].double().mean(0) for j in range(16)])
+    assert torch.allclose(c.double(), means, atol=1e-4)
+
+
+def test_progressive_kmeans_clusters_in_faiss_dims_on_the_principal_axes(monkeypatch):
+    """Stages in the leading int(D ** (i / steps)) principal coordinates (FAISS's
+    ProgressiveDimClustering schedule), each warm-started from the last with zeros."""
+    import tokquant.quantizers.kmeans as km
+
+    stages, results = [], []
+    real = km._lloyd
+
+    def spy(x, centroids, iters, chunk_elements):
+        stages.append((x.clone(), centroids.clone()))
+        results.append(real(x, centroids, iters, chunk_elements))
+        return results[-1]
+
+    monkeypatch.setattr(km, "_lloyd", spy)
+    x = anisotropic(3000, 80, 1)
+    km.progressive_kmeans(x, 32, iters=3, generator=torch.Generator().manual_seed(0))
+    assert [frames.shape[1] for frames, _ in stages] == [1, 2, 3, 5, 8, 13, 21, 33, 51, 80]
+    full = stages[-1][0].double()
+    centred = x.double() - x.double().mean(0)
+    eigenvalues = torch.linalg.eigvalsh(centred.T @ centred).flip(0)
+    assert torch.allclose((full**2).sum(0), eigenvalues, rtol=1e-3)  # variances, largest first
+    assert torch.allclose(full.mean(0), torch.zeros(80, dtype=full.dtype), atol=1e-4)
+    for previous, (_, start) in zip(results[:-1], stages[1:], strict=True):
+        width = previous.shape[1]
+        assert torch.equal(start[:, :width], previous)
+        assert torch.all(start[:, width:] == 0)

@@ -402,20 +402,26 @@ class RVQ(Quantizer):
             books.append(centroids)
         return books
 
+    @staticmethod
+    def _beam_kmeans(x: torch.Tensor, k: int, **kwargs: Any) -> torch.Tensor:
+        from tokquant.quantizers.kmeans import progressive_kmeans
+
+        return progressive_kmeans(x, k, **kwargs)
+
     def _beam_centroids(
         self, x: torch.Tensor, iters: int, generator: torch.Generator | None
     ) -> list[torch.Tensor]:
-        """FAISS ResidualQuantizer's training: level ``l`` is k-means on the residuals of
-        all ``beam`` candidate sequences each vector keeps after levels ``< l``, then the
-        candidates are extended by the new codebook and the ``beam`` best kept."""
-        from tokquant.quantizers.kmeans import kmeans
-
+        """FAISS ResidualQuantizer's training: level ``l`` is k-means in growing numbers of
+        principal directions (:func:`~tokquant.quantizers.kmeans.progressive_kmeans`) on
+        the residuals of all ``beam`` candidate sequences each vector keeps after levels
+        ``< l``, then the candidates are extended by the new codebook and the ``beam``
+        best kept."""
         candidates, books = x[:, None, :], []  # [n, b, D]
         step = max(1, self.chunk_elements // (self.params.beam * max(self.num_embeddings)))
         for k in self.num_embeddings:
             points = candidates.reshape(-1, self.embedding_dim)
-            centroids = kmeans(points, k, iters=iters, generator=generator,
-                               chunk_elements=self.chunk_elements)  # fmt: skip
+            centroids = self._beam_kmeans(points, k, iters=iters, generator=generator,
+                                          chunk_elements=self.chunk_elements)  # fmt: skip
             candidates = torch.cat([beam_extend(candidates[i : i + step], centroids,
                                                 self.params.beam)[0]
                                     for i in range(0, candidates.shape[0], step)])  # fmt: skip
