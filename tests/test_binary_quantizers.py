@@ -342,22 +342,57 @@ def test_codebook_entropy_gradient_when_a_code_probability_underflows(entropy):
                           atol=1e-6)  # fmt: skip
 
 
-def test_shipped_lfq_with_logmel_trains_past_the_old_nan(tmp_path):
+@pytest.mark.parametrize("name", ["lfq-14bit", "logmel-lfq-16bit"])
+def test_shipped_lfq_with_logmel_trains_past_the_old_nan(tmp_path, name):
     """configs/lfq-14bit.yaml with the log-mel front end: seed 0 reached a NaN loss at step
-    51 on the bundled corpus before the fix (scripts/train_stability.py runs 2,000 steps
-    for seeds 0-4)."""
+    51 on the bundled corpus before the fix; the 16-bit config trains with a fifth of its
+    entropy weight (scripts/train_stability.py runs 2,000 steps for seeds 0-4)."""
     import yaml
 
     from tests.conftest import run_cli
 
     root = Path(__file__).resolve().parent.parent
-    config = yaml.safe_load((root / "configs" / "lfq-14bit.yaml").read_text())
-    logmel = yaml.safe_load((root / "configs" / "logmel-bsq-16bit.yaml").read_text())
-    config["frontend"] = logmel["frontend"]
-    config.pop("features")
+    config = yaml.safe_load((root / "configs" / f"{name}.yaml").read_text())
+    if "frontend" not in config:
+        logmel = yaml.safe_load((root / "configs" / "logmel-bsq-16bit.yaml").read_text())
+        config["frontend"] = logmel["frontend"]
+        config.pop("features")
     path = tmp_path / "logmel-lfq.yaml"
     path.write_text(yaml.safe_dump(config))
     res = run_cli("train", "--config", path, "--data", root / "scripts/sample_data/audio",
                   "--out", tmp_path / "lfq.safetensors", "--steps", "70", "--json")  # fmt: skip
     assert res.code == 0, res.err
     assert math.isfinite(json.loads(res.out)["final_loss"])
+
+
+def test_bsq_sphere_commitment_is_the_closed_form_on_the_sphere():
+    """aux(w) - aux(0) = w * mean((u - q)^2), u = x / |x| and q its corner (+-1/sqrt(D) by
+    sign), with the gradient reaching x through the normalisation only (q held fixed)."""
+    x = torch.randn(4, 30, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    plain, pulled = BSQ(12), BSQ(12, sphere_commitment_weight=0.7)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    base, with_commit = plain(xa).aux_loss, pulled(xb).aux_loss
+    u = F.normalize(x, dim=-1)
+    q = torch.where(u > 0, 1.0, -1.0).double() / math.sqrt(12)
+    assert torch.equal(plain.decode(plain.encode(x)), q.float())
+    xc = x.clone().requires_grad_()
+    expected = 0.7 * (F.normalize(xc, dim=-1) - q).pow(2).mean()
+    assert torch.allclose(with_commit - base, expected, rtol=1e-10, atol=1e-12)
+    base.backward()
+    with_commit.backward()
+    expected.backward()
+    assert torch.allclose(xb.grad - xa.grad, xc.grad, rtol=1e-8, atol=1e-12)
+
+
+def test_bsq_sphere_commitment_stays_out_of_checkpoints_at_its_default():
+    """At 0 a BSQ checkpoint's quantizer section (its bytes and id) is what it was; set, it
+    round-trips under its own name, not LFQ's commitment_loss_weight, which every
+    checkpoint holds at 0.25."""
+    from tokquant.config import _quantizer_from_dict, _quantizer_to_dict
+    from tokquant.quantizers.params import BSQParams
+
+    assert "sphere_commitment_weight" not in _quantizer_to_dict(BSQParams())
+    assert _quantizer_from_dict(_quantizer_to_dict(BSQParams())).sphere_commitment_weight == 0
+    stored = _quantizer_to_dict(BSQParams(sphere_commitment_weight=1.5))
+    assert stored["commitment_loss_weight"] == 0.25  # LFQ's default, ignored by BSQ
+    assert _quantizer_from_dict(stored).sphere_commitment_weight == 1.5

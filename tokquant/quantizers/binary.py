@@ -122,7 +122,7 @@ class BinaryQuantizer(Quantizer):
         self, x: torch.Tensor, inv_temperature: float | None
     ) -> tuple[QuantizerOutput, torch.Tensor, torch.Tensor]:
         """Quantise and compute the entropy loss; returns the output plus ``z`` (the
-        prepared input) and ``q`` (the corners) so LFQ can add its commitment term."""
+        prepared input) and ``q`` (the corners) for the commitment term."""
         self._check_input(x)
         if inv_temperature is None:
             inv_temperature = self.params.inv_temperature
@@ -200,6 +200,10 @@ class BSQ(BinaryQuantizer):
             entropy), or ``'auto'`` (exact up to 10 bits).
         group_size: bits per group of the factorised codebook entropy (default
             ``min(code_dim, 8)``); ``group_size == code_dim`` makes it exact.
+        sphere_commitment_weight: weight of ``mean((u - sg(q))^2)``, ``u`` the normalised
+            input (the BSQ paper's commitment term). 0, the default, is SpeechBrain's
+            loss; pulling ``u`` to its corner makes the straight-through step closer to
+            exact, +0.2 dB on an unseen voice at 16 bits (scripts/quality.py).
 
     Example:
         >>> q = BSQ(13)
@@ -218,9 +222,10 @@ class BSQ(BinaryQuantizer):
         entropy: EntropyMode = "auto",
         group_size: int | None = None,
         inv_temperature: float = 100.0,
+        sphere_commitment_weight: float = 0.0,
     ) -> None:
         super().__init__(BSQParams(code_dim, entropy_loss_weight, diversity_gamma, entropy,
-                                   group_size, inv_temperature))  # fmt: skip
+                                   group_size, inv_temperature, sphere_commitment_weight))  # fmt: skip
 
     @property
     def code_scale(self) -> float:
@@ -233,7 +238,9 @@ class BSQ(BinaryQuantizer):
         """Quantise ``x`` of shape ``[..., code_dim]``; the aux loss treats every vector
         as one flat batch, whatever the leading shape. ``inv_temperature`` defaults to the
         constructor's."""
-        out, _, _ = self._forward_binary(x, inv_temperature)
+        out, u, q = self._forward_binary(x, inv_temperature)
+        if self.params.sphere_commitment_weight:  # at 0 the loss stays SpeechBrain's, bit for bit
+            _add_commitment(out, u, q, self.params.sphere_commitment_weight)
         return out
 
 
@@ -301,10 +308,7 @@ class LFQ(BinaryQuantizer):
 
     def forward(self, x: torch.Tensor, inv_temperature: float | None = None) -> QuantizerOutput:
         out, z, q = self._forward_binary(x, inv_temperature)
-        if z.shape[0]:
-            commit = F.mse_loss(z, q.detach())
-            out.aux_loss = out.aux_loss + self.params.commitment_loss_weight * commit
-            out.metrics["commitment_loss"] = commit.detach()
+        _add_commitment(out, z, q, self.params.commitment_loss_weight)
         return out
 
     def config(self) -> dict[str, Any]:
@@ -314,3 +318,11 @@ class LFQ(BinaryQuantizer):
                 f"use one of {sorted(LFQ_ACTIVATIONS)}"
             )
         return super().config()
+
+
+def _add_commitment(out: QuantizerOutput, z: torch.Tensor, q: torch.Tensor, weight: float) -> None:
+    """Add ``weight * mean((z - sg(q))^2)`` to the aux loss (and the term to the metrics)."""
+    if z.shape[0]:
+        commit = F.mse_loss(z, q.detach())
+        out.aux_loss = out.aux_loss + weight * commit
+        out.metrics["commitment_loss"] = commit.detach()

@@ -110,6 +110,11 @@ class BinaryParams(Params):
 class BSQParams(BinaryParams):
     family: ClassVar[str] = "bsq"
 
+    #: Weight of ``mean((u - sg(q))^2)`` on the sphere; 0 is SpeechBrain's loss. Not
+    #: LFQ's ``commitment_loss_weight``: every checkpoint's flat section holds that key at
+    #: LFQ's default, so a BSQ checkpoint would read it back as 0.25.
+    sphere_commitment_weight: float = param(0.0, number(positive=False), recorded=False, later=True)
+
 
 @dataclass
 class LFQParams(BinaryParams):
