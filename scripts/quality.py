@@ -12,18 +12,20 @@ codes or of held-out frames, whichever is smaller).
 
 64 bits (8 levels x 256 codes, straight on the features):
 - tokquant RVQ: k-means init (8,192 frames), EMA 0.99, dead codes (20% of uniform, 10
-  steps); greedy, and fitted for beam 5 (``beam=5``) and encoded with it.
+  steps); greedy, and fitted for beam 5 (``beam=5``) and encoded with it, after the 300
+  EMA steps and as the beam fit alone (no steps, as FAISS trains).
 - vector-quantize-pytorch ResidualVQ: k-means init, threshold_ema_dead_code=2; EMA decay
   0.8 (its default), 0.95 and 0.99.
 - FAISS ResidualQuantizer (faiss-cpu, bench-only): trained and encoded greedy, and with
   beam 5 (its default), on all training frames.
 
-16 bits (an MLP projection 80 -> 256 -> d and back, AdamW 1e-3, the same batches; and the
-shipped FSQ config's 2 x 512 MLP with lr 3e-3): tokquant BSQ-16, LFQ-16, FSQ [8, 8, 8, 5, 5,
-5] (15.97 bits), vector-quantize-pytorch FSQ with the same levels and projection, and
-tokquant RVQ 2 x 256 (no projection) as the reference.
-vector-quantize-pytorch's LFQ at 16 bits builds a 4096 x 65,536 softmax per step (about
-7 GiB and 15 s a step on 2 cores): left out here.
+16 bits (an MLP projection 80 -> 256 -> d and back, AdamW 1e-3, the same batches; and
+wider MLPs at lr 3e-3): tokquant BSQ-16, LFQ-16, FSQ [8, 8, 8, 5, 5, 5] (15.97 bits),
+vector-quantize-pytorch FSQ with the same levels and projection, its LFQ and spherical LFQ
+as two codebooks of 8 bits (its entropy terms then factorise into groups of 8 bits as
+tokquant's do; one 2^16 codebook builds a 4096 x 65,536 softmax per step, about 7 GiB and
+15 s a step on 2 cores), the shipped 16-bit configs' settings, and tokquant RVQ 2 x 256
+(no projection) as the reference.
 """
 
 from __future__ import annotations
@@ -78,13 +80,15 @@ def batches(train: torch.Tensor, steps: int, size: int) -> Iterator[torch.Tensor
 # ---------------------------------------------------------------------------- 64 bits
 
 
-def tokquant_rvq(train, init, args, levels: int, beam: int) -> Callable:
+def tokquant_rvq(
+    train, init, args, levels: int, beam: int, steps: int | None = None, iters: int = 10
+) -> Callable:
     torch.manual_seed(0)
     q = RVQ(levels, 256, train.shape[1], ema_decay=0.99, dead_code_threshold=0.2,
             dead_code_window=10, beam=beam)  # fmt: skip
-    q.init_from_data(init, iters=10, generator=torch.Generator().manual_seed(0))
+    q.init_from_data(init, iters=iters, generator=torch.Generator().manual_seed(0))
     q.train()
-    for x in batches(train, args.steps, args.batch):
+    for x in batches(train, args.steps if steps is None else steps, args.batch):
         q(x)
     q.eval()
     return lambda v, b=beam: (q.decode(q.encode(v, beam=b)), q.encode(v, beam=b), [256] * levels)
@@ -173,8 +177,21 @@ def projected(train, init, args, make: Callable[[], nn.Module], dim: int, cards,
 
 def rows_16(train, init, args) -> list[tuple[str, Callable]]:
     from vector_quantize_pytorch import FSQ as PeerFSQ
+    from vector_quantize_pytorch import LFQ as PeerLFQ
 
     levels = [8, 8, 8, 5, 5, 5]
+    wide = {"hidden": 512, "depth": 2, "lr": 3e-3}
+
+    def tuned_bsq() -> nn.Module:
+        return BSQ(16, entropy_loss_weight=0.02, sphere_commitment_weight=4.0)
+
+    def tuned_lfq() -> nn.Module:
+        return LFQ(16, entropy_loss_weight=0.02)
+
+    def peer_lfq(spherical: bool) -> Callable[[], nn.Module]:
+        # two codebooks of 8 bits: the entropy terms factorised as tokquant's groups of 8
+        return lambda: PeerLFQ(dim=16, codebook_size=256, num_codebooks=2, spherical=spherical)
+
     return [
         ("16 | tokquant RVQ 2x256 (no projection)", lambda: tokquant_rvq(train, init, args, 2, 1)),
         ("16 | tokquant BSQ-16", lambda: projected(train, init, args, lambda: BSQ(16), 16, [2**16])),
@@ -192,6 +209,26 @@ def rows_16(train, init, args) -> list[tuple[str, Callable]]:
             train, init, args, lambda: BSQ(16), 16, [2**16], hidden=512, depth=2, lr=3e-3)),
         ("16 | tokquant LFQ-16, 2x512 MLP, lr 3e-3", lambda: projected(
             train, init, args, lambda: LFQ(16), 16, [2**16], hidden=512, depth=2, lr=3e-3)),
+        # the shipped configs' quantizer settings at the two projections above
+        ("16 | tokquant BSQ-16, entropy 0.02, commit 4", lambda: projected(
+            train, init, args, tuned_bsq, 16, [2**16])),
+        ("16 | tokquant LFQ-16, entropy 0.02", lambda: projected(
+            train, init, args, tuned_lfq, 16, [2**16])),
+        ("16 | tokquant BSQ-16, 2x512 MLP, lr 3e-3, entropy 0.02, commit 4", lambda: projected(
+            train, init, args, tuned_bsq, 16, [2**16], **wide)),
+        # configs/logmel-lfq-16bit.yaml and configs/logmel-bsq-16bit.yaml
+        ("16 | tokquant LFQ-16, 2x512 MLP, lr 3e-3, entropy 0.02", lambda: projected(
+            train, init, args, tuned_lfq, 16, [2**16], **wide)),
+        ("16 | tokquant BSQ-16, 2x1024 MLP, lr 3e-3, entropy 0.02, commit 4", lambda: projected(
+            train, init, args, tuned_bsq, 16, [2**16], hidden=1024, depth=2, lr=3e-3)),
+        ("16 | vqp LFQ 2x8 bits", lambda: projected(train, init, args, peer_lfq(False), 16,
+                                                  [256, 256])),
+        ("16 | vqp LFQ spherical 2x8 bits", lambda: projected(train, init, args, peer_lfq(True),
+                                                            16, [256, 256])),
+        ("16 | vqp LFQ 2x8 bits, 2x512 MLP, lr 3e-3", lambda: projected(
+            train, init, args, peer_lfq(False), 16, [256, 256], **wide)),
+        ("16 | vqp LFQ spherical 2x8 bits, 2x512 MLP, lr 3e-3", lambda: projected(
+            train, init, args, peer_lfq(True), 16, [256, 256], **wide)),
     ]  # fmt: skip
 
 
@@ -199,6 +236,14 @@ def rows_64(train, init, args) -> list[tuple[str, Callable]]:
     return [
         ("64 | tokquant RVQ 8x256 greedy", lambda: tokquant_rvq(train, init, args, 8, 1)),
         ("64 | tokquant RVQ 8x256 beam 5", lambda: tokquant_rvq(train, init, args, 8, 5)),
+        (
+            "64 | tokquant RVQ 8x256 beam 5, fit only",
+            lambda: tokquant_rvq(train, init, args, 8, 5, steps=0),
+        ),
+        (
+            "64 | tokquant RVQ 8x256 beam 5, fit only, 20 k-means iterations",
+            lambda: tokquant_rvq(train, init, args, 8, 5, steps=0, iters=20),
+        ),
         ("64 | vqp ResidualVQ decay 0.8", lambda: vqp_rvq(train, init, args, 0.8)),
         ("64 | vqp ResidualVQ decay 0.95", lambda: vqp_rvq(train, init, args, 0.95)),
         ("64 | vqp ResidualVQ decay 0.99", lambda: vqp_rvq(train, init, args, 0.99)),
