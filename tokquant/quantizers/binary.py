@@ -203,7 +203,7 @@ class BSQ(BinaryQuantizer):
         sphere_commitment_weight: weight of ``mean((u - sg(q))^2)``, ``u`` the normalised
             input (the BSQ paper's commitment term). 0, the default, is SpeechBrain's
             loss; pulling ``u`` to its corner makes the straight-through step closer to
-            exact, +0.2 dB on an unseen voice at 16 bits (scripts/quality.py).
+            exact: +0.4 dB on an unseen voice at 16 bits (weight 4, scripts/quality.py).
 
     Example:
         >>> q = BSQ(13)

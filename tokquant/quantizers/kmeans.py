@@ -56,7 +56,7 @@ def progressive_kmeans(
     Lloyd iterations each, every stage starting from the previous centroids with the new
     coordinates at 0. Codes are spread along the directions of most variance before
     detail splits them, which generalises better than seeding in all ``D`` at once: as
-    the beam fit of 8 x 256 RVQ on speech log-mels, +0.3 dB on a voice left out of
+    the beam fit of 8 x 256 RVQ on speech log-mels, +0.2 to 0.3 dB on a voice left out of
     training (scripts/quality.py).
     """
     if x.dim() != 2 or x.shape[0] == 0:
