@@ -127,9 +127,8 @@ class Output:
             self.note(f"skipped {report.skipped} existing output(s); --overwrite to redo them")
         columns = columns or {}
         if json_out:
-            done = (
-                f"files_{verb}d" if verb.endswith("e") else f"files_{verb}ed"
-            )  # encoded, exported
+            # "encode" -> files_encoded, "export" -> files_exported
+            done = f"files_{verb}d" if verb.endswith("e") else f"files_{verb}ed"
             self.json({
                 done: report.done, "files_skipped": report.skipped,
                 "files_failed": len(report.failures), "frames": report.frames, **columns,

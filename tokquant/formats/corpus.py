@@ -465,9 +465,6 @@ class Corpus:
             raise opened
         return opened
 
-    def _read(self, s: int, i: int) -> np.ndarray:
-        return self._shard(s).read(i, self.cardinalities)
-
     def __getitem__(self, key: str) -> np.ndarray:
         return self.read(key)
 
@@ -485,7 +482,7 @@ class Corpus:
 
     def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
         for s, i, e in self.manifest.entries():
-            yield e.key, self._read(s, i)
+            yield e.key, self._shard(s).read(i, self.cardinalities)
             if i + 1 == len(self.manifest.shards[s].entries):
                 self._open.pop(s, None)
 

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokquant import __version__
 from tokquant.errors import FormatError, InputError, OutputError
@@ -31,6 +31,9 @@ from tokquant.formats import corpus as corpus_format
 from tokquant.formats._atomic import atomic_path, remove_stale_temp_files
 from tokquant.formats._digest import file_sha256
 from tokquant.jobs.report import NoProgress, Progress, RunReport
+
+if TYPE_CHECKING:
+    from tokquant.data.layouts import TokenLayout
 
 FORMATS = ("parquet", "webdataset", "km")
 PLAN = ".tokquant-export.json"
@@ -71,7 +74,7 @@ class _Shard:
     record: corpus_format.ShardRecord
     target: str
     to: str
-    layout: Any  # TokenLayout
+    layout: TokenLayout
     info: dict[str, Any]
     metadata_columns: dict[str, str] = field(default_factory=dict)
     metadata: list[dict[str, Any]] = field(default_factory=list)
@@ -85,7 +88,7 @@ class ExportPlan:
     out: Path
     options: ExportOptions
     manifest: corpus_format.Manifest
-    layout: Any  # TokenLayout
+    layout: TokenLayout
     info: dict[str, Any]
     targets: list[str]
     metadata: Any  # Metadata | None

@@ -24,8 +24,7 @@ def kmeans(
     that empties during Lloyd iterations is re-seeded with the point currently worst
     served, so every returned centroid is in use on ``x`` when ``N >= k``.
     """
-    if x.dim() != 2 or x.shape[0] == 0:
-        raise ValueError(f"kmeans needs a non-empty [N, D] tensor. Found shape: {list(x.shape)}")
+    _check_points(x)
     n = x.shape[0]
     x = x.float()
     gen_device = generator.device if generator is not None else torch.device("cpu")
@@ -59,8 +58,7 @@ def progressive_kmeans(
     the beam fit of 8 x 256 RVQ on speech log-mels, +0.2 to 0.3 dB on a voice left out of
     training (scripts/quality.py).
     """
-    if x.dim() != 2 or x.shape[0] == 0:
-        raise ValueError(f"kmeans needs a non-empty [N, D] tensor. Found shape: {list(x.shape)}")
+    _check_points(x)
     if steps < 1:
         raise ValueError(f"steps must be >= 1. Found: {steps}")
     n, d = x.shape
@@ -83,6 +81,11 @@ def progressive_kmeans(
         centroids = _lloyd(sub, centroids, iters, chunk_elements)
     assert centroids is not None
     return centroids @ axes.T + mean
+
+
+def _check_points(x: torch.Tensor) -> None:
+    if x.dim() != 2 or x.shape[0] == 0:
+        raise ValueError(f"kmeans needs a non-empty [N, D] tensor. Found shape: {list(x.shape)}")
 
 
 def _lloyd(
