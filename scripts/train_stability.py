@@ -3,7 +3,8 @@
 Each config in configs/ (SSL configs only with --ssl, as they need their model weights) is
 trained with ``tokquant train`` on the bundled audio for ``--steps`` steps and each seed;
 configs without an audio front end get the log-mel front end of logmel-bsq-16bit.yaml, so
-every quantizer and projection sees the same speech features. A run that stops on a
+every quantizer and projection sees the same speech features (a config that then equals
+another, as rvq-8x1024 equals logmel-rvq-8x1024, runs once). A run that stops on a
 non-finite loss exits 2 with "training loss became nan at step N"; this script prints a
 row per run and exits 1 if any run failed.
 
@@ -75,7 +76,13 @@ def main() -> None:
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        runs = [(prepared_config(n, work), s) for n in names for s in args.seeds]
+        configs: dict[str, Path] = {}  # prepared text -> the first config that has it
+        for name in names:
+            path = prepared_config(name, work)
+            first = configs.setdefault(path.read_text(), path)
+            if first != path:  # e.g. rvq-8x1024 given the log-mel front end
+                print(f"{name}: the same run as {first.stem} once given its front end")
+        runs = [(path, s) for path in configs.values() for s in args.seeds]
         threads = max(1, (os.cpu_count() or 1) // args.jobs)
         with ThreadPoolExecutor(args.jobs) as pool:
             rows = list(pool.map(lambda r: train(r[0], r[1], args.steps, work, threads), runs))
