@@ -10,7 +10,8 @@
 2. RVQ encode, 8 levels x 1024 codes, dim 128, N = 262,144: tokquant, ``ResidualVQ``
    with the same codebooks, a plain float32 matmul-and-argmin (one N x K matrix per
    level) and a float64 reference; time and the share of codes equal to the float64
-   codes. On CUDA also tokquant's other searches (see :func:`bench_rvq`).
+   codes. On CUDA also tokquant's other searches (see :func:`bench_rvq`). Then beam
+   search at 8 x 256, dim 80: encode at beam 1 and 5 and a training step of each.
 3. CLI encode throughput (frames/s, files/s) on generated feature files, and the start-up
    time of ``tokquant --help``.
 
@@ -278,6 +279,42 @@ def bench_rvq(device: torch.device, n: int) -> dict:
     return out
 
 
+def bench_rvq_beam(device: torch.device, n: int = 4096) -> dict:
+    """Beam search cost at the 64-bit speech setting (8 x 256 codes, dim 80, a batch of
+    ``n`` rows): encode at beam 1 and 5, and one training step of ``quantizer.beam: 5``
+    (beam-search assignments, EMA, dead codes) against a greedy one. Median of 5 after a
+    warm-up."""
+    from tokquant import RVQ
+
+    torch.manual_seed(0)
+    x = torch.randn(n, 80, device=device)
+    kw = {"ema_decay": 0.99, "dead_code_threshold": 0.2, "dead_code_window": 10}
+    models = {b: RVQ(8, 256, 80, beam=b, **kw).to(device) for b in (1, 5)}
+    models[5].load_state_dict(models[1].state_dict())
+
+    def median_ms(fn) -> float:
+        fn()
+        _sync(device)
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            times.append(1000 * (time.perf_counter() - t0))
+        return statistics.median(times)
+
+    out: dict = {"levels": 8, "k": 256, "dim": 80, "n": n, "device": str(device)}
+    with torch.no_grad():
+        for b, q in models.items():
+            q.eval()
+            out[f"encode_beam{b}_ms"] = median_ms(lambda q=q, b=b: q.encode(x, beam=b))
+            q.train()
+            out[f"train_step_beam{b}_ms"] = median_ms(lambda q=q: q(x))
+    for key in [k for k in out if k.endswith("_ms")]:
+        print(f"  {key:<34} {out[key]:10.1f} ms", flush=True)
+    return out
+
+
 def fused_tile_sweep(x: torch.Tensor, codebook: torch.Tensor) -> dict[str, float]:
     """One level of the fused search at several tile shapes (median of 10, ms)."""
     from tokquant.quantizers.fused_search import fused_nearest_code
@@ -353,7 +390,7 @@ def main() -> None:
     parser.add_argument("--rvq-n", type=int, default=None)
     parser.add_argument("--memory-budget-gib", type=float, default=None)
     parser.add_argument("--quick", action="store_true", help="fewer code dims")
-    parser.add_argument("--sections", default="steps,rvq,cli", help="comma-separated subset")
+    parser.add_argument("--sections", default="steps,rvq,beam,cli", help="comma-separated subset")
     parser.add_argument("--step-case", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.step_case:
@@ -386,6 +423,9 @@ def main() -> None:
         if "fused_tiles_one_level_ms" in rvq:
             print("  fused kernel, one level, by tile: " + ", ".join(
                 f"{tile} {ms:.2f} ms" for tile, ms in rvq["fused_tiles_one_level_ms"].items()))  # fmt: skip
+    if "beam" in sections:
+        print("2b. RVQ beam search, 8x256, dim 80, N=4096")
+        report["rvq_beam"] = bench_rvq_beam(device)
     if "cli" in sections:
         print("3. CLI")
         cli = report["cli"] = bench_cli(device)

@@ -92,10 +92,11 @@ def beam_extend(
     every row of ``vectors`` ``[K, D]``, the ``beam`` best kept (best first). Returns the
     new residuals ``[n, b', D]``, each survivor's parent candidate and its code ``[n, b']``."""
     n, k = residual.shape[0], vectors.shape[0]
-    c_sq = (vectors * vectors).sum(-1)
-    r_sq = (residual * residual).sum(-1, keepdim=True)
-    err = r_sq - 2.0 * residual @ vectors.T + c_sq  # [n, b, K]
-    keep = _smallest(err.reshape(n, -1), beam)
+    flat = residual.reshape(-1, residual.shape[-1])
+    r_sq = (flat * flat).sum(-1, keepdim=True)
+    # one pass for r² - 2<r, c>, one for + c²: [n * b, K], read as [n, b * K]
+    err = torch.addmm(r_sq, flat, vectors.T, alpha=-2.0).add_((vectors * vectors).sum(-1))
+    keep = _smallest(err.view(n, -1), beam)
     parent, code = keep // k, keep % k
     rows = torch.arange(n, device=residual.device)[:, None]
     return residual[rows, parent] - vectors[code], parent, code
@@ -107,10 +108,11 @@ def _smallest(flat: torch.Tensor, beam: int) -> torch.Tensor:
     ``b * K`` candidates but orders ties arbitrarily, so rows with a tie inside the kept
     values or at their edge are sorted."""
     k = min(beam, flat.shape[1])
-    values, keep = torch.topk(flat, k, dim=1, largest=False, sorted=True)
+    # One value past the kept ones: a tie at the edge is that value equal to the last kept.
+    values, keep = torch.topk(flat, min(k + 1, flat.shape[1]), dim=1, largest=False,
+                              sorted=True)  # fmt: skip
     tied = (values[:, 1:] == values[:, :-1]).any(1)
-    if k < flat.shape[1]:
-        tied |= (flat <= values[:, -1:]).sum(1) > k
+    keep = keep[:, :k]
     if tied.any():
         keep[tied] = torch.sort(flat[tied], dim=1, stable=True).indices[:, :k]
     return keep
