@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -292,24 +293,13 @@ def bench_rvq_beam(device: torch.device, n: int = 4096) -> dict:
     models = {b: RVQ(8, 256, 80, beam=b, **kw).to(device) for b in (1, 5)}
     models[5].load_state_dict(models[1].state_dict())
 
-    def median_ms(fn) -> float:
-        fn()
-        _sync(device)
-        times = []
-        for _ in range(5):
-            t0 = time.perf_counter()
-            fn()
-            _sync(device)
-            times.append(1000 * (time.perf_counter() - t0))
-        return statistics.median(times)
-
     out: dict = {"levels": 8, "k": 256, "dim": 80, "n": n, "device": str(device)}
     with torch.no_grad():
         for b, q in models.items():
             q.eval()
-            out[f"encode_beam{b}_ms"] = median_ms(lambda q=q, b=b: q.encode(x, beam=b))
+            out[f"encode_beam{b}_ms"] = _median_ms(lambda q=q, b=b: q.encode(x, beam=b), device, 5)
             q.train()
-            out[f"train_step_beam{b}_ms"] = median_ms(lambda q=q: q(x))
+            out[f"train_step_beam{b}_ms"] = _median_ms(lambda q=q: q(x), device, 5)
     for key in [k for k in out if k.endswith("_ms")]:
         print(f"  {key:<34} {out[key]:10.1f} ms", flush=True)
     return out
@@ -327,16 +317,24 @@ def fused_tile_sweep(x: torch.Tensor, codebook: torch.Tensor) -> dict[str, float
         (64, 128, 4),
         (256, 64, 8),
     ]:
-        fused_nearest_code(x, codebook, block_n=block_n, block_k=block_k, num_warps=warps)
-        times = []
-        for _ in range(10):
-            torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            fused_nearest_code(x, codebook, block_n=block_n, block_k=block_k, num_warps=warps)
-            torch.cuda.synchronize()
-            times.append(1000 * (time.perf_counter() - t0))
-        result[f"{block_n}x{block_k}/{warps}w"] = statistics.median(times)
+        result[f"{block_n}x{block_k}/{warps}w"] = _median_ms(
+            lambda bn=block_n, bk=block_k, w=warps: fused_nearest_code(
+                x, codebook, block_n=bn, block_k=bk, num_warps=w),
+            x.device, 10)  # fmt: skip
     return result
+
+
+def _median_ms(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
+    """Median wall time of ``fn`` over ``repeats`` runs after one warm-up, synchronised."""
+    fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(1000 * (time.perf_counter() - t0))
+    return statistics.median(times)
 
 
 # -------------------------------------------------------------------------- CLI

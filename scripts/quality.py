@@ -92,7 +92,12 @@ def tokquant_rvq(
     for x in batches(train, args.steps if steps is None else steps, args.batch):
         q(x)
     q.eval()
-    return lambda v, b=beam: (q.decode(q.encode(v, beam=b)), q.encode(v, beam=b), [256] * levels)
+
+    def run(v):
+        codes = q.encode(v, beam=beam)
+        return q.decode(codes), codes, [256] * levels
+
+    return run
 
 
 def vqp_rvq(train, init, args, decay: float) -> Callable:
