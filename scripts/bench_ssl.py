@@ -166,13 +166,15 @@ def main() -> None:
     parser.add_argument("--layer", type=int, default=6)
     parser.add_argument("--only", choices=["memory"], default=None)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="tq-bench-ssl-"))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
-    if args.only != "memory":
-        for model in ("HUBERT_BASE", "WAVLM_BASE_PLUS"):
-            speed(work, model, args)
-        boundary(work, args)
-    memory(work)
+    # Its corpora and checkpoints run to gigabytes: removed even when the run is stopped.
+    with tempfile.TemporaryDirectory(prefix="tq-bench-ssl-") as tmp:
+        work = Path(tmp)
+        if args.only != "memory":
+            for model in ("HUBERT_BASE", "WAVLM_BASE_PLUS"):
+                speed(work, model, args)
+            boundary(work, args)
+        memory(work)
 
 
 if __name__ == "__main__":

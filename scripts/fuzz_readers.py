@@ -43,7 +43,12 @@ def main() -> None:
     parser.add_argument("--names", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="tq-fuzz-"))
+    with tempfile.TemporaryDirectory(prefix="tq-fuzz-") as tmp:
+        sys.exit(fuzz_all(Path(tmp), args))
+
+
+def fuzz_all(work: Path, args: argparse.Namespace) -> int:
+    """Every reader, then names and keys; returns the exit status (1: a broken contract)."""
     feats = make_features(work / "features")
     ckpt = work / "bsq.safetensors"
     run_cli("train", "-c", write_config(work / "c.yaml", train__steps=5), "-d", feats, "-o", ckpt)
@@ -98,7 +103,7 @@ def main() -> None:
     corpus_case()
     print(f"all readers: {counts} in {time.perf_counter() - t0:.0f} s", flush=True)
     broken = fuzz_names(work, ckpt, feats, args)
-    sys.exit(1 if counts["bad"] or broken else 0)
+    return 1 if counts["bad"] or broken else 0
 
 
 def fuzz_names(work: Path, ckpt: Path, feats: Path, args: argparse.Namespace) -> int:
