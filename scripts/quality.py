@@ -2,11 +2,12 @@
 
     .venv/bin/python scripts/quality.py [--steps 300] [--batch 4096] [--json quality.json]
     .venv/bin/python scripts/quality.py --only 64     # the RVQ rows only
+    .venv/bin/python scripts/quality.py --only 64 --held-out gb_f --match greedy
 
 Features: 80-dim log-mels of the bundled corpus (scripts/sample_data/audio), normalised
 with the training frames' mean and std. Training frames: the voices gb_f, gb_m, sc_m,
-us_f (24 utterances); held out: every frame of the voice us_m (6 utterances), which no
-quantizer sees before the report. Reported on the held-out frames: SNR (dB) of the
+us_f (24 utterances); held out: every frame of the voice us_m (6 utterances; another
+with ``--held-out``), which no quantizer sees before the report. Reported on the held-out frames: SNR (dB) of the
 reconstruction and codebook usage per column (distinct codes seen, over the number of codes
 or of held-out frames, whichever is smaller), and its mean; the JSON also has the usage
 per column on the training frames.
@@ -14,9 +15,11 @@ per column on the training frames.
 64 bits (8 levels x 256 codes, straight on the features):
 - tokquant RVQ: k-means init (8,192 frames), EMA 0.99, dead codes (20% of uniform, 10
   steps); greedy, and fitted for beam 5 (``beam=5``) and encoded with it, after the 300
-  EMA steps and as the beam fit alone (no steps, as FAISS trains).
+  EMA steps and as the beam fit alone (no steps, as FAISS trains). "interpolate 0.5": the
+  batches of ``train.interpolate: 0.5`` (half the frames moved a random way towards the
+  next frame of their utterance), as the shipped RVQ configs train.
 - vector-quantize-pytorch ResidualVQ: k-means init, threshold_ema_dead_code=2; EMA decay
-  0.8 (its default), 0.95 and 0.99.
+  0.8 (its default), 0.95 and 0.99, and 0.95 on the interpolated batches.
 - FAISS ResidualQuantizer (faiss-cpu, bench-only): trained and encoded greedy, and with
   beam 5 (its default), on all training frames.
 
@@ -46,21 +49,23 @@ from tokquant import BSQ, FSQ, LFQ, RVQ, Quantizer
 from tokquant.audio.frontend import FrontEnd, audio_features
 from tokquant.config import FrontendConfig
 from tokquant.tokenizer import _projection
+from tokquant.train import TrainingSplit, draw_batch
 
 SAMPLES = Path(__file__).parent / "sample_data" / "audio"
 HELD_OUT_VOICE = "us_m"
 
 
-def features() -> tuple[torch.Tensor, torch.Tensor]:
-    """(training frames, held-out frames), normalised with the training statistics."""
+def features(held_out: str = HELD_OUT_VOICE) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """(training frames, held-out frames, frames per training utterance), normalised with
+    the training statistics."""
     fe = FrontEnd(FrontendConfig(kind="logmel"))
     parts: dict[bool, list[np.ndarray]] = {True: [], False: []}
     for path in sorted(SAMPLES.rglob("*.flac")):
-        parts[path.parent.name == HELD_OUT_VOICE].append(audio_features(path, fe))
+        parts[path.parent.name == held_out].append(audio_features(path, fe))
     train, held = np.concatenate(parts[False]), np.concatenate(parts[True])
     mean, std = train.mean(0), train.std(0)
     as_tensor = lambda a: torch.from_numpy(((a - mean) / std).astype(np.float32))  # noqa: E731
-    return as_tensor(train), as_tensor(held)
+    return as_tensor(train), as_tensor(held), [len(u) for u in parts[False]]
 
 
 def snr(x: torch.Tensor, x_hat: torch.Tensor) -> float:
@@ -72,24 +77,37 @@ def usage_per_column(codes: torch.Tensor, cards: list[int]) -> list[float]:
             for g, k in enumerate(cards)]  # fmt: skip
 
 
-def batches(train: torch.Tensor, steps: int, size: int) -> Iterator[torch.Tensor]:
+def batches(
+    train: torch.Tensor, steps: int, size: int, interpolate: float = 0.0,
+    lengths: list[int] | None = None,
+) -> Iterator[torch.Tensor]:  # fmt: skip
+    """The same batches for every row. With ``interpolate`` (and the utterances'
+    ``lengths``), what ``tokquant train`` draws under ``train.interpolate``
+    (:func:`tokquant.train.draw_batch`)."""
+    following = torch.arange(1, len(train) + 1)
+    following[-1] = -1
+    if lengths is not None:
+        following[torch.tensor(lengths).cumsum(0) - 1] = -1
+    split = TrainingSplit(train, train[:0], following)
     g = torch.Generator().manual_seed(1)
     for _ in range(steps):
-        yield train[torch.randint(len(train), (size,), generator=g)]
+        yield draw_batch(split, size, interpolate, g)
 
 
 # ---------------------------------------------------------------------------- 64 bits
 
 
 def tokquant_rvq(
-    train, init, args, levels: int, beam: int, steps: int | None = None, iters: int = 10
-) -> Callable:
-    torch.manual_seed(0)
+    train, init, args, levels: int, beam: int, steps: int | None = None, iters: int = 10,
+    interpolate: float = 0.0,
+) -> Callable:  # fmt: skip
+    torch.manual_seed(args.seed)
     q = RVQ(levels, 256, train.shape[1], ema_decay=0.99, dead_code_threshold=0.2,
             dead_code_window=10, beam=beam)  # fmt: skip
-    q.init_from_data(init, iters=iters, generator=torch.Generator().manual_seed(0))
+    q.init_from_data(init, iters=iters, generator=torch.Generator().manual_seed(args.seed))
     q.train()
-    for x in batches(train, args.steps if steps is None else steps, args.batch):
+    steps = args.steps if steps is None else steps
+    for x in batches(train, steps, args.batch, interpolate, args.lengths):
         q(x)
     q.eval()
 
@@ -100,16 +118,16 @@ def tokquant_rvq(
     return run
 
 
-def vqp_rvq(train, init, args, decay: float) -> Callable:
+def vqp_rvq(train, init, args, decay: float, interpolate: float = 0.0) -> Callable:
     from vector_quantize_pytorch import ResidualVQ
 
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     q = ResidualVQ(dim=train.shape[1], num_quantizers=8, codebook_size=256, kmeans_init=True,
                    kmeans_iters=10, threshold_ema_dead_code=2, decay=decay)  # fmt: skip
     q.train()
     with torch.no_grad():
         q(init.unsqueeze(0))
-        for x in batches(train, args.steps, args.batch):
+        for x in batches(train, args.steps, args.batch, interpolate, args.lengths):
             q(x.unsqueeze(0))
     q.eval()
 
@@ -241,7 +259,15 @@ def rows_16(train, init, args) -> list[tuple[str, Callable]]:
 def rows_64(train, init, args) -> list[tuple[str, Callable]]:
     return [
         ("64 | tokquant RVQ 8x256 greedy", lambda: tokquant_rvq(train, init, args, 8, 1)),
+        (
+            "64 | tokquant RVQ 8x256 greedy, interpolate 0.5",
+            lambda: tokquant_rvq(train, init, args, 8, 1, interpolate=0.5),
+        ),
         ("64 | tokquant RVQ 8x256 beam 5", lambda: tokquant_rvq(train, init, args, 8, 5)),
+        (
+            "64 | tokquant RVQ 8x256 beam 5, interpolate 0.5",
+            lambda: tokquant_rvq(train, init, args, 8, 5, interpolate=0.5),
+        ),
         (
             "64 | tokquant RVQ 8x256 beam 5, fit only",
             lambda: tokquant_rvq(train, init, args, 8, 5, steps=0),
@@ -253,6 +279,10 @@ def rows_64(train, init, args) -> list[tuple[str, Callable]]:
         ("64 | vqp ResidualVQ decay 0.8", lambda: vqp_rvq(train, init, args, 0.8)),
         ("64 | vqp ResidualVQ decay 0.95", lambda: vqp_rvq(train, init, args, 0.95)),
         ("64 | vqp ResidualVQ decay 0.99", lambda: vqp_rvq(train, init, args, 0.99)),
+        (
+            "64 | vqp ResidualVQ decay 0.95, interpolate 0.5",
+            lambda: vqp_rvq(train, init, args, 0.95, interpolate=0.5),
+        ),
         ("64 | FAISS RQ greedy", lambda: faiss_rq(train, init, args, 1)),
         ("64 | FAISS RQ beam 5", lambda: faiss_rq(train, init, args, 5)),
     ]
@@ -264,14 +294,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4096)
     parser.add_argument("--only", choices=["16", "64"])
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--held-out", default=HELD_OUT_VOICE, help="the voice to test on")
+    parser.add_argument("--match", default="", help="only the rows whose name has this")
+    parser.add_argument("--seed", type=int, default=0, help="the 64-bit rows' seed")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    train, held = features()
+    train, held, args.lengths = features(args.held_out)
     init = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(2))[:8192]]
     print(f"{len(train)} training frames (4 voices), {len(held)} held-out frames "
-          f"(voice {HELD_OUT_VOICE}); {args.steps} steps of {args.batch}")  # fmt: skip
+          f"(voice {args.held_out}); {args.steps} steps of {args.batch}")  # fmt: skip
     cases = ([] if args.only == "64" else rows_16(train, init, args)) + \
         ([] if args.only == "16" else rows_64(train, init, args))  # fmt: skip
+    cases = [(name, make) for name, make in cases if args.match in name]
     rows = []
     for name, make in cases:
         started = time.perf_counter()
@@ -289,7 +323,8 @@ def main() -> None:
         print(f"{name:<42} SNR {row['snr_db']:6.2f} dB  usage {row['usage']:.3f} "
               f"(lowest column {min(per_column):.3f})  ({seconds:.0f} s)", flush=True)  # fmt: skip
     if args.json:
-        args.json.write_text(json.dumps({"settings": vars(args) | {"json": None}, "rows": rows},
+        settings = vars(args) | {"json": None, "lengths": None}
+        args.json.write_text(json.dumps({"settings": settings, "rows": rows},
                                         indent=2) + "\n")  # fmt: skip
 
 

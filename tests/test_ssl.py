@@ -259,7 +259,7 @@ def test_max_frames_covers_inputs_evenly_and_bounds_memory(tmp_path):
         np.save(path, np.full((2000 if i % 2 else 1000, 64), i, np.float32)
                 + rng.standard_normal((1, 64)).astype(np.float32) * 0)  # fmt: skip
         items.append(InputItem(path, Path(path.name)))
-    frames = load_frames(config, items, max_frames=6000, seed=1)
+    frames = load_frames(config, items, max_frames=6000, seed=1).frames
     share = np.bincount(frames[:, 0].astype(int), minlength=40) / 6000
     want = np.array([2000 if i % 2 else 1000 for i in range(40)]) / 60000
     assert np.abs(share - want).max() < 0.01

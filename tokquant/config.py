@@ -223,6 +223,10 @@ class TrainConfig:
     val_fraction: float = 0.05
     eval_every: int = 100
     kmeans_iters: int = 20
+    # Share of each batch's frames replaced by a random point on the segment to the next
+    # frame of the same input (a fresh uniform weight each time): the quantizer then sees
+    # the paths between frames, not only the frames, and fits unseen voices better.
+    interpolate: float = 0.0
 
     def validate(self) -> None:
         _int_range("train.steps", self.steps, 0, 10**9)
@@ -234,6 +238,8 @@ class TrainConfig:
             raise ConfigError(f"train.val_fraction: must be in [0, 1), found {self.val_fraction}")
         _int_range("train.eval_every", self.eval_every, 1, 10**9)
         _int_range("train.kmeans_iters", self.kmeans_iters, 0, 10**4)
+        if not 0.0 <= self.interpolate <= 1.0:
+            raise ConfigError(f"train.interpolate: must be in [0, 1], found {self.interpolate}")
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,14 +32,37 @@ class TrainResult:
     summary: dict[str, Any]
 
 
+@dataclass
+class TrainingSplit:
+    """Frames to train on and to validate with. ``successor[i]`` is the row of ``train``
+    that follows training frame ``i`` in its input, or -1 where that frame is the input's
+    last or was held out (a held-out frame never feeds training, not even half of one)."""
+
+    train: torch.Tensor
+    val: torch.Tensor
+    successor: torch.Tensor
+
+
 def split_frames(
-    frames: np.ndarray, val_fraction: float, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
+    frames: np.ndarray, val_fraction: float, generator: torch.Generator,
+    lengths: Sequence[int] | None = None,
+) -> TrainingSplit:  # fmt: skip
     n = frames.shape[0]
     perm = torch.randperm(n, generator=generator)
     n_val = min(n - 1, max(1, round(n * val_fraction))) if val_fraction > 0 and n > 1 else 0
     data = torch.from_numpy(frames)
-    return data[perm[n_val:]], data[perm[:n_val]]
+    train_rows = perm[n_val:]
+    successor = torch.full((train_rows.shape[0],), -1, dtype=torch.long)
+    if lengths is not None:
+        if sum(lengths) != n or min(lengths, default=0) < 0:
+            raise InputError(f"lengths sum to {sum(lengths)}, but there are {n} frames")
+        sizes = torch.tensor(lengths, dtype=torch.long)
+        following = torch.arange(1, n + 1)  # n stands for "no next frame"
+        following[sizes.cumsum(0)[sizes > 0] - 1] = n
+        row_in_train = torch.full((n + 1,), -1, dtype=torch.long)
+        row_in_train[train_rows] = torch.arange(train_rows.shape[0])
+        successor = row_in_train[following[train_rows]]
+    return TrainingSplit(data[train_rows], data[perm[:n_val]], successor)
 
 
 @torch.no_grad()
@@ -68,11 +91,14 @@ def train_tokenizer(
     config: TokenizerConfig,
     frames: np.ndarray,
     *,
+    lengths: Sequence[int] | None = None,
     device: torch.device | str = "cpu",
     progress: ProgressCallback | None = None,
 ) -> TrainResult:
     """Train on ``frames`` ``[N, F]`` float32 and return the fitted tokenizer.
 
+    ``lengths`` splits ``frames`` into its inputs (utterances) in order; ``train.interpolate``
+    needs it, to know which frames follow one another.
     ``config.features.dim`` is filled in from the data when unset; a set value must match.
     In a torch.distributed run every rank passes the same ``frames`` and trains on its
     slice of each batch (see :mod:`tokquant.distributed`); all ranks end with the same
@@ -83,14 +109,17 @@ def train_tokenizer(
     tc = config.train
     torch.manual_seed(tc.seed)
     gen = torch.Generator().manual_seed(tc.seed)
-    train_x, val_x = split_frames(frames, tc.val_fraction, gen)
+    if tc.interpolate > 0 and lengths is None:
+        raise InputError("train.interpolate needs the frames' lengths per input (utterance)")
+    split = split_frames(frames, tc.val_fraction, gen, lengths)
+    train_x, val_x = split.train, split.val
     tokenizer = Tokenizer(config)
     tokenizer.mean.copy_(train_x.mean(0))
     tokenizer.std.copy_(train_x.std(0, unbiased=False).clamp(min=1e-5))
     tokenizer.to(device)
     start_time = time.perf_counter()
     _init_from_data(tokenizer, train_x, gen, device)
-    history, last = _optimise(tokenizer, train_x, val_x, gen, device, progress)
+    history, last = _optimise(tokenizer, split, gen, device, progress)
     tokenizer.eval()
     final = evaluate(tokenizer, val_x if val_x.shape[0] else train_x)
     summary = {
@@ -134,11 +163,12 @@ def _init_from_data(
 
 
 def _optimise(
-    tokenizer: Tokenizer, train_x: torch.Tensor, val_x: torch.Tensor, gen: torch.Generator,
-    device: torch.device, progress: ProgressCallback | None,
+    tokenizer: Tokenizer, split: TrainingSplit, gen: torch.Generator, device: torch.device,
+    progress: ProgressCallback | None,
 ) -> tuple[list[dict[str, float]], dict[str, float]]:  # fmt: skip
     """The training loop; returns the evaluation history and the last step's numbers."""
     tc = tokenizer.config.train
+    train_x, val_x = split.train, split.val
     rank, world_size = distributed.world()
     optimizer = torch.optim.AdamW(tokenizer.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     batch = min(tc.batch_frames, train_x.shape[0])
@@ -155,8 +185,8 @@ def _optimise(
     last: dict[str, float] = {}
     try:
         for step in range(1, tc.steps + 1):
-            idx = torch.randint(train_x.shape[0], (batch,), generator=gen)
-            x = train_x[idx[rank * share : (rank + 1) * share]].to(device)
+            rows = slice(rank * share, (rank + 1) * share)
+            x = draw_batch(split, batch, tc.interpolate, gen, rows).to(device)
             last = _step(tokenizer, optimizer, x, step, world_size)
             if val_x.shape[0] and (step % tc.eval_every == 0 or step == tc.steps):
                 last.update(evaluate(tokenizer, val_x))
@@ -166,6 +196,30 @@ def _optimise(
     finally:
         tokenizer.quantizer.batch_ops = None
     return history, last
+
+
+def draw_batch(
+    split: TrainingSplit, size: int, interpolate: float, gen: torch.Generator,
+    rows: slice = slice(None),
+) -> torch.Tensor:  # fmt: skip
+    """``size`` training frames drawn uniformly; of them, a share ``interpolate`` (those
+    with a next frame) become ``w * frame + (1 - w) * next`` with ``w ~ U(0, 1)``.
+
+    Every rank draws the whole batch from the same generator and keeps its ``rows``, so
+    ranks together see exactly what one process would.
+    """
+    idx = torch.randint(split.train.shape[0], (size,), generator=gen)
+    if interpolate == 0:  # draws nothing more: runs without it stay as they were
+        return split.train[idx[rows]]
+    chosen = torch.rand(size, generator=gen)[rows] < interpolate
+    weight = torch.rand(size, 1, generator=gen)[rows]
+    idx = idx[rows]
+    nxt = split.successor[idx]
+    chosen &= nxt >= 0
+    x = split.train[idx]
+    w = weight[chosen]
+    x[chosen] = w * x[chosen] + (1 - w) * split.train[nxt[chosen]]
+    return x
 
 
 def _step(tokenizer: Tokenizer, optimizer: torch.optim.Optimizer, x: torch.Tensor, step: int,

@@ -26,6 +26,9 @@ def train(
     batch_frames: Annotated[int | None, typer.Option(help="Override train.batch_frames.")] = None,
     lr: Annotated[float | None, typer.Option(help="Override train.lr.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override train.seed.")] = None,
+    interpolate: Annotated[
+        float | None, typer.Option(help="Override train.interpolate (0 to 1).")
+    ] = None,
     max_frames: Annotated[
         int | None,
         typer.Option(
@@ -50,7 +53,8 @@ def train(
     from tokquant.devices import resolve_device
 
     cfg = TokenizerConfig.from_yaml(config)
-    overrides = {"steps": steps, "batch_frames": batch_frames, "lr": lr, "seed": seed}
+    overrides = {"steps": steps, "batch_frames": batch_frames, "lr": lr, "seed": seed,
+                 "interpolate": interpolate}  # fmt: skip
     for key, value in overrides.items():
         if value is not None:
             setattr(cfg.train, key, value)
@@ -98,9 +102,13 @@ def _train(ui, cfg, dev, out, data, split, json_out, rank, max_frames) -> None:
         ui.note(f"train.steps 0 and one RVQ level: plain k-means ({cfg.train.kmeans_iters} "
                 f"iterations) on the normalised frames")  # fmt: skip
     with ui.tracker() as progress:
-        frames = load_frames(cfg, items, progress, max_frames=max_frames, seed=cfg.train.seed,
-                             device=dev)  # fmt: skip
+        frames, lengths = load_frames(cfg, items, progress, max_frames=max_frames,
+                                      seed=cfg.train.seed, device=dev)  # fmt: skip
     ui.note(f"{frames.shape[0]} frames of dim {frames.shape[1]} from {len(items)} file(s)")
+    if lengths is None and cfg.train.interpolate > 0:
+        ui.note("--max-frames keeps single frames, not their neighbours: train.interpolate "
+                "is 0 for this run")  # fmt: skip
+        cfg.train.interpolate = 0.0
 
     with ui.progress(with_metrics=True) as bar:
         task = bar.add_task("train", total=cfg.train.steps, metrics="")
@@ -109,7 +117,7 @@ def _train(ui, cfg, dev, out, data, split, json_out, rank, max_frames) -> None:
             shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
             bar.update(task, completed=step, metrics=shown)
 
-        result = train_tokenizer(cfg, frames, device=dev, progress=on_step)
+        result = train_tokenizer(cfg, frames, lengths=lengths, device=dev, progress=on_step)
 
     if rank > 0:
         return

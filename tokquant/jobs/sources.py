@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
 
@@ -271,22 +271,33 @@ def expected_frames(config: TokenizerConfig, path: Path) -> int | None:
     return num_frames(-(-int(info.frames) * rate // max(int(info.samplerate), 1)))
 
 
+class TrainingFrames(NamedTuple):
+    """Training data: ``frames`` ``[N, dim]``, and ``lengths``, the frames of each input in
+    order (they sum to N), so training knows which frames are neighbours in time; None
+    for a sample, whose frames have none."""
+
+    frames: np.ndarray
+    lengths: list[int] | None
+
+
 def load_frames(
     config: TokenizerConfig, items: list[InputItem], progress: Progress | None = None, *,
     max_frames: int | None = None, seed: int = 0, device: torch.device | str = "cpu",
-) -> np.ndarray:  # fmt: skip
-    """The frames of ``items`` as one ``[N, dim]`` array (training data): every frame, or
-    with ``max_frames`` a uniform sample of that many across all inputs, drawn while
-    streaming so memory is bounded by ``max_frames`` (and one input's chunk), not by the
-    corpus."""
+) -> TrainingFrames:  # fmt: skip
+    """The frames of ``items`` (training data): every frame, or with ``max_frames`` a
+    uniform sample of that many across all inputs, drawn while streaming so memory is
+    bounded by ``max_frames`` (and one input's chunk), not by the corpus."""
     sample = FrameSample(max_frames, seed) if max_frames is not None else None
     arrays: list[np.ndarray] = []
+    lengths: list[int] = []
     dim: int | None = None
     if progress is not None:
         progress.start("load", len(items))
     for item in items:
+        lengths.append(0)
         for chunk in iter_features(config, item.path, layout=config.features.layout,
                                    channel=item.channel, device=device):  # fmt: skip
+            lengths[-1] += chunk.shape[0]
             if dim is None:
                 dim = chunk.shape[1]
             elif chunk.shape[1] != dim:
@@ -300,8 +311,8 @@ def load_frames(
         if progress is not None:
             progress.advance()
     if sample is not None:
-        return sample.frames()
-    return np.concatenate(arrays)
+        return TrainingFrames(sample.frames(), None)
+    return TrainingFrames(np.concatenate(arrays), lengths)
 
 
 class FrameSample:
