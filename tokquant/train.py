@@ -2,7 +2,8 @@
 
 The loss is the reconstruction MSE in the normalised feature space plus the quantizer's
 aux loss. Batches are frames drawn uniformly from every training frame (so from across
-files); a held-out share of frames measures validation reconstruction and codebook usage.
+files; with ``train.interpolate``, a share of them moved towards the next frame of their
+file); a held-out share of frames measures validation reconstruction and codebook usage.
 With a fixed seed the run is deterministic on CPU.
 """
 
