@@ -29,12 +29,20 @@ CONFIGS = {
                                          "ema_decay": 0.8, "dead_code_threshold": 0.5,
                                          "dead_code_window": 2},
                            "projection": {"kind": "none"}},
+    "rvq-interpolated": {"quantizer": {"family": "rvq", "num_levels": 2, "num_embeddings": 16,
+                                       "ema_decay": 0.8},
+                         "projection": {"kind": "none"}, "train": {"interpolate": 0.5}},
 }  # fmt: skip
 TRAIN = {"steps": 6, "batch_frames": 256, "lr": 1e-2, "seed": 3, "eval_every": 3, "kmeans_iters": 3}
 
 
+LENGTHS = [1200, 1800]  # two inputs, for train.interpolate
+
+
 def _config(name: str) -> TokenizerConfig:
-    return TokenizerConfig.from_dict({**CONFIGS[name], "train": TRAIN})
+    return TokenizerConfig.from_dict(
+        {**CONFIGS[name], "train": TRAIN | CONFIGS[name].get("train", {})}
+    )
 
 
 def _frames() -> np.ndarray:
@@ -46,7 +54,7 @@ def _worker(rank: int, world: int, store: str, name: str, out: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
-        result = train_tokenizer(_config(name), _frames())
+        result = train_tokenizer(_config(name), _frames(), lengths=LENGTHS)
         if rank == 0:
             torch.save({"state": result.tokenizer.state_dict(), "history": result.summary["history"],
                         "loss": result.summary["final_loss"]}, out)  # fmt: skip
@@ -59,7 +67,7 @@ def _worker(rank: int, world: int, store: str, name: str, out: str) -> None:
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_two_ranks_match_one_process(tmp_path, name):
-    single = train_tokenizer(_config(name), _frames())
+    single = train_tokenizer(_config(name), _frames(), lengths=LENGTHS)
     out = tmp_path / "rank0.pt"
     mp.spawn(_worker, args=(2, str(tmp_path / "store"), name, str(out)), nprocs=2, join=True)
     two = torch.load(out, weights_only=True)
