@@ -49,7 +49,7 @@ from tokquant import BSQ, FSQ, LFQ, RVQ, Quantizer
 from tokquant.audio.frontend import FrontEnd, audio_features
 from tokquant.config import FrontendConfig
 from tokquant.tokenizer import _projection
-from tokquant.train import TrainingSplit, draw_batch
+from tokquant.train import TrainingSplit, draw_batch, next_frame_index
 
 SAMPLES = Path(__file__).parent / "sample_data" / "audio"
 HELD_OUT_VOICE = "us_m"
@@ -84,10 +84,7 @@ def batches(
     """The same batches for every row. With ``interpolate`` (and the utterances'
     ``lengths``), what ``tokquant train`` draws under ``train.interpolate``
     (:func:`tokquant.train.draw_batch`)."""
-    following = torch.arange(1, len(train) + 1)
-    following[-1] = -1
-    if lengths is not None:
-        following[torch.tensor(lengths).cumsum(0) - 1] = -1
+    following = next_frame_index(lengths or [len(train)], len(train))
     split = TrainingSplit(train, train[:0], following)
     g = torch.Generator().manual_seed(1)
     for _ in range(steps):

@@ -55,15 +55,22 @@ def split_frames(
     train_rows = perm[n_val:]
     successor = torch.full((train_rows.shape[0],), -1, dtype=torch.long)
     if lengths is not None:
-        if sum(lengths) != n or min(lengths, default=0) < 0:
-            raise InputError(f"lengths sum to {sum(lengths)}, but there are {n} frames")
-        sizes = torch.tensor(lengths, dtype=torch.long)
-        following = torch.arange(1, n + 1)  # n stands for "no next frame"
-        following[sizes.cumsum(0)[sizes > 0] - 1] = n
+        # one slot more, left at -1: "no next frame" (index -1) maps to it
         row_in_train = torch.full((n + 1,), -1, dtype=torch.long)
         row_in_train[train_rows] = torch.arange(train_rows.shape[0])
-        successor = row_in_train[following[train_rows]]
+        successor = row_in_train[next_frame_index(lengths, n)[train_rows]]
     return TrainingSplit(data[train_rows], data[perm[:n_val]], successor)
+
+
+def next_frame_index(lengths: Sequence[int], n: int) -> torch.Tensor:
+    """For ``n`` frames made of inputs of ``lengths`` frames back to back, the index of
+    each frame's next frame in its own input, or -1 for an input's last frame."""
+    if sum(lengths) != n or min(lengths, default=0) < 0:
+        raise InputError(f"lengths sum to {sum(lengths)}, but there are {n} frames")
+    sizes = torch.tensor(lengths, dtype=torch.long)
+    following = torch.arange(1, n + 1)
+    following[sizes.cumsum(0)[sizes > 0] - 1] = -1
+    return following
 
 
 @torch.no_grad()
