@@ -20,6 +20,15 @@ def clustered(n: int, dim: int, seed: int) -> torch.Tensor:
     return centers[torch.randint(24, (n,), generator=g)] + 0.7 * torch.randn(n, dim, generator=g)
 
 
+def anisotropic(n: int, dim: int, seed: int) -> torch.Tensor:
+    """Clustered frames with per-axis scales from 4 down to 0.1, rotated and offset, so
+    the principal axes are neither the input axes nor centred."""
+    g = torch.Generator().manual_seed(seed)
+    scales = torch.logspace(0.6, -1, dim)
+    rotation = torch.linalg.qr(torch.randn(dim, dim, generator=g)).Q
+    return (clustered(n, dim, seed) * scales) @ rotation + 3.0
+
+
 def train(q: RVQ, x: torch.Tensor, steps: int = 30) -> RVQ:
     q.init_from_data(x[:1024], iters=8, generator=torch.Generator().manual_seed(0))
     q.train()
@@ -62,6 +71,32 @@ def test_beam_of_one_trains_as_greedy():
     explicit = train(RVQ(3, 16, 6, beam=1, **kw), x)
     for a, b in zip(greedy.state_dict().values(), explicit.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("data", [clustered, anisotropic])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_beam_trained_codebooks_end_below_greedy_trained_ones_on_the_training_frames(data, seed):
+    """From the same codebooks and on the same batches, steps whose codes come from the
+    beam end with a lower error under that beam, on the frames they trained on, than
+    steps with greedy codes. Dead-code restarts are off: they draw random frames, noise
+    on top of what the search changes (with them on, 31 of 32 such runs end lower, the
+    worst 1.7% above). On speech (scripts/quality.py's frames, 8 x 256, beam 5, 300
+    steps, dead codes on) the mean squared error is 0.00694 against 0.00763."""
+    x = data(3000, 8, seed)
+    kw = {"ema_decay": 0.9, "dead_code_threshold": 0.0}
+    start = RVQ(4, 32, 8, **kw)
+    start.init_from_data(x[:1024], iters=8, generator=torch.Generator().manual_seed(seed))
+    error = {}
+    for beam in (1, 4):
+        q = RVQ(4, 32, 8, beam=beam, **kw)
+        q.load_state_dict(start.state_dict())
+        q.train()
+        batches = torch.Generator().manual_seed(seed)
+        for _ in range(30):
+            q(x[torch.randint(len(x), (256,), generator=batches)])
+        q.eval()
+        error[beam] = ((q.decode(q.encode(x, beam=4)) - x) ** 2).mean()
+    assert error[4] < error[1]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
@@ -145,15 +180,6 @@ def test_beam_one_on_a_binary_checkpoint_is_plain_encode(tmp_path, trained, corp
         ).all()
     res = run_cli("encode", trained, corpus, "--out", tmp_path / "beam2", "--beam", "2")
     assert res.code == 2 and "RVQ checkpoints only" in res.err
-
-
-def anisotropic(n: int, dim: int, seed: int) -> torch.Tensor:
-    """Clustered frames with per-axis scales from 4 down to 0.1, rotated and offset, so
-    the principal axes are neither the input axes nor centred."""
-    g = torch.Generator().manual_seed(seed)
-    scales = torch.logspace(0.6, -1, dim)
-    rotation = torch.linalg.qr(torch.randn(dim, dim, generator=g)).Q
-    return (clustered(n, dim, seed) * scales) @ rotation + 3.0
 
 
 def test_progressive_kmeans_ends_at_a_lloyd_fixed_point_in_the_input_coordinates():
