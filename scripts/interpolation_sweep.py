@@ -32,7 +32,7 @@ def main() -> None:
     torch.set_num_threads(1)
     results: dict[tuple[str, str], list[float]] = defaultdict(list)
     for voice in args.voices:
-        train, held, lengths = features(voice)
+        train, held, lengths, _ = features(voice)
         init = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(2))[:8192]]
         for seed in args.seeds:
             run_args = argparse.Namespace(steps=300, batch=4096, seed=seed, lengths=lengths)

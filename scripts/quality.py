@@ -7,10 +7,13 @@
 Features: 80-dim log-mels of the bundled corpus (scripts/sample_data/audio), normalised
 with the training frames' mean and std. Training frames: the voices gb_f, gb_m, sc_m,
 us_f (24 utterances); held out: every frame of the voice us_m (6 utterances; another
-with ``--held-out``), which no quantizer sees before the report. Reported on the held-out frames: SNR (dB) of the
-reconstruction and codebook usage per column (distinct codes seen, over the number of codes
-or of held-out frames, whichever is smaller), and its mean; the JSON also has the usage
-per column on the training frames.
+with ``--held-out``), which no quantizer sees before the report. Reported on the
+held-out frames: SNR (dB) of the reconstruction and codebook usage per column (distinct
+codes seen, over the number of codes or of held-out frames, whichever is smaller), and
+its mean. The JSON also has the usage per column on all training frames and on each
+training voice's frames alone: one voice, seen or not, uses about as much of a column as
+the held-out voice does, which tells a column that is voice-specific from one that does
+not generalise.
 
 64 bits (8 levels x 256 codes, straight on the features):
 - tokquant RVQ: k-means init (8,192 frames), EMA 0.99, dead codes (20% of uniform, 10
@@ -40,6 +43,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -55,17 +59,34 @@ SAMPLES = Path(__file__).parent / "sample_data" / "audio"
 HELD_OUT_VOICE = "us_m"
 
 
-def features(held_out: str = HELD_OUT_VOICE) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-    """(training frames, held-out frames, frames per training utterance), normalised with
-    the training statistics."""
+class Frames(NamedTuple):
+    """The bundled corpus split for a report, normalised with the training statistics."""
+
+    train: torch.Tensor
+    held: torch.Tensor
+    lengths: list[int]  # frames per training utterance, in the order of ``train``
+    voices: list[str]  # the voice of each training utterance
+
+
+def features(held_out: str = HELD_OUT_VOICE) -> Frames:
     fe = FrontEnd(FrontendConfig(kind="logmel"))
     parts: dict[bool, list[np.ndarray]] = {True: [], False: []}
+    voices = []
     for path in sorted(SAMPLES.rglob("*.flac")):
         parts[path.parent.name == held_out].append(audio_features(path, fe))
+        if path.parent.name != held_out:
+            voices.append(path.parent.name)
     train, held = np.concatenate(parts[False]), np.concatenate(parts[True])
     mean, std = train.mean(0), train.std(0)
     as_tensor = lambda a: torch.from_numpy(((a - mean) / std).astype(np.float32))  # noqa: E731
-    return as_tensor(train), as_tensor(held), [len(u) for u in parts[False]]
+    return Frames(as_tensor(train), as_tensor(held), [len(u) for u in parts[False]], voices)
+
+
+def by_voice(frames: Frames) -> dict[str, torch.Tensor]:
+    """Each training voice's frames alone."""
+    pieces = torch.split(frames.train, frames.lengths)
+    return {v: torch.cat([p for p, w in zip(pieces, frames.voices, strict=True) if w == v])
+            for v in dict.fromkeys(frames.voices)}  # fmt: skip
 
 
 def snr(x: torch.Tensor, x_hat: torch.Tensor) -> float:
@@ -296,7 +317,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="the 64-bit rows' seed")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    train, held, args.lengths = features(args.held_out)
+    frames = features(args.held_out)
+    train, held, args.lengths = frames.train, frames.held, frames.lengths
     init = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(2))[:8192]]
     print(f"{len(train)} training frames (4 voices), {len(held)} held-out frames "
           f"(voice {args.held_out}); {args.steps} steps of {args.batch}")  # fmt: skip
@@ -311,14 +333,20 @@ def main() -> None:
         recon, codes, cards = run(held)
         per_column = usage_per_column(codes, cards)
         seen = usage_per_column(run(train)[1], cards)  # on the voices it was trained on
+        alone = {v: usage_per_column(run(x)[1], cards) for v, x in by_voice(frames).items()}
         row = {"name": name, "snr_db": round(snr(held, recon), 2),
                "usage": round(float(np.mean(per_column)), 3),
                "usage_per_column": [round(u, 3) for u in per_column],
                "training_frames_usage_per_column": [round(u, 3) for u in seen],
+               "training_voice_usage_per_column": {
+                   v: [round(u, 3) for u in col] for v, col in alone.items()},
                "train_seconds": round(seconds, 1)}  # fmt: skip
         rows.append(row)
+        lowest_alone = [min(col) for col in alone.values()]
         print(f"{name:<42} SNR {row['snr_db']:6.2f} dB  usage {row['usage']:.3f} "
-              f"(lowest column {min(per_column):.3f})  ({seconds:.0f} s)", flush=True)  # fmt: skip
+              f"(lowest column {min(per_column):.3f}; on each training voice alone "
+              f"{min(lowest_alone):.3f}-{max(lowest_alone):.3f})  ({seconds:.0f} s)",
+              flush=True)  # fmt: skip
     if args.json:
         settings = vars(args) | {"json": None, "lengths": None}
         args.json.write_text(json.dumps({"settings": settings, "rows": rows},
