@@ -10,6 +10,7 @@ from tests.conftest import make_features, run_cli, write_config
 from tokquant.config import TokenizerConfig
 from tokquant.errors import ConfigError, InputError
 from tokquant.formats.checkpoint import load_checkpoint
+from tokquant.jobs.sources import FrameSample
 from tokquant.train import draw_batch, split_frames, train_tokenizer
 
 LENGTHS = [7, 1, 0, 12, 5, 9]
@@ -105,7 +106,7 @@ def test_interpolation_needs_lengths_and_a_share_in_range():
         config.validate()
 
 
-def test_cli_interpolates_whole_inputs_and_not_a_sample(tmp_path):
+def test_cli_interpolates_whole_inputs_and_a_sample(tmp_path):
     feats = make_features(tmp_path / "f")
     config = write_config(tmp_path / "c.yaml", "rvq", train__interpolate=0.5)
     out = tmp_path / "a.safetensors"
@@ -113,10 +114,69 @@ def test_cli_interpolates_whole_inputs_and_not_a_sample(tmp_path):
     assert load_checkpoint(out).tokenizer.config.train.interpolate == 0.5
     again = run_cli("train", "-c", config, "-d", feats, "-o", out, "--overwrite",
                     "--interpolate", "0.25", "--max-frames", "200")  # fmt: skip
-    assert again.code == 0
-    assert "train.interpolate is 0 for this run" in again.err + again.out
-    assert load_checkpoint(out).tokenizer.config.train.interpolate == 0.0
+    assert again.code == 0, again.err
+    assert load_checkpoint(out).tokenizer.config.train.interpolate == 0.25
     bad = run_cli("train", "-c", config, "-d", feats, "-o", tmp_path / "b.safetensors",
                   "--interpolate", "2")  # fmt: skip
     assert bad.code != 0 and "train.interpolate" in bad.err
     assert "Traceback" not in bad.err and not (tmp_path / "b.safetensors").exists()
+
+
+# --max-frames: a sample keeps each frame's next frame -------------------------------------
+
+
+def _sampled(frames: np.ndarray, lengths: list[int], size: int, seed: int, with_next: bool,
+             chunk: int = 4) -> FrameSample:  # fmt: skip
+    """``frames`` fed input by input, in chunks of ``chunk`` frames."""
+    sample = FrameSample(size, seed, with_next)
+    for start, n in zip(np.cumsum([0, *lengths[:-1]]), lengths, strict=True):
+        for a in range(start, start + n, chunk):
+            sample.add(frames[a : min(a + chunk, start + n)])
+        sample.end_input()
+    return sample
+
+
+@pytest.mark.parametrize(("size", "chunk"), [(5, 1), (9, 4), (20, 3), (40, 100)])
+def test_a_sample_keeps_the_same_frames_and_each_ones_next_frame_in_its_input(size, chunk):
+    frames = _labelled_frames(LENGTHS)
+    last_of_input = set(np.cumsum(LENGTHS)[np.array(LENGTHS) > 0] - 1)
+    for seed in range(20):
+        plain = _sampled(frames, LENGTHS, size, seed, False, chunk).frames()
+        sample = _sampled(frames, LENGTHS, size, seed, True, chunk)
+        kept, following = sample.frames(), sample.next_frames()
+        assert np.array_equal(kept, plain)
+        assert np.array_equal(following.positions, kept[:, 0].astype(np.int64))
+        for row, nxt, present in zip(kept, following.frames, following.present, strict=True):
+            assert present == (int(row[0]) not in last_of_input)
+            if present:
+                assert nxt.tolist() == [row[0] + 1, row[1]]
+
+
+def test_a_sample_of_every_frame_draws_the_batches_of_whole_inputs():
+    frames = np.random.default_rng(0).standard_normal((sum(LENGTHS), 3)).astype(np.float32)
+    sample = _sampled(frames, LENGTHS, 100, 0, True, chunk=5)
+    assert np.array_equal(sample.frames(), frames)
+    whole = split_frames(frames, 0.3, torch.Generator().manual_seed(4), LENGTHS)
+    sampled = split_frames(frames, 0.3, torch.Generator().manual_seed(4),
+                           next_frames=sample.next_frames())  # fmt: skip
+    assert torch.equal((whole.successor >= 0), (sampled.successor >= 0))
+    gen, same = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    for _ in range(3):
+        assert torch.equal(draw_batch(whole, 256, 0.7, gen), draw_batch(sampled, 256, 0.7, same))
+
+
+def test_a_samples_held_out_frame_never_feeds_training_as_a_next_frame():
+    frames = _labelled_frames(LENGTHS)
+    for seed in range(20):
+        sample = _sampled(frames, LENGTHS, 12, seed, True, chunk=3)
+        following = sample.next_frames()
+        split = split_frames(sample.frames(), 0.3, torch.Generator().manual_seed(seed),
+                             next_frames=following)  # fmt: skip
+        held_out = set(split.val[:, 0].tolist())
+        for i, row in enumerate(split.train.tolist()):
+            nxt = row[0] + 1
+            slot = int(np.flatnonzero(following.positions == row[0])[0])
+            expected = following.present[slot] and nxt not in held_out
+            assert (split.successor[i] >= 0) == expected
+            if expected:
+                assert split.neighbours[split.successor[i]].tolist() == [nxt, row[1]]

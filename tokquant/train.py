@@ -13,7 +13,7 @@ import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -33,27 +33,54 @@ class TrainResult:
     summary: dict[str, Any]
 
 
+class NextFrames(NamedTuple):
+    """The frame after each frame of a sample (``--max-frames``), whose rows are not
+    neighbours of one another: ``frames[i]`` follows row ``i`` in its input where
+    ``present[i]`` (not after an input's last frame). ``positions[i]`` is row ``i``'s place
+    in the stream of all frames, which tells when a next frame is also a sampled row that
+    validation holds out."""
+
+    frames: np.ndarray
+    present: np.ndarray
+    positions: np.ndarray
+
+
 @dataclass
 class TrainingSplit:
-    """Frames to train on and to validate with. ``successor[i]`` is the row of ``train``
-    that follows training frame ``i`` in its input, or -1 where that frame is the input's
-    last or was held out (a held-out frame never feeds training, not even half of one)."""
+    """Frames to train on and to validate with. ``successor[i]`` is the row of
+    ``neighbours`` (``train`` itself when None) that follows training frame ``i`` in its
+    input, or -1 where that frame is the input's last or its next one was held out (a
+    held-out frame never feeds training, not even half of one)."""
 
     train: torch.Tensor
     val: torch.Tensor
     successor: torch.Tensor
+    neighbours: torch.Tensor | None = None
 
 
 def split_frames(
     frames: np.ndarray, val_fraction: float, generator: torch.Generator,
-    lengths: Sequence[int] | None = None,
+    lengths: Sequence[int] | None = None, next_frames: NextFrames | None = None,
 ) -> TrainingSplit:  # fmt: skip
+    """Hold out a random ``val_fraction`` of ``frames``; each training frame's next frame
+    comes from ``lengths`` (every frame of whole inputs, back to back) or ``next_frames``
+    (a sample's)."""
+    if lengths is not None and next_frames is not None:
+        raise ValueError("pass lengths or next_frames, not both")
     n = frames.shape[0]
     perm = torch.randperm(n, generator=generator)
     n_val = min(n - 1, max(1, round(n * val_fraction))) if val_fraction > 0 and n > 1 else 0
     data = torch.from_numpy(frames)
     train_rows = perm[n_val:]
     successor = torch.full((train_rows.shape[0],), -1, dtype=torch.long)
+    if next_frames is not None:
+        positions = torch.from_numpy(next_frames.positions)
+        free = torch.from_numpy(next_frames.present)[train_rows] & ~torch.isin(
+            positions[train_rows] + 1, positions[perm[:n_val]]
+        )
+        successor[free] = torch.arange(train_rows.shape[0])[free]
+        neighbours = torch.from_numpy(next_frames.frames)[train_rows]
+        return TrainingSplit(data[train_rows], data[perm[:n_val]], successor, neighbours)
     if lengths is not None:
         # one slot more, left at -1: "no next frame" (index -1) maps to it
         row_in_train = torch.full((n + 1,), -1, dtype=torch.long)
@@ -100,13 +127,15 @@ def train_tokenizer(
     frames: np.ndarray,
     *,
     lengths: Sequence[int] | None = None,
+    next_frames: NextFrames | None = None,
     device: torch.device | str = "cpu",
     progress: ProgressCallback | None = None,
 ) -> TrainResult:
     """Train on ``frames`` ``[N, F]`` float32 and return the fitted tokenizer.
 
-    ``lengths`` splits ``frames`` into its inputs (utterances) in order; ``train.interpolate``
-    needs it, to know which frames follow one another.
+    ``lengths`` splits ``frames`` into its inputs (utterances) in order, or, for a sample
+    of frames, ``next_frames`` holds each one's next frame; ``train.interpolate`` needs one
+    of them, to know which frame follows which.
     ``config.features.dim`` is filled in from the data when unset; a set value must match.
     In a torch.distributed run every rank passes the same ``frames`` and trains on its
     slice of each batch (see :mod:`tokquant.distributed`); all ranks end with the same
@@ -117,9 +146,11 @@ def train_tokenizer(
     tc = config.train
     torch.manual_seed(tc.seed)
     gen = torch.Generator().manual_seed(tc.seed)
-    if tc.interpolate > 0 and lengths is None:
-        raise InputError("train.interpolate needs the frames' lengths per input (utterance)")
-    split = split_frames(frames, tc.val_fraction, gen, lengths)
+    if tc.interpolate > 0 and lengths is None and next_frames is None:
+        raise InputError(
+            "train.interpolate needs the frames' lengths per input (utterance) or their next frames"
+        )
+    split = split_frames(frames, tc.val_fraction, gen, lengths, next_frames)
     train_x, val_x = split.train, split.val
     tokenizer = Tokenizer(config)
     tokenizer.mean.copy_(train_x.mean(0))
@@ -226,7 +257,8 @@ def draw_batch(
     chosen &= nxt >= 0
     x = split.train[idx]
     w = weight[chosen]
-    x[chosen] = w * x[chosen] + (1 - w) * split.train[nxt[chosen]]
+    neighbours = split.train if split.neighbours is None else split.neighbours
+    x[chosen] = w * x[chosen] + (1 - w) * neighbours[nxt[chosen]]
     return x
 
 

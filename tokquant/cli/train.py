@@ -33,7 +33,8 @@ def train(
         int | None,
         typer.Option(
             help="Train on a uniform sample of this many frames across all inputs, "
-            "drawn while reading: memory grows with N, not with the corpus."
+            "drawn while reading: memory grows with N, not with the corpus (twice N "
+            "frames with train.interpolate, which keeps each one's next frame)."
         ),
     ] = None,  # fmt: skip
     layout: Layout = None,
@@ -102,13 +103,11 @@ def _train(ui, cfg, dev, out, data, split, json_out, rank, max_frames) -> None:
         ui.note(f"train.steps 0 and one RVQ level: plain k-means ({cfg.train.kmeans_iters} "
                 f"iterations) on the normalised frames")  # fmt: skip
     with ui.tracker() as progress:
-        frames, lengths = load_frames(cfg, items, progress, max_frames=max_frames,
-                                      seed=cfg.train.seed, device=dev)  # fmt: skip
+        frames, lengths, next_frames = load_frames(
+            cfg, items, progress, max_frames=max_frames, seed=cfg.train.seed, device=dev,
+            with_next=cfg.train.interpolate > 0,
+        )  # fmt: skip
     ui.note(f"{frames.shape[0]} frames of dim {frames.shape[1]} from {len(items)} file(s)")
-    if lengths is None and cfg.train.interpolate > 0:
-        ui.note("--max-frames keeps single frames, not their neighbours: train.interpolate "
-                "is 0 for this run")  # fmt: skip
-        cfg.train.interpolate = 0.0
 
     with ui.progress(with_metrics=True) as bar:
         task = bar.add_task("train", total=cfg.train.steps, metrics="")
@@ -117,7 +116,8 @@ def _train(ui, cfg, dev, out, data, split, json_out, rank, max_frames) -> None:
             shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
             bar.update(task, completed=step, metrics=shown)
 
-        result = train_tokenizer(cfg, frames, lengths=lengths, device=dev, progress=on_step)
+        result = train_tokenizer(cfg, frames, lengths=lengths, next_frames=next_frames,
+                                 device=dev, progress=on_step)  # fmt: skip
 
     if rank > 0:
         return

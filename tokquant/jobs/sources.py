@@ -31,6 +31,7 @@ from tokquant.errors import InputError
 from tokquant.formats.corpus import is_corpus_file
 from tokquant.formats.features import SUFFIXES as FEATURE_SUFFIXES
 from tokquant.formats.tokens import SUFFIX as TOKENS_SUFFIX
+from tokquant.train import NextFrames
 
 if TYPE_CHECKING:
     import torch
@@ -273,21 +274,26 @@ def expected_frames(config: TokenizerConfig, path: Path) -> int | None:
 
 class TrainingFrames(NamedTuple):
     """Training data: ``frames`` ``[N, dim]``, and ``lengths``, the frames of each input in
-    order (they sum to N), so training knows which frames are neighbours in time; None
-    for a sample, whose frames have none."""
+    order (they sum to N), so training knows which frames are neighbours in time. A
+    sample's frames are not neighbours: ``lengths`` is None, and ``next_frames`` holds the
+    frame after each one when it was asked for."""
 
     frames: np.ndarray
     lengths: list[int] | None
+    next_frames: NextFrames | None = None
 
 
 def load_frames(
     config: TokenizerConfig, items: list[InputItem], progress: Progress | None = None, *,
     max_frames: int | None = None, seed: int = 0, device: torch.device | str = "cpu",
+    with_next: bool = False,
 ) -> TrainingFrames:  # fmt: skip
     """The frames of ``items`` (training data): every frame, or with ``max_frames`` a
     uniform sample of that many across all inputs, drawn while streaming so memory is
-    bounded by ``max_frames`` (and one input's chunk), not by the corpus."""
-    sample = FrameSample(max_frames, seed) if max_frames is not None else None
+    bounded by ``max_frames`` (and one input's chunk), not by the corpus. ``with_next``
+    also keeps each sampled frame's next frame (twice the sample's memory), for
+    ``train.interpolate``."""
+    sample = FrameSample(max_frames, seed, with_next) if max_frames is not None else None
     arrays: list[np.ndarray] = []
     lengths: list[int] = []
     dim: int | None = None
@@ -308,41 +314,80 @@ def load_frames(
                 arrays.append(chunk)
             else:
                 sample.add(chunk)
+        if sample is not None:
+            sample.end_input()
         if progress is not None:
             progress.advance()
     if sample is not None:
-        return TrainingFrames(sample.frames(), None)
+        return TrainingFrames(sample.frames(), None, sample.next_frames())
     return TrainingFrames(np.concatenate(arrays), lengths)
 
 
 class FrameSample:
     """A uniform sample of ``size`` frames from a stream of any length (reservoir
     sampling, Algorithm R, a chunk at a time): after ``n`` frames every one of them is in
-    the sample with probability ``size / n``."""
+    the sample with probability ``size / n``. ``with_next`` also keeps each kept frame's
+    next frame in its input (the sample itself is the same); call :meth:`end_input` at
+    the end of each input, so its last frame gets none."""
 
-    def __init__(self, size: int, seed: int = 0) -> None:
+    def __init__(self, size: int, seed: int = 0, with_next: bool = False) -> None:
         if size < 1:
             raise InputError(f"--max-frames must be at least 1, found {size}")
         self.size = size
         self.seen = 0
         self.rng = np.random.default_rng(seed)
+        self.with_next = with_next
         self.reservoir: np.ndarray | None = None
+        self.following: np.ndarray | None = None
+        self.present = np.zeros(size if with_next else 0, dtype=bool)
+        self.positions = np.zeros(size if with_next else 0, dtype=np.int64)
+        self._open_slot: int | None = None  # holds the last frame seen; its next is to come
 
     def add(self, chunk: np.ndarray) -> None:
+        n = chunk.shape[0]
+        if n == 0:
+            return
         if self.reservoir is None:
             self.reservoir = np.empty((self.size, chunk.shape[1]), dtype=np.float32)
-        fill = max(0, min(self.size - self.seen, chunk.shape[0]))
-        self.reservoir[self.seen : self.seen + fill] = chunk[:fill]
+            if self.with_next:
+                self.following = np.empty_like(self.reservoir)
+        if self._open_slot is not None:
+            self.following[self._open_slot] = chunk[0]
+            self.present[self._open_slot] = True
+        fill = max(0, min(self.size - self.seen, n))
+        self._store(np.arange(fill), self.seen + np.arange(fill), chunk)
+        placed = [self.seen + fill - 1] if fill == n else []
         rest = chunk[fill:]
         if rest.shape[0]:
             index = self.seen + fill + np.arange(rest.shape[0])  # 0-based stream positions
             slot = self.rng.integers(0, index + 1)  # frame i replaces slot j < size w.p. size/(i+1)
-            keep = slot < self.size
-            slots, frames = slot[keep], rest[keep]
+            kept = np.flatnonzero(slot < self.size)
             # Sequential semantics: of several frames drawn to one slot, the last one stays.
-            last = len(slots) - 1 - np.unique(slots[::-1], return_index=True)[1]
-            self.reservoir[slots[last]] = frames[last]
-        self.seen += chunk.shape[0]
+            last = len(kept) - 1 - np.unique(slot[kept][::-1], return_index=True)[1]
+            self._store(fill + kept[last], slot[kept[last]], chunk)
+            placed = [int(slot[-1])] if slot[-1] < self.size else []
+        self._open_slot = placed[0] if placed and self.with_next else None
+        self.seen += n
+
+    def _store(self, rows: np.ndarray, slots: np.ndarray, chunk: np.ndarray) -> None:
+        """Put ``chunk[rows]`` in ``slots``, with their next frames where the chunk has them."""
+        self.reservoir[slots] = chunk[rows]
+        if self.with_next:
+            inside = rows + 1 < chunk.shape[0]
+            self.following[slots[inside]] = chunk[rows[inside] + 1]
+            self.present[slots] = inside
+            self.positions[slots] = self.seen + rows
+
+    def end_input(self) -> None:
+        self._open_slot = None
+
+    def next_frames(self) -> NextFrames | None:
+        if not self.with_next:
+            return None
+        m = min(self.size, self.seen)
+        if self.following is None:
+            return NextFrames(np.zeros((0, 0), np.float32), self.present[:0], self.positions[:0])
+        return NextFrames(self.following[:m], self.present[:m], self.positions[:m])
 
     def frames(self) -> np.ndarray:
         if self.reservoir is None:
