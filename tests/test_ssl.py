@@ -264,15 +264,16 @@ def test_max_frames_covers_inputs_evenly_and_bounds_memory(tmp_path):
     want = np.array([2000 if i % 2 else 1000 for i in range(40)]) / 60000
     assert np.abs(share - want).max() < 0.01
 
-    def peak(n: int, max_frames: int | None) -> int:
+    def peak(n: int, max_frames: int | None, with_next: bool = False) -> int:
         tracemalloc.start()
-        load_frames(config, items[:n], max_frames=max_frames)
+        load_frames(config, items[:n], max_frames=max_frames, with_next=with_next)
         top = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         return top
 
     small, large = peak(10, 3000), peak(40, 3000)
     assert large < 1.2 * small
+    assert peak(40, 3000, with_next=True) < 1.2 * peak(10, 3000, with_next=True)
     assert peak(40, None) > 3 * peak(10, None)
 
 
