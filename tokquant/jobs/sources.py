@@ -356,7 +356,7 @@ class FrameSample:
             self.present[self._open_slot] = True
         fill = max(0, min(self.size - self.seen, n))
         self._store(np.arange(fill), self.seen + np.arange(fill), chunk)
-        placed = [self.seen + fill - 1] if fill == n else []
+        last_slot = self.seen + n - 1 if fill == n else None  # where the chunk's last frame is
         rest = chunk[fill:]
         if rest.shape[0]:
             index = self.seen + fill + np.arange(rest.shape[0])  # 0-based stream positions
@@ -365,8 +365,8 @@ class FrameSample:
             # Sequential semantics: of several frames drawn to one slot, the last one stays.
             last = len(kept) - 1 - np.unique(slot[kept][::-1], return_index=True)[1]
             self._store(fill + kept[last], slot[kept[last]], chunk)
-            placed = [int(slot[-1])] if slot[-1] < self.size else []
-        self._open_slot = placed[0] if placed and self.with_next else None
+            last_slot = int(slot[-1]) if slot[-1] < self.size else None
+        self._open_slot = last_slot if self.with_next else None
         self.seen += n
 
     def _store(self, rows: np.ndarray, slots: np.ndarray, chunk: np.ndarray) -> None:
