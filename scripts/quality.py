@@ -82,9 +82,10 @@ def features(held_out: str = HELD_OUT_VOICE) -> Frames:
     return Frames(as_tensor(train), as_tensor(held), [len(u) for u in parts[False]], voices)
 
 
-def by_voice(frames: Frames) -> dict[str, torch.Tensor]:
-    """Each training voice's frames alone."""
-    pieces = torch.split(frames.train, frames.lengths)
+def by_voice(frames: Frames, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The ``rows`` (one per training frame: the frames, or their codes) of each training
+    voice alone."""
+    pieces = torch.split(rows, frames.lengths)
     return {v: torch.cat([p for p, w in zip(pieces, frames.voices, strict=True) if w == v])
             for v in dict.fromkeys(frames.voices)}  # fmt: skip
 
@@ -332,8 +333,9 @@ def main() -> None:
         seconds = time.perf_counter() - started
         recon, codes, cards = run(held)
         per_column = usage_per_column(codes, cards)
-        seen = usage_per_column(run(train)[1], cards)  # on the voices it was trained on
-        alone = {v: usage_per_column(run(x)[1], cards) for v, x in by_voice(frames).items()}
+        train_codes = run(train)[1]
+        seen = usage_per_column(train_codes, cards)  # on the voices it was trained on
+        alone = {v: usage_per_column(c, cards) for v, c in by_voice(frames, train_codes).items()}
         row = {"name": name, "snr_db": round(snr(held, recon), 2),
                "usage": round(float(np.mean(per_column)), 3),
                "usage_per_column": [round(u, 3) for u in per_column],
