@@ -11,6 +11,7 @@ import typer
 from tokquant.cli._options import JsonOut
 from tokquant.cli._output import Output
 from tokquant.errors import FormatError, InputError
+from tokquant.formats._json import loads as json_loads
 
 
 def info(
@@ -80,7 +81,7 @@ def _sniff(path: Path) -> str | None:
             size = int.from_bytes(fh.read(8), "little")
             if not 2 <= size <= 100 << 20:
                 return None
-            header = json.loads(fh.read(size))
+            header = json_loads(fh.read(size), str(path))
         return header.get("__metadata__", {}).get("format")
-    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+    except (OSError, ValueError, AttributeError):
         return None

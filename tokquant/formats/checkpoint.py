@@ -30,6 +30,7 @@ from tokquant.config import TokenizerConfig
 from tokquant.errors import ConfigError, FormatError, InputError
 from tokquant.formats._atomic import atomic_path
 from tokquant.formats._digest import file_sha256
+from tokquant.formats._json import loads as json_loads
 from tokquant.formats._safetensors import check_header, write_safetensors
 from tokquant.formats._torch_load import quiet_torch_load
 from tokquant.tokenizer import Tokenizer
@@ -133,11 +134,10 @@ def _read_safetensors(path: Path) -> tuple[Any, dict[str, torch.Tensor], dict[st
         raise FormatError(
             f"{path}: not a tokquant checkpoint (unreadable safetensors: {exc})"
         ) from None
-    try:
-        config = json.loads(meta["config"])
-        summary = json.loads(meta.get("summary") or "{}")
-    except (KeyError, json.JSONDecodeError):
-        raise FormatError(f"{path}: checkpoint metadata has no valid config JSON") from None
+    if "config" not in meta:
+        raise FormatError(f"{path}: checkpoint metadata has no valid config JSON")
+    config = json_loads(meta["config"], f"{path}: checkpoint config")
+    summary = json_loads(meta.get("summary") or "{}", f"{path}: checkpoint summary")
     return config, state, summary if isinstance(summary, dict) else {}
 
 
@@ -155,10 +155,7 @@ def _read_pt(path: Path) -> tuple[Any, dict[str, torch.Tensor], dict[str, Any]]:
         raise FormatError(f"{path}: a .pt checkpoint must be a dict with 'config' and 'state_dict'")
     config = obj["config"]
     if isinstance(config, str):
-        try:
-            config = json.loads(config)
-        except json.JSONDecodeError:
-            raise FormatError(f"{path}: 'config' is not valid JSON") from None
+        config = json_loads(config, f"{path}: 'config'")
     state = obj["state_dict"]
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise FormatError(f"{path}: 'state_dict' must map names to tensors")

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tokquant.errors import InputError
+from tokquant.errors import FormatError, InputError
+from tokquant.formats._json import loads as json_loads
 
 RESERVED = ("key", "codes", "num_frames", "durations")
 
@@ -42,7 +43,7 @@ def read_metadata(path: Path) -> Metadata:
     """Read a ``.jsonl`` or ``.tsv`` metadata file; InputError names the file and line."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is no column name
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read metadata ({exc})") from None
     if path.suffix == ".jsonl":
@@ -74,13 +75,14 @@ def read_metadata(path: Path) -> Metadata:
 
 def _read_jsonl(path: Path, text: str) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
-    for n, line in enumerate(text.splitlines(), 1):
+    # JSON Lines ends a line at "\n" alone: U+2028 or NEL inside a string is text.
+    for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            raise InputError(f"{path}:{n}: not a JSON object") from None
+            obj = json_loads(line, f"{path}:{n}")
+        except FormatError as exc:
+            raise InputError(str(exc)) from None
         if not isinstance(obj, dict) or not isinstance(obj.get("key"), str):
             raise InputError(f'{path}:{n}: needs a JSON object with a string "key"')
         key = obj.pop("key")
@@ -91,7 +93,7 @@ def _read_jsonl(path: Path, text: str) -> dict[str, dict[str, Any]]:
 
 
 def _read_tsv(path: Path, text: str) -> dict[str, dict[str, Any]]:
-    lines = text.splitlines()
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
     header = lines[0].split("\t") if lines else []
     if "key" not in header:
         raise InputError(f"{path}: the header line must name a 'key' column")

@@ -41,6 +41,7 @@ from tokquant import __version__
 from tokquant.errors import FormatError
 from tokquant.formats._atomic import atomic_path
 from tokquant.formats._columns import column_dtype, out_of_range, pack_columns, stack_columns
+from tokquant.formats._json import loads as json_loads
 from tokquant.formats._safetensors import check_header, write_safetensors
 
 FORMAT = "tokquant-tokens"
@@ -167,10 +168,9 @@ def read_tokens(path: Path) -> TokenFile:
 
 
 def _json(path: Path, meta: dict[str, str], key: str, kind: type) -> Any:
-    try:
-        value = json.loads(meta[key])
-    except (KeyError, json.JSONDecodeError):
-        raise FormatError(f"{path}: metadata {key!r} is missing or not JSON") from None
+    if key not in meta:
+        raise FormatError(f"{path}: metadata {key!r} is missing or not JSON")
+    value = json_loads(meta[key], f"{path}: metadata {key!r}")
     if not isinstance(value, kind):
         raise FormatError(f"{path}: metadata {key!r} is not a JSON {kind.__name__}")
     return value
