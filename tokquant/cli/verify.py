@@ -17,19 +17,19 @@ def verify(
 ) -> None:
     """Checksums, utterance and frame counts, keys, offsets, every code in range."""
     from tokquant.errors import InputError
-    from tokquant.formats.corpus import Corpus, is_corpus, verify_corpus
+    from tokquant.formats.corpus import MANIFEST, Manifest, is_corpus, verify_corpus
 
     ui = Output(json_mode=json_out)
     if not is_corpus(corpus):
-        raise InputError(f"{corpus}: not a corpus folder (no manifest.json)")
+        raise InputError(f"{corpus}: not a corpus folder (no {MANIFEST})")
     problems = verify_corpus(corpus)
-    opened = Corpus(corpus)
+    manifest = Manifest.read(corpus / MANIFEST)
     summary = {
         "corpus": str(corpus),
-        "shards": len(opened.shards),
-        "utterances": len(opened),
-        "frames": sum(u.frames for u in opened.utterances()),
-        "checkpoint_id": opened.checkpoint_id,
+        "shards": len(manifest.shards),
+        "utterances": sum(len(s.entries) for s in manifest.shards),
+        "frames": sum(e.frames for _, _, e in manifest.entries()),
+        "checkpoint_id": manifest.checkpoint_id,
         "problems": problems,
         "ok": not problems,
     }

@@ -31,6 +31,7 @@ resumed run produces the same bytes as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
@@ -45,13 +46,18 @@ from tokquant.errors import FormatError, InputError, OutputError
 from tokquant.formats._atomic import atomic_path, remove_stale_temp_files
 from tokquant.formats._columns import out_of_range, pack_columns, stack_columns
 from tokquant.formats._digest import file_sha256 as sha256_of
-from tokquant.formats._safetensors import check_header, write_safetensors
+from tokquant.formats._json import is_text
+from tokquant.formats._json import loads as json_loads
+from tokquant.formats._lock import exclusive
+from tokquant.formats._safetensors import TensorReader, check_header, write_safetensors
 from tokquant.formats.tokens import SUFFIX as TOKENS_SUFFIX
 
 FORMAT = "tokquant-corpus"
 SHARD_FORMAT = "tokquant-shard"
 FORMAT_VERSION = "1"
 MANIFEST = "manifest.json"
+#: Shards a :class:`Corpus` keeps open for random access (one descriptor each).
+MAX_OPEN_SHARDS = 64
 #: A key's path components must leave room for the longest suffix tokquant appends
 #: (``.tokens.safetensors``) within the usual 255-byte file-name limit.
 MAX_NAME_BYTES = 255 - len(TOKENS_SUFFIX)
@@ -224,11 +230,10 @@ class Manifest:
 
 def _read_manifest_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read manifest ({exc})") from None
-    except json.JSONDecodeError:
-        raise FormatError(f"{path}: manifest is not valid JSON") from None
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read manifest ({exc.strerror or exc})") from None
+    data = json_loads(raw, f"{path}: manifest", path_bytes=True)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise FormatError(f"{path}: not a tokquant corpus manifest")
     if data.get("format_version") != FORMAT_VERSION:
@@ -240,7 +245,7 @@ def _read_manifest_json(path: Path) -> dict[str, Any]:
         isinstance(c, dict) and _is_int(c.get("cardinality"), 1, 2**63) for c in columns
     ):
         raise FormatError(f"{path}: manifest columns must be a list of {{cardinality: int}}")
-    if not isinstance(data.get("checkpoint_id", ""), str):
+    if not is_text(data.get("checkpoint_id", "")):
         raise FormatError(f"{path}: manifest checkpoint_id is not a string")
     shards = data.get("shards")
     if not isinstance(shards, list):
@@ -305,9 +310,9 @@ def write_shard(
 
 @dataclass
 class OpenShard:
-    """A shard that passed :func:`open_shard`: a safetensors handle and its offsets."""
+    """A shard that passed :func:`open_shard`: its open file and its offsets."""
 
-    handle: Any
+    handle: TensorReader
     offsets: np.ndarray
     where: str
 
@@ -319,9 +324,7 @@ class OpenShard:
         first, end = int(self.offsets[i]), int(self.offsets[i + 1])
         a, b, _ = slice(start, stop).indices(end - first)
         a, b = first + a, first + max(a, b)
-        if a == b:  # safetensors refuses an empty slice at a column's end
-            return stack_columns([np.zeros(0, np.int64) for _ in cardinalities], 0)
-        cols = [_in_range(self.where, g, self.handle.get_slice(f"codes.{g}")[a:b], card)
+        cols = [_in_range(self.where, g, self.handle.read(f"codes.{g}", a, b), card)
                 for g, card in enumerate(cardinalities)]  # fmt: skip
         return stack_columns(cols, b - a)
 
@@ -329,10 +332,13 @@ class OpenShard:
         """Codes ``[F, G]`` of every utterance, concatenated (utterance ``i`` is rows
         ``offsets[i]:offsets[i+1]``), range-checked; in the columns' smallest common
         unsigned dtype, as one shard is read whole by an export."""
-        cols = [_in_range(self.where, g, self.handle.get_tensor(f"codes.{g}"), card)
+        cols = [_in_range(self.where, g, self.handle.read(f"codes.{g}"), card)
                 for g, card in enumerate(cardinalities)]  # fmt: skip
         frames = int(self.offsets[-1])
         return np.stack(cols, axis=1) if cols else np.zeros((frames, 0), np.uint8)
+
+    def close(self) -> None:
+        self.handle.close()
 
 
 def _in_range(where: str, g: int, column: np.ndarray, card: int) -> np.ndarray:
@@ -348,33 +354,38 @@ def open_shard(
 ) -> OpenShard:
     """Open and check one shard against its manifest record; ``every_code`` also range-
     checks all codes now (``verify``) rather than as utterances are read. Raises
-    FormatError (``where: problem``) for the first problem found."""
-    from safetensors import SafetensorError, safe_open
-
+    FormatError (``where: problem``) for the first problem found. The shard is read
+    through one open descriptor (:class:`TensorReader`), so the bytes whose checksum
+    matched are the ones decoded, and a shard truncated meanwhile is an error, not a crash."""
     path = root / record.file
-    if not path.is_file():
-        raise FormatError(f"{where}: missing")
-    if sha256_of(path) != record.sha256:
-        raise FormatError(f"{where}: checksum does not match the manifest")
     try:
-        handle = safe_open(str(path), framework="np")
-        meta = handle.metadata() or {}
+        handle = TensorReader(path)
+    except FileNotFoundError:
+        raise FormatError(f"{where}: missing") from None
+    except OSError as exc:
+        raise FormatError(f"{where}: cannot open ({exc.strerror or exc})") from None
+    try:
+        if handle.sha256() != record.sha256:
+            raise FormatError(f"{where}: checksum does not match the manifest")
+        meta = handle.metadata
         check_header(path, meta, SHARD_FORMAT, FORMAT_VERSION, "shard")
         offsets = _check_layout(handle, meta, record, manifest, where)
-        shard = OpenShard(handle, offsets, where)
         if every_code:
             for g, card in enumerate(manifest.cardinalities):
-                _in_range(where, g, handle.get_tensor(f"codes.{g}"), card)
-    except (SafetensorError, OSError, ValueError, TypeError) as exc:
-        if isinstance(exc, FormatError):
-            raise
+                _in_range(where, g, handle.read(f"codes.{g}"), card)
+    except FormatError as exc:
+        handle.close()
+        raise FormatError(str(exc).replace(str(path), where, 1)) from None
+    except (OSError, ValueError, TypeError) as exc:
+        handle.close()
         raise FormatError(f"{where}: not a readable shard ({exc})") from None
-    return shard
+    return OpenShard(handle, offsets, where)
 
 
 def _check_layout(
-    handle: Any, meta: dict[str, str], record: ShardRecord, manifest: Manifest, where: str
-) -> np.ndarray:
+    handle: TensorReader, meta: dict[str, str], record: ShardRecord, manifest: Manifest,
+    where: str,
+) -> np.ndarray:  # fmt: skip
     entries = record.entries
     if meta.get("keys") != json.dumps([e.key for e in entries]):
         raise FormatError(f"{where}: keys differ from the manifest")
@@ -383,7 +394,10 @@ def _check_layout(
     frames = np.array([e.frames for e in entries], dtype=np.int64)
     if record.utterances != len(entries) or record.frames != int(frames.sum()):
         raise FormatError(f"{where}: utterance or frame count differs from entries")
-    offsets = handle.get_tensor("offsets")
+    names = set(handle.keys())
+    if "offsets" not in names:
+        raise FormatError(f"{where}: offsets do not match the manifest")
+    offsets = handle.read("offsets")
     if (
         offsets.dtype != np.int64
         or offsets.shape != (len(entries) + 1,)
@@ -392,8 +406,10 @@ def _check_layout(
     ):
         raise FormatError(f"{where}: offsets do not match the manifest")
     for g in range(len(manifest.columns)):
-        col = handle.get_slice(f"codes.{g}")
-        if col.get_shape() != [int(offsets[-1])] or col.get_dtype()[0] != "U":
+        name = f"codes.{g}"
+        if name not in names or handle.shape(name) != (int(offsets[-1]),) or (
+            handle.dtype(name).kind != "u"
+        ):  # fmt: skip
             raise FormatError(f"{where}: column {g} is not {int(offsets[-1])} unsigned codes")
     return offsets
 
@@ -453,13 +469,18 @@ class Corpus:
         return key in self._index
 
     def _shard(self, s: int) -> OpenShard:
-        if s not in self._open:
+        if s in self._open:
+            self._open[s] = self._open.pop(s)  # most recently used last
+        else:
             record = self.manifest.shards[s]
             try:
                 self._open[s] = open_shard(self.root, record, self.manifest,
                                            where=str(self.root / record.file))  # fmt: skip
             except FormatError as exc:
                 self._open[s] = exc
+            open_now = [k for k, v in self._open.items() if isinstance(v, OpenShard)]
+            for old in open_now[: max(0, len(open_now) - MAX_OPEN_SHARDS)]:
+                self._close(old)  # checked again if used again
         opened = self._open[s]
         if isinstance(opened, FormatError):
             raise opened
@@ -484,25 +505,59 @@ class Corpus:
         for s, i, e in self.manifest.entries():
             yield e.key, self._shard(s).read(i, self.cardinalities)
             if i + 1 == len(self.manifest.shards[s].entries):
-                self._open.pop(s, None)
+                self._close(s)
+
+    def _close(self, s: int) -> None:
+        opened = self._open.pop(s, None)
+        if isinstance(opened, OpenShard):
+            opened.close()
+
+    def close(self) -> None:
+        """Close every open shard (they reopen, and are checked again, when next used)."""
+        for s in list(self._open):
+            self._close(s)
 
 
 def verify_corpus(root: Path) -> list[str]:
-    """Every problem found (empty when the corpus is sound): per shard the first of
-    checksum, header, keys, counts, offsets, columns, codes out of range; and keys
-    that cannot become file names."""
+    """Every problem found (empty when the corpus is sound): a shard or key the manifest
+    lists twice; per shard the first of checksum, header, keys, counts, offsets,
+    columns, codes out of range; and keys that cannot become file names."""
     root = Path(root)
     manifest = Manifest.read(root / MANIFEST)
-    problems: list[str] = []
+    problems = manifest_problems(manifest)
     for record in manifest.shards:
-        try:
-            open_shard(root, record, manifest, where=record.file, every_code=True)
-        except FormatError as exc:
-            problems.append(str(exc))
+        problems += shard_problems(root, record, manifest)
+    return problems
+
+
+def manifest_problems(manifest: Manifest) -> list[str]:
+    """A shard file or a key listed twice (a reader would give it twice)."""
+    problems: list[str] = []
+    files: set[str] = set()
+    keys: set[str] = set()
+    for record in manifest.shards:
+        if record.file in files:
+            problems.append(f"{record.file}: listed twice in the manifest")
+            continue
+        files.add(record.file)
         for entry in record.entries:
-            problem = name_problem(entry.key)
-            if problem is not None:
-                problems.append(f"{record.file}: {problem}")
+            if entry.key in keys:
+                problems.append(f"{record.file}: key {entry.key!r} appears twice in the manifest")
+            keys.add(entry.key)
+    return problems
+
+
+def shard_problems(root: Path, record: ShardRecord, manifest: Manifest) -> list[str]:
+    """The one check of a shard (:func:`open_shard`, every code) and its keys' names."""
+    problems: list[str] = []
+    try:
+        open_shard(Path(root), record, manifest, where=record.file, every_code=True).close()
+    except FormatError as exc:
+        problems.append(str(exc))
+    for entry in record.entries:
+        problem = name_problem(entry.key)
+        if problem is not None:
+            problems.append(f"{record.file}: {problem}")
     return problems
 
 
@@ -535,6 +590,7 @@ class CorpusWriter:
     _group: list[tuple[Entry, np.ndarray | None, str | None]] = field(default_factory=list)
     _todo: list[int] = field(default_factory=list)
     written: int = 0
+    _lock: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def __post_init__(self) -> None:
         done = {s.file for s in self.part.shards}
@@ -543,7 +599,10 @@ class CorpusWriter:
     @classmethod
     def open(cls, root: Path, header: Manifest, keys: list[str], *, shard_size: int,
              rank: int, world: int, overwrite: bool) -> CorpusWriter:  # fmt: skip
-        """Start or resume a rank's part under ``root`` (refuses a part of another plan)."""
+        """Start or resume a rank's part under ``root``, holding the rank's lock until
+        :meth:`close` (use as a context manager). Refuses a part of another plan, files
+        of another run of this rank (another world size), and a rank that another
+        process is writing now."""
         if shard_size < 1:
             raise InputError(f"--shard-size must be >= 1, found {shard_size}")
         root = Path(root)
@@ -551,14 +610,39 @@ class CorpusWriter:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"{root}: cannot create ({exc.strerror or exc})") from None
+        lock = contextlib.ExitStack()
+        lock.enter_context(exclusive(
+            root / f".tokquant-rank{rank:05d}.lock",
+            f"{root}: rank {rank} of this corpus is being written by another tokquant run; "
+            f"wait for it to finish or choose another --out",
+        ))  # fmt: skip
+        try:
+            part = cls._start_part(root, header, keys, shard_size, rank, world, overwrite)
+        except BaseException:
+            lock.close()
+            raise
+        writer = cls(root, part, keys, shard_size, rank, world)
+        writer._lock = lock
+        return writer
+
+    @staticmethod
+    def _start_part(root: Path, header: Manifest, keys: list[str], shard_size: int,
+                    rank: int, world: int, overwrite: bool) -> Manifest:  # fmt: skip
         plan = plan_id(keys, shard_size, header.checkpoint_id, header.cardinalities)
         part_path = root / part_name(rank, world)
         remove_stale_temp_files(root)
+        mine = [*root.glob(f"manifest.rank{rank:05d}-of-*.json"),
+                *root.glob(f"shard-r{rank:05d}-*.safetensors")]  # fmt: skip
         if overwrite:
-            for old in [part_path, *root.glob(f"shard-r{rank:05d}-*.safetensors")]:
+            for old in mine:
                 old.unlink(missing_ok=True)
             if world == 1:
                 (root / MANIFEST).unlink(missing_ok=True)
+        elif not part_path.exists() and mine:
+            raise InputError(
+                f"{root}: holds files of another run of rank {rank} ({min(p.name for p in mine)}); "
+                f"pass --overwrite to replace them, or choose another --out"
+            )
         if part_path.exists():
             part = Manifest.read(part_path)
             if part.extra.get("plan") != plan:
@@ -566,11 +650,20 @@ class CorpusWriter:
                     f"{root}: holds a run over other inputs, shard size or checkpoint; "
                     f"pass --overwrite to start again"
                 )
-        else:
-            part = header
-            part.extra.update(tokquant=__version__, rank=rank, world_size=world, plan=plan,
-                              shard_size=shard_size, complete=False)  # fmt: skip
-        return cls(root, part, keys, shard_size, rank, world)
+            return part
+        header.extra.update(tokquant=__version__, rank=rank, world_size=world, plan=plan,
+                            shard_size=shard_size, complete=False)  # fmt: skip
+        return header
+
+    def __enter__(self) -> CorpusWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the rank's lock."""
+        self._lock.close()
 
     @property
     def part_path(self) -> Path:
@@ -658,6 +751,12 @@ def merge_parts(root: Path, parts: Iterable[Path] | None = None) -> Manifest:
                 seen[e.key] = str(path)
             merged.shards.append(shard)
         merged.failures += part.failures
+    if len(worlds) > 1:
+        shown = ", ".join(str(w) for w in sorted(worlds, key=str))
+        raise InputError(
+            f"{root}: rank manifests of runs with different world sizes ({shown}); merge one "
+            f"run's parts (name them) or remove the other run's files"
+        )
     if len(worlds) == 1:
         world = worlds.pop()
         if isinstance(world, int) and ranks != set(range(world)):

@@ -180,30 +180,30 @@ def to_corpus(
     header = Manifest(checkpoint.id, tok.quantizer.describe(),
                       [{"name": n, "cardinality": c} for n, c in zip(names, cards, strict=True)],
                       tok.config.features.frame_rate)  # fmt: skip
-    writer = CorpusWriter.open(out, header, keys, shard_size=shard_size, rank=rank,
-                               world=world, overwrite=options.overwrite)  # fmt: skip
-    report = RunReport()
-    start = time.perf_counter()
-    pending = writer.pending()
-    progress.start(f"encode r{rank}/{world}", len(mine))
-    progress.advance(len(mine) - len(pending))
-    report.done = len(mine) - len(pending)  # in shards an earlier run wrote
-    problems = {i: key_problem(keys[i]) for i in pending}
-    encoded = encode_items(checkpoint, [mine[i] for i in pending if problems[i] is None],
-                           **options.batch_arguments(checkpoint))  # fmt: skip
-    for i in pending:
-        item = mine[i]
-        if problems[i] is None:
-            enc = next(encoded)
-            codes, error = enc.codes, enc.error
-        else:  # a key that cannot be one (unsafe, or no file name) fails alone, unencoded
-            codes, error = None, f"{item.path}: {problems[i]}"
-        writer.add(Entry(keys[i], str(item.path), 0, item.channel), codes, error)
-        if codes is not None:
-            report.done += 1
-            report.frames += int(codes.shape[0])
-        progress.advance()
-    part = writer.finish()
+    with CorpusWriter.open(out, header, keys, shard_size=shard_size, rank=rank, world=world,
+                           overwrite=options.overwrite) as writer:  # fmt: skip
+        report = RunReport()
+        start = time.perf_counter()
+        pending = writer.pending()
+        progress.start(f"encode r{rank}/{world}", len(mine))
+        progress.advance(len(mine) - len(pending))
+        report.done = len(mine) - len(pending)  # in shards an earlier run wrote
+        problems = {i: key_problem(keys[i]) for i in pending}
+        encoded = encode_items(checkpoint, [mine[i] for i in pending if problems[i] is None],
+                               **options.batch_arguments(checkpoint))  # fmt: skip
+        for i in pending:
+            item = mine[i]
+            if problems[i] is None:
+                enc = next(encoded)
+                codes, error = enc.codes, enc.error
+            else:  # a key that cannot be one (unsafe, or no file name) fails alone, unencoded
+                codes, error = None, f"{item.path}: {problems[i]}"
+            writer.add(Entry(keys[i], str(item.path), 0, item.channel), codes, error)
+            if codes is not None:
+                report.done += 1
+                report.frames += int(codes.shape[0])
+            progress.advance()
+        part = writer.finish()
     report.seconds = time.perf_counter() - start
     report.failures = [f"{key}: {message}" for key, message in part.failures]
     report.extra = {"shards_written": writer.written, "shards_resumed": writer.resumed}
