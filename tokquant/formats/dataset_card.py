@@ -71,7 +71,10 @@ def write_card(path: Path, info: dict[str, Any], *, columns: list[tuple[str, str
         "",
         "| name | type | meaning |",
         "| --- | --- | --- |",
-        *(f"| {name} | {kind} | {meaning} |" for name, kind, meaning in columns),
+        *(
+            f"| {_cell(name)} | {_cell(kind)} | {_cell(meaning)} |"
+            for name, kind, meaning in columns
+        ),
         "",
         "## Use",
         "",
@@ -103,3 +106,12 @@ def _pad_text(info: dict[str, Any]) -> str:
     if info["pad_id"] is None:
         return ""
     return f"; id {info['pad_id']} pads the delay pattern"
+
+
+def _cell(text: str) -> str:
+    """``text`` as one Markdown table cell: a ``|`` would end the cell and a line break
+    the table (metadata column names are the user's), so both are escaped."""
+    escaped = text.replace("\\", "\\\\").replace("|", "\\|")
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in escaped
+    )

@@ -7,18 +7,25 @@ manifest digest, metadata digest, options), a re-run of the same export skips th
 that exist, and a killed run finishes with the same bytes as an uninterrupted one. A
 different export into the same folder is refused unless ``overwrite``.
 
-Before anything is written, every shard passes the corpus' shard check (checksums,
-keys, offsets), so a damaged or unmerged corpus is refused whole, not half exported.
+Before anything is written, the corpus passes ``verify``'s own check (manifest, checksums,
+keys, offsets, every code in range), so a damaged or unmerged corpus is refused whole, not
+half exported. One export writes into a folder at a time (a lock in it; a second is
+refused), ``--overwrite`` deletes only what the recorded export wrote (a folder that holds
+no export is never emptied), and a shard whose every utterance failed at encode writes no
+file (an empty Parquet file breaks ``load_dataset`` on the whole export).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import importlib.util
 import json
 import multiprocessing
 import os
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,13 +37,17 @@ from tokquant.errors import FormatError, InputError, OutputError
 from tokquant.formats import corpus as corpus_format
 from tokquant.formats._atomic import atomic_path, remove_stale_temp_files
 from tokquant.formats._digest import file_sha256
+from tokquant.formats._json import loads as json_loads
+from tokquant.formats._lock import exclusive
 from tokquant.jobs.report import NoProgress, Progress, RunReport
+from tokquant.jobs.targets import check_output_dir, ensure_output_dir
 
 if TYPE_CHECKING:
     from tokquant.data.layouts import TokenLayout
 
 FORMATS = ("parquet", "webdataset", "km")
 PLAN = ".tokquant-export.json"
+LOCK = ".tokquant-export.lock"
 #: fairseq's dictionary lists every id: beyond this a km export is surely a mistake.
 KM_MAX_VOCAB = 2**24
 
@@ -90,9 +101,15 @@ class ExportPlan:
     manifest: corpus_format.Manifest
     layout: TokenLayout
     info: dict[str, Any]
-    targets: list[str]
+    #: ``(shard, output file)`` of every shard that holds an utterance.
+    targets: list[tuple[corpus_format.ShardRecord, str]]
     metadata: Any  # Metadata | None
     joined: dict[str, Any]
+
+    @property
+    def outputs(self) -> list[str]:
+        """Every file this export writes, relative to ``out``."""
+        return _outputs(self.options, [t for _, t in self.targets])
 
 
 def plan(root: Path, out: Path, options: ExportOptions) -> ExportPlan:
@@ -103,8 +120,11 @@ def plan(root: Path, out: Path, options: ExportOptions) -> ExportPlan:
     options.check()
     root, out = Path(root), Path(out)
     manifest = open_for_export(root)
-    layout = TokenLayout(tuple(manifest.cardinalities), options.layout, options.offsets,
-                         options.dedup)  # fmt: skip
+    try:
+        layout = TokenLayout(tuple(manifest.cardinalities), options.layout, options.offsets,
+                             options.dedup)  # fmt: skip
+    except ValueError as exc:  # a flat vocabulary beyond 64 bits
+        raise InputError(f"{root}: {exc}; export without --offsets") from None
     _check_format(manifest, layout, options)
     metadata, joined = _join_metadata(manifest, options.metadata)
     info = _info(root, manifest, layout, options)
@@ -114,26 +134,33 @@ def plan(root: Path, out: Path, options: ExportOptions) -> ExportPlan:
 
 
 def run(plan: ExportPlan, *, progress: Progress | None = None) -> RunReport:
-    """Check every shard, then export those not done yet; returns the run's report."""
+    """Check the whole corpus, then export the shards not done yet; returns the report.
+    Holds the output folder's lock throughout (a second export into it is refused)."""
     started = time.perf_counter()
     progress = progress or NoProgress()
     p, options = plan, plan.options
-    _check_shards(p.root, p.manifest, options.workers, progress)
-    _claim(p.out, p.info, options.overwrite, keep=[*p.targets, *_finals(options)])
-    columns = p.metadata.columns if p.metadata else {}
-    shards = [
-        _Shard(str(p.root), _header(p.manifest), record, str(p.out / target), options.to,
-               p.layout, p.info, columns,
-               [p.metadata.row(e.key) for e in record.entries] if p.metadata else [])
-        for record, target in zip(p.manifest.shards, p.targets, strict=True)
-    ]  # fmt: skip
-    todo = [] if _finished(p.out, options) else [
-        s for s in shards if options.overwrite or not Path(s.target).exists()]  # fmt: skip
-    progress.start("export", sum(len(s.record.entries) for s in todo))
-    for shard in _map(export_shard, todo, options.workers):
-        progress.advance(len(shard.record.entries))
-    _finish(p.out, p.layout, options, p.info, p.targets, columns)
-    report = RunReport(done=len(todo), skipped=len(shards) - len(todo))
+    _check_corpus(p.root, p.manifest, options.workers, progress)
+    ensure_output_dir(p.out)
+    with exclusive(p.out / LOCK, _busy(p.out)):
+        _check_out(p.out, p.info, options.overwrite)  # again: the folder is ours only now
+        finished = _finished(p.out, options)
+        _claim(p.out, p.info, options.overwrite, p.outputs)
+        todo = [] if finished else [
+            (record, target) for record, target in p.targets
+            if options.overwrite or not _written(p.out / target, options)]  # fmt: skip
+        columns = p.metadata.columns if p.metadata else {}
+        shards = [
+            _Shard(str(p.root), _header(p.manifest), record, str(p.out / target), options.to,
+                   p.layout, p.info, columns,
+                   [p.metadata.row(e.key) for e in record.entries] if p.metadata else [])
+            for record, target in todo
+        ]  # fmt: skip
+        progress.start("export", sum(len(s.record.entries) for s in shards))
+        for shard in _map(export_shard, shards, options.workers):
+            progress.advance(len(shard.record.entries))
+        _finish(p.out, p.layout, options, p.info, [t for _, t in p.targets], columns,
+                assemble=not finished)  # fmt: skip
+    report = RunReport(done=len(todo), skipped=len(p.targets) - len(todo))
     report.frames = p.info["frames"]
     report.seconds = time.perf_counter() - started
     report.extra = {**p.joined, "utterances": p.info["utterances"],
@@ -232,85 +259,139 @@ def _info(root: Path, manifest: corpus_format.Manifest, layout: Any,
     }
 
 
-def _targets(manifest: corpus_format.Manifest, options: ExportOptions) -> list[str]:
-    n, split = len(manifest.shards), options.split
+def _targets(manifest: corpus_format.Manifest,
+             options: ExportOptions) -> list[tuple[corpus_format.ShardRecord, str]]:  # fmt: skip
+    """An output file per shard that holds an utterance, numbered over those shards."""
+    records = [record for record in manifest.shards if record.entries]
+    if not records:
+        raise InputError("the corpus holds no utterances (every input failed at encode: "
+                         "see its manifest's failures); nothing to export")  # fmt: skip
+    n, split = len(records), options.split
     if options.to == "parquet":
-        return [f"data/{split}-{i:05d}-of-{n:05d}.parquet" for i in range(n)]
-    if options.to == "webdataset":
-        return [f"{split}-{i:05d}.tar" for i in range(n)]
-    return [f"parts/{split}-{i:05d}.counts.npy" for i in range(n)]
+        names = [f"data/{split}-{i:05d}-of-{n:05d}.parquet" for i in range(n)]
+    elif options.to == "webdataset":
+        names = [f"{split}-{i:05d}.tar" for i in range(n)]
+    else:
+        names = [f"parts/{split}-{i:05d}.counts.npy" for i in range(n)]
+    return list(zip(records, names, strict=True))
 
 
-def _finals(options: ExportOptions) -> list[str]:
+def _outputs(options: ExportOptions, targets: list[str]) -> list[str]:
+    """Every file an export writes: its shard files (with a km part's text files), the
+    card, and km's joined files."""
+    files = ["README.md", *targets]
+    if options.to == "km":
+        from tokquant.formats import km
+
+        for target in targets:
+            files += [f"parts/{p.name}" for p in km.part_files(Path(target))]
+        files += [km.DICT, *km.output_names(options.split)]
+    return files
+
+
+def _written(target: Path, options: ExportOptions) -> bool:
+    """An output a killed run finished (a km part: its counts file and its text files)."""
     if options.to != "km":
-        return ["README.md"]
+        return target.exists()
     from tokquant.formats import km
 
-    return ["README.md", km.DICT, *km.output_names(options.split)]
+    return target.exists() and all(p.exists() for p in km.part_files(target)[:2])
 
 
 def _check_out(out: Path, info: dict[str, Any], overwrite: bool) -> None:
-    """``out`` must be new, empty, or hold this same export (a resume)."""
+    """``out`` must be new, empty, or hold a tokquant export: this same one (a resume),
+    or, with ``overwrite``, another one (whose files :func:`_claim` removes)."""
+    check_output_dir(out)
     plan_file = out / PLAN
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder")
     if plan_file.is_file():
-        try:
-            same = json.loads(plan_file.read_text()) == info
-        except (OSError, ValueError):
-            same = False
-        if not same and not overwrite:
+        if _recorded(out).get("info") != info and not overwrite:
             raise OutputError(f"{out}: holds another export (other corpus, metadata or "
                               f"options); --overwrite to replace it")  # fmt: skip
-    elif out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputError(f"{out}: is not empty and holds no tokquant export; "
-                          f"choose an empty folder or --overwrite")  # fmt: skip
+    elif out.is_dir() and any(e.name != LOCK for e in os.scandir(out)):
+        if (out / LOCK).exists():  # an export is writing its first files right now
+            raise OutputError(_busy(out))
+        raise OutputError(f"{out}: is not empty and holds no tokquant export; choose an empty "
+                          f"folder (--overwrite replaces only an earlier export)")  # fmt: skip
 
 
-def _claim(out: Path, info: dict[str, Any], overwrite: bool, keep: list[str]) -> None:
+def _busy(out: Path) -> str:
+    return f"{out}: another tokquant export is writing into this folder; wait for it to finish"
+
+
+def _recorded(out: Path) -> dict[str, Any]:
+    """The export a folder records: ``info`` and ``outputs`` (the files it wrote); an
+    unreadable record is an export of unknown files."""
+    try:
+        data = json_loads((out / PLAN).read_bytes(), str(out / PLAN))
+    except (OSError, FormatError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    if "info" not in data:  # written before outputs were recorded: the plan was the info
+        return {"info": data}
+    return data
+
+
+def _claim(out: Path, info: dict[str, Any], overwrite: bool, outputs: list[str]) -> None:
     """Make ``out`` this export's folder (checked by :func:`_check_out`)."""
-    out.mkdir(parents=True, exist_ok=True)
     if overwrite:
-        _remove_other_outputs(out, set(keep))
+        _remove_recorded_outputs(out, keep=set(outputs))
     for folder in (out, out / "data", out / "parts"):
         remove_stale_temp_files(folder)
     with atomic_path(out / PLAN) as tmp:
-        tmp.write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+        record = {"info": info, "outputs": outputs}
+        tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
-def _remove_other_outputs(out: Path, keep: set[str]) -> None:
-    """With overwrite: what an earlier export left that this one will not write."""
-    patterns = ("data/*.parquet", "*.tar", "parts/*", "*.km", "*.keys", "*.durations",
-                "dict.km.txt", "README.md")  # fmt: skip
-    for pattern in patterns:
-        for path in out.glob(pattern):
-            if path.relative_to(out).as_posix() not in keep and path.is_file():
-                path.unlink()
+def _remove_recorded_outputs(out: Path, keep: set[str]) -> None:
+    """With overwrite: the files the recorded export wrote that this one will not, and
+    nothing else (a user's own files in the folder stay)."""
+    recorded = _recorded(out)
+    names = recorded.get("outputs")
+    if not isinstance(names, list):  # an older record: its own format's names
+        names = _legacy_outputs(out, recorded.get("info") or {})
+    for name in names:
+        if not isinstance(name, str) or name in keep:
+            continue
+        path = out / name
+        if path.resolve().parent.is_relative_to(out.resolve()) and path.is_file():
+            path.unlink()
+    for folder in ("data", "parts"):
+        with contextlib.suppress(OSError):
+            (out / folder).rmdir()  # only when empty
 
 
-def _check_shards(root: Path, manifest: corpus_format.Manifest, workers: int | None,
+def _legacy_outputs(out: Path, info: dict[str, Any]) -> list[str]:
+    """What an export recorded before outputs were listed wrote, by its format's names."""
+    split = info.get("split")
+    if not isinstance(split, str) or not split or not all(c.isalnum() or c in "_-" for c in split):
+        return []
+    patterns = {"parquet": [f"data/{split}-*-of-*.parquet"], "webdataset": [f"{split}-*.tar"],
+                "km": [f"parts/{split}-*", f"{split}.km", f"{split}.keys", f"{split}.durations",
+                       "dict.km.txt"]}.get(info.get("format"), [])  # fmt: skip
+    found = [p.relative_to(out).as_posix() for pattern in patterns for p in out.glob(pattern)]
+    return ["README.md", *found]
+
+
+def _check_corpus(root: Path, manifest: corpus_format.Manifest, workers: int | None,
                   progress: Progress) -> None:  # fmt: skip
+    """``verify``'s check, shards in parallel; any problem refuses the export whole."""
+    problems = corpus_format.manifest_problems(manifest)
     progress.start("check", len(manifest.shards))
     header = _header(manifest)
     tasks = [(str(root), header, record) for record in manifest.shards]
-    problems: list[str] = []
-    for problem in _map(_check_one, tasks, workers):
+    for found in _map(_check_one, tasks, workers):
         progress.advance()
-        if problem:
-            problems.append(problem)
+        problems += found
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise FormatError(f"{root}: fails its check: {problems[0]}{more}; "
                           f"see `tokquant verify {root}`")  # fmt: skip
 
 
-def _check_one(task: tuple[str, corpus_format.Manifest, corpus_format.ShardRecord]) -> str:
+def _check_one(task: tuple[str, corpus_format.Manifest, corpus_format.ShardRecord]) -> list[str]:
     root, header, record = task
-    try:
-        corpus_format.open_shard(Path(root), record, header, where=record.file)
-    except FormatError as exc:
-        return str(exc)
-    return ""
+    return corpus_format.shard_problems(Path(root), record, header)
 
 
 def _header(manifest: corpus_format.Manifest) -> corpus_format.Manifest:
@@ -320,20 +401,63 @@ def _header(manifest: corpus_format.Manifest) -> corpus_format.Manifest:
 
 def _map(fn: Callable[[Any], Any], tasks: list[Any], workers: int | None) -> Iterator[Any]:
     """``fn`` over ``tasks`` in worker processes (results in order of completion), or
-    inline when one worker would do."""
+    inline when one worker would do.
+
+    Workers start with SIGINT blocked (:func:`_sigint_deferred`): Ctrl-C, which a terminal
+    sends to every process of the group, is the parent's to handle, where a worker
+    interrupted while Python starts would die with "Fatal Python error: init_import_site". Each worker also watches its parent and
+    exits when it is gone, so a SIGKILLed export leaves no worker (nor, with them, the
+    resource tracker they keep alive) running."""
     count = min(workers or min(os.cpu_count() or 1, 8), len(tasks))
     if count <= 1:
         yield from map(fn, tasks)
         return
     context = multiprocessing.get_context("spawn")  # the parent may hold threads (progress)
-    with concurrent.futures.ProcessPoolExecutor(count, mp_context=context) as pool:
-        futures = [pool.submit(fn, task) for task in tasks]
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(concurrent.futures.ProcessPoolExecutor(
+            count, mp_context=context, initializer=_watch_parent, initargs=(os.getpid(),)))  # fmt: skip
+        with _sigint_deferred():  # submit starts the workers (spawn: one per submit)
+            futures = [pool.submit(fn, task) for task in tasks]
         try:
             for future in concurrent.futures.as_completed(futures):
                 yield future.result()
         finally:
             for future in futures:
                 future.cancel()
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Ctrl-C held back while workers start: blocked in this thread, and so in the
+    processes it starts (a blocked mask survives fork and exec), and only noted by
+    Python meanwhile (another thread may take the signal), then acted on at the end.
+    Raising half-way through a start would leave a worker reading its start-up data
+    from a closed pipe, and printing a traceback."""
+    noted: list[int] = []
+    try:
+        handler = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
+    except ValueError:  # not the main thread: Python runs no handler here anyway
+        handler = None
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
+            if noted:
+                signal.raise_signal(signal.SIGINT)
+
+
+def _watch_parent(parent: int) -> None:
+    """In a worker: exit as soon as the process that started it is gone."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="tokquant-watch-parent", daemon=True).start()
 
 
 def export_shard(shard: _Shard) -> _Shard:
@@ -343,7 +467,10 @@ def export_shard(shard: _Shard) -> _Shard:
     opened = corpus_format.open_shard(Path(shard.root), shard.record, shard.header,
                                       where=shard.record.file)  # fmt: skip
     layout = shard.layout
-    codes = opened.read_all(shard.header.cardinalities)
+    try:
+        codes = opened.read_all(shard.header.cardinalities)
+    finally:
+        opened.close()
     frames = opened.offsets[1:] - opened.offsets[:-1]
     rows = ExportRows(
         keys=[e.key for e in shard.record.entries],
@@ -380,8 +507,9 @@ _WRITERS = {"parquet": _write_parquet, "webdataset": _write_tar, "km": _write_km
 
 
 def _finished(out: Path, options: ExportOptions) -> bool:
-    """A km export whose parts were joined and removed (the others: per file)."""
-    if options.to != "km" or options.overwrite or (out / "parts").exists():
+    """A km export whose parts were joined (its dictionary, written last, is there); the
+    other formats are done file by file."""
+    if options.to != "km" or options.overwrite:
         return False
     from tokquant.formats import km
 
@@ -390,16 +518,17 @@ def _finished(out: Path, options: ExportOptions) -> bool:
 
 
 def _finish(out: Path, layout: Any, options: ExportOptions, info: dict[str, Any],
-            targets: list[str], metadata_columns: dict[str, str]) -> None:  # fmt: skip
+            targets: list[str], metadata_columns: dict[str, str], *,
+            assemble: bool) -> None:  # fmt: skip
     from tokquant.formats.dataset_card import write_card
 
     if options.to == "km":
         from tokquant.formats import km
 
-        parts = [out / t for t in targets]
-        if not (out / km.DICT).exists() or any(p.exists() for p in parts):
-            km.assemble(parts, out, options.split, layout.vocab_size, layout.dedup)
-            shutil.rmtree(out / "parts", ignore_errors=True)
+        if assemble:
+            km.assemble([out / t for t in targets], out, options.split, layout.vocab_size,
+                        layout.dedup)  # fmt: skip
+        shutil.rmtree(out / "parts", ignore_errors=True)  # joined: the parts are spent
     data_files = {"parquet": f"data/{options.split}-*.parquet",
                   "webdataset": f"{options.split}-*.tar"}.get(options.to)  # fmt: skip
     write_card(out / "README.md", info, columns=_columns(layout, options, metadata_columns),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -24,6 +26,48 @@ def ensure_output_dir(out: Path) -> None:
         ) from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise OutputError(f"{out}: the output folder is not writable")
+
+
+def check_output_dir(out: Path) -> None:
+    """Fail, creating nothing, when ``out`` is not (and cannot become) a writable folder:
+    a file, a symbolic link to nothing or a loop, or under a file or a read-only folder."""
+    try:
+        st = os.stat(out)
+    except FileNotFoundError:
+        if out.is_symlink():
+            raise OutputError(
+                f"{out}: is a symbolic link to nothing ({os.readlink(out)})"
+            ) from None
+        parent = out.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if parent.is_symlink() and not parent.exists():
+            raise OutputError(f"{out}: cannot create the output folder ({parent} is a "
+                              f"symbolic link to nothing)") from None  # fmt: skip
+        if not parent.is_dir():
+            raise OutputError(f"{out}: cannot create the output folder ({parent} is not a "
+                              f"folder)") from None  # fmt: skip
+        if not os.access(parent, os.W_OK | os.X_OK) or _immutable(parent):
+            raise OutputError(f"{out}: cannot create the output folder ({parent} is not "
+                              f"writable)") from None  # fmt: skip
+        return
+    except OSError as exc:
+        reason = {errno.ELOOP: "is a symbolic link loop",
+                  errno.ENOTDIR: "a folder on its path is a file"}.get(exc.errno)  # fmt: skip
+        raise OutputError(f"{out}: {reason or f'cannot be used ({exc.strerror or exc})'}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise OutputError(f"{out}: exists and is not a folder")
+    if not os.access(out, os.W_OK | os.X_OK) or _immutable(out):
+        raise OutputError(f"{out}: the output folder is not writable")
+
+
+def _immutable(folder: Path) -> bool:
+    """A folder on a read-only mount: root passes every ``os.access`` check there.
+    (A ``chattr +i`` folder shows only when written to; the write's error says so.)"""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def name_too_long(path: Path) -> str | None:
