@@ -25,8 +25,6 @@ _counter = itertools.count()
 #: This host, in four hex digits: a pid only means something on the host it ran on.
 _HOST = f"{zlib.crc32(socket.gethostname().encode()) & 0xFFFF:04x}"
 _TEMP = re.compile(r"^\.tq-([0-9a-f]{4})-(\d+)-\d+\.tmp$")
-#: tokquant 0.1's temp names, ``.NAME.PID.N.tmp``.
-_OLD_TEMP = re.compile(r"^\..+\.(\d+)\.\d+\.tmp$")
 #: A temp file of another host counts as stale after this long.
 _FOREIGN_STALE_SECONDS = 24 * 3600
 
@@ -53,11 +51,19 @@ def atomic_path(path: Path) -> Iterator[Path]:
         os.chmod(tmp_path, 0o666 & ~_umask())  # created 0600; outputs are shared data
         os.replace(tmp_path, path)
     except OSError as exc:
-        tmp_path.unlink(missing_ok=True)
+        _discard(tmp_path)
         raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
     except BaseException:
-        tmp_path.unlink(missing_ok=True)
+        _discard(tmp_path)
         raise
+
+
+def _discard(tmp_path: Path) -> None:
+    """Remove a temp file, if there is one: where the folder could not be made (its
+    parent is a file) or written (read-only), removing raises too, and that second error
+    must not hide the first."""
+    with contextlib.suppress(OSError):
+        tmp_path.unlink()
 
 
 def remove_stale_temp_files(folder: Path) -> int:
@@ -79,12 +85,9 @@ def remove_stale_temp_files(folder: Path) -> int:
 
 def _is_stale(path: Path) -> bool:
     match = _TEMP.match(path.name)
-    if match:
-        host, pid = match.group(1), int(match.group(2))
-    elif old := _OLD_TEMP.match(path.name):
-        host, pid = _HOST, int(old.group(1))
-    else:
+    if not match:  # a user's own hidden file, whatever it looks like
         return False
+    host, pid = match.group(1), int(match.group(2))
     if host != _HOST:
         with contextlib.suppress(OSError):
             return time.time() - path.stat().st_mtime > _FOREIGN_STALE_SECONDS
