@@ -1,3 +1,3 @@
-from tokquant.cli.app import main
+from tokquant.cli.entry import main
 
 main()

@@ -8,6 +8,9 @@ files, configs and environments.
 
 from __future__ import annotations
 
+#: What an interrupted command says (one line), whenever the interrupt came.
+INTERRUPTED = "interrupted: finished outputs are kept; run the same command to continue"
+
 
 class TokquantError(Exception):
     """A problem the user can fix; its message is one line and names the culprit."""

@@ -29,6 +29,7 @@ from tokquant.cli.merge import merge
 from tokquant.cli.stats import stats
 from tokquant.cli.train import train
 from tokquant.cli.verify import verify
+from tokquant.errors import INTERRUPTED
 
 app = typer.Typer(
     name="tokquant",
@@ -102,9 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except (Interrupted, KeyboardInterrupt):
         # Outputs are written whole or not at all: what finished is kept, nothing partial.
-        typer.echo(
-            "interrupted: finished outputs are kept; run the same command to continue", err=True
-        )
+        typer.echo(INTERRUPTED, err=True)
         sys.exit(130)
     else:
         if isinstance(code, int) and code:
@@ -112,7 +111,3 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-
-
-def _command_path(exc: click_errors.UsageError) -> str:
-    return exc.ctx.command_path if exc.ctx is not None else "tokquant"
