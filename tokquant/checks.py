@@ -9,10 +9,23 @@ A check raises for a bad value. Called with a dotted config key it raises
 from __future__ import annotations
 
 import math
+import os
+import reprlib
 from collections.abc import Callable
 from typing import Any
 
 from tokquant.errors import ConfigError
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxtuple, _SHOWN.maxdict = 1, 6, 6, 4
+_SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 60, 60, 40
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut short: a message quotes what it was given, and a config's value
+    can be a list of 10,000 levels, a 5,000-digit integer or a YAML alias bomb whose full
+    repr would not fit in memory."""
+    return _SHOWN.repr(value)
 
 
 class Problem:
@@ -23,8 +36,8 @@ class Problem:
 
     def __call__(self, keyed: str, plain: str, value: Any, kind: type = ValueError) -> None:
         if self.key is not None:
-            raise ConfigError(f"{self.key}: {keyed}, found {value!r}")
-        raise kind(f"{self.name} {plain}. Found: {value!r}")
+            raise ConfigError(f"{self.key}: {keyed}, found {shown(value)}")
+        raise kind(f"{self.name} {plain}. Found: {shown(value)}")
 
 
 Check = Callable[[Any, Problem], None]
@@ -83,3 +96,19 @@ def optional(check: Check) -> Check:
 def check_key(key: str, value: Any, check: Check) -> None:
     """Run ``check`` on a config value, naming its dotted ``key``."""
     check(value, Problem(key, key))
+
+
+def machine_memory() -> int:
+    """This machine's RAM in bytes."""
+    return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def format_bytes(count: float) -> str:
+    """``1.5 GiB``: a size for a message."""
+    if not math.isfinite(count):
+        return "more bytes than exist"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024:
+            return f"{int(count)} B" if unit == "B" else f"{count:.3g} {unit}"
+        count /= 1024
+    return f"{count:.3g} PiB"

@@ -8,12 +8,13 @@ never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tokquant.checks import check_key, int_in, number, one_of
+from tokquant.checks import check_key, format_bytes, int_in, machine_memory, number, one_of, shown
 from tokquant.errors import ConfigError
 from tokquant.quantizers.params import FAMILY_PARAMS, BSQParams, Params
 
@@ -41,7 +42,7 @@ def _quantizer_from_dict(data: Any) -> Params:
     family = data.get("family", "bsq")
     if family not in FAMILY_PARAMS:
         raise ConfigError(
-            f"quantizer.family: must be one of {', '.join(FAMILY_PARAMS)}, found {family!r}"
+            f"quantizer.family: must be one of {', '.join(FAMILY_PARAMS)}, found {shown(family)}"
         )
     cls = FAMILY_PARAMS[family]
     own = {f.name for f in dataclasses.fields(cls)}
@@ -190,6 +191,20 @@ class FrontendConfig:
             )
         _positive("frontend.log_floor", self.log_floor)
 
+    def _check_window_memory(self, heads: int, frame_rate: float) -> None:
+        """Attention over one window holds ``heads x frames^2`` float32 scores: refuse a
+        window whose scores alone exceed this machine's memory (``1e308`` seconds would
+        otherwise overflow, and an hour would need 1.2 TiB), naming the size."""
+        frames = (self.window_seconds + 2 * self.context_seconds) * frame_rate
+        need = heads * frames * frames * 4.0
+        have = machine_memory()
+        if not need <= have:  # inf and nan too
+            raise ConfigError(
+                f"frontend.window_seconds: windows of {self.window_seconds:g} s (+ context) "
+                f"need about {format_bytes(need)} for attention, more than this machine's "
+                f"{format_bytes(have)}; the default is 30"
+            )
+
     def _validate_ssl(self) -> None:
         from tokquant.audio.ssl import HOP, RECEPTIVE_FIELD, SAMPLE_RATE, architecture
 
@@ -206,6 +221,7 @@ class FrontendConfig:
         _non_negative("frontend.context_seconds", self.context_seconds)
         if self.window_seconds * SAMPLE_RATE < RECEPTIVE_FIELD:
             raise ConfigError("frontend.window_seconds: must cover one frame (0.025 s)")
+        self._check_window_memory(int(arch.params["encoder_num_heads"]), SAMPLE_RATE / HOP)
         # The model fixes its framing: 400-sample receptive field, 320-sample hop, 16 kHz.
         self.sample_rate, self.hop_length = SAMPLE_RATE, HOP
         self.win_length = self.n_fft = RECEPTIVE_FIELD
@@ -288,23 +304,65 @@ class TokenizerConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TokenizerConfig:
-        import yaml
-
         path = Path(path)
         try:
-            text = path.read_text()
+            raw = path.read_bytes()
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}:{where} is not valid YAML") from None
+        data = _load_yaml(path, raw)
         try:
             return cls.from_dict(data or {})
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
+
+
+def _load_yaml(path: Path, raw: bytes) -> Any:
+    """A config file's YAML, or a one-line ConfigError: text that is not UTF-8, invalid
+    YAML, a key given twice (YAML would silently keep the last), nesting or numbers
+    that Python cannot hold."""
+    import yaml
+
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: is not UTF-8 text (byte {exc.start})") from None
+    try:
+        return yaml.load(text, Loader=_strict_loader())  # a SafeLoader subclass
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: is nested too deep to be a config") from None
+    except ValueError as exc:  # an integer past Python's 4,300-digit conversion limit
+        raise ConfigError(f"{path}: holds a value Python cannot read ({str(exc)[:80]})") from None
+
+
+@functools.cache
+def _strict_loader() -> type:
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, str | int | float | bool) and key in seen:
+                    raise _DuplicateKey(
+                        f"line {key_node.start_mark.line + 1}: key {shown(key)} is given twice "
+                        f"(first on line {seen[key] + 1})"
+                    )
+                if isinstance(key, str | int | float | bool):
+                    seen[key] = key_node.start_mark.line
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
+class _DuplicateKey(Exception):
+    """A mapping key given twice in a config file."""
 
 
 # Generic builder and checks -------------------------------------------------------------
@@ -341,7 +399,7 @@ def _coerce(key: str, value: Any, annotation: str) -> Any:
         raise ConfigError(f"{key}: must not be null")
     if "bool" in kinds:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key}: must be true or false, found {value!r}")
+            raise ConfigError(f"{key}: must be true or false, found {shown(value)}")
         return value
     if "list[int]" in kinds and isinstance(value, list):
         return [_as_int(key, v) for v in value]
@@ -352,18 +410,18 @@ def _coerce(key: str, value: Any, annotation: str) -> Any:
             try:
                 return float(value)
             except ValueError:
-                raise ConfigError(f"{key}: must be a number, found {value!r}") from None
+                raise ConfigError(f"{key}: must be a number, found {shown(value)}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: must be a number, found {value!r}")
+            raise ConfigError(f"{key}: must be a number, found {shown(value)}")
         return float(value)
     if not isinstance(value, str):
-        raise ConfigError(f"{key}: must be a string, found {value!r}")
+        raise ConfigError(f"{key}: must be a string, found {shown(value)}")
     return value
 
 
 def _as_int(key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{key}: must be an integer, found {value!r}")
+        raise ConfigError(f"{key}: must be an integer, found {shown(value)}")
     return value
 
 

@@ -7,6 +7,7 @@ import re
 
 import torch
 
+from tokquant.checks import machine_memory
 from tokquant.errors import DeviceError
 
 
@@ -32,3 +33,10 @@ def resolve_device(spec: str) -> torch.device:
     if index >= count:
         raise DeviceError(f"--device {spec}: only {count} CUDA device(s) present")
     return torch.device("cuda", index)
+
+
+def memory_bytes(device: torch.device) -> int:
+    """The memory a device has in all: the GPU's, or the machine's RAM for the CPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    return machine_memory()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 
 from tokquant import distributed
 from tokquant.config import TokenizerConfig
-from tokquant.errors import InputError, TrainingError
+from tokquant.errors import ConfigError, InputError, TrainingError
 from tokquant.tokenizer import Tokenizer
 
 ProgressCallback = Callable[[int, dict[str, float]], None]
@@ -150,6 +151,14 @@ def train_tokenizer(
         raise InputError(
             "train.interpolate needs the frames' lengths per input (utterance) or their next frames"
         )
+    check_training_memory(config, device)
+    codes = max(fitted_codes(config), default=0)
+    if frames.shape[0] < codes:
+        warnings.warn(
+            f"training on {frames.shape[0]} frames for codebooks of {codes} codes: some codes "
+            f"cannot get a frame of their own (they start as copies); give it more frames",
+            FewFramesWarning, stacklevel=2,
+        )  # fmt: skip
     split = split_frames(frames, tc.val_fraction, gen, lengths, next_frames)
     train_x, val_x = split.train, split.val
     tokenizer = Tokenizer(config)
@@ -173,6 +182,52 @@ def train_tokenizer(
         "history": history,
     }
     return TrainResult(tokenizer.cpu(), summary)
+
+
+#: What training holds per parameter: the weights, their gradients, Adam's two moments.
+TRAINING_COPIES = 4
+
+
+def _meta_tokenizer(config: TokenizerConfig) -> Tokenizer:
+    """The tokenizer built on PyTorch's meta device: its shapes, and no memory."""
+    with torch.device("meta"):
+        return Tokenizer(config)
+
+
+def fitted_codes(config: TokenizerConfig) -> list[int]:
+    """Codes per level that k-means fits from frames (RVQ); none for the other families,
+    whose codes are fixed points."""
+    if config.quantizer.family != "rvq" or config.features.dim is None:
+        return []
+    return _meta_tokenizer(config).column_cardinalities
+
+
+def check_training_memory(config: TokenizerConfig, device: torch.device | str) -> None:
+    """Refuse, before allocating anything, a config whose tensors alone would not fit in
+    the device's memory during training (a 16-deep MLP 65,536 wide, or 64 RVQ levels of
+    2^20 codes of dim 65,536, would otherwise die in the allocator or the OOM killer)."""
+    from tokquant.checks import format_bytes
+    from tokquant.devices import memory_bytes
+
+    if config.features.dim is None:
+        return
+    device = torch.device(device)
+    tok = _meta_tokenizer(config)
+    tensors = [*tok.parameters(), *tok.buffers()]
+    size = sum(t.numel() * t.element_size() for t in tensors)
+    need = TRAINING_COPIES * size
+    have = memory_bytes(device)
+    if need > have:
+        raise ConfigError(
+            f"this config's model holds {format_bytes(size)} of tensors, about "
+            f"{format_bytes(need)} to train (weights, gradients, optimizer state), more than "
+            f"the {format_bytes(have)} of {device.type.upper()} memory here; make "
+            f"projection.hidden/depth or the quantizer's codebooks smaller"
+        )
+
+
+class FewFramesWarning(UserWarning):
+    """Training data with fewer frames than the codes it is to fit."""
 
 
 def _with_feature_dim(config: TokenizerConfig, frames: np.ndarray) -> TokenizerConfig:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -91,8 +92,9 @@ def _check_out(out: Path, overwrite: bool) -> None:
 def _train(ui, cfg, dev, out, data, split, json_out, rank, max_frames) -> None:
     from tokquant.formats.checkpoint import save_checkpoint
     from tokquant.jobs.sources import expand_for, frontend_of, load_frames
-    from tokquant.train import train_tokenizer
+    from tokquant.train import FewFramesWarning, check_training_memory, train_tokenizer
 
+    check_training_memory(cfg, dev)  # before any frame is read (dim known: a front end)
     items = expand_for(cfg, data, split=split, outputs=False)
     if out.resolve() in {item.path.resolve() for item in items}:
         raise InputError(f"{out}: output path equals an input")
@@ -116,8 +118,13 @@ def _train(ui, cfg, dev, out, data, split, json_out, rank, max_frames) -> None:
             shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
             bar.update(task, completed=step, metrics=shown)
 
-        result = train_tokenizer(cfg, frames, lengths=lengths, next_frames=next_frames,
-                                 device=dev, progress=on_step)  # fmt: skip
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", FewFramesWarning)
+            result = train_tokenizer(cfg, frames, lengths=lengths, next_frames=next_frames,
+                                     device=dev, progress=on_step)  # fmt: skip
+    for warning in caught:
+        if issubclass(warning.category, FewFramesWarning):
+            ui.warn(str(warning.message))
 
     if rank > 0:
         return
