@@ -179,6 +179,10 @@ class AudioSource:
     def _mono(self, data: np.ndarray) -> np.ndarray:
         return data.mean(axis=1) if self.channel is None else data[:, self.channel]
 
+    def peak(self, start: int, stop: int) -> float:
+        """The largest absolute sample in ``[start, stop)`` (for error messages)."""
+        return float(self.read(start, stop).abs().max()) if stop > start else 0.0
+
     def read(self, start: int, stop: int) -> torch.Tensor:
         """Resampled samples ``[start, stop)``."""
         rate = self.reader.sample_rate
@@ -226,7 +230,14 @@ def stream_features(
                     f"{path}: front end gave {feats.shape[0]} frames for {in1 - in0}; "
                     f"check the frontend config"
                 )
-            blocks.append(feats[own0 - in0 : own1 - in0].numpy())
+            own = feats[own0 - in0 : own1 - in0].numpy()
+            if not np.isfinite(own).all():  # finite samples can still overflow (1e30 ** 2)
+                first = own0 + int(np.argmax(~np.isfinite(own).all(axis=1)))
+                raise InputError(
+                    f"{path}: the front end gave NaN or Inf features, first at frame {first} "
+                    f"(audio far outside [-1, 1]? peak {source.peak(s0, s1):.3g})"
+                )
+            blocks.append(own)
             held += own1 - own0
             if held >= step or own1 == total:  # a chunk is whole windows
                 yield np.concatenate(blocks).astype(np.float32, copy=False)

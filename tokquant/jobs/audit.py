@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from tokquant.errors import TokquantError
+from tokquant.errors import InputError, TokquantError
 from tokquant.formats.checkpoint import Checkpoint, load_checkpoint
 from tokquant.jobs.batcher import encode_items, encode_streamed
 from tokquant.jobs.report import NoProgress, Progress
@@ -63,6 +63,9 @@ def audit(checkpoint: Checkpoint, items: list[InputItem], *, layout: str = "tc",
         except TokquantError as exc:
             report.failures.append(str(exc))
         progress.advance()
+    if not alone:  # an agreement of 0.00% over no frames would read as a verdict
+        more = f" (and {len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
+        raise InputError(f"nothing to audit, no input could be encoded: {report.failures[0]}{more}")
     batched = {i: enc.codes for i, enc in enumerate(encode_items(checkpoint, items, layout=layout))}
     for i, reference in alone.items():
         item = items[i]

@@ -11,10 +11,12 @@ the input folder and a re-run still sees only the real inputs.
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -79,7 +81,7 @@ def expand_inputs(
     for spec in specs:
         path = Path(spec)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and _matches(p, suffixes))
+            found = sorted(p for p in walk_files(path) if _matches(p, suffixes))
             found = [
                 p for p in found if not p.name.startswith(".") and not _is_own_output(p, suffixes)
             ]
@@ -92,10 +94,14 @@ def expand_inputs(
             items += _read_list(path, suffixes, what)
         elif path.is_file():
             if not _matches(path, suffixes):
-                raise InputError(f"{path}: not a {what} file (expected {', '.join(suffixes)})")
+                raise InputError(
+                    f"{path}: not {_article(what)} {what} file (expected {', '.join(suffixes)}, "
+                    f"a folder of them, or a list file ({', '.join(LIST_SUFFIXES)}) of their "
+                    f"paths, one per line)"
+                )
             items.append(InputItem(path, Path(path.name)))
         else:
-            raise InputError(f"{path}: no such file or folder")
+            raise InputError(f"{path}: {_not_an_input(path)}")
     if not items:
         raise InputError(f"no {what} inputs given")
     # The same file reached twice (named and inside a named folder) counts once.
@@ -121,6 +127,57 @@ def expand_inputs(
     return items
 
 
+def walk_files(folder: Path) -> Iterator[Path]:
+    """Every file under ``folder`` (symlinked files included, symlinked folders not
+    entered, as ``rglob`` does), walked with a stack instead of recursion, so a tree
+    1,000 levels deep is read like any other. A path over the system's length limit
+    (PATH_MAX) cannot be opened at all: InputError naming it."""
+    stack = [str(folder)]
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current) as entries:
+                listed = list(entries)
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                raise InputError(f"{_shorten(current)}: path is over the system's length "
+                                 f"limit ({len(os.fsencode(current))} bytes)") from None  # fmt: skip
+            raise InputError(f"{_shorten(current)}: cannot list folder "
+                             f"({exc.strerror or exc})") from None  # fmt: skip
+        for entry in listed:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file():
+                    yield Path(entry.path)
+            except OSError:  # a dangling or looping link is no input
+                continue
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def _not_an_input(path: Path) -> str:
+    """Why ``path``, neither a file nor a folder, was refused."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        if path.is_symlink():
+            return f"a symbolic link to nothing ({os.readlink(path)})"
+        if exc.errno == errno.ENOENT:
+            return "no such file or folder"
+        return f"cannot be read ({exc.strerror or exc})"
+    return "not a regular file or folder (a FIFO, socket or device)"
+
+
+def _shorten(path: str, keep: int = 60) -> str:
+    """A path short enough for a one-line message (its start and end)."""
+    return path if len(path) <= 2 * keep + 1 else f"{path[:keep]}…{path[-keep:]}"
+
+
 def _read_list(path: Path, suffixes: tuple[str, ...], what: str) -> list[InputItem]:
     base = path.parent
     items = []
@@ -133,7 +190,7 @@ def _read_list(path: Path, suffixes: tuple[str, ...], what: str) -> list[InputIt
         if not full.is_file():
             raise InputError(f"{path}:{number}: {entry}: no such file")
         if not _matches(full, suffixes):
-            raise InputError(f"{path}:{number}: {entry}: not a {what} file")
+            raise InputError(f"{path}:{number}: {entry}: not {_article(what)} {what} file")
         try:
             key = full.resolve().relative_to(base.resolve())
         except ValueError:
@@ -339,22 +396,33 @@ class FrameSample:
         self.with_next = with_next
         self.reservoir: np.ndarray | None = None
         self.following: np.ndarray | None = None
-        self.present = np.zeros(size if with_next else 0, dtype=bool)
-        self.positions = np.zeros(size if with_next else 0, dtype=np.int64)
+        self.present = np.zeros(0, dtype=bool)
+        self.positions = np.zeros(0, dtype=np.int64)
         self._open_slot: int | None = None  # holds the last frame seen; its next is to come
+
+    def _grow(self, needed: int, dim: int) -> None:
+        """Room for ``needed`` frames: the arrays grow (doubling, at most to ``size``) with
+        what is read, so ``--max-frames`` far above the corpus costs the corpus, not the
+        sample asked for."""
+        have = 0 if self.reservoir is None else self.reservoir.shape[0]
+        if needed <= have:
+            return
+        new = min(self.size, max(needed, 2 * have, 1024))
+        self.reservoir = _resized(self.reservoir, (new, dim), np.float32)
+        if self.with_next:
+            self.following = _resized(self.following, (new, dim), np.float32)
+            self.present = _resized(self.present, (new,), bool)
+            self.positions = _resized(self.positions, (new,), np.int64)
 
     def add(self, chunk: np.ndarray) -> None:
         n = chunk.shape[0]
         if n == 0:
             return
-        if self.reservoir is None:
-            self.reservoir = np.empty((self.size, chunk.shape[1]), dtype=np.float32)
-            if self.with_next:
-                self.following = np.empty_like(self.reservoir)
         if self._open_slot is not None:
             self.following[self._open_slot] = chunk[0]
             self.present[self._open_slot] = True
         fill = max(0, min(self.size - self.seen, n))
+        self._grow(self.seen + fill, chunk.shape[1])
         self._store(np.arange(fill), self.seen + np.arange(fill), chunk)
         last_slot = self.seen + n - 1 if fill == n else None  # where the chunk's last frame is
         rest = chunk[fill:]
@@ -393,3 +461,11 @@ class FrameSample:
         if self.reservoir is None:
             return np.zeros((0, 0), dtype=np.float32)
         return self.reservoir[: min(self.size, self.seen)]
+
+
+def _resized(old: np.ndarray | None, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """A new array of ``shape`` starting with ``old``'s rows (the rest uninitialised)."""
+    new = np.empty(shape, dtype=dtype)
+    if old is not None:
+        new[: old.shape[0]] = old
+    return new
