@@ -197,10 +197,9 @@ def test_bundle_weights_come_from_the_hub_cache_offline(hubert, tmp_path, monkey
     and no network, one line says how to pass weights."""
     from safetensors.torch import load_file
 
-    def offline(*args, **kwargs):
-        raise OSError("no network")
+    from tokquant.audio import ssl
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    monkeypatch.setattr(ssl, "WEIGHTS_BASE_URL", "http://127.0.0.1:9/")  # nothing listens
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     wav = tmp_path / "a.wav"
     sf.write(str(wav), _wave(1.0), 16000)
@@ -209,7 +208,7 @@ def test_bundle_weights_come_from_the_hub_cache_offline(hubert, tmp_path, monkey
     lines = error_lines(res)
     assert res.code == 2 and len(lines) == 1 and "frontend.weights" in lines[0], res.err
     cache = tmp_path / "hub" / "checkpoints"
-    cache.mkdir(parents=True)
+    assert list(cache.iterdir()) == []  # the failed download left nothing behind
     torch.save(load_file(str(hubert)), cache / "hubert_fairseq_base_ls960.pth")  # a .pt, as fetched
     res = run_cli("train", "-c", config, "-d", wav, "-o", tmp_path / "k.safetensors", "-q")
     assert res.code == 0, res.err

@@ -24,8 +24,10 @@ samples at 16 kHz give ``1 + (L - 400) // 320`` frames (0 when ``L < 400``), 50 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from tokquant.audio._torchaudio import torchaudio_ssl
-from tokquant.errors import ConfigError, InputError
+from tokquant.errors import ConfigError, FormatError, InputError
 from tokquant.formats._torch_load import load_state_dict
 
 if TYPE_CHECKING:
@@ -43,6 +45,8 @@ SAMPLE_RATE = 16000
 HOP = 320
 RECEPTIVE_FIELD = 400
 FRAME_RATE = SAMPLE_RATE / HOP
+#: Where torchaudio's bundles download their weights from.
+WEIGHTS_BASE_URL = "https://download.pytorch.org/torchaudio/models/"
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -66,7 +70,7 @@ class Architecture:
 
     @property
     def url(self) -> str:
-        return f"https://download.pytorch.org/torchaudio/models/{self.file_name}"
+        return WEIGHTS_BASE_URL + self.file_name
 
     def build(self) -> torch.nn.Module:
         models = torchaudio_ssl()[0]
@@ -115,20 +119,71 @@ def weights_digest(state: dict[str, torch.Tensor]) -> str:
 
 
 def _weights_path(config: FrontendConfig, arch: Architecture) -> Path:
+    """The weights file: ``frontend.weights``, else torch.hub's cache, downloaded into it
+    on first use."""
     if config.weights:
         return Path(config.weights).expanduser()
     cached = Path(torch.hub.get_dir()) / "checkpoints" / arch.file_name
     if not cached.is_file():
         try:
-            torch.hub.download_url_to_file(arch.url, str(cached), progress=False)
-        except Exception as exc:  # noqa: BLE001 - offline is the common case
+            download(arch.url, cached)
+        except (OSError, ValueError, FormatError) as exc:  # offline is the common case
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputError(
                 f"{arch.name}: weights are not in torch.hub's cache ({cached}) and could not "
                 f"be downloaded ({reason}); download {arch.url} there, or set "
-                f"frontend.weights: FILE"
+                f"frontend.weights: FILE (or --ssl-weights FILE)"
             ) from None
     return cached
+
+
+def download(url: str, dest: Path) -> None:
+    """Fetch ``url`` into ``dest`` whole or not at all.
+
+    The cache folder is made first (on a fresh machine ``$TORCH_HOME/hub/checkpoints``
+    does not exist, and torch's own download opens its ``.partial`` file there before
+    fetching anything). The bytes go to a temp file beside ``dest``; a response shorter
+    than its Content-Length (a dropped connection, which urllib does not report) or a
+    file that is no state dict is refused, and only a checked file is renamed into place,
+    so an interrupted download never leaves a cache entry that fails every later run."""
+    from urllib.request import Request, urlopen
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.download")
+    try:
+        request = Request(url, headers={"User-Agent": "tokquant"})
+        with urlopen(request, timeout=60) as response, open(tmp, "wb") as fh:  # noqa: S310
+            expected = response.headers.get("Content-Length")
+            received = 0
+            while chunk := response.read(1 << 20):
+                fh.write(chunk)
+                received += len(chunk)
+        if expected is not None and received != int(expected):
+            raise OSError(f"the download ended after {received} of {expected} bytes")
+        load_state_dict(tmp, suffix=dest.suffix)
+        os.replace(tmp, dest)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _mismatch(path: Path, arch: Architecture, model: torch.nn.Module,
+              state: dict[str, torch.Tensor]) -> str:  # fmt: skip
+    """Why ``state`` is not ``model``'s weights, in one short line (torch's own message
+    lists every missing key: 12 KB for weights of another architecture)."""
+    want = model.state_dict()
+    parts = []
+    for label, names in (("missing", sorted(set(want) - set(state))),
+                         ("unexpected", sorted(set(state) - set(want)))):  # fmt: skip
+        if names:
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            parts.append(f"{len(names)} tensor(s) {label}: {', '.join(names[:3])}{more}")
+    shapes = [n for n in sorted(set(want) & set(state)) if want[n].shape != state[n].shape]
+    if shapes:
+        n = shapes[0]
+        parts.append(f"{len(shapes)} of another shape, first {n} {list(state[n].shape)} "
+                     f"(expected {list(want[n].shape)})")  # fmt: skip
+    return f"{path}: not {arch.name} weights ({'; '.join(parts) or 'they do not load'})"
 
 
 class SSLFrontEnd:
@@ -146,9 +201,8 @@ class SSLFrontEnd:
         model = self.arch.build()
         try:
             model.load_state_dict(state)
-        except RuntimeError as exc:
-            first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
-            raise InputError(f"{path}: not {self.arch.name} weights ({first})") from None
+        except RuntimeError:
+            raise InputError(_mismatch(path, self.arch, model, state)) from None
         self.model = model.eval().to(self.device, self.dtype)
         self.depth = max(config.layers)
         self.window = max(1, round(config.window_seconds * FRAME_RATE))

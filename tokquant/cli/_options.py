@@ -98,13 +98,31 @@ ChunkSeconds = Annotated[
 ]
 
 
+SslWeights = Annotated[
+    Path | None,
+    typer.Option(
+        "--ssl-weights",
+        help="SSL checkpoints: the encoder's weights file, where it is not the path the "
+        "checkpoint recorded (checked against the sha256 it recorded).",
+    ),
+]
+
+
 def start(
-    checkpoint: Path, device: str, *, json_out: bool, quiet: bool
-) -> tuple[Output, LoadedCheckpoint]:
+    checkpoint: Path, device: str, *, json_out: bool, quiet: bool,
+    ssl_weights: Path | None = None,
+) -> tuple[Output, LoadedCheckpoint]:  # fmt: skip
     """What every command on a checkpoint begins with: its output, and the checkpoint
-    loaded onto ``--device``."""
+    loaded onto ``--device`` (its SSL encoder read from ``ssl_weights`` when given)."""
     from tokquant.devices import resolve_device
+    from tokquant.errors import InputError
     from tokquant.formats.checkpoint import load_checkpoint
 
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
-    return ui, load_checkpoint(checkpoint, resolve_device(device))
+    loaded = load_checkpoint(checkpoint, resolve_device(device))
+    if ssl_weights is not None:
+        frontend = loaded.tokenizer.config.frontend
+        if frontend.kind != "ssl":
+            raise InputError(f"--ssl-weights: {checkpoint} has no SSL front end ({frontend.kind})")
+        frontend.weights = str(ssl_weights)
+    return ui, loaded

@@ -15,6 +15,7 @@ from tokquant.cli._options import (
     JsonOut,
     Layout,
     Quiet,
+    SslWeights,
     start,
 )
 
@@ -27,6 +28,7 @@ def audit(
     layout: Layout = None,
     channels: Channels = ChannelMode.mix,
     device: Device = "cpu",
+    ssl_weights: SslWeights = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
@@ -35,7 +37,8 @@ def audit(
     from tokquant.jobs.audit import audit as run_audit
     from tokquant.jobs.sources import expand_for
 
-    ui, ckpt = start(checkpoint, device, json_out=json_out, quiet=quiet)
+    ui, ckpt = start(checkpoint, device, json_out=json_out, quiet=quiet,
+                     ssl_weights=ssl_weights)  # fmt: skip
     config = ckpt.tokenizer.config
     items = expand_for(config, inputs, split=channels is ChannelMode.split, outputs=False)
     with ui.tracker() as progress:

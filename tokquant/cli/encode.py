@@ -21,6 +21,7 @@ from tokquant.cli._options import (
     ShardIndex,
     Shards,
     ShardSize,
+    SslWeights,
     Workers,
     start,
 )
@@ -43,6 +44,7 @@ def encode(
     chunk_seconds: ChunkSeconds = 30.0,
     overwrite: Overwrite = False,
     device: Device = "cpu",
+    ssl_weights: SslWeights = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
@@ -56,7 +58,8 @@ def encode(
     from tokquant.jobs.sources import expand_for
     from tokquant.jobs.targets import ensure_output_dir
 
-    ui, ckpt = start(checkpoint, device, json_out=json_out, quiet=quiet)
+    ui, ckpt = start(checkpoint, device, json_out=json_out, quiet=quiet,
+                     ssl_weights=ssl_weights)  # fmt: skip
     config = ckpt.tokenizer.config
     items = expand_for(config, inputs, split=channels is ChannelMode.split)
     rank, world = resolve_rank(num_shards, shard_index)

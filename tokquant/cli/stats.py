@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tokquant.cli._options import Checkpoint, Device, JsonOut, Layout, Quiet, start
+from tokquant.cli._options import Checkpoint, Device, JsonOut, Layout, Quiet, SslWeights, start
 from tokquant.cli._output import Output
 from tokquant.errors import InputError
 
@@ -32,6 +32,7 @@ def stats(
     ] = None,
     layout: Layout = None,
     device: Device = "cpu",
+    ssl_weights: SslWeights = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
@@ -39,7 +40,8 @@ def stats(
     from tokquant.jobs.decode import token_sources
     from tokquant.jobs.stats import collect
 
-    ui, ckpt = start(checkpoint, device, json_out=json_out, quiet=quiet)
+    ui, ckpt = start(checkpoint, device, json_out=json_out, quiet=quiet,
+                     ssl_weights=ssl_weights)  # fmt: skip
     sources = token_sources(ckpt, tokens)
     with ui.tracker() as progress:
         report = collect(ckpt, sources, features=features, top=top, progress=progress,
@@ -82,9 +84,10 @@ def _print_tables(ui: Output, report) -> None:
     )  # fmt: skip
     if report.reconstruction is not None:
         r = report.reconstruction.result()
-        snr = "inf" if math.isinf(r.snr_db) else f"{r.snr_db:.2f} dB"
-        ui.table("reconstruction", ["frames", "MSE", "SNR", "cosine"],
-                 [[r.frames, f"{r.mse:.5g}", snr, f"{r.cosine:.4f}"]])  # fmt: skip
+        ui.table("reconstruction (raw features; normalised: as the tokenizer sees them)",
+                 ["frames", "MSE", "SNR", "cosine", "SNR normalised"],
+                 [[r.frames, f"{r.mse:.5g}", _db(r.snr_db), f"{r.cosine:.4f}",
+                   _db(r.normalized_snr_db)]])  # fmt: skip
 
 
 def _plot_usage(path: Path, usage, columns) -> None:
@@ -110,3 +113,9 @@ def _plot_usage(path: Path, usage, columns) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
+
+
+def _db(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "inf" if math.isinf(value) else f"{value:.2f} dB"

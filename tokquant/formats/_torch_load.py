@@ -26,15 +26,16 @@ def quiet_torch_load(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from ``.safetensors`` or a weights-only ``.pt``/``.pth`` (no pickle code)."""
+def load_state_dict(path: Path, *, suffix: str | None = None) -> dict[str, torch.Tensor]:
+    """A state dict from ``.safetensors`` or a weights-only ``.pt``/``.pth`` (no pickle
+    code); ``suffix`` names the format of a file whose own name does not (a download)."""
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"{path}: file not found")
     try:
-        if path.suffix == ".safetensors":
+        if (suffix or path.suffix) == ".safetensors":
             from safetensors.torch import load_file
 
             state = load_file(str(path))
