@@ -38,7 +38,9 @@ def collect(
             f"--features names {len(inputs)} file(s) for {len(sources)} tokenized input(s)"
         )
     usage = UsageCounter(checkpoint.tokenizer.column_cardinalities)
-    recon = ReconstructionAccumulator() if inputs is not None else None
+    tok = checkpoint.tokenizer
+    recon = (ReconstructionAccumulator(tok.mean.cpu().numpy(), tok.std.cpu().numpy())
+             if inputs is not None else None)  # fmt: skip
     failures: list[str] = []
     progress.start("stats", len(sources))
     for i, source in enumerate(sources):
