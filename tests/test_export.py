@@ -225,7 +225,7 @@ def test_metadata_tsv(tmp_path, corpus_dir, utterances):
     "name,text,message",
     [
         ("m.jsonl", '{"key": "a"}\n{"key": "a"}\n', "m.jsonl:2: key 'a' appears twice"),
-        ("m.jsonl", '{"key": "a"}\nnot json\n', "m.jsonl:2: not a JSON object"),
+        ("m.jsonl", '{"key": "a"}\nnot json\n', "m.jsonl:2: not valid JSON"),
         ("m.jsonl", '{"id": "a"}\n', 'm.jsonl:1: needs a JSON object with a string "key"'),
         ("m.jsonl", '{"key": "a", "codes": 1}\n', "column 'codes' is reserved"),
         ("m.tsv", "id\ttext\na\tb\n", "must name a 'key' column"),
