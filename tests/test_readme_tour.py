@@ -1,0 +1,43 @@
+"""README's CLI tour is what the commands print today: run them (the RVQ half of the demo)
+and compare every field but wall times (issue 23: the tour had drifted from the demo)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tokquant.formats.checkpoint import load_checkpoint
+from tokquant.formats.tokens import read_tokens
+from tokquant.jobs.sources import load_features
+
+spec = importlib.util.spec_from_file_location(
+    "tour", Path(__file__).resolve().parent.parent / "scripts" / "tour.py"
+)
+tour = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tour)
+
+
+def test_the_readme_tour_is_what_the_commands_print(tmp_path):
+    printed = tour.run_tour(tmp_path)
+    shown = tour.readme_tour(tour.README.read_text())
+    assert tour.comparable(printed) == tour.comparable(shown), (
+        "README's tour drifted: run `python scripts/tour.py --write`\n" + printed
+    )
+    # stats' normalised SNR is the closed form on the tokenizer's standardised features
+    ckpt = load_checkpoint(tmp_path / "runs/demo/rvq.safetensors")
+    tok = ckpt.tokenizer
+    mean, std = tok.mean.numpy().astype(np.float64), tok.std.numpy().astype(np.float64)
+    signal = error = 0.0
+    for path in sorted((tour.ROOT / tour.AUDIO).rglob("*.flac")):
+        key = path.relative_to(tour.ROOT / tour.AUDIO).with_suffix("")
+        codes = read_tokens(tmp_path / "runs/demo/tokens" / f"{key}.tokens.safetensors").codes
+        x = load_features(tok.config, path).astype(np.float64)
+        x_hat = tok.decode(torch.from_numpy(codes)).numpy().astype(np.float64)
+        signal += float((((x - mean) / std) ** 2).sum())
+        error += float((((x - x_hat) / std) ** 2).sum())
+    want = f"{10 * math.log10(signal / error):.2f} dB"
+    assert want in printed.split("SNR normalised")[1]
