@@ -1,6 +1,6 @@
 """A torch Dataset on a corpus, for training code that reads tokens without an export.
 
-Items come straight from the memory-mapped shards (only the bytes of the requested
+Items come straight from the shards, read by byte range (only the bytes of the requested
 utterance are read), laid out as :mod:`tokquant.data.layouts` says, so an item equals the
 row an export of the same corpus with the same choices would hold. Each DataLoader worker
 opens the shards itself: the Dataset pickles as the corpus path and its index.

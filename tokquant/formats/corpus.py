@@ -6,7 +6,7 @@ A corpus is a folder::
     manifest.rank00001-of-00004.json    one rank's part while ranks run
     shard-r00001-00000.safetensors      shards of rank 1: 0, 1, 2, ...
 
-Shard (safetensors, memory-mappable): ``codes.{g}`` 1-D ``[total_frames]`` per code column
+Shard (safetensors, read by byte range): ``codes.{g}`` 1-D ``[total_frames]`` per code column
 in the smallest unsigned dtype (utterances concatenated), ``offsets`` int64
 ``[utterances + 1]`` (utterance ``i`` is ``codes[offsets[i]:offsets[i+1]]``), and metadata
 ``format = tokquant-shard``, ``format_version``, ``checkpoint_id``, ``keys`` (JSON list).
@@ -428,8 +428,8 @@ class Utterance:
 
 
 class Corpus:
-    """Read a corpus: ``len``, ``keys()``, ``corpus[key]`` (random access through a
-    memory map, only that utterance's bytes are read), iteration shard by shard.
+    """Read a corpus: ``len``, ``keys()``, ``corpus[key]`` (random access by byte
+    range: only that utterance's bytes are read), iteration shard by shard.
 
     Each shard is checked (:func:`open_shard`) when first used; a damaged shard raises
     the same FormatError for every key it holds.
