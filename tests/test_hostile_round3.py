@@ -598,15 +598,17 @@ def test_ctrl_c_while_the_cli_starts_is_one_line(tmp_path, delay):
     assert proc.returncode in (130, 2, -signal.SIGINT), (proc.returncode, err)
 
 
-def test_ctrl_c_while_export_workers_start_is_one_line(tmp_path):
+@pytest.mark.parametrize("delay", [0.005, 0.03])
+def test_ctrl_c_while_export_workers_start_is_one_line(tmp_path, delay):
     root = write_corpus(tmp_path / "c", random_utterances(60, (1024,) * 4, seed=3), (1024,) * 4,
                         shard_size=2)  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "tokquant", "export", root, "--to",
                              "parquet", "--out", tmp_path / "o", "--workers", "2", "-q"],
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None and len(_children(proc.pid)) < 2:
-        time.sleep(0.005)
+    while time.monotonic() < deadline and proc.poll() is None and not _children(proc.pid):
+        pass  # the first worker is starting now
+    time.sleep(delay)  # before this fix, every delay from 5 to 60 ms gave a traceback
     for pid in [proc.pid, *_children(proc.pid)]:  # as a terminal's Ctrl-C reaches the group
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGINT)
