@@ -41,3 +41,20 @@ def test_the_readme_tour_is_what_the_commands_print(tmp_path):
         error += float((((x - x_hat) / std) ** 2).sum())
     want = f"{10 * math.log10(signal / error):.2f} dB"
     assert want in printed.split("SNR normalised")[1]
+
+
+def test_the_readme_python_section_runs(tmp_path, monkeypatch, capsys):
+    """Its first block, on a checkpoint of the demo's RVQ config (fewer steps)."""
+    from tests.conftest import run_cli
+
+    ckpt = tmp_path / "rvq.safetensors"
+    res = run_cli("train", "-c", tour.ROOT / "configs/logmel-rvq-8x1024.yaml", "-d",
+                  tour.ROOT / tour.AUDIO / "us_m", "-o", ckpt, "--steps", "2", "-q")  # fmt: skip
+    assert res.code == 0, res.err
+    readme = tour.README.read_text()
+    block = readme.split("## Python API", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert "tokquant.load(" in block and "encode_audio" in block
+    monkeypatch.chdir(tour.ROOT)
+    exec(block.replace("runs/demo/logmel-rvq-8x1024.safetensors", str(ckpt)), {})  # noqa: S102
+    printed = capsys.readouterr().out
+    assert printed.startswith("torch.Size([342, 8]) 100.0 "), printed

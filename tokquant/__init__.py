@@ -11,6 +11,10 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "load": "tokquant.api",
+    "Tokenizer": "tokquant.tokenizer",
+    "Corpus": "tokquant.formats.corpus",
+    "TokenDataset": "tokquant.data",
     "BSQ": "tokquant.quantizers",
     "FSQ": "tokquant.quantizers",
     "LFQ": "tokquant.quantizers",
@@ -22,7 +26,11 @@ _LAZY = {
 __all__ = [*_LAZY, "__version__"]
 
 if TYPE_CHECKING:
+    from tokquant.api import load  # noqa: F401
+    from tokquant.data import TokenDataset  # noqa: F401
+    from tokquant.formats.corpus import Corpus  # noqa: F401
     from tokquant.quantizers import BSQ, FSQ, LFQ, RVQ, Quantizer, QuantizerOutput  # noqa: F401
+    from tokquant.tokenizer import Tokenizer  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -2,15 +2,33 @@
 
 ``features [T, F] -> normalise -> project in -> quantizer -> project out -> denormalise``.
 The quantizer math knows nothing of this wrapper; this wrapper knows nothing of files.
+
+It also holds the rule that makes codes independent of batching (:meth:`Tokenizer.
+encode_batch`): every chunk is zero-padded to a multiple of :data:`PAD_FRAMES` frames, so
+every matrix product sees at least that many rows. BLAS kernels change their summation
+order for a handful of rows (seen below 8 here), but above that a row's result does not
+depend on what else is in the batch, so an input gives the same codes alone, batched or
+in chunks. Rows go through the model in blocks of :data:`ENCODE_BLOCK_FRAMES` (a multiple
+of the pad), which bounds activation memory whatever the projection's width.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from tokquant.config import TokenizerConfig
 from tokquant.quantizers import Quantizer, QuantizerOutput, build_quantizer
+
+#: Every chunk is padded to a multiple of this many frames before the model sees it.
+PAD_FRAMES = 64
+#: Rows per pass through projections and quantizer (memory: this many rows' activations).
+ENCODE_BLOCK_FRAMES = 64 * PAD_FRAMES
 
 
 def _projection(kind: str, d_in: int, d_out: int, hidden: int, depth: int = 1) -> nn.Module:
@@ -52,6 +70,8 @@ class Tokenizer(nn.Module):
         self.project_in = _projection(kind, feature_dim, inner, hidden, depth)
         self.quantizer: Quantizer = build_quantizer(params)
         self.project_out = _projection(kind, inner, feature_dim, hidden, depth)
+        #: The id of the checkpoint it was loaded from (:func:`tokquant.load`).
+        self.checkpoint_id: str | None = None
 
     @property
     def feature_dim(self) -> int:
@@ -88,6 +108,119 @@ class Tokenizer(nn.Module):
         if levels is None and beam in (None, 1):  # a beam of one is every family's search
             return self.quantizer.encode(z)
         raise ValueError("levels and beam apply to RVQ tokenizers only")
+
+    @torch.no_grad()
+    def encode_batch(
+        self, chunks: Sequence[torch.Tensor], *, levels: int | None = None,
+        beam: int | None = None,
+    ) -> list[torch.Tensor]:  # fmt: skip
+        """Codes ``[T_i, G]`` of each ``[T_i, F]`` chunk, computed together; each equal,
+        bit for bit, to that chunk's codes alone (see the module docstring)."""
+        padded = [F.pad(c, (0, 0, 0, -c.shape[0] % PAD_FRAMES)) for c in chunks]
+        x = torch.cat(padded) if padded else torch.zeros(0, self.feature_dim)
+        x = x.to(self.mean.device, torch.float32)
+        codes = torch.cat([self.encode(x[i : i + ENCODE_BLOCK_FRAMES], levels=levels, beam=beam)
+                           for i in range(0, x.shape[0], ENCODE_BLOCK_FRAMES)]
+                          or [torch.zeros(0, len(self.columns(levels)[0]), dtype=torch.long)])  # fmt: skip
+        out, start = [], 0
+        for chunk, p in zip(chunks, padded, strict=True):
+            out.append(codes[start : start + chunk.shape[0]])
+            start += p.shape[0]
+        return out
+
+    # Waveforms in, codes out ----------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    @property
+    def sample_rate(self) -> int | None:
+        """The rate audio is resampled to (None: the tokenizer reads feature files)."""
+        return None if self.config.frontend.kind == "none" else self.config.frontend.sample_rate
+
+    @property
+    def frame_rate(self) -> float | None:
+        return self.config.features.frame_rate
+
+    def frontend(self) -> Any:
+        """The audio front end (log-mel, fbank, MFCC or SSL model on this device), built
+        once per process and shared with the CLI's jobs."""
+        from tokquant.audio.frontend import frontend_for
+
+        if self.sample_rate is None:
+            raise ValueError("this tokenizer reads features, not audio (frontend.kind: none)")
+        return frontend_for(self.config.frontend, self.device)
+
+    def audio_features(self, wave: Any, sample_rate: int, *, channel: int | None = None,
+                       what: str = "wave") -> torch.Tensor:  # fmt: skip
+        """``[T, F]`` float32 features of a waveform ``[N]`` or ``[C, N]`` (float or
+        integer PCM, any rate), computed as ``tokquant encode`` computes a file's."""
+        from tokquant.audio.frontend import reader_features
+        from tokquant.audio.waveform import WaveformReader, as_samples, check_rate
+
+        frontend = self.frontend()
+        reader = WaveformReader(as_samples(wave, what=what), check_rate(sample_rate), what)
+        if channel is not None and not 0 <= channel < reader.channels:
+            raise ValueError(f"{what} has {reader.channels} channel(s), no channel {channel}")
+        chunks = list(reader_features(reader, frontend, channel=channel))
+        return torch.from_numpy(np.concatenate(chunks))
+
+    def encode_audio(
+        self, wave: Any, sample_rate: int | Sequence[int], *, channel: int | None = None,
+        levels: int | None = None, beam: int | None = None, batch_frames: int = 1 << 16,
+    ) -> Any:  # fmt: skip
+        """Codes ``[T, G]`` int64 (on this tokenizer's device) of a waveform: a tensor or
+        array ``[N]`` or ``[C, N]`` (channels averaged unless ``channel`` picks one), any
+        float or integer PCM dtype, any rate (resampled as the CLI resamples files). A list
+        of waveforms (``sample_rate`` one rate, or one per waveform) gives a list of codes,
+        computed in batches of about ``batch_frames`` frames; each equals, bit for bit,
+        that waveform encoded alone and the token file ``tokquant encode`` writes for the
+        same audio. Bad input raises one ``ValueError`` naming the problem.
+
+        Example:
+            >>> tok = tokquant.load("model.safetensors")
+            >>> codes = tok.encode_audio(wave, 44100)        # [T, G]
+            >>> many = tok.encode_audio([w1, w2, w3], 16000)  # batched, same codes
+        """
+        single = not isinstance(wave, (list, tuple))
+        waves = [wave] if single else list(wave)
+        rates = (
+            list(sample_rate)
+            if isinstance(sample_rate, (list, tuple))
+            else [sample_rate] * len(waves)
+        )
+        if len(rates) != len(waves):
+            raise ValueError(f"sample_rate must be one rate or one per wave. Found {len(rates)} "
+                             f"rates for {len(waves)} waves")  # fmt: skip
+        codes: list[torch.Tensor] = []
+        batch: list[torch.Tensor] = []
+        for i, (w, rate) in enumerate(zip(waves, rates, strict=True)):
+            what = "wave" if single else f"wave {i}"
+            batch.append(self.audio_features(w, rate, channel=channel, what=what))
+            if sum(b.shape[0] for b in batch) >= batch_frames:
+                codes += self.encode_batch(batch, levels=levels, beam=beam)
+                batch = []
+        codes += self.encode_batch(batch, levels=levels, beam=beam) if batch else []
+        return codes[0] if single else codes
+
+    def decode_audio(self, codes: torch.Tensor, *, n_iter: int = 32) -> torch.Tensor:
+        """A waveform ``[N]`` float32 at :attr:`sample_rate` from codes ``[T, G]``, through
+        Griffin-Lim (an approximate vocoder for listening checks): log-mel and fbank front
+        ends only; an SSL layer or MFCC has no inverse here."""
+        from tokquant.audio.vocoder import to_audio
+
+        kind = self.config.frontend.kind
+        if kind not in ("logmel", "fbank"):
+            raise ValueError(f"decode_audio needs a logmel or fbank front end; this one is {kind!r}"
+                             f" (decode gives its features)")  # fmt: skip
+        codes = torch.as_tensor(codes, device=self.device)
+        if codes.ndim != 2 or codes.dtype.is_floating_point:
+            raise ValueError(
+                f"codes must be integer [T, G]. Found {codes.dtype} {list(codes.shape)}"
+            )
+        features = self.decode(codes).float().cpu().numpy()
+        return torch.from_numpy(to_audio(self.config.frontend, features, n_iter=n_iter))
 
     def columns(self, levels: int | None = None) -> tuple[list[str], list[int]]:
         """Names and cardinalities of the code columns (the first ``levels`` for RVQ)."""

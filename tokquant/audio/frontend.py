@@ -26,7 +26,7 @@ import math
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 import torch
@@ -211,37 +211,48 @@ def stream_features(
     file) for unreadable audio, NaN samples, or audio shorter than one frame.
     """
     with AudioReader(path) as reader:
-        source = AudioSource(reader, frontend.config.sample_rate, channel)
-        total = frontend.num_frames(source.num_samples)
-        if total == 0:
-            c = frontend.config
+        yield from reader_features(reader, frontend, channel=channel, chunk_frames=chunk_frames)
+
+
+def reader_features(
+    reader: Any, frontend: AnyFrontEnd, *, channel: int | None = None,
+    chunk_frames: int | None = DEFAULT_CHUNK_FRAMES,
+) -> Iterator[np.ndarray]:  # fmt: skip
+    """:func:`stream_features` of an open reader: an :class:`AudioReader`, or anything
+    with its ``path``, ``sample_rate``, ``num_samples``, ``channels`` and ``read`` (a
+    waveform in memory, :class:`tokquant.audio.waveform.WaveformReader`)."""
+    path = reader.path
+    source = AudioSource(reader, frontend.config.sample_rate, channel)
+    total = frontend.num_frames(source.num_samples)
+    if total == 0:
+        c = frontend.config
+        raise InputError(
+            f"{path}: audio is shorter than one frame ({source.num_samples} samples at "
+            f"{c.sample_rate} Hz, a frame needs {c.win_length})"
+        )
+    step = total if chunk_frames is None else max(1, chunk_frames)
+    blocks: list[np.ndarray] = []
+    held = 0
+    for own0, own1, in0, in1 in frontend.windows(total):
+        s0, s1 = frontend.sample_range(in0, in1)
+        feats = frontend.features(source.read(s0, s1))
+        if feats.shape[0] != in1 - in0:  # a front-end setting disagreeing with the formula
             raise InputError(
-                f"{path}: audio is shorter than one frame ({source.num_samples} samples at "
-                f"{c.sample_rate} Hz, a frame needs {c.win_length})"
+                f"{path}: front end gave {feats.shape[0]} frames for {in1 - in0}; "
+                f"check the frontend config"
             )
-        step = total if chunk_frames is None else max(1, chunk_frames)
-        blocks: list[np.ndarray] = []
-        held = 0
-        for own0, own1, in0, in1 in frontend.windows(total):
-            s0, s1 = frontend.sample_range(in0, in1)
-            feats = frontend.features(source.read(s0, s1))
-            if feats.shape[0] != in1 - in0:  # a front-end setting disagreeing with the formula
-                raise InputError(
-                    f"{path}: front end gave {feats.shape[0]} frames for {in1 - in0}; "
-                    f"check the frontend config"
-                )
-            own = feats[own0 - in0 : own1 - in0].numpy()
-            if not np.isfinite(own).all():  # finite samples can still overflow (1e30 ** 2)
-                first = own0 + int(np.argmax(~np.isfinite(own).all(axis=1)))
-                raise InputError(
-                    f"{path}: the front end gave NaN or Inf features, first at frame {first} "
-                    f"(audio far outside [-1, 1]? peak {source.peak(s0, s1):.3g})"
-                )
-            blocks.append(own)
-            held += own1 - own0
-            if held >= step or own1 == total:  # a chunk is whole windows
-                yield np.concatenate(blocks).astype(np.float32, copy=False)
-                blocks, held = [], 0
+        own = feats[own0 - in0 : own1 - in0].numpy()
+        if not np.isfinite(own).all():  # finite samples can still overflow (1e30 ** 2)
+            first = own0 + int(np.argmax(~np.isfinite(own).all(axis=1)))
+            raise InputError(
+                f"{path}: the front end gave NaN or Inf features, first at frame {first} "
+                f"(audio far outside [-1, 1]? peak {source.peak(s0, s1):.3g})"
+            )
+        blocks.append(own)
+        held += own1 - own0
+        if held >= step or own1 == total:  # a chunk is whole windows
+            yield np.concatenate(blocks).astype(np.float32, copy=False)
+            blocks, held = [], 0
 
 
 def audio_features(

@@ -5,8 +5,8 @@ the GIL) while the calling thread packs the frames of consecutive files into bat
 about ``batch_frames`` and runs the tokenizer once per batch. Results come back in input
 order, one :class:`Encoded` per input.
 
-Codes never depend on batching: every chunk is zero-padded to a multiple of
-:data:`PAD_FRAMES` frames before the tokenizer sees it (see :func:`encode_features`).
+Codes never depend on batching: the tokenizer pads every chunk (see
+:meth:`tokquant.tokenizer.Tokenizer.encode_batch`).
 Long audio (more frames than :data:`STREAM_FRAMES`) is not loaded whole: it is streamed
 chunk by chunk in the calling thread when its turn comes, so memory stays bounded.
 """
@@ -26,8 +26,6 @@ from tokquant.errors import TokquantError
 from tokquant.formats.checkpoint import Checkpoint
 from tokquant.jobs.sources import InputItem, expected_frames, frontend_of, iter_features
 
-#: Every chunk is padded to a multiple of this many frames before the tokenizer runs.
-PAD_FRAMES = 64
 #: Audio longer than this many frames is streamed instead of loaded whole (~11 min).
 STREAM_FRAMES = 1 << 16
 DEFAULT_BATCH_FRAMES = 1 << 16
@@ -45,25 +43,11 @@ class Encoded:
 def encode_features(
     checkpoint: Checkpoint, *chunks: np.ndarray, levels: int | None = None, beam: int | None = None
 ) -> list[np.ndarray]:
-    """Codes ``[T_i, G]`` int64 of each ``[T_i, F]`` chunk, computed in one batch.
-
-    Each chunk is zero-padded to a multiple of :data:`PAD_FRAMES` frames, so every matrix
-    product sees at least that many rows: BLAS kernels change their summation order for a
-    handful of rows (seen below 8 here), but above that a row's result does not depend on
-    what else is in the batch. So a file gives the same codes alone or batched.
-    """
+    """Codes ``[T_i, G]`` int64 of each ``[T_i, F]`` chunk, computed in one batch by
+    :meth:`Tokenizer.encode_batch`, whose padding makes them equal to each alone."""
     tok = checkpoint.tokenizer
-    padded = []
-    for chunk in chunks:
-        pad = -chunk.shape[0] % PAD_FRAMES
-        padded.append(np.pad(chunk, ((0, pad), (0, 0))) if pad else chunk)
-    x = torch.from_numpy(np.ascontiguousarray(np.concatenate(padded), dtype=np.float32))
-    codes = tok.encode(x.to(tok.mean.device), levels=levels, beam=beam).cpu().numpy()
-    out, start = [], 0
-    for chunk, p in zip(chunks, padded, strict=True):
-        out.append(codes[start : start + chunk.shape[0]])
-        start += p.shape[0]
-    return out
+    tensors = [torch.from_numpy(np.ascontiguousarray(c, dtype=np.float32)) for c in chunks]
+    return [c.cpu().numpy() for c in tok.encode_batch(tensors, levels=levels, beam=beam)]
 
 
 def encode_streamed(

@@ -1,0 +1,29 @@
+"""``tokquant.load``: a checkpoint as a ready :class:`~tokquant.tokenizer.Tokenizer`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from tokquant.tokenizer import Tokenizer
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> Tokenizer:
+    """The tokenizer a checkpoint holds, on ``device`` (``cpu``, ``cuda``, ``cuda:N``,
+    ``auto``), in eval mode, its checkpoint's id in ``checkpoint_id``. Its codes are the
+    ones ``tokquant encode`` writes for the same audio or features.
+
+    Example:
+        >>> tok = tokquant.load("model.safetensors", device="cuda")
+        >>> codes = tok.encode_audio(wave, 16000)      # [T, G] int64 on cuda
+        >>> features = tok.decode(codes)               # [T, F]
+    """
+    from tokquant.devices import resolve_device
+    from tokquant.formats.checkpoint import load_checkpoint
+
+    where = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    checkpoint = load_checkpoint(Path(path), where)
+    tokenizer = checkpoint.tokenizer
+    tokenizer.checkpoint_id = checkpoint.id
+    return tokenizer
