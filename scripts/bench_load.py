@@ -71,7 +71,7 @@ def hour_rss(ckpt: Path, wav: Path, out: Path) -> float:
     """Peak RSS (MiB) of ``tokquant encode`` of one file, in a fresh process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     subprocess.run([sys.executable, "-m", "tokquant", "encode", ckpt, wav, "--out", out, "-q",
-                    "--overwrite"], check=True)  # fmt: skip
+                    "--overwrite"], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(before, after) / 1024
 
