@@ -20,9 +20,6 @@ from tokquant.quantizers.params import FAMILY_PARAMS, BSQParams, Params
 
 PROJECTIONS = ("linear", "mlp", "none")
 
-#: A quantizer section: the family's params dataclass (fields = constructor arguments).
-QuantizerConfig = Params
-
 
 def _flat_quantizer_fields() -> dict[str, dataclasses.Field]:
     """Every family's fields by name: the keys a ``quantizer:`` section may hold."""

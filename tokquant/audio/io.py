@@ -18,7 +18,6 @@ SUFFIXES = (
     ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au",
     ".snd", ".w64", ".caf", ".rf64",
 )  # fmt: skip
-CHANNEL_MODES = ("mix", "split")
 
 
 class AudioReader:

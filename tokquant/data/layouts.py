@@ -26,11 +26,9 @@ vectorised, because an export handles a whole shard in one call.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
-LayoutName = Literal["parallel", "interleave", "delay"]
 #: Each layout and the shape of one utterance's tokens in it (after dedup, ``T`` frames).
 LAYOUT_SHAPES = {"parallel": "[T, G]", "interleave": "[T * G]", "delay": "[T + G - 1, G]"}
 LAYOUTS: tuple[str, ...] = tuple(LAYOUT_SHAPES)
