@@ -195,12 +195,14 @@ class Tokenizer(nn.Module):
                              f"rates for {len(waves)} waves")  # fmt: skip
         codes: list[torch.Tensor] = []
         batch: list[torch.Tensor] = []
+        held = 0
         for i, (w, rate) in enumerate(zip(waves, rates, strict=True)):
             what = "wave" if single else f"wave {i}"
             batch.append(self.audio_features(w, rate, channel=channel, what=what))
-            if sum(b.shape[0] for b in batch) >= batch_frames:
+            held += batch[-1].shape[0]
+            if held >= batch_frames:
                 codes += self.encode_batch(batch, levels=levels, beam=beam)
-                batch = []
+                batch, held = [], 0
         codes += self.encode_batch(batch, levels=levels, beam=beam) if batch else []
         return codes[0] if single else codes
 
