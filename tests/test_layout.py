@@ -112,6 +112,19 @@ def test_no_function_in_the_package_is_over_80_lines():
     assert not long, long
 
 
+def test_no_cli_command_is_over_60_lines():
+    """A command parses and calls the library; anything longer belongs in a job."""
+    from tokquant.cli.app import app
+
+    long = []
+    for command in app.registered_commands:
+        source = inspect.getsource(command.callback)
+        lines = len(source.rstrip("\n").splitlines())
+        if lines > 60:
+            long.append(f"{command.callback.__name__} ({lines} lines)")
+    assert len(app.registered_commands) == 10 and not long, long
+
+
 @pytest.mark.parametrize("family", sorted(FAMILY_PARAMS))
 def test_each_family_params_are_its_constructor_arguments(family):
     fields = [f.name for f in dataclasses.fields(FAMILY_PARAMS[family])]

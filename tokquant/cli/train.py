@@ -4,13 +4,35 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tokquant.cli._options import ChannelMode, Channels, Device, JsonOut, Layout, Overwrite, Quiet
+from tokquant.cli._options import (
+    ChannelMode,
+    Channels,
+    Device,
+    FeatureLayout,
+    JsonOut,
+    Layout,
+    Overwrite,
+    Quiet,
+)
 from tokquant.cli._output import Output
 from tokquant.errors import InputError, OutputError
+
+if TYPE_CHECKING:
+    from tokquant.config import TokenizerConfig
+
+Interpolate = Annotated[float | None, typer.Option(help="Override train.interpolate (0 to 1).")]
+MaxFrames = Annotated[
+    int | None,
+    typer.Option(
+        help="Train on a uniform sample of this many frames across all inputs, drawn while "
+        "reading: memory grows with N, not with the corpus (twice N frames with "
+        "train.interpolate, which keeps each one's next frame)."
+    ),
+]
 
 
 def train(
@@ -27,17 +49,8 @@ def train(
     batch_frames: Annotated[int | None, typer.Option(help="Override train.batch_frames.")] = None,
     lr: Annotated[float | None, typer.Option(help="Override train.lr.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override train.seed.")] = None,
-    interpolate: Annotated[
-        float | None, typer.Option(help="Override train.interpolate (0 to 1).")
-    ] = None,
-    max_frames: Annotated[
-        int | None,
-        typer.Option(
-            help="Train on a uniform sample of this many frames across all inputs, "
-            "drawn while reading: memory grows with N, not with the corpus (twice N "
-            "frames with train.interpolate, which keeps each one's next frame)."
-        ),
-    ] = None,  # fmt: skip
+    interpolate: Interpolate = None,
+    max_frames: MaxFrames = None,
     layout: Layout = None,
     channels: Channels = ChannelMode.mix,
     overwrite: Overwrite = False,
@@ -51,18 +64,10 @@ def train(
     checkpoint; the result equals one process training on the whole batch.
     """
     from tokquant import distributed
-    from tokquant.config import TokenizerConfig
     from tokquant.devices import resolve_device
 
-    cfg = TokenizerConfig.from_yaml(config)
-    overrides = {"steps": steps, "batch_frames": batch_frames, "lr": lr, "seed": seed,
-                 "interpolate": interpolate}  # fmt: skip
-    for key, value in overrides.items():
-        if value is not None:
-            setattr(cfg.train, key, value)
-    if layout is not None:
-        cfg.features.layout = layout.value
-    cfg.validate()
+    cfg = _config(config, layout, steps=steps, batch_frames=batch_frames, lr=lr, seed=seed,
+                  interpolate=interpolate)  # fmt: skip
     _check_out(out, overwrite)
     dev = resolve_device(device)
     joined = distributed.init_from_env(dev)
@@ -80,6 +85,19 @@ def train(
     if joined:  # no rank leaves while rank 0 still writes; then past gloo's own teardown
         distributed.leave()
         distributed.exit_now(0)
+
+
+def _config(path: Path, layout: FeatureLayout | None, **overrides: object) -> TokenizerConfig:
+    """The config file with the command line's ``train.*`` overrides, validated."""
+    from tokquant.config import TokenizerConfig
+
+    cfg = TokenizerConfig.from_yaml(path)
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(cfg.train, key, value)
+    if layout is not None:
+        cfg.features.layout = layout.value
+    return cfg.validate()
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
