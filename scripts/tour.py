@@ -82,9 +82,12 @@ def _wrap(command: str) -> str:
 
 
 def comparable(text: str) -> str:
-    """The tour without what changes from run to run: wall times."""
+    """The tour's words and numbers without what changes from run to run: wall times,
+    and the table borders and padding whose width follows a time's digits."""
     text = _TIME.sub("<time>", text)
-    return re.sub(r"(seconds\s+│?\s*)[\d.]+", r"\1<time>", text)
+    text = re.sub(r"(seconds\s+│?\s*)[\d.]+", r"\1<time>", text)
+    text = re.sub(r"[\u2500-\u257f]", " ", text)  # box drawing
+    return "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
 
 
 def readme_tour(readme: str) -> str:
