@@ -116,12 +116,12 @@ class Tokenizer(nn.Module):
     ) -> list[torch.Tensor]:  # fmt: skip
         """Codes ``[T_i, G]`` of each ``[T_i, F]`` chunk, computed together; each equal,
         bit for bit, to that chunk's codes alone (see the module docstring)."""
+        if not chunks:
+            return []
         padded = [F.pad(c, (0, 0, 0, -c.shape[0] % PAD_FRAMES)) for c in chunks]
-        x = torch.cat(padded) if padded else torch.zeros(0, self.feature_dim)
-        x = x.to(self.mean.device, torch.float32)
+        x = torch.cat(padded).to(self.mean.device, torch.float32)
         codes = torch.cat([self.encode(x[i : i + ENCODE_BLOCK_FRAMES], levels=levels, beam=beam)
-                           for i in range(0, x.shape[0], ENCODE_BLOCK_FRAMES)]
-                          or [torch.zeros(0, len(self.columns(levels)[0]), dtype=torch.long)])  # fmt: skip
+                           for i in range(0, x.shape[0], ENCODE_BLOCK_FRAMES)])  # fmt: skip
         out, start = [], 0
         for chunk, p in zip(chunks, padded, strict=True):
             out.append(codes[start : start + chunk.shape[0]])

@@ -197,9 +197,7 @@ def _meta_tokenizer(config: TokenizerConfig) -> Tokenizer:
 def fitted_codes(config: TokenizerConfig) -> list[int]:
     """Codes per level that k-means fits from frames (RVQ); none for the other families,
     whose codes are fixed points."""
-    if config.quantizer.family != "rvq" or config.features.dim is None:
-        return []
-    return _meta_tokenizer(config).column_cardinalities
+    return config.quantizer.sizes() if config.quantizer.family == "rvq" else []  # type: ignore[attr-defined]
 
 
 def check_training_memory(config: TokenizerConfig, device: torch.device | str) -> None:

@@ -107,7 +107,10 @@ def _unicode(text: str, where: str, path_bytes: bool = False) -> None:
 
 def is_text(value: object) -> bool:
     """``value`` is a string that encodes as UTF-8 (no lone surrogate)."""
+    if not isinstance(value, str):
+        return False
     try:
-        return isinstance(value, str) and bool(value.encode("utf-8") or True)
+        value.encode("utf-8")
     except UnicodeEncodeError:
         return False
+    return True

@@ -405,9 +405,9 @@ def _map(fn: Callable[[Any], Any], tasks: list[Any], workers: int | None) -> Ite
 
     Workers start with SIGINT blocked (:func:`_sigint_deferred`): Ctrl-C, which a terminal
     sends to every process of the group, is the parent's to handle, where a worker
-    interrupted while Python starts would die with "Fatal Python error: init_import_site". Each worker also watches its parent and
-    exits when it is gone, so a SIGKILLed export leaves no worker (nor, with them, the
-    resource tracker they keep alive) running."""
+    interrupted while Python starts would die with "Fatal Python error: init_import_site".
+    Each worker also watches its parent and exits when it is gone, so a SIGKILLed export
+    leaves no worker (nor, with them, the resource tracker they keep alive) running."""
     count = min(workers or min(os.cpu_count() or 1, 8), len(tasks))
     if count <= 1:
         yield from map(fn, tasks)
