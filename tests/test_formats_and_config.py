@@ -12,11 +12,11 @@ from safetensors.numpy import load_file
 
 from tokquant.config import TokenizerConfig
 from tokquant.errors import ConfigError, InputError, OutputError
-from tokquant.formats._atomic import atomic_path
 from tokquant.formats._columns import column_dtype
 from tokquant.formats._safetensors import write_safetensors
 from tokquant.formats.checkpoint import load_checkpoint
 from tokquant.jobs.sources import expand_inputs, output_path
+from tokquant.storage.atomic import atomic_path
 from tokquant.tokenizer import Tokenizer
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))

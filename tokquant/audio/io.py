@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from tokquant.errors import InputError
-from tokquant.formats._atomic import atomic_path
+from tokquant.storage.atomic import atomic_path
 
 SUFFIXES = (
     ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au",

@@ -36,7 +36,7 @@ import torch
 
 from tokquant.audio._torchaudio import torchaudio_ssl
 from tokquant.errors import ConfigError, FormatError, InputError
-from tokquant.formats._torch_load import load_state_dict
+from tokquant.storage.torch_load import load_state_dict
 
 if TYPE_CHECKING:
     from tokquant.config import FrontendConfig

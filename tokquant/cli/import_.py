@@ -33,9 +33,9 @@ def import_checkpoint(
 ) -> None:
     """Turn a peer's RVQ into a tokquant checkpoint whose codes equal the peer's."""
     from tokquant.errors import OutputError
-    from tokquant.formats._torch_load import load_state_dict
     from tokquant.formats.checkpoint import save_checkpoint
     from tokquant.importers import import_rvq, tokenizer_for
+    from tokquant.storage.torch_load import load_state_dict
 
     ui = Output(json_mode=json_out)
     if out.exists() and out.resolve() == state_dict.resolve():

@@ -11,7 +11,7 @@ import typer
 from tokquant.cli._options import JsonOut
 from tokquant.cli._output import Output
 from tokquant.errors import FormatError, InputError
-from tokquant.formats._json import loads as json_loads
+from tokquant.storage.safe_json import loads as json_loads
 
 
 def info(

@@ -98,7 +98,7 @@ def _plot_usage(path: Path, usage, columns) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise InputError("--plot needs matplotlib: pip install 'tokquant[plot]'") from None
-    from tokquant.formats._atomic import atomic_path
+    from tokquant.storage.atomic import atomic_path
 
     fig, axes = plt.subplots(len(columns), 1, figsize=(8, 2.2 * len(columns)), squeeze=False)
     for g, (ax, col) in enumerate(zip(axes[:, 0], columns, strict=True)):

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from tokquant.errors import FormatError
-from tokquant.formats._json import loads as json_loads
+from tokquant.storage.safe_json import loads as json_loads
 
 _DTYPES = {
     np.dtype(np.float64): "F64",

@@ -28,11 +28,11 @@ import torch
 from tokquant import __version__
 from tokquant.config import TokenizerConfig
 from tokquant.errors import ConfigError, FormatError, InputError
-from tokquant.formats._atomic import atomic_path
-from tokquant.formats._digest import file_sha256
-from tokquant.formats._json import loads as json_loads
 from tokquant.formats._safetensors import check_header, write_safetensors
-from tokquant.formats._torch_load import quiet_torch_load
+from tokquant.storage.atomic import atomic_path
+from tokquant.storage.digest import file_sha256
+from tokquant.storage.safe_json import loads as json_loads
+from tokquant.storage.torch_load import quiet_torch_load
 from tokquant.tokenizer import Tokenizer
 
 FORMAT = "tokquant-checkpoint"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tokquant.data.layouts import LAYOUT_SHAPES
-from tokquant.formats._atomic import atomic_path
+from tokquant.storage.atomic import atomic_path
 
 _LOAD = {
     "parquet": 'from datasets import load_dataset\n\n'

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from tokquant.errors import InputError
-from tokquant.formats._atomic import atomic_path
-from tokquant.formats._torch_load import quiet_torch_load
+from tokquant.storage.atomic import atomic_path
+from tokquant.storage.torch_load import quiet_torch_load
 
 SUFFIXES = (".npy", ".npz", ".pt", ".safetensors")
 LAYOUTS = ("tc", "ct")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tokquant.errors import FormatError, InputError
-from tokquant.formats._json import loads as json_loads
+from tokquant.storage.safe_json import loads as json_loads
 
 RESERVED = ("key", "codes", "num_frames", "durations")
 

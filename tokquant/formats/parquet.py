@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from tokquant.errors import OutputError
-from tokquant.formats._atomic import atomic_path
 from tokquant.formats._export_rows import ExportRows
+from tokquant.storage.atomic import atomic_path
 
 _ARRAY2D = "datasets.features.features.Array2DExtensionType"
 

@@ -39,10 +39,10 @@ import numpy as np
 
 from tokquant import __version__
 from tokquant.errors import FormatError
-from tokquant.formats._atomic import atomic_path
 from tokquant.formats._columns import column_dtype, out_of_range, pack_columns, stack_columns
-from tokquant.formats._json import loads as json_loads
 from tokquant.formats._safetensors import check_header, write_safetensors
+from tokquant.storage.atomic import atomic_path
+from tokquant.storage.safe_json import loads as json_loads
 
 FORMAT = "tokquant-tokens"
 FORMAT_VERSION = "1"

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tokquant.formats._atomic import atomic_path
 from tokquant.formats._export_rows import ExportRows
+from tokquant.storage.atomic import atomic_path
 
 
 def tar_key(key: str) -> str:

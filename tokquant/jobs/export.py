@@ -35,12 +35,12 @@ from typing import TYPE_CHECKING, Any
 from tokquant import __version__
 from tokquant.errors import FormatError, InputError, OutputError
 from tokquant.formats import corpus as corpus_format
-from tokquant.formats._atomic import atomic_path, remove_stale_temp_files
-from tokquant.formats._digest import file_sha256
-from tokquant.formats._json import loads as json_loads
-from tokquant.formats._lock import exclusive
 from tokquant.jobs.report import NoProgress, Progress, RunReport
 from tokquant.jobs.targets import check_output_dir, ensure_output_dir
+from tokquant.storage.atomic import atomic_path, remove_stale_temp_files
+from tokquant.storage.digest import file_sha256
+from tokquant.storage.lock import exclusive
+from tokquant.storage.safe_json import loads as json_loads
 
 if TYPE_CHECKING:
     from tokquant.data.layouts import TokenLayout

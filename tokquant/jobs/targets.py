@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from tokquant.errors import InputError, OutputError
-from tokquant.formats._atomic import remove_stale_temp_files
 from tokquant.jobs.sources import InputItem
+from tokquant.storage.atomic import remove_stale_temp_files
 
 T = TypeVar("T")
 

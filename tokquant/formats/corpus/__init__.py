@@ -33,7 +33,6 @@ The package, one concept a module: :mod:`.keys` (names and safe keys), :mod:`.ma
 :mod:`.writer` (:class:`CorpusWriter`, resumable) and :mod:`.merge`.
 """
 
-from tokquant.formats._digest import file_sha256 as sha256_of
 from tokquant.formats.corpus.keys import (
     FORMAT,
     FORMAT_VERSION,
@@ -58,6 +57,7 @@ from tokquant.formats.corpus.merge import merge_parts
 from tokquant.formats.corpus.reader import MAX_OPEN_SHARDS, Corpus, Utterance, verify_corpus
 from tokquant.formats.corpus.shards import OpenShard, open_shard, shard_problems, write_shard
 from tokquant.formats.corpus.writer import CorpusWriter, plan_id
+from tokquant.storage.digest import file_sha256 as sha256_of
 
 __all__ = [
     "FORMAT", "FORMAT_VERSION", "MANIFEST", "MAX_NAME_BYTES", "MAX_OPEN_SHARDS",

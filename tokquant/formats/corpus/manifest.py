@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from tokquant.errors import FormatError, InputError
-from tokquant.formats._atomic import atomic_path
-from tokquant.formats._json import is_text
-from tokquant.formats._json import loads as json_loads
 from tokquant.formats.corpus.keys import FORMAT, FORMAT_VERSION, check_key
+from tokquant.storage.atomic import atomic_path
+from tokquant.storage.safe_json import is_text
+from tokquant.storage.safe_json import loads as json_loads
 
 
 @dataclass(frozen=True)

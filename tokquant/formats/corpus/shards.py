@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from tokquant.errors import FormatError
-from tokquant.formats._atomic import atomic_path
 from tokquant.formats._columns import out_of_range, pack_columns, stack_columns
 from tokquant.formats._safetensors import TensorReader, check_header, write_safetensors
 from tokquant.formats.corpus.keys import FORMAT_VERSION, SHARD_FORMAT, check_key, name_problem
 from tokquant.formats.corpus.manifest import Manifest, ShardRecord
+from tokquant.storage.atomic import atomic_path
 
 
 def write_shard(

@@ -12,13 +12,13 @@ import numpy as np
 
 from tokquant import __version__
 from tokquant.errors import InputError, OutputError
-from tokquant.formats._atomic import remove_stale_temp_files
-from tokquant.formats._digest import file_sha256 as sha256_of
-from tokquant.formats._lock import exclusive
 from tokquant.formats.corpus.keys import MANIFEST, part_name, shard_name
 from tokquant.formats.corpus.manifest import Entry, Manifest, ShardRecord
 from tokquant.formats.corpus.merge import merge_parts
 from tokquant.formats.corpus.shards import write_shard
+from tokquant.storage.atomic import remove_stale_temp_files
+from tokquant.storage.digest import file_sha256 as sha256_of
+from tokquant.storage.lock import exclusive
 
 
 def plan_id(keys: list[str], shard_size: int, checkpoint_id: str, cards: list[int]) -> str:
