@@ -311,3 +311,36 @@ def test_ssl_checkpoint_config_round_trips_and_mel_configs_hold_no_ssl_keys():
     assert TokenizerConfig.from_dict(json.loads(ssl.to_json())).to_json() == ssl.to_json()
     mel = TokenizerConfig.from_dict({"frontend": {"kind": "logmel"}})
     assert "model" not in json.loads(mel.to_json())["frontend"]
+
+
+def test_model_table_equals_torchaudio_bundles():
+    """Configs validate against a torch-free table; it must say what torchaudio's bundles
+    say, name for name (its ASR fine-tunes left out)."""
+    from tokquant.audio._torchaudio import torchaudio_ssl
+    from tokquant.audio.ssl_models import MODELS
+
+    pipelines = torchaudio_ssl()[1]
+    bundles = sorted(n for n in dir(pipelines)
+                     if type(getattr(pipelines, n)) is pipelines.Wav2Vec2Bundle)  # fmt: skip
+    assert sorted(MODELS) == bundles
+    for name, row in MODELS.items():
+        arch = architecture(name)
+        assert (row.model_type, row.file_name, row.normalize_waveform) == (
+            arch.model_type, arch.file_name, arch.normalize_waveform)  # fmt: skip
+        assert (row.embed_dim, row.num_layers, row.num_heads) == (
+            arch.embed_dim, arch.num_layers, arch.params["encoder_num_heads"])  # fmt: skip
+
+
+def test_config_validates_without_torch():
+    """Validating an SSL config imports neither torch nor torchaudio."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from tokquant.config import TokenizerConfig; "
+            "c = TokenizerConfig.from_yaml('configs/hubert-base-l9-rvq-8x1024.yaml').validate(); "
+            "print(c.frontend.feature_dim, c.frontend.num_frames(16000), "
+            "sorted(m for m in ('torch', 'torchaudio', 'numpy') if m in sys.modules))")  # fmt: skip
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                         check=True).stdout.split()  # fmt: skip
+    assert out == ["768", str(num_frames(16000)), "[]"]

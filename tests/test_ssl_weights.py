@@ -5,6 +5,7 @@ and one-line messages for weights of another architecture (issue 23)."""
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import threading
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import torch
 from tests.conftest import run_cli
 from tests.test_hostile_round3 import one_error
 from tokquant.audio import frontend as frontend_module
-from tokquant.audio import ssl
+from tokquant.audio import ssl, ssl_models
 from tokquant.formats.checkpoint import read_checkpoint_metadata
 
 #: HuBERT base's framing (400-sample field, 320 hop) at a tiny width: 2 layers of 32.
@@ -88,6 +89,10 @@ def small_hubert(monkeypatch, tmp_path) -> Iterator[tuple[Server, dict[str, torc
     arch = _small_arch()
     _clear_caches()
     monkeypatch.setattr(ssl, "architecture", lambda name: arch if name == NAME else None)
+    row = ssl_models.MODELS[NAME]  # what configs validate against: the small model's sizes
+    monkeypatch.setitem(ssl_models.MODELS, NAME, dataclasses.replace(
+        row, embed_dim=SMALL["encoder_embed_dim"], num_layers=SMALL["encoder_num_layers"],
+        num_heads=SMALL["encoder_num_heads"]))  # fmt: skip
     served = tmp_path / "served"
     served.mkdir()
     torch.manual_seed(0)

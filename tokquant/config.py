@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tokquant.audio.ssl_models import HOP, RECEPTIVE_FIELD, SAMPLE_RATE, ssl_model
 from tokquant.checks import check_key, format_bytes, int_in, machine_memory, number, one_of, shown
 from tokquant.errors import ConfigError
 from tokquant.quantizers.params import FAMILY_PARAMS, BSQParams, Params
@@ -152,15 +153,19 @@ class FrontendConfig:
     @property
     def feature_dim(self) -> int:
         if self.kind == "ssl":
-            from tokquant.audio.ssl import architecture
-
-            width = architecture(self.model).embed_dim
+            width = ssl_model(self.model).embed_dim
             return width * (len(self.layers) if self.layer_merge == "concat" else 1)
         return self.n_mfcc if self.kind == "mfcc" else self.n_mels
 
     @property
     def frame_rate(self) -> float:
         return self.sample_rate / self.hop_length
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames of ``num_samples`` samples at :attr:`sample_rate` (an SSL model's
+        framing too, once validated: 400-sample field, 320-sample hop)."""
+        win, hop = self.win_length, self.hop_length
+        return 0 if num_samples < win else 1 + (num_samples - win) // hop
 
     def to_dict(self) -> dict[str, Any]:
         """The fields this kind reads (a log-mel checkpoint holds no SSL keys)."""
@@ -203,9 +208,7 @@ class FrontendConfig:
             )
 
     def _validate_ssl(self) -> None:
-        from tokquant.audio.ssl import HOP, RECEPTIVE_FIELD, SAMPLE_RATE, architecture
-
-        arch = architecture(self.model)  # ConfigError naming the known models
+        arch = ssl_model(self.model)  # ConfigError naming the known models
         if not isinstance(self.layers, list) or not self.layers:
             raise ConfigError("frontend.layers: must be a non-empty list of layer numbers")
         for layer in self.layers:
@@ -218,7 +221,7 @@ class FrontendConfig:
         _non_negative("frontend.context_seconds", self.context_seconds)
         if self.window_seconds * SAMPLE_RATE < RECEPTIVE_FIELD:
             raise ConfigError("frontend.window_seconds: must cover one frame (0.025 s)")
-        self._check_window_memory(int(arch.params["encoder_num_heads"]), SAMPLE_RATE / HOP)
+        self._check_window_memory(arch.num_heads, SAMPLE_RATE / HOP)
         # The model fixes its framing: 400-sample receptive field, 320-sample hop, 16 kHz.
         self.sample_rate, self.hop_length = SAMPLE_RATE, HOP
         self.win_length = self.n_fft = RECEPTIVE_FIELD

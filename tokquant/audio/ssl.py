@@ -35,16 +35,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from tokquant.audio._torchaudio import torchaudio_ssl
-from tokquant.errors import ConfigError, FormatError, InputError
+from tokquant.audio.ssl_models import FRAME_RATE, HOP, RECEPTIVE_FIELD, ssl_model
+from tokquant.errors import FormatError, InputError
 from tokquant.storage.torch_load import load_state_dict
 
 if TYPE_CHECKING:
     from tokquant.config import FrontendConfig
 
-SAMPLE_RATE = 16000
-HOP = 320
-RECEPTIVE_FIELD = 400
-FRAME_RATE = SAMPLE_RATE / HOP
 #: Where torchaudio's bundles download their weights from.
 WEIGHTS_BASE_URL = "https://download.pytorch.org/torchaudio/models/"
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -78,24 +75,12 @@ class Architecture:
         return factory(**self.params)
 
 
-def model_names() -> list[str]:
-    """The SSL bundles torchaudio offers (its ASR fine-tunes are left out)."""
-    pipelines = torchaudio_ssl()[1]
-    return sorted(
-        name for name in dir(pipelines)
-        if type(getattr(pipelines, name)) is pipelines.Wav2Vec2Bundle
-    )  # fmt: skip
-
-
 @functools.cache
 def architecture(name: str) -> Architecture:
-    pipelines = torchaudio_ssl()[1]
-    bundle = getattr(pipelines, str(name), None) if name else None
-    if type(bundle) is not pipelines.Wav2Vec2Bundle:
-        raise ConfigError(
-            f"frontend.model: must be a torchaudio SSL bundle ({', '.join(model_names())}), "
-            f"found {name!r}"
-        )
+    """The model ``name`` as torchaudio's bundle builds it (ConfigError for a name that is
+    none of :data:`tokquant.audio.ssl_models.MODELS`)."""
+    known = ssl_model(name)
+    bundle = getattr(torchaudio_ssl()[1], known.name)
     # torchaudio keeps these as bundle attributes; they are what its get_model() uses.
     return Architecture(
         name=name, model_type=bundle._model_type, params=dict(bundle._params),

@@ -1,19 +1,40 @@
-"""The quantizer families behind one interface (:class:`Quantizer`)."""
+"""The quantizer families behind one interface (:class:`Quantizer`).
 
-from tokquant.quantizers.base import BatchOps, Quantizer, QuantizerOutput
-from tokquant.quantizers.binary import BSQ, LFQ
-from tokquant.quantizers.fsq import FSQ
-from tokquant.quantizers.params import Params
-from tokquant.quantizers.rvq import RVQ
+Names load on first use, so :mod:`tokquant.quantizers.params` (what a config validates
+against) imports without torch.
+"""
 
-#: Every family, by the name configs and token files use.
-QUANTIZERS: dict[str, type[Quantizer]] = {q.kind: q for q in (BSQ, LFQ, RVQ, FSQ)}
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY = {
+    "BatchOps": "tokquant.quantizers.base",
+    "Quantizer": "tokquant.quantizers.base",
+    "QuantizerOutput": "tokquant.quantizers.base",
+    "BSQ": "tokquant.quantizers.binary",
+    "LFQ": "tokquant.quantizers.binary",
+    "FSQ": "tokquant.quantizers.fsq",
+    "RVQ": "tokquant.quantizers.rvq",
+    "Params": "tokquant.quantizers.params",
+    "QUANTIZERS": "tokquant.quantizers.families",
+    "build_quantizer": "tokquant.quantizers.families",
+}
+
+__all__ = list(_LAZY)
+
+if TYPE_CHECKING:
+    from tokquant.quantizers.base import BatchOps, Quantizer, QuantizerOutput  # noqa: F401
+    from tokquant.quantizers.binary import BSQ, LFQ  # noqa: F401
+    from tokquant.quantizers.families import QUANTIZERS, build_quantizer  # noqa: F401
+    from tokquant.quantizers.fsq import FSQ  # noqa: F401
+    from tokquant.quantizers.params import Params  # noqa: F401
+    from tokquant.quantizers.rvq import RVQ  # noqa: F401
 
 
-def build_quantizer(params: Params) -> Quantizer:
-    """The quantizer a family's params describe."""
-    return QUANTIZERS[params.family].from_params(params)
-
-
-__all__ = ["BSQ", "FSQ", "LFQ", "QUANTIZERS", "RVQ", "BatchOps", "Quantizer", "QuantizerOutput",
-           "build_quantizer"]  # fmt: skip
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tokquant.quantizers' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
