@@ -22,13 +22,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tokquant.api import load
 from tokquant.config import TokenizerConfig
-from tokquant.formats.checkpoint import load_checkpoint, save_checkpoint
+from tokquant.formats.checkpoint import save_checkpoint
 from tokquant.formats.features import SUFFIXES
 from tokquant.formats.tokens import SUFFIX
 from tokquant.jobs.batcher import encode_items, encode_streamed
 from tokquant.jobs.encode import write_token_file
-from tokquant.jobs.sources import expand_inputs, output_path
+from tokquant.jobs.features import FeatureReader
+from tokquant.sources import expand_inputs, output_path
 from tokquant.tokenizer import Tokenizer
 
 
@@ -55,8 +57,9 @@ def checkpoint(root: Path, quantizer: dict) -> Path:
 
 def one_at_a_time(ckpt, items, out: Path) -> float:
     t0 = time.perf_counter()
+    reader = FeatureReader.of(ckpt)
     for item in items:
-        codes = encode_streamed(ckpt, item)
+        codes = encode_streamed(ckpt, reader, item)
         write_token_file(
             ckpt, output_path(out, item, SUFFIXES, SUFFIX), codes, source=str(item.path)
         )
@@ -88,7 +91,7 @@ def main() -> None:
         {"family": "rvq", "num_levels": 8, "num_embeddings": 1024},
     ):
         ckpt_path = checkpoint(args.workdir, quantizer)
-        ckpt = load_checkpoint(ckpt_path)
+        ckpt = load(ckpt_path)
         short = expand_inputs([args.workdir / "short"], SUFFIXES, "feature")
         long = expand_inputs([args.workdir / "long"], SUFFIXES, "feature")
         t_long = batched(ckpt, long, args.workdir / "out-long", workers=2)

@@ -101,7 +101,7 @@ def speed(work: Path, model: str, args: argparse.Namespace) -> None:
 def boundary(work: Path, args: argparse.Namespace) -> None:
     import dataclasses
 
-    from tokquant.audio.frontend import frontend_for, stream_features
+    from tokquant.audio.frontend import build_frontend, stream_features
     from tokquant.formats.checkpoint import load_checkpoint
 
     folder = work / "long"
@@ -110,8 +110,8 @@ def boundary(work: Path, args: argparse.Namespace) -> None:
     windowed_fe = tok.config.frontend  # 30 s windows, 1 s context (the default)
     whole_fe = dataclasses.replace(windowed_fe, window_seconds=1000.0)
     path = folder / "u000.wav"
-    windowed = np.concatenate(list(stream_features(path, frontend_for(windowed_fe))))
-    whole = np.concatenate(list(stream_features(path, frontend_for(whole_fe))))
+    windowed = np.concatenate(list(stream_features(path, build_frontend(windowed_fe))))
+    whole = np.concatenate(list(stream_features(path, build_frontend(whole_fe))))
     with torch.no_grad():
         a = tok.encode(torch.from_numpy(windowed)).numpy()
         b = tok.encode(torch.from_numpy(whole)).numpy()

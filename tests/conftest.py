@@ -16,7 +16,8 @@ from tokquant.audio.frontend import DEFAULT_CHUNK_FRAMES
 from tokquant.cli.app import main
 from tokquant.jobs.batcher import encode_streamed
 from tokquant.jobs.encode import write_token_file
-from tokquant.jobs.sources import InputItem
+from tokquant.jobs.features import FeatureReader
+from tokquant.sources import FileSource
 
 
 @dataclass
@@ -95,9 +96,9 @@ def trained(tmp_path_factory, corpus) -> Path:
     return root / "bsq.safetensors"
 
 
-def encode_file(checkpoint, path, out_path, *, chunk_frames=DEFAULT_CHUNK_FRAMES):
+def encode_file(tok, path, out_path, *, chunk_frames=DEFAULT_CHUNK_FRAMES):
     """One input to one token file, read chunk by chunk; returns its codes."""
-    codes = encode_streamed(checkpoint, InputItem(Path(path), Path(Path(path).name)),
-                            chunk_frames=chunk_frames)  # fmt: skip
-    write_token_file(checkpoint, out_path, codes, source=str(path))
+    source = FileSource(key=Path(Path(path).name), file=Path(path))
+    codes = encode_streamed(tok, FeatureReader.of(tok), source, chunk_frames=chunk_frames)
+    write_token_file(tok, out_path, codes, source=str(path))
     return codes

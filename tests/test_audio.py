@@ -13,6 +13,7 @@ import torchaudio
 import yaml
 
 from tests.conftest import encode_file, run_cli
+from tokquant.api import load
 from tokquant.audio.frontend import BLOCK_FRAMES, AudioSource, FrontEnd, audio_features
 from tokquant.audio.io import AudioReader
 from tokquant.audio.vocoder import to_audio
@@ -203,7 +204,7 @@ def test_streaming_reads_only_a_chunk_at_a_time(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("family", ["bsq", "rvq"])
 def test_chunked_encode_gives_the_same_tokens_as_whole_file(tmp_path, audio_ckpts, family):
-    ckpt = load_checkpoint(audio_ckpts[family])
+    ckpt = load(audio_ckpts[family])
     path = write(tmp_path / "long.flac", speechlike(11.7, 22050, channels=2), 22050)
     whole = encode_file(ckpt, path, tmp_path / "whole.tokens.safetensors", chunk_frames=None)
     assert whole.shape[0] == 1 + (-(-int(11.7 * 22050) * 16000 // 22050) - 400) // 160

@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 
 from tests.conftest import encode_file, run_cli
+from tokquant.api import load
 from tokquant.errors import FormatError, InputError
 from tokquant.formats import corpus as corpus_format
-from tokquant.formats.checkpoint import load_checkpoint
 from tokquant.formats.corpus import Corpus, verify_corpus
 from tokquant.formats.features import SUFFIXES
 from tokquant.formats.tokens import read_tokens
 from tokquant.jobs.batcher import encode_items
 from tokquant.jobs.ranks import rank_items, resolve_rank
-from tokquant.jobs.sources import expand_inputs
+from tokquant.sources import expand_inputs
 
 
 def many_files(root: Path, count: int, dim: int = 12, frames=(5, 400), seed: int = 1) -> Path:
@@ -46,7 +46,7 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize("batch_frames", [1, 700, 1 << 20])
 def test_batched_codes_equal_each_file_alone(tmp_path, trained, batch_frames):
     files = many_files(tmp_path / "in", 25)
-    ckpt = load_checkpoint(trained)
+    ckpt = load(trained)
     items = expand_inputs([files], SUFFIXES, "feature")
     results = list(encode_items(ckpt, items, batch_frames=batch_frames, workers=3))
     assert [r.item for r in results] == items
@@ -61,7 +61,7 @@ def test_batched_audio_codes_equal_each_file_alone(tmp_path):
     ckpt_path = tmp_path / "a.safetensors"
     assert run_cli("train", "-c", logmel_config(tmp_path, "rvq"), "-d", SAMPLES / "sc_m", "-o",
                    ckpt_path, "--steps", "3").code == 0  # fmt: skip
-    ckpt = load_checkpoint(ckpt_path)
+    ckpt = load(ckpt_path)
     items = expand_inputs([SAMPLES], (".flac",), "audio")
     for r in encode_items(ckpt, items, batch_frames=1500, workers=2):
         assert np.array_equal(
@@ -72,7 +72,7 @@ def test_batched_audio_codes_equal_each_file_alone(tmp_path):
 def test_a_bad_file_in_a_batch_fails_alone(tmp_path, trained):
     files = many_files(tmp_path / "in", 6)
     np.save(files / "spk0" / "utt0002.npy", np.zeros((4, 3), np.float32))
-    ckpt = load_checkpoint(trained)
+    ckpt = load(trained)
     results = list(
         encode_items(ckpt, expand_inputs([files], SUFFIXES, "feature"), batch_frames=10_000)
     )

@@ -9,7 +9,7 @@ import torch
 
 from tests.conftest import run_cli
 from tokquant import BSQ, LFQ, RVQ
-from tokquant.formats.checkpoint import load_checkpoint
+from tokquant.api import load
 from tokquant.jobs.batcher import encode_features
 
 
@@ -21,12 +21,12 @@ def _features(n: int = 3000, dim: int = 12) -> np.ndarray:
 @pytest.fixture(params=["bsq", "rvq"])
 def checkpoint(request, tmp_path, corpus, trained):
     if request.param == "bsq":
-        return load_checkpoint(trained)
+        return load(trained)
     from tests.conftest import write_config
 
     path = tmp_path / "rvq.safetensors"
     run_cli("train", "-c", write_config(tmp_path / "c.yaml", "rvq"), "-d", corpus, "-o", path)
-    return load_checkpoint(path)
+    return load(path)
 
 
 def test_codes_do_not_depend_on_thread_count(checkpoint):

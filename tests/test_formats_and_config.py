@@ -15,7 +15,7 @@ from tokquant.errors import ConfigError, InputError, OutputError
 from tokquant.formats._columns import column_dtype
 from tokquant.formats._safetensors import write_safetensors
 from tokquant.formats.checkpoint import load_checkpoint
-from tokquant.jobs.sources import expand_inputs, output_path
+from tokquant.sources import expand_inputs, output_path
 from tokquant.storage.atomic import atomic_path
 from tokquant.tokenizer import Tokenizer
 

@@ -187,9 +187,9 @@ def test_stale_temp_files_of_dead_processes_are_removed(tmp_path, trained, corpu
 
 
 def _host() -> str:
-    from tokquant.formats import _atomic
+    from tokquant.storage import atomic
 
-    return _atomic._HOST
+    return atomic._HOST
 
 
 def test_misleading_messages_fixed(tmp_path, trained, corpus, monkeypatch):

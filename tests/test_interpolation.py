@@ -10,7 +10,7 @@ from tests.conftest import make_features, run_cli, write_config
 from tokquant.config import TokenizerConfig
 from tokquant.errors import ConfigError, InputError
 from tokquant.formats.checkpoint import load_checkpoint
-from tokquant.jobs.sources import FrameSample
+from tokquant.jobs.frames import FrameSample
 from tokquant.train import draw_batch, split_frames, train_tokenizer
 
 LENGTHS = [7, 1, 0, 12, 5, 9]

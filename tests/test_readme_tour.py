@@ -12,7 +12,8 @@ import torch
 
 from tokquant.formats.checkpoint import load_checkpoint
 from tokquant.formats.tokens import read_tokens
-from tokquant.jobs.sources import load_features
+from tokquant.jobs.features import FeatureReader
+from tokquant.sources import FileSource
 
 spec = importlib.util.spec_from_file_location(
     "tour", Path(__file__).resolve().parent.parent / "scripts" / "tour.py"
@@ -35,7 +36,8 @@ def test_the_readme_tour_is_what_the_commands_print(tmp_path):
     for path in sorted((tour.ROOT / tour.AUDIO).rglob("*.flac")):
         key = path.relative_to(tour.ROOT / tour.AUDIO).with_suffix("")
         codes = read_tokens(tmp_path / "runs/demo/tokens" / f"{key}.tokens.safetensors").codes
-        x = load_features(tok.config, path).astype(np.float64)
+        x = FeatureReader.of(tok).whole(FileSource(key=Path(path.name), file=path))
+        x = x.astype(np.float64)
         x_hat = tok.decode(torch.from_numpy(codes)).numpy().astype(np.float64)
         signal += float((((x - mean) / std) ** 2).sum())
         error += float((((x - x_hat) / std) ** 2).sum())

@@ -15,11 +15,14 @@ from safetensors.torch import save_file
 
 from tests.conftest import encode_file, run_cli
 from tests.test_hostile import error_lines
-from tokquant.audio.frontend import frontend_for, stream_features
+from tokquant.api import load
+from tokquant.audio.frontend import build_frontend, stream_features
 from tokquant.audio.ssl import architecture, num_frames, weights_digest
 from tokquant.config import FrontendConfig, TokenizerConfig
 from tokquant.formats.checkpoint import load_checkpoint
-from tokquant.jobs.sources import FrameSample, InputItem, load_frames
+from tokquant.jobs.features import FeatureReader
+from tokquant.jobs.frames import FrameSample, load_frames
+from tokquant.sources import FileSource
 
 
 def _random_weights(path: Path, model: str, seed: int) -> Path:
@@ -68,7 +71,7 @@ def _reference(
 @pytest.mark.parametrize("merge", ["mean", "concat"])
 def test_layer_features_equal_torchaudio_extract_features(hubert, merge):
     wave = _wave(2.3)
-    fe = frontend_for(_frontend(hubert, layers=[1, 3], layer_merge=merge))
+    fe = build_frontend(_frontend(hubert, layers=[1, 3], layer_merge=merge))
     ours = fe.features(torch.from_numpy(wave))
     ref = _reference(hubert, "HUBERT_BASE", wave, [1, 3])
     want = torch.stack(ref).mean(0) if merge == "mean" else torch.cat(ref, -1)
@@ -79,14 +82,14 @@ def test_layer_features_equal_torchaudio_extract_features(hubert, merge):
 def test_wavlm_layer_features_equal_torchaudio(tmp_path):
     weights = _random_weights(tmp_path / "wavlm.safetensors", "WAVLM_BASE_PLUS", 1)
     wave = _wave(1.7, seed=1)
-    fe = frontend_for(_frontend(weights, "WAVLM_BASE_PLUS", layers=[2]))
+    fe = build_frontend(_frontend(weights, "WAVLM_BASE_PLUS", layers=[2]))
     assert torch.equal(fe.features(torch.from_numpy(wave)),
                        _reference(weights, "WAVLM_BASE_PLUS", wave, [2])[0])  # fmt: skip
 
 
 @pytest.mark.parametrize("samples", [400, 719, 720, 16000, 16399, 16400])
 def test_frame_counts_follow_the_conv_stack(hubert, tmp_path, samples):
-    fe = frontend_for(_frontend(hubert, layers=[1]))
+    fe = build_frontend(_frontend(hubert, layers=[1]))
     path = tmp_path / "x.wav"
     sf.write(str(path), _wave(1.1)[:samples], 16000)
     feats = np.concatenate(list(stream_features(path, fe)))
@@ -98,7 +101,7 @@ def test_windows_with_context_are_cropped_and_chunking_changes_nothing(hubert, t
     path = tmp_path / "long.wav"
     sf.write(str(path), wave, 16000, subtype="FLOAT")  # the samples the reference sees
     cfg = _frontend(hubert, layers=[2], window_seconds=2.0, context_seconds=0.4)
-    fe = frontend_for(cfg)
+    fe = build_frontend(cfg)
     whole = np.concatenate(list(stream_features(path, fe, chunk_frames=None)))
     total = num_frames(wave.size)
     assert whole.shape[0] == total
@@ -143,7 +146,7 @@ def ssl_setup(tmp_path_factory, hubert):
 def test_ssl_codes_alone_batched_and_chunked_are_byte_identical(ssl_setup, tmp_path):
     root, data, ckpt = ssl_setup
     assert run_cli("encode", ckpt, data, "--out", tmp_path / "batch", "-q").code == 0
-    checkpoint = load_checkpoint(ckpt)
+    checkpoint = load(ckpt)
     for name in ("a.wav", "b ü.flac", "c.wav"):
         stem = name.rsplit(".", 1)[0]
         alone = tmp_path / "alone"
@@ -257,15 +260,16 @@ def test_max_frames_covers_inputs_evenly_and_bounds_memory(tmp_path):
         path = tmp_path / f"f{i:02d}.npy"
         np.save(path, np.full((2000 if i % 2 else 1000, 64), i, np.float32)
                 + rng.standard_normal((1, 64)).astype(np.float32) * 0)  # fmt: skip
-        items.append(InputItem(path, Path(path.name)))
-    frames = load_frames(config, items, max_frames=6000, seed=1).frames
+        items.append(FileSource(key=Path(path.name), file=path))
+    reader = FeatureReader(config, None)
+    frames = load_frames(reader, items, max_frames=6000, seed=1).frames
     share = np.bincount(frames[:, 0].astype(int), minlength=40) / 6000
     want = np.array([2000 if i % 2 else 1000 for i in range(40)]) / 60000
     assert np.abs(share - want).max() < 0.01
 
     def peak(n: int, max_frames: int | None, with_next: bool = False) -> int:
         tracemalloc.start()
-        load_frames(config, items[:n], max_frames=max_frames, with_next=with_next)
+        load_frames(reader, items[:n], max_frames=max_frames, with_next=with_next)
         top = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         return top
@@ -279,8 +283,8 @@ def test_max_frames_covers_inputs_evenly_and_bounds_memory(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_ssl_on_cuda_matches_cpu(hubert):
     wave = torch.from_numpy(_wave(2.0))
-    cpu = frontend_for(_frontend(hubert, layers=[2])).features(wave)
-    gpu = frontend_for(_frontend(hubert, layers=[2]), "cuda").features(wave)
+    cpu = build_frontend(_frontend(hubert, layers=[2])).features(wave)
+    gpu = build_frontend(_frontend(hubert, layers=[2]), "cuda").features(wave)
     assert torch.allclose(cpu, gpu, atol=1e-3, rtol=1e-3)
 
 

@@ -18,7 +18,6 @@ import torch
 
 from tests.conftest import run_cli
 from tests.test_hostile_round3 import one_error
-from tokquant.audio import frontend as frontend_module
 from tokquant.audio import ssl, ssl_models
 from tokquant.formats.checkpoint import read_checkpoint_metadata
 
@@ -80,7 +79,6 @@ def _small_arch() -> ssl.Architecture:
 
 def _clear_caches() -> None:
     _architecture.cache_clear()
-    frontend_module._cached_frontend.cache_clear()
 
 
 @pytest.fixture
@@ -138,7 +136,6 @@ def test_weights_download_into_a_fresh_cache_once(tmp_path, small_hubert):
     assert _hub_files(tmp_path) == [name]  # the folder was made; no temp file left
     recorded = read_checkpoint_metadata(ckpt)["config"]["frontend"]["weights_sha256"]
     assert recorded == ssl.weights_digest(state)
-    frontend_module._cached_frontend.cache_clear()  # a new process would load again
     res = run_cli("encode", ckpt, data, "--out", tmp_path / "units")
     assert res.code == 0, res.err
     assert server.requests == [f"/{name}"]  # the second run read the cache

@@ -11,7 +11,8 @@ from tokquant.tokenizer import Tokenizer
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> Tokenizer:
     """The tokenizer a checkpoint holds, on ``device`` (``cpu``, ``cuda``, ``cuda:N``,
-    ``auto``), in eval mode, its checkpoint's id in ``checkpoint_id``. Its codes are the
+    ``auto``), in eval mode, its checkpoint's id and file in ``checkpoint_id`` and
+    ``checkpoint_path``. Its codes are the
     ones ``tokquant encode`` writes for the same audio or features.
 
     Example:
@@ -26,4 +27,5 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Tokenizer:
     checkpoint = load_checkpoint(Path(path), where)
     tokenizer = checkpoint.tokenizer
     tokenizer.checkpoint_id = checkpoint.id
+    tokenizer.checkpoint_path = checkpoint.path
     return tokenizer

@@ -15,6 +15,7 @@ of the pad), which bounds activation memory whatever the projection's width.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -70,8 +71,10 @@ class Tokenizer(nn.Module):
         self.project_in = _projection(kind, feature_dim, inner, hidden, depth)
         self.quantizer: Quantizer = build_quantizer(params)
         self.project_out = _projection(kind, inner, feature_dim, hidden, depth)
-        #: The id of the checkpoint it was loaded from (:func:`tokquant.load`).
+        #: The id and file of the checkpoint it was loaded from (:func:`tokquant.load`).
         self.checkpoint_id: str | None = None
+        self.checkpoint_path: Path | None = None
+        self._frontend: Any = None  # built on first use, on this tokenizer's device
 
     @property
     def feature_dim(self) -> int:
@@ -144,13 +147,25 @@ class Tokenizer(nn.Module):
         return self.config.features.frame_rate
 
     def frontend(self) -> Any:
-        """The audio front end (log-mel, fbank, MFCC or SSL model on this device), built
-        once per process and shared with the CLI's jobs."""
-        from tokquant.audio.frontend import frontend_for
-
+        """The audio front end this tokenizer owns (log-mel, fbank, MFCC, or an SSL model
+        on this tokenizer's device), built on first use: after ``.to(device)`` the next
+        call builds it on the new device. Build it in one thread before others use it
+        (the CLI's jobs do, before their loader threads start)."""
         if self.sample_rate is None:
             raise ValueError("this tokenizer reads features, not audio (frontend.kind: none)")
-        return frontend_for(self.config.frontend, self.device)
+        built = self._frontend
+        if built is None or getattr(built, "device", self.device) != self.device:
+            from tokquant.audio.frontend import build_frontend
+
+            self._frontend = built = build_frontend(self.config.frontend, self.device)
+        return built
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles (a DataLoader worker's copy) leave the front end behind;
+        each builds its own on first use."""
+        state = self.__dict__.copy()
+        state["_frontend"] = None
+        return state
 
     def audio_features(self, wave: Any, sample_rate: int, *, channel: int | None = None,
                        what: str = "wave") -> torch.Tensor:  # fmt: skip

@@ -19,11 +19,7 @@ construction, and so are the tokens when the tokenizer also works block by block
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import functools
 import math
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
@@ -119,34 +115,18 @@ class FrontEnd:
         )  # fmt: skip
 
 
-def frontend_for(config: FrontendConfig, device: torch.device | str = "cpu") -> AnyFrontEnd:
-    """The shared front end of a config: a mel filterbank and DCT are built once, not
-    once per file (that cost 1.3 ms a file, five times the features of a 3 s utterance),
-    and an SSL model is loaded (and its weights hashed) once per process and device."""
-    fields = tuple((k, tuple(v) if isinstance(v, list) else v)
-                   for k, v in dataclasses.asdict(config).items() if k != "weights_sha256")  # fmt: skip
-    if config.kind == "ssl" and config.weights:  # a file replaced on disk is new weights
-        with contextlib.suppress(OSError):
-            stat = Path(config.weights).expanduser().stat()
-            fields += (("weights_file", (stat.st_size, stat.st_mtime_ns, stat.st_ino)),)
-    frontend = _cached_frontend(fields, str(device) if config.kind == "ssl" else "cpu")
-    if config.kind == "ssl":
-        frontend.check_weights(config.weights_sha256)
-    return frontend
-
-
-_build_lock = threading.Lock()
-
-
-@functools.lru_cache(maxsize=8)
-def _cached_frontend(fields: tuple, device: str) -> AnyFrontEnd:
-    values = {k: list(v) if k == "layers" else v for k, v in fields if k != "weights_file"}
-    config = FrontendConfig(**values)
+def build_frontend(config: FrontendConfig, device: torch.device | str = "cpu") -> AnyFrontEnd:
+    """The front end a config describes; an SSL model is loaded onto ``device`` and its
+    weights checked against the sha256 the config recorded. Build one per job (a
+    :class:`~tokquant.tokenizer.Tokenizer` holds its own) and pass it down: a mel
+    filterbank costs 1.3 ms to build, five times the features of a 3 s utterance, and an
+    SSL model seconds."""
     if config.kind == "ssl":
         from tokquant.audio.ssl import SSLFrontEnd
 
-        with _build_lock:
-            return SSLFrontEnd(config, device)
+        frontend = SSLFrontEnd(config, device)
+        frontend.check_weights(config.weights_sha256)
+        return frontend
     return FrontEnd(config)
 
 
@@ -263,8 +243,3 @@ def audio_features(
     return np.concatenate(
         list(stream_features(path, frontend, channel=channel, chunk_frames=chunk_frames))
     )
-
-
-def channel_count(path: Path) -> int:
-    with AudioReader(path) as reader:
-        return reader.channels

@@ -11,7 +11,7 @@ import typer
 from tokquant.cli._output import Output
 
 if TYPE_CHECKING:
-    from tokquant.formats.checkpoint import Checkpoint as LoadedCheckpoint
+    from tokquant.tokenizer import Tokenizer
 
 Device = Annotated[
     str,
@@ -42,7 +42,9 @@ Layout = Annotated[
 JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes.")]
 OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
-Checkpoint = Annotated[Path, typer.Argument(help="Checkpoint (.safetensors) from tokquant train.")]
+CheckpointPath = Annotated[
+    Path, typer.Argument(help="Checkpoint (.safetensors) from tokquant train.")
+]
 
 
 class ChannelMode(str, Enum):
@@ -111,18 +113,17 @@ SslWeights = Annotated[
 def start(
     checkpoint: Path, device: str, *, json_out: bool, quiet: bool,
     ssl_weights: Path | None = None,
-) -> tuple[Output, LoadedCheckpoint]:  # fmt: skip
-    """What every command on a checkpoint begins with: its output, and the checkpoint
-    loaded onto ``--device`` (its SSL encoder read from ``ssl_weights`` when given)."""
-    from tokquant.devices import resolve_device
+) -> tuple[Output, Tokenizer]:  # fmt: skip
+    """What every command on a checkpoint begins with: its output, and the checkpoint's
+    tokenizer on ``--device`` (its SSL encoder read from ``ssl_weights`` when given)."""
+    from tokquant.api import load
     from tokquant.errors import InputError
-    from tokquant.formats.checkpoint import load_checkpoint
 
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
-    loaded = load_checkpoint(checkpoint, resolve_device(device))
+    tok = load(checkpoint, device)
     if ssl_weights is not None:
-        frontend = loaded.tokenizer.config.frontend
+        frontend = tok.config.frontend
         if frontend.kind != "ssl":
             raise InputError(f"--ssl-weights: {checkpoint} has no SSL front end ({frontend.kind})")
         frontend.weights = str(ssl_weights)
-    return ui, loaded
+    return ui, tok

@@ -10,7 +10,7 @@ import typer
 from tokquant.cli._options import (
     ChannelMode,
     Channels,
-    Checkpoint,
+    CheckpointPath,
     Device,
     JsonOut,
     Layout,
@@ -21,7 +21,7 @@ from tokquant.cli._options import (
 
 
 def audit(
-    checkpoint: Checkpoint,
+    checkpoint: CheckpointPath,
     inputs: Annotated[
         list[Path], typer.Argument(help="Feature or audio files, folders, or list files.")
     ],
@@ -35,19 +35,18 @@ def audit(
     """Share of codes that stay the same when each input is encoded alone vs in a batch vs
     read in chunks (and CPU vs CUDA where a GPU is present). Writes nothing."""
     from tokquant.jobs.audit import audit as run_audit
-    from tokquant.jobs.sources import expand_for
+    from tokquant.sources import sources_for
 
-    ui, ckpt = start(checkpoint, device, json_out=json_out, quiet=quiet,
+    ui, tok = start(checkpoint, device, json_out=json_out, quiet=quiet,
                      ssl_weights=ssl_weights)  # fmt: skip
-    config = ckpt.tokenizer.config
-    items = expand_for(config, inputs, split=channels is ChannelMode.split, outputs=False)
+    items = sources_for(tok.config, inputs, channels=channels.value, outputs=False)
     with ui.tracker() as progress:
-        report = run_audit(ckpt, items, progress=progress,
-                           layout=layout.value if layout else config.features.layout)  # fmt: skip
+        report = run_audit(tok, items, progress=progress,
+                           layout=layout.value if layout else None)  # fmt: skip
     ui.failures(report.failures)
     overall = report.overall()
     if json_out:
-        ui.json({"checkpoint_id": ckpt.id, "inputs": report.rows, "overall": overall,
+        ui.json({"checkpoint_id": tok.checkpoint_id, "inputs": report.rows, "overall": overall,
                  "failures": report.failures, "seconds": round(report.seconds, 3)})  # fmt: skip
     else:
         head = ["input", "frames", *(f"same {w}" for w in report.ways)]

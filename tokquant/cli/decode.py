@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from tokquant.cli._options import Checkpoint, Device, JsonOut, OutDir, Overwrite, Quiet, start
+from tokquant.cli._options import CheckpointPath, Device, JsonOut, OutDir, Overwrite, Quiet, start
 
 
 def decode(
-    checkpoint: Checkpoint,
+    checkpoint: CheckpointPath,
     tokens: Annotated[
         list[Path], typer.Argument(help="Token files, folders, list files, or corpus folders.")
     ],
@@ -36,11 +36,11 @@ def decode(
     from tokquant.jobs import decode as job
     from tokquant.jobs.targets import ensure_output_dir
 
-    ui, ckpt = start(checkpoint, device, json_out=json_out, quiet=quiet)
+    ui, tok = start(checkpoint, device, json_out=json_out, quiet=quiet)
     ensure_output_dir(out)
-    sources = job.token_sources(ckpt, tokens)
-    job.check_decode_options(ckpt, audio=audio, levels=levels)
+    sources = job.token_sources(tok, tokens)
+    job.check_decode_options(tok, audio=audio, levels=levels)
     with ui.tracker() as progress:
-        report = job.to_files(ckpt, sources, out, audio=audio, levels=levels,
+        report = job.to_files(tok, sources, out, audio=audio, levels=levels,
                               overwrite=overwrite, progress=progress)  # fmt: skip
     ui.summary(report, "decode", json_out=json_out)

@@ -7,7 +7,7 @@ from tokquant.cli._options import (
     Beam,
     ChannelMode,
     Channels,
-    Checkpoint,
+    CheckpointPath,
     ChunkSeconds,
     Device,
     EncodeLevels,
@@ -28,7 +28,7 @@ from tokquant.cli._options import (
 
 
 def encode(
-    checkpoint: Checkpoint,
+    checkpoint: CheckpointPath,
     inputs: Inputs,
     out: OutDir,
     shards: Shards = False,
@@ -55,31 +55,30 @@ def encode(
     """
     from tokquant.jobs import encode as job
     from tokquant.jobs.ranks import rank_items, resolve_rank
-    from tokquant.jobs.sources import expand_for
     from tokquant.jobs.targets import ensure_output_dir
+    from tokquant.sources import sources_for
 
-    ui, ckpt = start(checkpoint, device, json_out=json_out, quiet=quiet,
+    ui, tok = start(checkpoint, device, json_out=json_out, quiet=quiet,
                      ssl_weights=ssl_weights)  # fmt: skip
-    config = ckpt.tokenizer.config
-    items = expand_for(config, inputs, split=channels is ChannelMode.split)
+    items = sources_for(tok.config, inputs, channels=channels.value)
     rank, world = resolve_rank(num_shards, shard_index)
     ensure_output_dir(out)
     options = job.EncodeOptions(
-        layout=layout.value if layout else config.features.layout, batch_frames=batch_frames,
+        layout=layout.value if layout else None, batch_frames=batch_frames,
         workers=workers, chunk_seconds=chunk_seconds, levels=levels, beam=beam,
         overwrite=overwrite,
     )  # fmt: skip
-    options.check(ckpt.tokenizer)
+    options.check(tok)
     with ui.tracker() as progress:
         if shards:
-            report = job.to_corpus(ckpt, items, out, options, rank=rank, world=world,
+            report = job.to_corpus(tok, items, out, options, rank=rank, world=world,
                                    shard_size=shard_size, progress=progress)  # fmt: skip
         else:
-            report = job.to_files(ckpt, rank_items(items, rank, world), out, options,
+            report = job.to_files(tok, rank_items(items, rank, world), out, options,
                                   progress=progress)  # fmt: skip
     if shards and world > 1:
         ui.note(f"rank {rank} of {world} done; run `tokquant merge {out}` when all ranks are")
     report.extra = {"rank": rank, "world_size": world, **report.extra}
-    columns, bits = job.bits_per_frame(ckpt, levels)
+    columns, bits = job.bits_per_frame(tok, levels)
     ui.summary(report, "encode", json_out=json_out,
                columns={"tokens": report.frames * columns, "bits_per_frame": bits})  # fmt: skip

@@ -8,13 +8,13 @@ from typing import Annotated
 
 import typer
 
-from tokquant.cli._options import Checkpoint, Device, JsonOut, Layout, Quiet, SslWeights, start
+from tokquant.cli._options import CheckpointPath, Device, JsonOut, Layout, Quiet, SslWeights, start
 from tokquant.cli._output import Output
 from tokquant.errors import InputError
 
 
 def stats(
-    checkpoint: Checkpoint,
+    checkpoint: CheckpointPath,
     tokens: Annotated[
         list[Path], typer.Argument(help="Token files, folders, list files, or corpus folders.")
     ],
@@ -40,17 +40,17 @@ def stats(
     from tokquant.jobs.decode import token_sources
     from tokquant.jobs.stats import collect
 
-    ui, ckpt = start(checkpoint, device, json_out=json_out, quiet=quiet,
+    ui, tok = start(checkpoint, device, json_out=json_out, quiet=quiet,
                      ssl_weights=ssl_weights)  # fmt: skip
-    sources = token_sources(ckpt, tokens)
+    sources = token_sources(tok, tokens)
     with ui.tracker() as progress:
-        report = collect(ckpt, sources, features=features, top=top, progress=progress,
-                         layout=layout.value if layout else ckpt.tokenizer.config.features.layout)  # fmt: skip
+        report = collect(tok, sources, features=features, top=top, progress=progress,
+                         layout=layout.value if layout else None)  # fmt: skip
     if plot is not None:
         _plot_usage(plot, report.usage, report.columns)
     ui.failures(report.failures)
     if json_out:
-        ui.json(_as_json(ckpt.id, report))
+        ui.json(_as_json(tok.checkpoint_id, report))
     else:
         _print_tables(ui, report)
     if report.failures:

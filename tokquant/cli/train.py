@@ -108,24 +108,28 @@ def _check_out(out: Path, overwrite: bool) -> None:
 
 
 def _train(ui, cfg, dev, out, data, split, json_out, rank, max_frames) -> None:
+    from tokquant.audio.frontend import build_frontend
     from tokquant.formats.checkpoint import save_checkpoint
-    from tokquant.jobs.sources import expand_for, frontend_of, load_frames
+    from tokquant.jobs.features import FeatureReader
+    from tokquant.jobs.frames import load_frames
+    from tokquant.sources import sources_for, takes_audio
     from tokquant.train import FewFramesWarning, check_training_memory, train_tokenizer
 
     check_training_memory(cfg, dev)  # before any frame is read (dim known: a front end)
-    items = expand_for(cfg, data, split=split, outputs=False)
-    if out.resolve() in {item.path.resolve() for item in items}:
+    items = sources_for(cfg, data, channels="split" if split else "mix", outputs=False)
+    if out.resolve() in {item.path.resolve() for item in items if item.path is not None}:
         raise InputError(f"{out}: output path equals an input")
+    frontend = build_frontend(cfg.frontend, dev) if takes_audio(cfg) else None
     if cfg.frontend.kind == "ssl":  # the checkpoint names the exact encoder weights
-        cfg.frontend.weights_sha256 = frontend_of(cfg, dev).weights_sha256
+        cfg.frontend.weights_sha256 = frontend.weights_sha256
     q = cfg.quantizer
     if cfg.train.steps == 0 and q.family == "rvq" and q.num_levels == 1:
         ui.note(f"train.steps 0 and one RVQ level: plain k-means ({cfg.train.kmeans_iters} "
                 f"iterations) on the normalised frames")  # fmt: skip
     with ui.tracker() as progress:
         frames, lengths, next_frames = load_frames(
-            cfg, items, progress, max_frames=max_frames, seed=cfg.train.seed, device=dev,
-            with_next=cfg.train.interpolate > 0,
+            FeatureReader(cfg, frontend, cfg.features.layout), items, progress,
+            max_frames=max_frames, seed=cfg.train.seed, with_next=cfg.train.interpolate > 0,
         )  # fmt: skip
     ui.note(f"{frames.shape[0]} frames of dim {frames.shape[1]} from {len(items)} file(s)")
 

@@ -10,6 +10,7 @@ calls); a front end that looked across batch or chunk boundaries would show here
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 
@@ -17,10 +18,11 @@ import numpy as np
 import torch
 
 from tokquant.errors import InputError, TokquantError
-from tokquant.formats.checkpoint import Checkpoint, load_checkpoint
 from tokquant.jobs.batcher import encode_items, encode_streamed
+from tokquant.jobs.features import FeatureReader
 from tokquant.jobs.report import NoProgress, Progress
-from tokquant.jobs.sources import InputItem
+from tokquant.sources import Source
+from tokquant.tokenizer import Tokenizer
 
 #: Small enough that every input of a few seconds is read in several chunks.
 AUDIT_CHUNK_FRAMES = 64
@@ -46,12 +48,14 @@ def _agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float((a == b).all(axis=1).mean()) if a.shape[0] else 1.0
 
 
-def audit(checkpoint: Checkpoint, items: list[InputItem], *, layout: str = "tc",
+def audit(tok: Tokenizer, items: list[Source], *, layout: str | None = None,
           progress: Progress | None = None) -> AuditReport:  # fmt: skip
     """Compare each input's codes alone with its codes batched, chunk-read and (with CUDA)
     on the other device."""
     progress = progress or NoProgress()
-    other = _other_device(checkpoint)
+    reader = FeatureReader.of(tok, layout)
+    other = _other_device(tok)
+    other_reader = FeatureReader.of(other[1], layout) if other else None
     ways = ["batched", "chunked"] + ([f"on {other[0]}"] if other else [])
     report = AuditReport(ways)
     start = time.perf_counter()
@@ -59,23 +63,23 @@ def audit(checkpoint: Checkpoint, items: list[InputItem], *, layout: str = "tc",
     alone: dict[int, np.ndarray] = {}
     for i, item in enumerate(items):
         try:
-            alone[i] = encode_streamed(checkpoint, item, layout=layout, chunk_frames=None)
+            alone[i] = encode_streamed(tok, reader, item, chunk_frames=None)
         except TokquantError as exc:
             report.failures.append(str(exc))
         progress.advance()
     if not alone:  # an agreement of 0.00% over no frames would read as a verdict
         more = f" (and {len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
         raise InputError(f"nothing to audit, no input could be encoded: {report.failures[0]}{more}")
-    batched = {i: enc.codes for i, enc in enumerate(encode_items(checkpoint, items, layout=layout))}
+    batched = {i: enc.codes for i, enc in enumerate(encode_items(tok, items, layout=layout))}
     for i, reference in alone.items():
         item = items[i]
-        row = {"input": str(item.path) if item.channel is None else f"{item.path}#ch{item.channel}",
+        row = {"input": item.origin if item.channel is None else f"{item.origin}#ch{item.channel}",
                "frames": int(reference.shape[0])}  # fmt: skip
         row["batched"] = _agreement(reference, batched[i]) if batched[i] is not None else 0.0
-        chunked = encode_streamed(checkpoint, item, layout=layout, chunk_frames=AUDIT_CHUNK_FRAMES)
+        chunked = encode_streamed(tok, reader, item, chunk_frames=AUDIT_CHUNK_FRAMES)
         row["chunked"] = _agreement(reference, chunked)
         if other:
-            codes = encode_streamed(other[1], item, layout=layout, chunk_frames=None)
+            codes = encode_streamed(other[1], other_reader, item, chunk_frames=None)
             row[ways[2]] = _agreement(reference, codes)
         report.rows.append(row)
         progress.advance()
@@ -83,10 +87,10 @@ def audit(checkpoint: Checkpoint, items: list[InputItem], *, layout: str = "tc",
     return report
 
 
-def _other_device(checkpoint: Checkpoint) -> tuple[str, Checkpoint] | None:
-    """The checkpoint on the other device (CPU <-> CUDA), when CUDA is present."""
+def _other_device(tok: Tokenizer) -> tuple[str, Tokenizer] | None:
+    """A copy of the tokenizer on the other device (CPU <-> CUDA), when CUDA is present;
+    it builds its own front end there."""
     if not torch.cuda.is_available():
         return None
-    here = checkpoint.tokenizer.mean.device
-    there = torch.device("cpu") if here.type == "cuda" else torch.device("cuda")
-    return there.type, load_checkpoint(checkpoint.path, there)
+    there = torch.device("cpu") if tok.device.type == "cuda" else torch.device("cuda")
+    return there.type, copy.deepcopy(tok).to(there)

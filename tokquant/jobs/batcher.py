@@ -23,8 +23,9 @@ import torch
 
 from tokquant.audio.frontend import DEFAULT_CHUNK_FRAMES
 from tokquant.errors import TokquantError
-from tokquant.formats.checkpoint import Checkpoint
-from tokquant.jobs.sources import InputItem, expected_frames, frontend_of, iter_features
+from tokquant.jobs.features import FeatureReader
+from tokquant.sources import Source
+from tokquant.tokenizer import Tokenizer
 
 #: Audio longer than this many frames is streamed instead of loaded whole (~11 min).
 STREAM_FRAMES = 1 << 16
@@ -35,73 +36,65 @@ DEFAULT_BATCH_FRAMES = 1 << 16
 class Encoded:
     """One input's outcome: its codes ``[T, G]`` int64, or the one-line reason it failed."""
 
-    item: InputItem
+    item: Source
     codes: np.ndarray | None = None
     error: str | None = None
 
 
 def encode_features(
-    checkpoint: Checkpoint, *chunks: np.ndarray, levels: int | None = None, beam: int | None = None
+    tok: Tokenizer, *chunks: np.ndarray, levels: int | None = None, beam: int | None = None
 ) -> list[np.ndarray]:
     """Codes ``[T_i, G]`` int64 of each ``[T_i, F]`` chunk, computed in one batch by
     :meth:`Tokenizer.encode_batch`, whose padding makes them equal to each alone."""
-    tok = checkpoint.tokenizer
     tensors = [torch.from_numpy(np.ascontiguousarray(c, dtype=np.float32)) for c in chunks]
     return [c.cpu().numpy() for c in tok.encode_batch(tensors, levels=levels, beam=beam)]
 
 
 def encode_streamed(
-    checkpoint: Checkpoint, item: InputItem, *, layout: str = "tc",
-    chunk_frames: int | None = DEFAULT_CHUNK_FRAMES, levels: int | None = None, beam: int | None = None,
+    tok: Tokenizer, reader: FeatureReader, item: Source, *,
+    chunk_frames: int | None = DEFAULT_CHUNK_FRAMES, levels: int | None = None,
+    beam: int | None = None,
 ) -> np.ndarray:  # fmt: skip
-    """Codes ``[T, G]`` of one input read chunk by chunk (None: the whole file at once);
+    """Codes ``[T, G]`` of one input read chunk by chunk (None: the whole input at once);
     equal to its codes in any batch."""
-    tok = checkpoint.tokenizer
-    chunks = iter_features(tok.config, item.path, layout=layout, channel=item.channel,
-                           chunk_frames=chunk_frames, device=tok.mean.device)  # fmt: skip
-    return np.concatenate(
-        [encode_features(checkpoint, c, levels=levels, beam=beam)[0] for c in chunks]
-    )
+    chunks = reader.chunks(item, chunk_frames)
+    return np.concatenate([encode_features(tok, c, levels=levels, beam=beam)[0] for c in chunks])
 
 
 def encode_items(
-    checkpoint: Checkpoint,
-    items: Iterable[InputItem],
+    tok: Tokenizer,
+    items: Iterable[Source],
     *,
-    layout: str = "tc",
+    layout: str | None = None,
     batch_frames: int = DEFAULT_BATCH_FRAMES,
     workers: int = 2,
     chunk_frames: int = DEFAULT_CHUNK_FRAMES,
     levels: int | None = None,
     beam: int | None = None,
 ) -> Iterator[Encoded]:
-    """Yield an :class:`Encoded` per item, in order."""
-    config = checkpoint.tokenizer.config
-    device = checkpoint.tokenizer.mean.device  # where an SSL front end runs too
-    frontend_of(config, device)  # built (torchaudio imported) here, before the loaders start
+    """Yield an :class:`Encoded` per item, in order (features in ``layout``; None: the
+    checkpoint's)."""
+    reader = FeatureReader.of(tok, layout)  # the front end is built here, before the loaders
 
-    def load(item: InputItem) -> np.ndarray | Encoded:
+    def load(item: Source) -> np.ndarray | Encoded:
         try:
-            frames = expected_frames(config, item.path)
+            frames = reader.expected_frames(item)
             if frames is not None and frames > STREAM_FRAMES:
                 return Encoded(item)  # marker: stream it in the calling thread
-            chunks = iter_features(config, item.path, layout=layout, channel=item.channel,
-                                   device=device)  # fmt: skip
-            return np.concatenate(list(chunks))
+            return reader.whole(item)
         except TokquantError as exc:
             return Encoded(item, error=str(exc))
 
-    def stream(item: InputItem) -> Encoded:
+    def stream(item: Source) -> Encoded:
         try:
-            return Encoded(item, encode_streamed(checkpoint, item, layout=layout,
-                                                 chunk_frames=chunk_frames, levels=levels,
-                                                 beam=beam))  # fmt: skip
+            return Encoded(item, encode_streamed(tok, reader, item, chunk_frames=chunk_frames,
+                                                 levels=levels, beam=beam))  # fmt: skip
         except TokquantError as exc:
             return Encoded(item, error=str(exc))
 
-    def flush(batch: list[tuple[InputItem, np.ndarray]]) -> Iterator[Encoded]:
+    def flush(batch: list[tuple[Source, np.ndarray]]) -> Iterator[Encoded]:
         if batch:
-            codes = encode_features(checkpoint, *[f for _, f in batch], levels=levels, beam=beam)
+            codes = encode_features(tok, *[f for _, f in batch], levels=levels, beam=beam)
             for (item, _), c in zip(batch, codes, strict=True):
                 yield Encoded(item, c)
 
@@ -109,7 +102,7 @@ def encode_items(
         max_workers=max(1, workers), thread_name_prefix="tokquant-load"
     ) as pool:
         loaded = _prefetch(pool, load, iter(items), depth=max(2, 2 * workers))
-        batch: list[tuple[InputItem, np.ndarray]] = []
+        batch: list[tuple[Source, np.ndarray]] = []
         size = 0
         for item, result in loaded:
             if isinstance(result, Encoded):
@@ -125,9 +118,9 @@ def encode_items(
         yield from flush(batch)
 
 
-def _prefetch(pool: ThreadPoolExecutor, load, items: Iterator[InputItem], *, depth: int):
+def _prefetch(pool: ThreadPoolExecutor, load, items: Iterator[Source], *, depth: int):
     """``(item, load(item))`` in order, with up to ``depth`` loads running ahead."""
-    queue: deque[tuple[InputItem, Future]] = deque()
+    queue: deque[tuple[Source, Future]] = deque()
     while True:
         while len(queue) < depth:
             item = next(items, None)

@@ -18,35 +18,34 @@ import torch
 from tokquant.audio.io import write_wav
 from tokquant.audio.vocoder import to_audio
 from tokquant.errors import InputError, OutputError, TokquantError
-from tokquant.formats.checkpoint import Checkpoint
 from tokquant.formats.corpus import Corpus, is_corpus
 from tokquant.formats.features import write_features
 from tokquant.formats.tokens import SUFFIX, read_tokens
 from tokquant.jobs.report import NoProgress, Progress, RunReport
-from tokquant.jobs.sources import expand_inputs, output_path, strip_suffix, takes_audio
 from tokquant.jobs.targets import plan_outputs
+from tokquant.sources import expand_inputs, output_path, strip_suffix, takes_audio
+from tokquant.tokenizer import Tokenizer
 
 
-def check_made_by(
-    checkpoint: Checkpoint, made_by: str, cardinalities: list[int], where: Path
-) -> None:
+def check_made_by(tok: Tokenizer, made_by: str, cardinalities: list[int], where: Path) -> None:
     """Tokens must come from this checkpoint, with its columns or (for quantizers with
     levels) its first columns."""
-    if made_by != checkpoint.id:
+    if made_by != tok.checkpoint_id:
+        name = tok.checkpoint_path.name if tok.checkpoint_path else "this tokenizer"
         raise InputError(
             f"{where}: made by checkpoint {made_by[:12] or '?'}, "
-            f"not by {checkpoint.path.name} ({checkpoint.id[:12]})"
+            f"not by {name} ({(tok.checkpoint_id or '?')[:12]})"
         )
-    full = checkpoint.tokenizer.column_cardinalities
+    full = tok.column_cardinalities
     prefix = bool(cardinalities) and cardinalities == full[: len(cardinalities)]
-    if cardinalities != full and not (checkpoint.tokenizer.quantizer.supports_levels and prefix):
+    if cardinalities != full and not (tok.quantizer.supports_levels and prefix):
         raise InputError(f"{where}: its code columns do not match the checkpoint's")
 
 
-def open_corpus_for(checkpoint: Checkpoint, root: Path) -> Corpus:
+def open_corpus_for(tok: Tokenizer, root: Path) -> Corpus:
     """Open a corpus folder and refuse it when another checkpoint made it."""
     corpus = Corpus(root)
-    check_made_by(checkpoint, corpus.checkpoint_id, corpus.cardinalities, root)
+    check_made_by(tok, corpus.checkpoint_id, corpus.cardinalities, root)
     return corpus
 
 
@@ -66,17 +65,17 @@ class TokenSource:
         """The bare name that pairs it with its encoded input (``stats --features``)."""
         return strip_suffix(self.key, (SUFFIX,)).name
 
-    def load(self, checkpoint: Checkpoint) -> tuple[np.ndarray, int | None]:
+    def load(self, tok: Tokenizer) -> tuple[np.ndarray, int | None]:
         """``(codes [T, G], channel)``; refuses tokens of another checkpoint."""
         if self.corpus is not None:
             return self.corpus[strip_suffix(self.key, (SUFFIX,)).as_posix()], self.channel
         assert self.path is not None
         tokens = read_tokens(self.path)
-        check_made_by(checkpoint, tokens.checkpoint_id, tokens.cardinalities, self.path)
+        check_made_by(tok, tokens.checkpoint_id, tokens.cardinalities, self.path)
         return tokens.codes, tokens.channel
 
 
-def token_sources(checkpoint: Checkpoint, specs: list[Path]) -> list[TokenSource]:
+def token_sources(tok: Tokenizer, specs: list[Path]) -> list[TokenSource]:
     """Token files (files, folders, lists) and the utterances of corpus folders."""
     files = [t for t in specs if not is_corpus(t)]
     out = [
@@ -84,35 +83,36 @@ def token_sources(checkpoint: Checkpoint, specs: list[Path]) -> list[TokenSource
         for item in (expand_inputs(files, (SUFFIX,), "token") if files else [])
     ]
     for root in (t for t in specs if is_corpus(t)):
-        corpus = open_corpus_for(checkpoint, root)
+        corpus = open_corpus_for(tok, root)
         out += [TokenSource(f"{root}:{u.key}", Path(u.key + SUFFIX), corpus=corpus,
                             channel=u.channel) for u in corpus.utterances()]  # fmt: skip
     return out
 
 
-def decode_codes(checkpoint: Checkpoint, codes: np.ndarray) -> np.ndarray:
+def decode_codes(tok: Tokenizer, codes: np.ndarray) -> np.ndarray:
     """``[T, G]`` codes -> ``[T, F]`` float32 features."""
-    tok = checkpoint.tokenizer
     c = torch.from_numpy(np.ascontiguousarray(codes, dtype=np.int64)).to(tok.mean.device)
     return tok.decode(c).cpu().numpy().astype(np.float32)
 
 
-def check_decode_options(checkpoint: Checkpoint, *, audio: bool, levels: int | None) -> None:
-    config = checkpoint.tokenizer.config
+def check_decode_options(tok: Tokenizer, *, audio: bool, levels: int | None) -> None:
+    config = tok.config
     if audio and not takes_audio(config):
-        raise InputError(f"{checkpoint.path}: --audio needs a checkpoint with an audio front end")
+        raise InputError(
+            f"{tok.checkpoint_path}: --audio needs a checkpoint with an audio front end"
+        )
     if audio and config.frontend.kind not in ("logmel", "fbank"):
         raise InputError(
-            f"{checkpoint.path}: --audio needs a logmel or fbank front end; {config.frontend.kind} "
+            f"{tok.checkpoint_path}: --audio needs a logmel or fbank front end; {config.frontend.kind} "
             f"tokens decode to features (.npy) only (there is no way back from "
             f"{config.frontend.model or config.frontend.kind} features to audio here)"
         )
-    if levels is not None and (not checkpoint.tokenizer.quantizer.supports_levels or levels < 1):
+    if levels is not None and (not tok.quantizer.supports_levels or levels < 1):
         raise InputError("--levels applies to RVQ checkpoints, as a number >= 1")
 
 
 def write_decoded(
-    checkpoint: Checkpoint, codes: np.ndarray, out_path: Path, *, audio: bool,
+    tok: Tokenizer, codes: np.ndarray, out_path: Path, *, audio: bool,
     levels: int | None = None,
 ) -> int:  # fmt: skip
     """Decode ``codes`` (their first ``levels`` columns) to ``.npy`` features, or with
@@ -123,9 +123,9 @@ def write_decoded(
                 f"{out_path.name}: --levels {levels}, the tokens have {codes.shape[1]}"
             )
         codes = codes[:, :levels]
-    features = decode_codes(checkpoint, codes)
+    features = decode_codes(tok, codes)
     if audio:
-        frontend = checkpoint.tokenizer.config.frontend
+        frontend = tok.config.frontend
         write_wav(out_path, to_audio(frontend, features), frontend.sample_rate)
     else:
         write_features(out_path, features)
@@ -133,15 +133,15 @@ def write_decoded(
 
 
 def to_files(
-    checkpoint: Checkpoint, sources: list[TokenSource], out: Path, *, audio: bool = False,
+    tok: Tokenizer, sources: list[TokenSource], out: Path, *, audio: bool = False,
     levels: int | None = None, overwrite: bool = False, progress: Progress | None = None,
 ) -> RunReport:  # fmt: skip
     """Decode every source into ``out``, mirroring its key."""
     suffix = ".wav" if audio else ".npy"
 
     def work(source: TokenSource, target: Path) -> int:
-        codes, _ = source.load(checkpoint)
-        return write_decoded(checkpoint, codes, target, audio=audio, levels=levels)
+        codes, _ = source.load(tok)
+        return write_decoded(tok, codes, target, audio=audio, levels=levels)
 
     return run_each(sources, lambda s: output_path(out, s, (SUFFIX,), suffix), work,
                     source_of=lambda s: s.path, overwrite=overwrite, label="decode",

@@ -20,14 +20,13 @@ from typing import Any
 import numpy as np
 
 from tokquant.errors import InputError
-from tokquant.formats.checkpoint import Checkpoint
 from tokquant.formats.corpus import CorpusWriter, Entry, Manifest, key_problem
 from tokquant.formats.tokens import SUFFIX, write_tokens
 from tokquant.jobs.batcher import DEFAULT_BATCH_FRAMES, Encoded, encode_items
 from tokquant.jobs.ranks import rank_items
 from tokquant.jobs.report import NoProgress, Progress, RunReport
-from tokquant.jobs.sources import InputItem, input_suffixes, output_path, strip_suffix
-from tokquant.jobs.targets import item_source, plan_outputs
+from tokquant.jobs.targets import plan_outputs
+from tokquant.sources import Source, input_suffixes, output_path, strip_suffix
 from tokquant.tokenizer import Tokenizer
 
 #: Finished token files waiting for the writer thread, at most (bounds the codes held).
@@ -38,7 +37,8 @@ MAX_PENDING_WRITES = 64
 class EncodeOptions:
     """How to encode; the defaults are the CLI's."""
 
-    layout: str = "tc"
+    #: Feature files' layout (None: the checkpoint's)
+    layout: str | None = None
     batch_frames: int = DEFAULT_BATCH_FRAMES
     workers: int = 2
     chunk_seconds: float = 30.0
@@ -64,8 +64,8 @@ class EncodeOptions:
                 "--beam needs plain RVQ levels (this checkpoint projects or normalises)"
             )
 
-    def batch_arguments(self, checkpoint: Checkpoint) -> dict[str, Any]:
-        rate = checkpoint.tokenizer.config.features.frame_rate or 100.0
+    def batch_arguments(self, tok: Tokenizer) -> dict[str, Any]:
+        rate = tok.config.features.frame_rate or 100.0
         return {
             "layout": self.layout,
             "batch_frames": max(1, self.batch_frames),
@@ -77,35 +77,41 @@ class EncodeOptions:
 
 
 def write_token_file(
-    checkpoint: Checkpoint, path: Path, codes: np.ndarray, *, source: str,
-    channel: int | None = None,
+    tok: Tokenizer, path: Path, codes: np.ndarray, *, source: str, channel: int | None = None,
 ) -> None:  # fmt: skip
     """One input's codes as a token file (a prefix of the columns when the quantizer has
     levels and ``codes`` holds fewer)."""
-    tok = checkpoint.tokenizer
     levels = codes.shape[1] if tok.quantizer.supports_levels else None
     names, cards = tok.columns(levels)
-    write_tokens(path, codes, checkpoint_id=checkpoint.id, column_names=names,
+    write_tokens(path, codes, checkpoint_id=made_by(tok), column_names=names,
                  cardinalities=cards, quantizer=tok.quantizer.describe(),
                  frame_rate=tok.config.features.frame_rate, source=source,
                  channel=channel)  # fmt: skip
 
 
-def bits_per_frame(checkpoint: Checkpoint, levels: int | None) -> tuple[int, int]:
+def made_by(tok: Tokenizer) -> str:
+    """The id outputs record: codes are only read back by the checkpoint that made them."""
+    if tok.checkpoint_id is None:
+        raise ValueError("the tokenizer has no checkpoint id: save it as a checkpoint and "
+                         "encode with tokquant.load(path)")  # fmt: skip
+    return tok.checkpoint_id
+
+
+def bits_per_frame(tok: Tokenizer, levels: int | None) -> tuple[int, int]:
     """``(columns, bits)`` of one frame's codes."""
-    _, cards = checkpoint.tokenizer.columns(levels)
+    _, cards = tok.columns(levels)
     return len(cards), sum((c - 1).bit_length() for c in cards)
 
 
 def to_files(
-    checkpoint: Checkpoint, items: list[InputItem], out: Path, options: EncodeOptions,
+    tok: Tokenizer, items: list[Source], out: Path, options: EncodeOptions,
     progress: Progress | None = None,
 ) -> RunReport:  # fmt: skip
     """One token file per input under ``out`` (existing ones skipped unless overwrite)."""
     progress = progress or NoProgress()
-    suffixes = input_suffixes(checkpoint.tokenizer.config)
+    suffixes = input_suffixes(tok.config)
     plan, skipped, failures = plan_outputs(
-        items, lambda item: output_path(out, item, suffixes, SUFFIX), item_source,
+        items, lambda item: output_path(out, item, suffixes, SUFFIX), lambda item: item.path,
         overwrite=options.overwrite,
     )  # fmt: skip
     report = RunReport(skipped=skipped, failures=failures)
@@ -113,13 +119,13 @@ def to_files(
     targets = {id(item): target for item, target in plan}
     progress.start("encode", len(plan))
     with _BackgroundWriter(report, progress) as writer:
-        for enc in encode_items(checkpoint, [item for item, _ in plan],
-                                **options.batch_arguments(checkpoint)):  # fmt: skip
+        for enc in encode_items(tok, [item for item, _ in plan],
+                                **options.batch_arguments(tok)):  # fmt: skip
             if enc.error is not None:
                 report.failures.append(enc.error)
                 progress.advance()
                 continue
-            writer.submit(checkpoint, targets[id(enc.item)], enc)
+            writer.submit(tok, targets[id(enc.item)], enc)
     report.seconds = time.perf_counter() - start
     return report
 
@@ -135,13 +141,12 @@ class _BackgroundWriter:
     def __enter__(self) -> _BackgroundWriter:
         return self
 
-    def submit(self, checkpoint: Checkpoint, target: Path, enc: Encoded) -> None:
+    def submit(self, tok: Tokenizer, target: Path, enc: Encoded) -> None:
         assert enc.codes is not None
         codes, item = enc.codes, enc.item
 
         def write() -> int:
-            write_token_file(checkpoint, target, codes, source=str(item.path),
-                             channel=item.channel)  # fmt: skip
+            write_token_file(tok, target, codes, source=item.origin, channel=item.channel)
             return int(codes.shape[0])
 
         self.pending.append(self.pool.submit(write))
@@ -161,23 +166,22 @@ class _BackgroundWriter:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def corpus_key(item: InputItem, suffixes: tuple[str, ...]) -> str:
+def corpus_key(item: Source, suffixes: tuple[str, ...]) -> str:
     """The key ``item`` gets in a corpus (checked with :func:`key_problem` before use)."""
     return strip_suffix(item.key, suffixes).as_posix()
 
 
 def to_corpus(
-    checkpoint: Checkpoint, items: list[InputItem], out: Path, options: EncodeOptions, *,
+    tok: Tokenizer, items: list[Source], out: Path, options: EncodeOptions, *,
     rank: int, world: int, shard_size: int, progress: Progress | None = None,
 ) -> RunReport:  # fmt: skip
     """This rank's share of ``items`` as shards under ``out`` (resumable)."""
     progress = progress or NoProgress()
-    tok = checkpoint.tokenizer
     suffixes = input_suffixes(tok.config)
     mine = rank_items(items, rank, world)
     keys = [corpus_key(item, suffixes) for item in mine]
     names, cards = tok.columns(options.levels)
-    header = Manifest(checkpoint.id, tok.quantizer.describe(),
+    header = Manifest(made_by(tok), tok.quantizer.describe(),
                       [{"name": n, "cardinality": c} for n, c in zip(names, cards, strict=True)],
                       tok.config.features.frame_rate)  # fmt: skip
     with CorpusWriter.open(out, header, keys, shard_size=shard_size, rank=rank, world=world,
@@ -189,16 +193,16 @@ def to_corpus(
         progress.advance(len(mine) - len(pending))
         report.done = len(mine) - len(pending)  # in shards an earlier run wrote
         problems = {i: key_problem(keys[i]) for i in pending}
-        encoded = encode_items(checkpoint, [mine[i] for i in pending if problems[i] is None],
-                               **options.batch_arguments(checkpoint))  # fmt: skip
+        encoded = encode_items(tok, [mine[i] for i in pending if problems[i] is None],
+                               **options.batch_arguments(tok))  # fmt: skip
         for i in pending:
             item = mine[i]
             if problems[i] is None:
                 enc = next(encoded)
                 codes, error = enc.codes, enc.error
             else:  # a key that cannot be one (unsafe, or no file name) fails alone, unencoded
-                codes, error = None, f"{item.path}: {problems[i]}"
-            writer.add(Entry(keys[i], str(item.path), 0, item.channel), codes, error)
+                codes, error = None, f"{item.origin}: {problems[i]}"
+            writer.add(Entry(keys[i], item.origin, 0, item.channel), codes, error)
             if codes is not None:
                 report.done += 1
                 report.frames += int(codes.shape[0])

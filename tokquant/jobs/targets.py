@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TypeVar
 
 from tokquant.errors import InputError, OutputError
-from tokquant.jobs.sources import InputItem
 from tokquant.storage.atomic import remove_stale_temp_files
 
 T = TypeVar("T")
@@ -121,7 +120,3 @@ def plan_outputs(
             continue
         plan.append((item, target))
     return plan, skipped, failures
-
-
-def item_source(item: InputItem) -> Path:
-    return item.path

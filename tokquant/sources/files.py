@@ -1,0 +1,212 @@
+"""Inputs users type (files, folders, list files) expanded into ordered
+:class:`~tokquant.sources.base.FileSource` s, and the keys their outputs mirror.
+
+A file's key is its path relative to the folder or list it came from (or its bare name
+when given directly). Folder searches never pick up tokquant's own outputs (token files,
+corpus shards and manifests), so ``--out`` may be the input folder and a re-run still
+sees only the real inputs.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Protocol
+
+from tokquant.errors import InputError
+from tokquant.formats.corpus import is_corpus_file
+from tokquant.formats.tokens import SUFFIX as TOKENS_SUFFIX
+from tokquant.sources.base import FileSource, Source
+
+LIST_SUFFIXES = (".txt", ".lst", ".list")
+
+
+def _matches(path: Path, suffixes: tuple[str, ...]) -> bool:
+    name = path.name.lower()
+    return any(name.endswith(s) for s in suffixes)
+
+
+def _is_own_output(path: Path, suffixes: tuple[str, ...]) -> bool:
+    """A token file or corpus file, unless token files are what is being searched for."""
+    if TOKENS_SUFFIX in suffixes:
+        return False
+    return path.name.lower().endswith(TOKENS_SUFFIX) or is_corpus_file(path)
+
+
+def expand_inputs(
+    specs: list[str | Path],
+    suffixes: tuple[str, ...],
+    what: str,
+    *,
+    outputs: bool = True,
+) -> list[FileSource]:
+    """Files as given, folders searched recursively by suffix, list files line by line.
+
+    A file reached twice counts once. Raises InputError for a missing path, a folder or
+    list with no inputs, or (when ``outputs``: the inputs are mirrored to output files)
+    two different files that would write the same output.
+    """
+    items: list[FileSource] = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            found = sorted(p for p in walk_files(path) if _matches(p, suffixes))
+            found = [
+                p for p in found if not p.name.startswith(".") and not _is_own_output(p, suffixes)
+            ]
+            if not found:
+                raise InputError(f"{path}: no {what} files ({', '.join(suffixes)}) in this folder")
+            items += [FileSource(key=p.relative_to(path), file=p) for p in found]
+        elif (
+            path.is_file() and path.suffix.lower() in LIST_SUFFIXES and not _matches(path, suffixes)
+        ):
+            items += _read_list(path, suffixes, what)
+        elif path.is_file():
+            if not _matches(path, suffixes):
+                raise InputError(
+                    f"{path}: not {_article(what)} {what} file (expected {', '.join(suffixes)}, "
+                    f"a folder of them, or a list file ({', '.join(LIST_SUFFIXES)}) of their "
+                    f"paths, one per line)"
+                )
+            items.append(FileSource(key=Path(path.name), file=path))
+        else:
+            raise InputError(f"{path}: {_not_an_input(path)}")
+    if not items:
+        raise InputError(f"no {what} inputs given")
+    # The same file reached twice (named and inside a named folder) counts once.
+    unique: dict[Path, FileSource] = {}
+    for item in items:
+        unique.setdefault(item.path.resolve(), item)
+    items = list(unique.values())
+    seen: dict[Path, Path] = {}
+    for item in items if outputs else []:
+        stem = strip_suffix(item.key, suffixes)
+        if stem in seen:
+            # Named one by one, their folder keeps their paths apart; within one folder
+            # only another name can.
+            advice = (
+                "rename one of them"
+                if seen[stem].parent == item.path.parent
+                else "pass their folder instead"
+            )
+            raise InputError(
+                f"{seen[stem]} and {item.path} would write the same output ({stem}); {advice}"
+            )
+        seen[stem] = item.path
+    return items
+
+
+def walk_files(folder: Path) -> Iterator[Path]:
+    """Every file under ``folder`` (symlinked files included, symlinked folders not
+    entered, as ``rglob`` does), walked with a stack instead of recursion, so a tree
+    1,000 levels deep is read like any other. A path over the system's length limit
+    (PATH_MAX) cannot be opened at all: InputError naming it."""
+    stack = [str(folder)]
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current) as entries:
+                listed = list(entries)
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                raise InputError(f"{_shorten(current)}: path is over the system's length "
+                                 f"limit ({len(os.fsencode(current))} bytes)") from None  # fmt: skip
+            raise InputError(f"{_shorten(current)}: cannot list folder "
+                             f"({exc.strerror or exc})") from None  # fmt: skip
+        for entry in listed:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file():
+                    yield Path(entry.path)
+            except OSError:  # a dangling or looping link is no input
+                continue
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def _not_an_input(path: Path) -> str:
+    """Why ``path``, neither a file nor a folder, was refused."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        if path.is_symlink():
+            return f"a symbolic link to nothing ({os.readlink(path)})"
+        if exc.errno == errno.ENOENT:
+            return "no such file or folder"
+        return f"cannot be read ({exc.strerror or exc})"
+    return "not a regular file or folder (a FIFO, socket or device)"
+
+
+def _shorten(path: str, keep: int = 60) -> str:
+    """A path short enough for a one-line message (its start and end)."""
+    return path if len(path) <= 2 * keep + 1 else f"{path[:keep]}…{path[-keep:]}"
+
+
+def _read_list(path: Path, suffixes: tuple[str, ...], what: str) -> list[FileSource]:
+    base = path.parent
+    items = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        p = Path(entry)
+        full = p if p.is_absolute() else base / p
+        if not full.is_file():
+            raise InputError(f"{path}:{number}: {entry}: no such file")
+        if not _matches(full, suffixes):
+            raise InputError(f"{path}:{number}: {entry}: not {_article(what)} {what} file")
+        try:
+            key = full.resolve().relative_to(base.resolve())
+        except ValueError:
+            key = Path(full.name)
+        items.append(FileSource(key=key, file=full))
+    if not items:
+        raise InputError(f"{path}: list file names no {what} files")
+    return items
+
+
+def strip_suffix(key: Path, suffixes: tuple[str, ...]) -> Path:
+    """``key`` without its input suffix; kept whole where what is left is no name
+    (``.npy``, ``..npy``), so those still get outputs of their own."""
+    name = key.name
+    for s in sorted(suffixes, key=len, reverse=True):
+        if name.lower().endswith(s) and name[: -len(s)] not in ("", ".", ".."):
+            return key.with_name(name[: -len(s)])
+    return key
+
+
+class Keyed(Protocol):
+    """Anything whose outputs mirror a relative ``key`` (an input, a token source)."""
+
+    @property
+    def key(self) -> Path: ...
+
+
+def output_path(out_dir: Path, item: Keyed, in_suffixes: tuple[str, ...], out_suffix: str) -> Path:
+    stem = strip_suffix(item.key, in_suffixes)
+    return out_dir / stem.with_name(stem.name + out_suffix)
+
+
+def split_channels(items: list[Source], channels_of: Callable[[Source], int]) -> list[Source]:
+    """One item per channel, keyed ``NAME.chC.EXT`` so each channel gets its own output.
+
+    A file whose channel count cannot be read stays one item; encoding it reports why.
+    """
+    out = []
+    for item in items:
+        try:
+            count = channels_of(item)
+        except InputError:
+            out.append(item)
+            continue
+        for c in range(count):
+            key = item.key.with_name(f"{item.key.stem}.ch{c}{item.key.suffix}")
+            out.append(item.with_channel(c, key))
+    return out
