@@ -146,7 +146,9 @@ def test_encode_mirrors_tree_skips_existing_and_overwrites(tmp_path, trained, co
 def test_layout_ct_reads_transposed_files(tmp_path, trained, corpus):
     x = np.load(corpus / "a.npy")
     np.save(tmp_path / "a.npy", x.T.copy())
-    run_cli("encode", trained, tmp_path / "a.npy", "--out", tmp_path / "ct", "--layout", "ct")
+    run_cli(
+        "encode", trained, tmp_path / "a.npy", "--out", tmp_path / "ct", "--feature-layout", "ct"
+    )
     run_cli("encode", trained, corpus / "a.npy", "--out", tmp_path / "tc")
     assert np.array_equal(
         read_tokens(tmp_path / "ct" / "a.tokens.safetensors").codes,
@@ -162,12 +164,17 @@ def test_checkpoint_remembers_the_training_layout(tmp_path, corpus):
     config = write_config(tmp_path / "c.yaml", train__steps=2)
     ckpt = tmp_path / "m.safetensors"
     assert (
-        run_cli("train", "-c", config, "-d", tmp_path / "ct", "-o", ckpt, "--layout", "ct").code
+        run_cli(
+            "train", "-c", config, "-d", tmp_path / "ct", "-o", ckpt, "--feature-layout", "ct"
+        ).code
         == 0
     )
     assert json.loads(run_cli("info", ckpt, "--json").out)["config"]["features"]["layout"] == "ct"
     assert run_cli("encode", ckpt, tmp_path / "ct", "--out", tmp_path / "t1").code == 0  # no flag
-    assert run_cli("encode", ckpt, corpus, "--out", tmp_path / "t2", "--layout", "tc").code == 0
+    assert (
+        run_cli("encode", ckpt, corpus, "--out", tmp_path / "t2", "--feature-layout", "tc").code
+        == 0
+    )
     for name in FEATURE_FILES:
         assert np.array_equal(read_tokens(tokens_of(tmp_path / "t1", name)).codes,
                               read_tokens(tokens_of(tmp_path / "t2", name)).codes)  # fmt: skip
@@ -435,6 +442,12 @@ def test_debug_shows_the_traceback(tmp_path, trained):
         from tokquant.cli.app import main
 
         main(["--debug", "info", str(tmp_path / "nothing")])
+    # the flag is read through Typer: it does not outlive its run, and a path that
+    # happens to be called --debug is no flag
+    res = run_cli("info", tmp_path / "nothing")
+    assert res.code == 2 and one_line_error(res).endswith("file not found")
+    res = run_cli("info", "--", "--debug")
+    assert res.code == 2 and one_line_error(res) == "error: --debug: file not found"
 
 
 # ---------------------------------------------------------------- process level

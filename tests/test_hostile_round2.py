@@ -107,7 +107,7 @@ def test_user_text_is_never_read_as_markup(tmp_path, trained):
     assert res.code == 1 and len(lines) == 2
     assert "a[/x].npy" in lines[0] and "[bold]loud.npy" in lines[1]
     res = run_cli(
-        "encode", trained, tmp_path / "a[/x].npy", "--out", tmp_path / "o", "--layout", "ct"
+        "encode", trained, tmp_path / "a[/x].npy", "--out", tmp_path / "o", "--feature-layout", "ct"
     )
     assert "[dim, frames]" not in res.err or "Traceback" not in res.err
 

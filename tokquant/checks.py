@@ -93,7 +93,7 @@ def optional(check: Check) -> Check:
     return maybe
 
 
-def check_key(key: str, value: Any, check: Check) -> None:
+def check_setting(key: str, value: Any, check: Check) -> None:
     """Run ``check`` on a config value, naming its dotted ``key``."""
     check(value, Problem(key, key))
 

@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from tokquant.audio.ssl_models import HOP, RECEPTIVE_FIELD, SAMPLE_RATE, ssl_model
-from tokquant.checks import check_key, format_bytes, int_in, machine_memory, number, one_of, shown
+from tokquant.checks import (
+    check_setting,
+    format_bytes,
+    int_in,
+    machine_memory,
+    number,
+    one_of,
+    shown,
+)
+from tokquant.choices import FEATURE_LAYOUTS, FRONTENDS
 from tokquant.errors import ConfigError
 from tokquant.quantizers.params import FAMILY_PARAMS, BSQParams, Params
 
@@ -106,14 +115,13 @@ class FeatureConfig:
     layout: str = "tc"  # tc = [frames, dim], ct = [dim, frames]; encode's default
 
     def validate(self) -> None:
-        _choice("features.layout", self.layout, ("tc", "ct"))
+        _choice("features.layout", self.layout, FEATURE_LAYOUTS)
         if self.dim is not None:
             _int_range("features.dim", self.dim, 1, 1 << 16)
         if self.frame_rate is not None:
             _positive("features.frame_rate", self.frame_rate)
 
 
-FRONTENDS = ("none", "logmel", "fbank", "mfcc", "ssl")
 SSL_MERGES = ("mean", "concat")
 SSL_PRECISIONS = ("float32", "float16", "bfloat16")
 #: Fields only an SSL front end reads; other kinds leave them out of checkpoints.
@@ -426,19 +434,19 @@ def _as_int(key: str, value: Any) -> int:
 
 
 def _choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
-    check_key(key, value, one_of(*choices))
+    check_setting(key, value, one_of(*choices))
 
 
 def _int_range(key: str, value: Any, lo: int, hi: int) -> None:
-    check_key(key, value, int_in(lo, hi))
+    check_setting(key, value, int_in(lo, hi))
 
 
 def _positive(key: str, value: float) -> None:
-    check_key(key, value, number(positive=True))
+    check_setting(key, value, number(positive=True))
 
 
 def _non_negative(key: str, value: float) -> None:
-    check_key(key, value, number(positive=False))
+    check_setting(key, value, number(positive=False))
 
 
 _SECTIONS: dict[str, type] = {

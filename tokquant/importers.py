@@ -19,10 +19,11 @@ import re
 
 import torch
 
+from tokquant.choices import PEER_KINDS
 from tokquant.errors import FormatError
 from tokquant.quantizers import RVQ
 
-KINDS = ("vqp", "encodec", "dac")
+KINDS = PEER_KINDS
 
 
 def _levels(state: dict[str, torch.Tensor], pattern: str, what: str) -> list[int]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from tokquant.choices import CHANNEL_MODES, FEATURE_LAYOUTS
 from tokquant.cli._output import Output
 
 if TYPE_CHECKING:
@@ -24,17 +25,19 @@ Device = Annotated[
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist.")]
 
 
-class FeatureLayout(str, Enum):
-    """How a feature file's 2-D array is laid out."""
+def choices(name: str, values: tuple[str, ...], doc: str) -> type[Enum]:
+    """A Typer choice type from the library's own tuple of allowed values, so the CLI
+    offers exactly what the code accepts."""
+    kind = Enum(name, {v: v for v in values}, type=str)  # type: ignore[misc]
+    kind.__doc__ = doc
+    return kind
 
-    tc = "tc"
-    ct = "ct"
 
-
+FeatureLayout = choices("FeatureLayout", FEATURE_LAYOUTS, "How a feature file's array is laid out.")
 Layout = Annotated[
-    FeatureLayout | None,
+    FeatureLayout | None,  # type: ignore[valid-type]
     typer.Option(
-        "--layout",
+        "--feature-layout",
         help="Feature file layout: tc = frames x dim, ct = dim x frames "
         "(default: the config's or checkpoint's features.layout).",
     ),
@@ -47,12 +50,7 @@ CheckpointPath = Annotated[
 ]
 
 
-class ChannelMode(str, Enum):
-    """How multi-channel audio becomes token files."""
-
-    mix = "mix"
-    split = "split"
-
+ChannelMode = choices("ChannelMode", CHANNEL_MODES, "How multi-channel audio becomes inputs.")
 
 Channels = Annotated[
     ChannelMode,

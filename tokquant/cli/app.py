@@ -55,7 +55,8 @@ def _main(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = None,
 ) -> None:
-    """Global options (read again in ``main`` so errors raised early still honour --debug)."""
+    """Global options."""
+    _run.debug = debug
 
 
 for command in (train, encode, decode, stats, audit, export, info, verify, merge):
@@ -72,9 +73,19 @@ def _on_sigint(signum: int, frame: object) -> None:
     raise Interrupted
 
 
+class _Run:
+    """What the global options asked for, set by Typer's callback for ``main`` to read
+    when an error comes back up (a new run starts without it)."""
+
+    debug = False
+
+
+_run = _Run()
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
+    _run.debug = False
     from tokquant.errors import TokquantError
 
     try:
@@ -97,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         raise Interrupted from None
     except TokquantError as exc:
-        if debug:
+        if _run.debug:
             raise
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)

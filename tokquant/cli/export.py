@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from tokquant.cli._options import JsonOut, OutDir, Overwrite, Quiet
+from tokquant.choices import EXPORT_FORMATS, TOKEN_LAYOUTS
+from tokquant.cli._options import JsonOut, OutDir, Overwrite, Quiet, choices
 from tokquant.cli._output import Output
 
-
-class ExportFormat(str, Enum):
-    parquet = "parquet"
-    webdataset = "webdataset"
-    km = "km"
-
-
-class TokenLayoutName(str, Enum):
-    parallel = "parallel"
-    interleave = "interleave"
-    delay = "delay"
+ExportFormat = choices("ExportFormat", EXPORT_FORMATS, "What export writes.")
+TokenLayoutName = choices("TokenLayoutName", TOKEN_LAYOUTS, "An utterance's code columns.")
 
 
 def export(

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from tokquant.cli._options import JsonOut, Overwrite
+from tokquant.choices import PEER_KINDS
+from tokquant.cli._options import JsonOut, Overwrite, choices
 from tokquant.cli._output import Output
 
-
-class PeerKind(str, Enum):
-    vqp = "vqp"
-    encodec = "encodec"
-    dac = "dac"
+PeerKind = choices("PeerKind", PEER_KINDS, "A peer whose RVQ is read.")
 
 
 def import_checkpoint(

@@ -29,9 +29,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tokquant.choices import TOKEN_LAYOUTS
+
 #: Each layout and the shape of one utterance's tokens in it (after dedup, ``T`` frames).
-LAYOUT_SHAPES = {"parallel": "[T, G]", "interleave": "[T * G]", "delay": "[T + G - 1, G]"}
-LAYOUTS: tuple[str, ...] = tuple(LAYOUT_SHAPES)
+LAYOUT_SHAPES = dict(zip(TOKEN_LAYOUTS, ("[T, G]", "[T * G]", "[T + G - 1, G]"), strict=True))
+LAYOUTS: tuple[str, ...] = TOKEN_LAYOUTS
 
 
 @dataclass

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tokquant import __version__
+from tokquant.choices import EXPORT_FORMATS
 from tokquant.errors import FormatError, InputError, OutputError
 from tokquant.formats import corpus as corpus_format
 from tokquant.jobs.report import NoProgress, Progress, RunReport
@@ -45,7 +46,7 @@ from tokquant.storage.safe_json import loads as json_loads
 if TYPE_CHECKING:
     from tokquant.data.layouts import TokenLayout
 
-FORMATS = ("parquet", "webdataset", "km")
+FORMATS = EXPORT_FORMATS
 PLAN = ".tokquant-export.json"
 LOCK = ".tokquant-export.lock"
 #: fairseq's dictionary lists every id: beyond this a km export is surely a mistake.

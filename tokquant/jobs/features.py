@@ -49,7 +49,7 @@ class FeatureReader:
         for chunk in chunks:
             if want is not None and chunk.shape[1] != want:
                 hint = (
-                    " (is the file [dim, frames]? try --layout ct)"
+                    " (is the file [dim, frames]? try --feature-layout ct)"
                     if chunk.shape[0] == want
                     else ""
                 )

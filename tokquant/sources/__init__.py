@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tokquant.choices import CHANNEL_MODES
 from tokquant.config import TokenizerConfig
 from tokquant.sources.base import FileSource, Source
 from tokquant.sources.files import (
@@ -20,9 +21,6 @@ from tokquant.sources.files import (
     strip_suffix,
     walk_files,
 )
-
-#: How several audio channels become inputs: averaged into one, or one input each.
-CHANNEL_MODES = ("mix", "split")
 
 
 def takes_audio(config: TokenizerConfig) -> bool:
