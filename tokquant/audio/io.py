@@ -7,6 +7,7 @@ float32 in [-1, 1]. Reads are by sample range, so long files never need to fit i
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +27,16 @@ class AudioReader:
     Use as a context manager. Every failure is an :class:`InputError` naming the file.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, data: bytes | None = None) -> None:
         import soundfile as sf
 
-        self.path = Path(path)
-        if not self.path.is_file():
+        self.path = Path(path) if data is None else path
+        if data is None and not self.path.is_file():
             raise InputError(f"{self.path}: file not found")
-        if self.path.stat().st_size == 0:
+        if (len(data) if data is not None else self.path.stat().st_size) == 0:
             raise InputError(f"{self.path}: empty file (0 bytes)")
         try:
-            self._file = sf.SoundFile(str(self.path))
+            self._file = sf.SoundFile(str(self.path) if data is None else io.BytesIO(data))
         except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
             detail = str(exc).split(":")[-1].strip() or "unknown format"
             raise InputError(f"{self.path}: not readable audio ({detail})") from None
@@ -45,6 +46,12 @@ class AudioReader:
         if self.num_samples <= 0:
             self._file.close()
             raise InputError(f"{self.path}: audio has no samples")
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str) -> AudioReader:
+        """Encoded audio held in memory (a tar member, a Parquet cell), named ``name`` in
+        messages; read as the same bytes in a file would be."""
+        return cls(name, data)  # type: ignore[arg-type]
 
     def __enter__(self) -> AudioReader:
         return self

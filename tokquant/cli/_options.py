@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -62,11 +62,38 @@ Channels = Annotated[
 ]
 
 
-# encode's own options, kept here so the command reads as its list of names.
-Inputs = Annotated[
-    list[Path],
-    typer.Argument(help="Feature/audio files, folders (searched recursively) or list files."),
+# Where inputs live: files, folders, lists, and the manifests and containers of corpora.
+INPUTS_HELP = ("Feature/audio files, folders (searched recursively), list files (paths, or "
+               "key<TAB>path), Kaldi wav.scp/feats.scp, fairseq .tsv, WebDataset tars "
+               "(shards-{000..009}.tar), Parquet files or folders, saved datasets.")  # fmt: skip
+Inputs = Annotated[list[Path], typer.Argument(help=INPUTS_HELP)]
+AudioColumn = Annotated[
+    str, typer.Option(help="Parquet / datasets inputs: the column holding audio (bytes or paths).")
 ]
+KeyColumn = Annotated[
+    str | None,
+    typer.Option(help="Parquet / datasets inputs: the key column (default: id, else file names)."),
+]
+AudioMember = Annotated[
+    str | None,
+    typer.Option(
+        help="WebDataset inputs: the member holding audio, by extension (flac, wav, ...)."
+    ),
+]
+Segments = Annotated[
+    Path | None,
+    typer.Option(help="Kaldi inputs: the segments file (default: the one beside wav.scp)."),
+]
+
+
+def source_options(audio_column: str, key_column: str | None, audio_member: str | None,
+                   segments: Path | None) -> Any:  # fmt: skip
+    from tokquant.sources import SourceOptions
+
+    return SourceOptions(audio_column, key_column, audio_member, segments)
+
+
+# encode's own options, kept here so the command reads as its list of names.
 Shards = Annotated[
     bool,
     typer.Option(

@@ -2,33 +2,38 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
 
 from tokquant.cli._options import (
+    AudioColumn,
+    AudioMember,
     ChannelMode,
     Channels,
     CheckpointPath,
     Device,
+    Inputs,
     JsonOut,
+    KeyColumn,
     Layout,
     Quiet,
+    Segments,
     SslWeights,
+    source_options,
     start,
 )
 
 
 def audit(
     checkpoint: CheckpointPath,
-    inputs: Annotated[
-        list[Path], typer.Argument(help="Feature or audio files, folders, or list files.")
-    ],
+    inputs: Inputs,
     layout: Layout = None,
     channels: Channels = ChannelMode.mix,
     device: Device = "cpu",
     ssl_weights: SslWeights = None,
+    audio_column: AudioColumn = "audio",
+    key_column: KeyColumn = None,
+    audio_member: AudioMember = None,
+    segments: Segments = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
@@ -39,7 +44,8 @@ def audit(
 
     ui, tok = start(checkpoint, device, json_out=json_out, quiet=quiet,
                      ssl_weights=ssl_weights)  # fmt: skip
-    items = sources_for(tok.config, inputs, channels=channels.value, outputs=False)
+    where = source_options(audio_column, key_column, audio_member, segments)
+    items = sources_for(tok.config, inputs, channels=channels.value, outputs=False, options=where)
     with ui.tracker() as progress:
         report = run_audit(tok, items, progress=progress,
                            layout=layout.value if layout else None)  # fmt: skip

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from tokquant.cli._options import (
+    AudioColumn,
+    AudioMember,
     BatchFrames,
     Beam,
     ChannelMode,
@@ -13,16 +15,19 @@ from tokquant.cli._options import (
     EncodeLevels,
     Inputs,
     JsonOut,
+    KeyColumn,
     Layout,
     NumShards,
     OutDir,
     Overwrite,
     Quiet,
+    Segments,
     ShardIndex,
     Shards,
     ShardSize,
     SslWeights,
     Workers,
+    source_options,
     start,
 )
 
@@ -45,6 +50,10 @@ def encode(
     overwrite: Overwrite = False,
     device: Device = "cpu",
     ssl_weights: SslWeights = None,
+    audio_column: AudioColumn = "audio",
+    key_column: KeyColumn = None,
+    audio_member: AudioMember = None,
+    segments: Segments = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
@@ -60,7 +69,8 @@ def encode(
 
     ui, tok = start(checkpoint, device, json_out=json_out, quiet=quiet,
                      ssl_weights=ssl_weights)  # fmt: skip
-    items = sources_for(tok.config, inputs, channels=channels.value)
+    where = source_options(audio_column, key_column, audio_member, segments)
+    items = sources_for(tok.config, inputs, channels=channels.value, options=where)
     rank, world = resolve_rank(num_shards, shard_index)
     ensure_output_dir(out)
     options = job.EncodeOptions(

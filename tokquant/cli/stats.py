@@ -8,7 +8,20 @@ from typing import Annotated
 
 import typer
 
-from tokquant.cli._options import CheckpointPath, Device, JsonOut, Layout, Quiet, SslWeights, start
+from tokquant.cli._options import (
+    AudioColumn,
+    AudioMember,
+    CheckpointPath,
+    Device,
+    JsonOut,
+    KeyColumn,
+    Layout,
+    Quiet,
+    Segments,
+    SslWeights,
+    source_options,
+    start,
+)
 from tokquant.cli._output import Output
 from tokquant.errors import InputError
 
@@ -33,6 +46,10 @@ def stats(
     layout: Layout = None,
     device: Device = "cpu",
     ssl_weights: SslWeights = None,
+    audio_column: AudioColumn = "audio",
+    key_column: KeyColumn = None,
+    audio_member: AudioMember = None,
+    segments: Segments = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
@@ -44,7 +61,8 @@ def stats(
                      ssl_weights=ssl_weights)  # fmt: skip
     sources = token_sources(tok, tokens)
     with ui.tracker() as progress:
-        report = collect(tok, sources, features=features, top=top, progress=progress,
+        where = source_options(audio_column, key_column, audio_member, segments)
+        report = collect(tok, sources, features=features, top=top, progress=progress, where=where,
                          layout=layout.value if layout else None)  # fmt: skip
     if plot is not None:
         _plot_usage(plot, report.usage, report.columns)

@@ -9,14 +9,20 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tokquant.cli._options import (
+    INPUTS_HELP,
+    AudioColumn,
+    AudioMember,
     ChannelMode,
     Channels,
     Device,
     FeatureLayout,
     JsonOut,
+    KeyColumn,
     Layout,
     Overwrite,
     Quiet,
+    Segments,
+    source_options,
 )
 from tokquant.cli._output import Output
 from tokquant.errors import InputError, OutputError
@@ -40,7 +46,7 @@ def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write (.safetensors).")],
     data: Annotated[
         list[Path] | None,
-        typer.Option("--data", "-d", help="Feature files, folders or list files (repeatable)."),
+        typer.Option("--data", "-d", help=INPUTS_HELP + " Repeatable."),
     ] = None,
     more_data: Annotated[
         list[Path] | None, typer.Argument(help="More data paths (so --data a b c works).")
@@ -55,6 +61,10 @@ def train(
     channels: Channels = ChannelMode.mix,
     overwrite: Overwrite = False,
     device: Device = "cpu",
+    audio_column: AudioColumn = "audio",
+    key_column: KeyColumn = None,
+    audio_member: AudioMember = None,
+    segments: Segments = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
@@ -74,7 +84,8 @@ def train(
     rank, _ = distributed.world()
     ui = Output(json_mode=json_out, quiet=quiet or json_out or rank > 0)
     try:
-        _train(ui, cfg, dev, out, [*(data or []), *(more_data or [])],
+        where = source_options(audio_column, key_column, audio_member, segments)
+        _train(ui, cfg, dev, out, [*(data or []), *(more_data or [])], where,
                channels is ChannelMode.split, json_out, rank, max_frames)  # fmt: skip
     except BaseException:
         if joined:
@@ -107,7 +118,7 @@ def _check_out(out: Path, overwrite: bool) -> None:
         raise OutputError(f"{out}: exists; pass --overwrite to replace it")
 
 
-def _train(ui, cfg, dev, out, data, split, json_out, rank, max_frames) -> None:
+def _train(ui, cfg, dev, out, data, where, split, json_out, rank, max_frames) -> None:
     from tokquant.audio.frontend import build_frontend
     from tokquant.formats.checkpoint import save_checkpoint
     from tokquant.jobs.features import FeatureReader
@@ -116,7 +127,9 @@ def _train(ui, cfg, dev, out, data, split, json_out, rank, max_frames) -> None:
     from tokquant.train import FewFramesWarning, check_training_memory, train_tokenizer
 
     check_training_memory(cfg, dev)  # before any frame is read (dim known: a front end)
-    items = sources_for(cfg, data, channels="split" if split else "mix", outputs=False)
+    items = sources_for(
+        cfg, data, channels="split" if split else "mix", outputs=False, options=where
+    )
     if out.resolve() in {item.path.resolve() for item in items if item.path is not None}:
         raise InputError(f"{out}: output path equals an input")
     frontend = build_frontend(cfg.frontend, dev) if takes_audio(cfg) else None

@@ -26,7 +26,7 @@ from tokquant.jobs.batcher import DEFAULT_BATCH_FRAMES, Encoded, encode_items
 from tokquant.jobs.ranks import rank_items
 from tokquant.jobs.report import NoProgress, Progress, RunReport
 from tokquant.jobs.targets import plan_outputs
-from tokquant.sources import Source, input_suffixes, output_path, strip_suffix
+from tokquant.sources import Source, input_suffixes, output_path
 from tokquant.tokenizer import Tokenizer
 
 #: Finished token files waiting for the writer thread, at most (bounds the codes held).
@@ -110,11 +110,12 @@ def to_files(
     """One token file per input under ``out`` (existing ones skipped unless overwrite)."""
     progress = progress or NoProgress()
     suffixes = input_suffixes(tok.config)
+    items, refused = _named_key_problems(items, suffixes)
     plan, skipped, failures = plan_outputs(
         items, lambda item: output_path(out, item, suffixes, SUFFIX), lambda item: item.path,
         overwrite=options.overwrite,
     )  # fmt: skip
-    report = RunReport(skipped=skipped, failures=failures)
+    report = RunReport(skipped=skipped, failures=refused + failures)
     start = time.perf_counter()
     targets = {id(item): target for item, target in plan}
     progress.start("encode", len(plan))
@@ -128,6 +129,24 @@ def to_files(
             writer.submit(tok, targets[id(enc.item)], enc)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _named_key_problems(items: list[Source], suffixes: tuple[str, ...]
+                        ) -> tuple[list[Source], list[str]]:  # fmt: skip
+    """Inputs keyed by a manifest's name whose key cannot name an output under ``--out``
+    (``../x``, a control character) or repeats an earlier key fail alone; the others
+    go on. Files' keys are their paths: they need neither check."""
+    duplicates = duplicate_keys(items, suffixes)
+    kept, refused = [], []
+    for item in items:
+        problem = duplicates.get(id(item))
+        if problem is None and item.keyed_by_name:
+            problem = key_problem(corpus_key(item, suffixes))
+        if problem is None:
+            kept.append(item)
+        else:
+            refused.append(f"{item.origin}: {problem}")
+    return kept, refused
 
 
 class _BackgroundWriter:
@@ -166,9 +185,23 @@ class _BackgroundWriter:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+def duplicate_keys(items: list[Source], suffixes: tuple[str, ...]) -> dict[int, str]:
+    """Why each input whose key an earlier input has fails (by ``id``): a manifest that
+    lists a key twice keeps its first, and the rest fail alone."""
+    first: dict[str, Source] = {}
+    problems: dict[int, str] = {}
+    for item in items:
+        key = corpus_key(item, suffixes)
+        if key in first:
+            problems[id(item)] = f"duplicate key {key!r} (first from {first[key].origin})"
+        else:
+            first[key] = item
+    return problems
+
+
 def corpus_key(item: Source, suffixes: tuple[str, ...]) -> str:
     """The key ``item`` gets in a corpus (checked with :func:`key_problem` before use)."""
-    return strip_suffix(item.key, suffixes).as_posix()
+    return item.stem(suffixes).as_posix()
 
 
 def to_corpus(
@@ -178,6 +211,7 @@ def to_corpus(
     """This rank's share of ``items`` as shards under ``out`` (resumable)."""
     progress = progress or NoProgress()
     suffixes = input_suffixes(tok.config)
+    duplicates = duplicate_keys(items, suffixes)  # over every rank's inputs: ranks agree
     mine = rank_items(items, rank, world)
     keys = [corpus_key(item, suffixes) for item in mine]
     names, cards = tok.columns(options.levels)
@@ -192,7 +226,7 @@ def to_corpus(
         progress.start(f"encode r{rank}/{world}", len(mine))
         progress.advance(len(mine) - len(pending))
         report.done = len(mine) - len(pending)  # in shards an earlier run wrote
-        problems = {i: key_problem(keys[i]) for i in pending}
+        problems = {i: duplicates.get(id(mine[i])) or key_problem(keys[i]) for i in pending}
         encoded = encode_items(tok, [mine[i] for i in pending if problems[i] is None],
                                **options.batch_arguments(tok))  # fmt: skip
         for i in pending:
@@ -200,7 +234,7 @@ def to_corpus(
             if problems[i] is None:
                 enc = next(encoded)
                 codes, error = enc.codes, enc.error
-            else:  # a key that cannot be one (unsafe, or no file name) fails alone, unencoded
+            else:  # a key that cannot be one (unsafe, no file name, taken) fails alone
                 codes, error = None, f"{item.origin}: {problems[i]}"
             writer.add(Entry(keys[i], item.origin, 0, item.channel), codes, error)
             if codes is not None:

@@ -64,4 +64,16 @@ def _rank_from_env(env: Mapping[str, str]) -> tuple[int, int]:
 
 
 def rank_items(items: Sequence[T], rank: int, world: int) -> list[T]:
-    return list(items[rank::world])
+    """This rank's share, in order: every ``world``-th input, or where inputs come in
+    units (:attr:`tokquant.sources.Source.unit`: a tar file, a Parquet row group) every
+    ``world``-th unit, so ranks read disjoint bytes."""
+    units = [getattr(item, "unit", None) for item in items]
+    if all(u is None for u in units):
+        return list(items[rank::world])
+    index: dict[object, int] = {}
+    mine = []
+    for item, unit in zip(items, units, strict=True):
+        u = index.setdefault(unit if unit is not None else ("input", id(item)), len(index))
+        if u % world == rank:
+            mine.append(item)
+    return mine

@@ -12,7 +12,7 @@ from tokquant.errors import InputError, TokquantError
 from tokquant.jobs.decode import TokenSource, decode_codes
 from tokquant.jobs.features import FeatureReader
 from tokquant.jobs.report import NoProgress, Progress
-from tokquant.sources import Source, input_suffixes, sources_for, strip_suffix
+from tokquant.sources import Source, SourceOptions, input_suffixes, sources_for
 from tokquant.stats import ColumnStats, ReconstructionAccumulator, UsageCounter
 from tokquant.tokenizer import Tokenizer
 
@@ -29,12 +29,13 @@ class StatsReport:
 def collect(
     tok: Tokenizer, sources: list[TokenSource], *, features: list[Path] | None,
     layout: str | None = None, top: int = 5, progress: Progress | None = None,
+    where: SourceOptions | None = None,
 ) -> StatsReport:  # fmt: skip
     """Usage of every source's codes; with ``features`` (the encoded inputs, in the same
     order and with the same names) also the reconstruction error. A source that cannot
     be read fails alone."""
     progress = progress or NoProgress()
-    inputs = sources_for(tok.config, features) if features else None
+    inputs = sources_for(tok.config, features, options=where) if features else None
     reader = FeatureReader.of(tok, layout) if inputs is not None else None
     if inputs is not None and len(inputs) != len(sources):
         raise InputError(
@@ -72,6 +73,6 @@ def _paired_features(reader: FeatureReader, item: Source, source: TokenSource,
     name = source.name
     if channel is not None:
         name = name.removesuffix(f".ch{channel}")
-    if strip_suffix(item.key, input_suffixes(reader.config)).name != name:
+    if item.stem(input_suffixes(reader.config)).name != name:
         raise InputError(f"{item.origin}: does not pair with {source.label} (names differ)")
     return reader.whole(item.with_channel(channel))

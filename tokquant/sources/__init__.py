@@ -1,17 +1,21 @@
 """Where a job's inputs come from: what users name on the command line, as an ordered
 list of :class:`Source` s (a key, and a way to read the audio or features behind it).
 
-:func:`sources_for` is the one place that decides what a command-line input is; each
-kind of input lives in a module of its own (:mod:`.files` for files, folders and list
-files).
+:func:`sources_for` is the one place that decides what a command-line input is
+(:func:`kind_of`); each kind lives in a module of its own: :mod:`.files` (files, folders,
+list files), :mod:`.lists` (fairseq TSV, ``key<TAB>path``), :mod:`.kaldi` (``wav.scp``,
+``segments``, ``feats.scp``), :mod:`.webdataset` (tars), :mod:`.hf` (Parquet, saved
+datasets); :mod:`.segments` and :mod:`.blobs` are what several of them share.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from tokquant.choices import CHANNEL_MODES
 from tokquant.config import TokenizerConfig
+from tokquant.errors import InputError
 from tokquant.sources.base import FileSource, Source
 from tokquant.sources.files import (
     LIST_SUFFIXES,
@@ -39,21 +43,90 @@ def input_kind(config: TokenizerConfig) -> str:
     return "audio" if takes_audio(config) else "feature"
 
 
+@dataclass(frozen=True)
+class SourceOptions:
+    """How to read manifests and containers (the CLI's ``--audio-column`` & co.)."""
+
+    #: Parquet / datasets: the column holding audio (bytes or paths)
+    audio_column: str = "audio"
+    #: Parquet / datasets: the column holding keys (None: ``id``, else file names)
+    key_column: str | None = None
+    #: WebDataset: the member (field) holding audio (None: the first audio one)
+    audio_member: str | None = None
+    #: Kaldi: the segments file of a wav.scp (None: the one beside it, if any)
+    segments: Path | None = None
+
+
 def sources_for(config: TokenizerConfig, specs: list[Path], *, channels: str = "mix",
-                outputs: bool = True) -> list[Source]:  # fmt: skip
-    """The inputs a tokenizer reads from ``specs``; ``channels="split"`` gives each audio
-    channel its own source (keyed ``NAME.chC.EXT``). ``outputs``: the sources are
-    mirrored to output files, so two that would write the same one are refused."""
-    sources: list[Source] = list(
-        expand_inputs(specs, input_suffixes(config), input_kind(config), outputs=outputs)
-    )
+                outputs: bool = True, options: SourceOptions | None = None) -> list[Source]:  # fmt: skip
+    """The inputs a tokenizer reads from ``specs``: files, folders and list files, and
+    the manifests and containers corpora live in (see :func:`kind_of`), in order.
+    ``channels="split"`` gives each audio channel its own source. ``outputs``: the
+    sources are mirrored to output files, so two files that would write the same one
+    are refused."""
+    options = options or SourceOptions()
+    kinds = [kind_of(Path(spec), config) for spec in specs]
+    if options.segments is not None and "kaldi" not in kinds:
+        raise InputError("--segments applies to a Kaldi wav.scp input; none was given")
+    if all(kind == "files" for kind in kinds):  # one expansion: shared dedup and checks
+        sources: list[Source] = list(expand_inputs(specs, input_suffixes(config),
+                                                   input_kind(config), outputs=outputs))  # fmt: skip
+    else:
+        sources = []
+        for spec, kind in zip(specs, kinds, strict=True):
+            sources += _read(Path(spec), kind, config, options, outputs)
     if takes_audio(config) and channels == "split":
         sources = split_channels(sources, Source.channels)
     return sources
 
 
+def kind_of(spec: Path, config: TokenizerConfig) -> str:
+    """What an input is, from its name and (for folders) what it holds."""
+    from tokquant.sources import hf, kaldi, lists, webdataset
+
+    text = str(spec)
+    if webdataset.is_webdataset(text):
+        kind = "webdataset"
+    elif hf.is_saved_dataset(spec) or hf.is_parquet(spec):
+        kind = "table"
+    elif kaldi.is_kaldi_scp(spec):
+        kind = "kaldi-feats" if spec.name == "feats.scp" or not takes_audio(config) else "kaldi"
+    elif lists.is_fairseq_tsv(spec):
+        kind = "fairseq"
+    elif lists.is_keyed_list(spec):
+        kind = "keyed-list"
+    else:
+        return "files"
+    audio = kind != "kaldi-feats"
+    if audio != takes_audio(config):
+        holds = "audio" if audio else "features"
+        raise InputError(f"{spec}: holds {holds}; this checkpoint reads "
+                         f"{input_kind(config)} inputs")  # fmt: skip
+    return kind
+
+
+def _read(spec: Path, kind: str, config: TokenizerConfig, options: SourceOptions,
+          outputs: bool) -> list[Source]:  # fmt: skip
+    from tokquant.sources import hf, kaldi, lists, webdataset
+
+    if kind == "webdataset":
+        return webdataset.read_webdataset(str(spec), options.audio_member)
+    if kind == "table":
+        return hf.read_tables(spec, audio_column=options.audio_column,
+                              key_column=options.key_column)  # fmt: skip
+    if kind == "kaldi":
+        return kaldi.read_wav_scp(spec, options.segments)
+    if kind == "kaldi-feats":
+        return kaldi.read_feats_scp(spec)
+    if kind == "fairseq":
+        return lists.read_fairseq_tsv(spec)
+    if kind == "keyed-list":
+        return lists.read_keyed_list(spec)
+    return list(expand_inputs([spec], input_suffixes(config), input_kind(config), outputs=outputs))
+
+
 __all__ = [
-    "CHANNEL_MODES", "LIST_SUFFIXES", "FileSource", "Source", "expand_inputs", "input_kind",
+    "CHANNEL_MODES", "LIST_SUFFIXES", "FileSource", "Source", "SourceOptions", "kind_of", "expand_inputs", "input_kind",
     "input_suffixes", "output_path", "sources_for", "split_channels", "strip_suffix",
     "takes_audio", "walk_files",
 ]  # fmt: skip

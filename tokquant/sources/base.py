@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,6 +28,9 @@ class Source:
 
     key: Path
     channel: int | None = None
+    #: The key is a name a manifest gave (checked as a corpus key before use), not a path
+    #: found on disk.
+    keyed_by_name: ClassVar[bool] = True
 
     @property
     def origin(self) -> str:
@@ -37,6 +40,20 @@ class Source:
     def path(self) -> Path | None:
         """The file it is, where it is one whole file (outputs must not replace it)."""
         return None
+
+    @property
+    def unit(self) -> object:
+        """What ranks split by: inputs of one unit (a tar file, a Parquet row group) go
+        to one rank together, so ranks read disjoint bytes. None: each input alone."""
+        return None
+
+    def stem(self, suffixes: tuple[str, ...]) -> Path:
+        """What its outputs are named after: the key (an utterance id is kept whole)."""
+        return self.key
+
+    def channel_key(self, channel: int) -> Path:
+        """The key of one of its channels (``--channels split``)."""
+        return self.key.with_name(f"{self.key.name}.ch{channel}")
 
     @contextmanager
     def open_audio(self) -> Iterator[Any]:
@@ -68,6 +85,7 @@ class FileSource(Source):
     """A whole audio or feature file."""
 
     file: Path = field(kw_only=True)
+    keyed_by_name: ClassVar[bool] = False
 
     @property
     def origin(self) -> str:
@@ -76,6 +94,14 @@ class FileSource(Source):
     @property
     def path(self) -> Path:
         return self.file
+
+    def stem(self, suffixes: tuple[str, ...]) -> Path:
+        """The key without its file suffix."""
+        return strip_suffix(self.key, suffixes)
+
+    def channel_key(self, channel: int) -> Path:
+        """``NAME.chC.EXT``: the suffix stays last, so outputs still drop it."""
+        return self.key.with_name(f"{self.key.stem}.ch{channel}{self.key.suffix}")
 
     @contextmanager
     def open_audio(self) -> Iterator[Any]:
@@ -97,3 +123,13 @@ class FileSource(Source):
         except Exception:  # noqa: BLE001 - reported when the file is read
             return None
         return int(info.frames), max(int(info.samplerate), 1)
+
+
+def strip_suffix(key: Path, suffixes: tuple[str, ...]) -> Path:
+    """``key`` without its input suffix; kept whole where what is left is no name
+    (``.npy``, ``..npy``), so those still get outputs of their own."""
+    name = key.name
+    for s in sorted(suffixes, key=len, reverse=True):
+        if name.lower().endswith(s) and name[: -len(s)] not in ("", ".", ".."):
+            return key.with_name(name[: -len(s)])
+    return key

@@ -18,7 +18,7 @@ from typing import Protocol
 from tokquant.errors import InputError
 from tokquant.formats.corpus import is_corpus_file
 from tokquant.formats.tokens import SUFFIX as TOKENS_SUFFIX
-from tokquant.sources.base import FileSource, Source
+from tokquant.sources.base import FileSource, Source, strip_suffix
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 
@@ -150,8 +150,12 @@ def _shorten(path: str, keep: int = 60) -> str:
 
 
 def _read_list(path: Path, suffixes: tuple[str, ...], what: str) -> list[FileSource]:
+    """A list file's paths, one per line (``#`` comments). An entry inside the list's
+    folder is keyed by its path from there; entries outside it by their paths from the
+    deepest folder that holds all of them, so entries of one list never collide because
+    of their folders (``/a/x.wav`` and ``/b/x.wav`` are ``a/x.wav`` and ``b/x.wav``)."""
     base = path.parent
-    items = []
+    found: list[tuple[Path, Path | None]] = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         entry = line.strip()
         if not entry or entry.startswith("#"):
@@ -163,23 +167,15 @@ def _read_list(path: Path, suffixes: tuple[str, ...], what: str) -> list[FileSou
         if not _matches(full, suffixes):
             raise InputError(f"{path}:{number}: {entry}: not {_article(what)} {what} file")
         try:
-            key = full.resolve().relative_to(base.resolve())
+            found.append((full, full.resolve().relative_to(base.resolve())))
         except ValueError:
-            key = Path(full.name)
-        items.append(FileSource(key=key, file=full))
-    if not items:
+            found.append((full, None))
+    if not found:
         raise InputError(f"{path}: list file names no {what} files")
-    return items
-
-
-def strip_suffix(key: Path, suffixes: tuple[str, ...]) -> Path:
-    """``key`` without its input suffix; kept whole where what is left is no name
-    (``.npy``, ``..npy``), so those still get outputs of their own."""
-    name = key.name
-    for s in sorted(suffixes, key=len, reverse=True):
-        if name.lower().endswith(s) and name[: -len(s)] not in ("", ".", ".."):
-            return key.with_name(name[: -len(s)])
-    return key
+    outside = [full.resolve() for full, key in found if key is None]
+    root = Path(os.path.commonpath([p.parent for p in outside])) if outside else None
+    return [FileSource(key=key if key is not None else full.resolve().relative_to(root),
+                       file=full) for full, key in found]  # fmt: skip
 
 
 class Keyed(Protocol):
@@ -190,7 +186,11 @@ class Keyed(Protocol):
 
 
 def output_path(out_dir: Path, item: Keyed, in_suffixes: tuple[str, ...], out_suffix: str) -> Path:
-    stem = strip_suffix(item.key, in_suffixes)
+    """Where ``item``'s output goes under ``out_dir``: its stem (see :meth:`Source.stem`)
+    with ``out_suffix``."""
+    stem = (
+        item.stem(in_suffixes) if isinstance(item, Source) else strip_suffix(item.key, in_suffixes)
+    )
     return out_dir / stem.with_name(stem.name + out_suffix)
 
 
@@ -206,7 +206,5 @@ def split_channels(items: list[Source], channels_of: Callable[[Source], int]) ->
         except InputError:
             out.append(item)
             continue
-        for c in range(count):
-            key = item.key.with_name(f"{item.key.stem}.ch{c}{item.key.suffix}")
-            out.append(item.with_channel(c, key))
+        out += [item.with_channel(c, item.channel_key(c)) for c in range(count)]
     return out

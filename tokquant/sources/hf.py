@@ -1,0 +1,203 @@
+"""Hugging Face datasets: Parquet files (one, or a folder of them, as the Hub stores a
+dataset) and ``save_to_disk`` folders (Arrow files beside ``state.json``), read with
+pyarrow (the ``parquet`` extra).
+
+The audio column (``--audio-column``, default ``audio``) holds what the ``Audio``
+feature stores, a struct of encoded ``bytes`` and a ``path``; or plain bytes; or a path
+string. Bytes are decoded by soundfile from memory; a row with no bytes reads its path
+(relative paths from the dataset's folder). The key is ``--key-column`` (default ``id``
+where the table has one), else the row's file name without its suffix, else
+``FILE/ROW``. Reading: the keys are read first, column alone; then each input reads its
+row's audio from its row group, which stays cached (a few at a time, whatever the
+dataset's size) while the loader threads walk through it, so memory is bounded by a row
+group.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tokquant.errors import InputError
+from tokquant.sources.base import Source
+from tokquant.sources.blobs import BlobSource
+
+#: Row groups (or Arrow record batches) held at once by the process, at most.
+CACHED_GROUPS = 4
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow
+        import pyarrow.ipc  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise InputError("Parquet and datasets inputs need pyarrow: "
+                         "pip install 'tokquant[parquet]'") from None  # fmt: skip
+    return pyarrow
+
+
+def is_saved_dataset(path: Path) -> bool:
+    return path.is_dir() and (path / "state.json").is_file()
+
+
+def is_parquet(path: Path) -> bool:
+    if path.is_file():
+        return path.suffix.lower() == ".parquet"
+    return path.is_dir() and any(path.rglob("*.parquet")) and not _has_audio_files(path)
+
+
+def _has_audio_files(folder: Path) -> bool:
+    from tokquant.audio.io import SUFFIXES
+
+    return any(p.suffix.lower() in SUFFIXES for p in folder.rglob("*") if p.is_file())
+
+
+class _Groups:
+    """The audio column of recently read row groups, shared by the loader threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.held: OrderedDict[tuple[str, int, str], Any] = OrderedDict()
+
+    def column(self, table: _Table, group: int, column: str) -> Any:
+        key = (str(table.path), group, column)
+        with self.lock:
+            if key in self.held:
+                self.held.move_to_end(key)
+                return self.held[key]
+            values = table.read_group(group, column)
+            self.held[key] = values
+            while len(self.held) > CACHED_GROUPS:
+                self.held.popitem(last=False)
+            return values
+
+
+_GROUPS = _Groups()
+
+
+class _Table:
+    """One Parquet or Arrow file, read a row group (or record batch) at a time."""
+
+    def __init__(self, path: Path, arrow: bool) -> None:
+        pa = _pyarrow()
+        self.path = path
+        self.arrow = arrow
+        try:
+            if arrow:
+                self._batches = pa.ipc.open_stream(pa.memory_map(str(path))).read_all().to_batches()
+                self.schema = self._batches[0].schema if self._batches else None
+                self.group_rows = [b.num_rows for b in self._batches]
+            else:
+                self._file = pa.parquet.ParquetFile(str(path))
+                self.schema = self._file.schema_arrow
+                meta = self._file.metadata
+                self.group_rows = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{path}: not a readable {'Arrow' if arrow else 'Parquet'} file "
+                             f"({str(exc).splitlines()[0]})") from None  # fmt: skip
+
+    def read_group(self, group: int, column: str) -> Any:
+        pa = _pyarrow()
+        try:
+            if self.arrow:
+                return self._batches[group].column(column)
+            return self._file.read_row_group(group, columns=[column]).column(0)
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{self.path}: row group {group} cannot be read "
+                             f"({str(exc).splitlines()[0]})") from None  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ParquetRow(BlobSource):
+    """Row ``row`` of row group ``group`` of a table."""
+
+    table: Any = field(kw_only=True, compare=False, hash=False)
+    group: int = field(kw_only=True)
+    row: int = field(kw_only=True)
+    column: str = field(kw_only=True)
+
+    @property
+    def origin(self) -> str:
+        before = sum(self.table.group_rows[: self.group])
+        return f"{self.table.path}#row{before + self.row}"
+
+    @property
+    def unit(self) -> object:
+        return (str(self.table.path), self.group)
+
+    def fetch(self) -> bytes:
+        value = _GROUPS.column(self.table, self.group, self.column)[self.row].as_py()
+        if isinstance(value, dict):
+            blob, path = value.get("bytes"), value.get("path")
+        elif isinstance(value, (bytes, bytearray)):
+            blob, path = bytes(value), None
+        else:
+            blob, path = None, value
+        if blob:
+            return bytes(blob)
+        if isinstance(path, str) and path:
+            file = Path(path) if Path(path).is_absolute() else self.table.path.parent / path
+            try:
+                return file.read_bytes()
+            except OSError as exc:
+                raise InputError(f"{self.origin}: {file}: {exc.strerror or exc}") from None
+        raise InputError(f"{self.origin}: the {self.column} column holds no audio bytes or path")
+
+
+def read_tables(spec: Path, *, audio_column: str = "audio", key_column: str | None = None
+                ) -> list[Source]:  # fmt: skip
+    """Every row of the Parquet file(s) or saved dataset at ``spec``, in file and row
+    order."""
+    if is_saved_dataset(spec):
+        tables = [_Table(p, arrow=True) for p in sorted(spec.glob("*.arrow"))]
+    elif spec.is_dir():
+        tables = [_Table(p, arrow=False) for p in sorted(spec.rglob("*.parquet"))]
+    else:
+        tables = [_Table(spec, arrow=False)]
+    if not tables:
+        raise InputError(f"{spec}: holds no Parquet or Arrow files")
+    out: list[Source] = []
+    for table in tables:
+        out += _rows(table, spec, audio_column, key_column)
+    return out
+
+
+def _rows(table: _Table, root: Path, audio_column: str, key_column: str | None) -> list[Source]:
+    names = table.schema.names if table.schema is not None else []
+    if audio_column not in names:
+        raise InputError(f"{table.path}: no column {audio_column!r} (columns: "
+                         f"{', '.join(names)}); name the audio column with --audio-column")  # fmt: skip
+    if key_column is not None and key_column not in names:
+        raise InputError(
+            f"{table.path}: no key column {key_column!r} (columns: {', '.join(names)})"
+        )
+    by = key_column or ("id" if "id" in names else None)
+    out: list[Source] = []
+    for group, count in enumerate(table.group_rows):
+        keys = _group_keys(table, group, count, by, audio_column)
+        out += [ParquetRow(key=Path(k), table=table, group=group, row=i, column=audio_column)
+                for i, k in enumerate(keys)]  # fmt: skip
+    return out
+
+
+def _group_keys(table: _Table, group: int, count: int, by: str | None, audio: str) -> list[str]:
+    if by is not None:
+        return [str(v) for v in table.read_group(group, by).to_pylist()]
+    pa = _pyarrow()
+    values = table.read_group(group, audio)
+    paths = None
+    if pa.types.is_struct(values.type) and "path" in [f.name for f in values.type]:
+        paths = (
+            values.combine_chunks().field("path").to_pylist()
+            if hasattr(values, "combine_chunks")
+            else values.field("path").to_pylist()
+        )
+    elif pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        paths = values.to_pylist()
+    start = sum(table.group_rows[:group])
+    names = [Path(p).stem if isinstance(p, str) and p else None for p in (paths or [None] * count)]
+    return [n if n else f"{table.path.stem}/{start + i:06d}" for i, n in enumerate(names)]
