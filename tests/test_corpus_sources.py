@@ -6,6 +6,7 @@ before anything is written (exit 2)."""
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 from pathlib import Path
 
@@ -259,3 +260,125 @@ def test_segments_lines_are_checked(tmp_path, ckpt):
         (tmp_path / "segments").write_text(line)
         res = _encode(ckpt, tmp_path / "c", tmp_path / "wav.scp")
         assert res.code == 2 and "segments:1:" in one_error(res) and words in one_error(res)
+
+
+# ---------------------------------------------------------------- lhotse, feats.scp, other jobs
+
+
+def _cuts(tmp_path: Path):
+    """Cuts of the bundled corpus with offsets and durations, one on channel 1 of a
+    stereo recording."""
+    from lhotse import CutSet, Recording
+
+    stereo = tmp_path / "stereo.wav"
+    a, rate = sf.read(FILES[0], dtype="float32")
+    b, _ = sf.read(FILES[1], dtype="float32")
+    n = min(a.size, b.size)
+    sf.write(stereo, np.stack([a[:n], 0.5 * b[:n]], axis=1), rate, subtype="FLOAT")
+    cuts = []
+    for i, f in enumerate(FILES[:5]):
+        rec = Recording.from_file(f, recording_id=f"rec{i}")
+        cuts.append(rec.to_cut().truncate(offset=0.1 + 0.05 * i, duration=1.2))
+    rec = Recording.from_file(stereo, recording_id="stereo")
+    cut = rec.to_cut()
+    cuts.append(type(cut)(id="stereo-ch1", start=0.3, duration=1.5, channel=1, recording=rec))
+    return CutSet.from_cuts(cuts)
+
+
+def test_lhotse_cut_manifests_and_shar_equal_the_cut_audio_as_files(tmp_path, ckpt):
+    from lhotse import CutSet
+
+    cuts = _cuts(tmp_path)
+    cuts.to_file(tmp_path / "cuts.jsonl.gz")
+    (tmp_path / "shar").mkdir()
+    cuts.to_shar(tmp_path / "shar", fields={"recording": "flac"}, shard_size=4)
+    for name, spec, loaded in (
+        ("manifest", tmp_path / "cuts.jsonl.gz", cuts),
+        ("shar", tmp_path / "shar", CutSet.from_shar(in_dir=tmp_path / "shar")),
+    ):
+        files = tmp_path / f"ref-{name}"
+        files.mkdir()
+        for cut in loaded:  # lhotse's own samples of each cut, written as files
+            sf.write(files / f"{cut.id}.wav", cut.load_audio().T, cut.sampling_rate,
+                     subtype="FLOAT")  # fmt: skip
+        assert _encode(ckpt, tmp_path / f"ref-c-{name}", files).code == 0
+        res = _encode(ckpt, tmp_path / f"c-{name}", spec)
+        assert res.code == 0, res.err
+        _same_codes(tmp_path / f"c-{name}", Corpus(tmp_path / f"ref-c-{name}"))
+
+
+def test_kaldi_feats_scp_on_a_feature_checkpoint(tmp_path, trained, corpus):
+    import kaldiio
+
+    files = sorted(corpus.rglob("*.npy"))
+    with kaldiio.WriteHelper(f"ark,scp:{tmp_path / 'feats.ark'},{tmp_path / 'feats.scp'}") as out:
+        for f in files:
+            out(f.stem, np.load(f))
+    assert run_cli("encode", trained, tmp_path / "feats.scp", "--out", tmp_path / "c",
+                   "--shards").code == 0  # fmt: skip
+    assert run_cli("encode", trained, corpus, "--out", tmp_path / "ref", "--shards").code == 0
+    ref = Corpus(tmp_path / "ref")
+    _same_codes(tmp_path / "c", ref, rename=lambda k: next(
+        r for r in ref.keys() if Path(r).name == k), count=len(files))  # fmt: skip
+    res = run_cli("encode", trained, tmp_path / "wav.scp", "--out", tmp_path / "x")
+    assert res.code == 2  # no such file: a path error, not a crash
+    (tmp_path / "wav.scp").write_text(f"a {FILES[0]}\n")
+    res = run_cli("encode", trained, tmp_path / "wav.scp", "--out", tmp_path / "x")
+    assert res.code == 2 and "holds audio; this checkpoint reads feature inputs" in one_error(res)
+
+
+def test_train_audit_and_stats_read_sources_too(tmp_path, ckpt):
+    import webdataset as wds
+
+    with wds.TarWriter(str(tmp_path / "t.tar")) as sink:
+        for f in FILES[:8]:
+            sink.write({"__key__": f.stem + f.parent.name, "flac": f.read_bytes()})
+    (tmp_path / "c.yaml").write_text("frontend: {kind: logmel, n_mels: 40}\n"
+                                     "quantizer: {family: bsq, code_dim: 8}\n"
+                                     "train: {steps: 3, batch_frames: 256}\n")  # fmt: skip
+    res = run_cli("train", "-c", tmp_path / "c.yaml", "-d", tmp_path / "t.tar", "-o",
+                  tmp_path / "m.safetensors", "--max-frames", "500", "--json")  # fmt: skip
+    assert res.code == 0, res.err
+    res = run_cli("audit", ckpt, tmp_path / "t.tar", "--json")
+    assert res.code == 0, res.err
+    audit = json.loads(res.out)
+    assert len(audit["inputs"]) == 8 and audit["overall"]["batched"] == 1.0
+    assert audit["overall"]["chunked"] == 1.0
+    assert run_cli("encode", ckpt, tmp_path / "t.tar", "--out", tmp_path / "tok").code == 0
+    res = run_cli("stats", ckpt, tmp_path / "tok", "--features", tmp_path / "t.tar", "--json")
+    assert res.code == 0, res.err
+    assert json.loads(res.out)["reconstruction"]["frames"] == json.loads(res.out)["frames"]
+
+
+def test_sigkill_then_resume_over_a_webdataset_gives_the_same_bytes(tmp_path, ckpt):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import webdataset as wds
+
+    from tests.test_corpus import tree_bytes
+
+    with wds.TarWriter(str(tmp_path / "t.tar")) as sink:
+        for f in FILES:
+            sink.write({"__key__": _key(f), "flac": f.read_bytes()})
+
+    def command(out: Path) -> list[str]:
+        return [sys.executable, "-m", "tokquant", "encode", str(ckpt), str(tmp_path / "t.tar"),
+                "--out", str(out), "--shards", "--shard-size", "3", "--workers", "1", "-q"]  # fmt: skip
+
+    subprocess.run(command(tmp_path / "ref"), check=True, capture_output=True)
+    out = tmp_path / "run"
+    proc = subprocess.Popen(command(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    part = out / "manifest.rank00000-of-00001.json"
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        if part.exists() and len(Manifest.read(part).shards) >= 2:
+            break
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "manifest.json").exists()  # killed mid-run
+    subprocess.run(command(out), check=True, capture_output=True)
+    assert tree_bytes(out) == tree_bytes(tmp_path / "ref")

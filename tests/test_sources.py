@@ -61,7 +61,7 @@ class BytesSource(Source):
 def test_a_new_kind_of_source_plugs_in_without_touching_a_job(tmp_path, ckpt):
     tok = tokquant.load(ckpt)
     files = sources_for(tok.config, [SAMPLES / "gb_f"])
-    in_memory = [BytesSource(key=s.key, blob=s.path.read_bytes(), name=f"mem:{s.key}")
+    in_memory = [BytesSource(key=s.key.with_suffix(""), blob=s.path.read_bytes(), name=f"m:{s.key}")
                  for s in files]  # fmt: skip
     options = EncodeOptions()
     for name, sources in (("files", files), ("memory", in_memory)):

@@ -61,6 +61,11 @@ class TokenSource:
     channel: int | None = None
 
     @property
+    def stem(self) -> str:
+        """The key without its suffix: the key of the input it was encoded from."""
+        return strip_suffix(self.key, (SUFFIX,)).as_posix()
+
+    @property
     def name(self) -> str:
         """The bare name that pairs it with its encoded input (``stats --features``)."""
         return strip_suffix(self.key, (SUFFIX,)).name

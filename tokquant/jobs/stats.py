@@ -31,9 +31,9 @@ def collect(
     layout: str | None = None, top: int = 5, progress: Progress | None = None,
     where: SourceOptions | None = None,
 ) -> StatsReport:  # fmt: skip
-    """Usage of every source's codes; with ``features`` (the encoded inputs, in the same
-    order and with the same names) also the reconstruction error. A source that cannot
-    be read fails alone."""
+    """Usage of every source's codes; with ``features`` (the encoded inputs, under the
+    same keys, or in the same order with the same names) also the reconstruction error.
+    A source that cannot be read fails alone."""
     progress = progress or NoProgress()
     inputs = sources_for(tok.config, features, options=where) if features else None
     reader = FeatureReader.of(tok, layout) if inputs is not None else None
@@ -55,16 +55,27 @@ def collect(
             continue
         usage.add(codes)
         if inputs is not None and reader is not None and recon is not None:
-            reference = _paired_features(reader, inputs[i], source, channel)
+            item = _pair(inputs, i, source, channel, reader)
+            reference = _paired_features(reader, item, source, channel)
             if reference.shape[0] != codes.shape[0]:
                 raise InputError(
-                    f"{inputs[i].origin}: {reference.shape[0]} frames, {source.label} has "
+                    f"{item.origin}: {reference.shape[0]} frames, {source.label} has "
                     f"{codes.shape[0]}"
                 )
             recon.add(reference, decode_codes(tok, codes))
         progress.advance()
     columns = usage.result(tok.column_names, top)
     return StatsReport(len(sources), usage, columns, recon, failures)
+
+
+def _pair(inputs: list[Source], i: int, source: TokenSource, channel: int | None,
+          reader: FeatureReader) -> Source:  # fmt: skip
+    """The input whose key is the tokens' key (a folder of audio and its folder of tokens,
+    a manifest and its corpus), else the one in the same position."""
+    suffixes = input_suffixes(reader.config)
+    key = source.stem.removesuffix(f".ch{channel}") if channel is not None else source.stem
+    named = next((item for item in inputs if item.stem(suffixes).as_posix() == key), None)
+    return named if named is not None else inputs[i]
 
 
 def _paired_features(reader: FeatureReader, item: Source, source: TokenSource,

@@ -5,7 +5,7 @@ list of :class:`Source` s (a key, and a way to read the audio or features behind
 (:func:`kind_of`); each kind lives in a module of its own: :mod:`.files` (files, folders,
 list files), :mod:`.lists` (fairseq TSV, ``key<TAB>path``), :mod:`.kaldi` (``wav.scp``,
 ``segments``, ``feats.scp``), :mod:`.webdataset` (tars), :mod:`.hf` (Parquet, saved
-datasets); :mod:`.segments` and :mod:`.blobs` are what several of them share.
+datasets), :mod:`.lhotse` (manifests, Shar); :mod:`.segments` and :mod:`.blobs` are what several of them share.
 """
 
 from __future__ import annotations
@@ -82,15 +82,20 @@ def sources_for(config: TokenizerConfig, specs: list[Path], *, channels: str = "
 
 def kind_of(spec: Path, config: TokenizerConfig) -> str:
     """What an input is, from its name and (for folders) what it holds."""
-    from tokquant.sources import hf, kaldi, lists, webdataset
+    from tokquant.sources import hf, kaldi, lhotse, lists, webdataset
 
     text = str(spec)
     if webdataset.is_webdataset(text):
         kind = "webdataset"
+    elif lhotse.is_manifest(spec):
+        kind = "lhotse"
+    elif lhotse.is_shar(spec):
+        kind = "shar"
     elif hf.is_saved_dataset(spec) or hf.is_parquet(spec):
         kind = "table"
     elif kaldi.is_kaldi_scp(spec):
-        kind = "kaldi-feats" if spec.name == "feats.scp" or not takes_audio(config) else "kaldi"
+        named = {"wav.scp": "kaldi", "feats.scp": "kaldi-feats"}.get(spec.name)
+        kind = named or ("kaldi" if takes_audio(config) else "kaldi-feats")
     elif lists.is_fairseq_tsv(spec):
         kind = "fairseq"
     elif lists.is_keyed_list(spec):
@@ -107,8 +112,12 @@ def kind_of(spec: Path, config: TokenizerConfig) -> str:
 
 def _read(spec: Path, kind: str, config: TokenizerConfig, options: SourceOptions,
           outputs: bool) -> list[Source]:  # fmt: skip
-    from tokquant.sources import hf, kaldi, lists, webdataset
+    from tokquant.sources import hf, kaldi, lhotse, lists, webdataset
 
+    if kind == "lhotse":
+        return lhotse.read_manifest(spec)
+    if kind == "shar":
+        return lhotse.read_shar(spec)
     if kind == "webdataset":
         return webdataset.read_webdataset(str(spec), options.audio_member)
     if kind == "table":

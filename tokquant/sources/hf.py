@@ -15,6 +15,7 @@ group.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -45,15 +46,35 @@ def is_saved_dataset(path: Path) -> bool:
 
 
 def is_parquet(path: Path) -> bool:
+    """A ``.parquet`` file, or a folder whose first data file (within three levels, the
+    Hub's ``data/`` and ``CONFIG/SPLIT/`` layouts) is Parquet, not audio. The look stops
+    at the first such file, so a large tree of audio is not walked twice."""
     if path.is_file():
         return path.suffix.lower() == ".parquet"
-    return path.is_dir() and any(path.rglob("*.parquet")) and not _has_audio_files(path)
+    return path.is_dir() and _first_data_file(path) == ".parquet"
 
 
-def _has_audio_files(folder: Path) -> bool:
+def _first_data_file(folder: Path, depth: int = 3) -> str | None:
+    """The suffix (``.parquet`` or an audio one) of the first data file found depth-first
+    in sorted order (None: none within ``depth`` levels)."""
     from tokquant.audio.io import SUFFIXES
 
-    return any(p.suffix.lower() in SUFFIXES for p in folder.rglob("*") if p.is_file())
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return None
+    for entry in entries:
+        suffix = Path(entry.name).suffix.lower()
+        try:
+            if entry.is_file() and (suffix == ".parquet" or suffix in SUFFIXES):
+                return suffix
+            if depth > 1 and entry.is_dir(follow_symlinks=False):
+                found = _first_data_file(Path(entry.path), depth - 1)
+                if found is not None:
+                    return found
+        except OSError:
+            continue
+    return None
 
 
 class _Groups:
