@@ -73,18 +73,26 @@ def as_parquet(root: Path, items: list[tuple[str, bytes]], per_group: int = 500)
     return root / "train.parquet"
 
 
+#: Runs a command and prints its peak RSS in KiB. A small process of its own: a child's
+#: ``ru_maxrss`` counts what its parent held when it was forked, and this script holds
+#: the whole corpus in memory while it writes the sources.
+_PEAK = ("import os, subprocess, sys; child = subprocess.Popen(sys.argv[1:], "
+         "stdout=subprocess.DEVNULL); _, status, usage = os.wait4(child.pid, 0); "
+         "print(usage.ru_maxrss if status == 0 else -1)")  # fmt: skip
+
+
 def encode(checkpoint: Path, source: str | Path, out: Path) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one ``tokquant encode --shards``."""
     shutil.rmtree(out, ignore_errors=True)
     command = [sys.executable, "-m", "tokquant", "encode", str(checkpoint), str(source),
                "--out", str(out), "--shards", "--quiet"]  # fmt: skip
     start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
+    peak = subprocess.run([sys.executable, "-c", _PEAK, *command], capture_output=True,
+                          text=True, check=True).stdout  # fmt: skip
     seconds = time.perf_counter() - start
-    if status != 0:
-        raise SystemExit(f"{source}: encode failed ({status})")
-    return seconds, usage.ru_maxrss / 1024
+    if int(peak) < 0:
+        raise SystemExit(f"{source}: encode failed")
+    return seconds, int(peak) / 1024
 
 
 def main() -> None:
@@ -92,9 +100,15 @@ def main() -> None:
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/tq-bench-sources"))
+    parser.add_argument("--pin-malloc", action="store_true",
+                        help="MALLOC_MMAP_THRESHOLD_=131072 in the encoders: glibc's moving "
+                        "threshold makes peak RSS vary by +-150 MiB between identical runs")  # fmt: skip
     args = parser.parse_args()
+    if args.pin_malloc:
+        os.environ["MALLOC_MMAP_THRESHOLD_"] = "131072"
     shutil.rmtree(args.workdir, ignore_errors=True)
-    print(f"{os.cpu_count()} CPUs; checkpoint {args.checkpoint.name}")
+    pinned = ", malloc threshold pinned" if args.pin_malloc else ""
+    print(f"{os.cpu_count()} CPUs; checkpoint {args.checkpoint.name}{pinned}")
     results = {}
     for n in (args.n // 4, args.n):
         items = utterances(n)

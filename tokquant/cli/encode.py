@@ -57,7 +57,7 @@ def encode(
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
-    """Encode feature or audio files into token files (one per input), or into a corpus.
+    """Encode audio or features (files or where corpora live) into token files, or a corpus.
 
     Running it again skips what is done: existing token files, or finished shards of a
     corpus (a killed run resumes where it stopped, with the same bytes in the end).
