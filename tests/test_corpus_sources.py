@@ -6,6 +6,7 @@ before anything is written (exit 2)."""
 
 from __future__ import annotations
 
+import io
 import json
 from fractions import Fraction
 from pathlib import Path
@@ -382,3 +383,50 @@ def test_sigkill_then_resume_over_a_webdataset_gives_the_same_bytes(tmp_path, ck
     assert not (out / "manifest.json").exists()  # killed mid-run
     subprocess.run(command(out), check=True, capture_output=True)
     assert tree_bytes(out) == tree_bytes(tmp_path / "ref")
+
+
+def test_lhotse_recordings_split_by_channel_like_files(tmp_path, ckpt):
+    from lhotse import Recording, RecordingSet
+
+    a, rate = sf.read(FILES[0], dtype="float32")
+    b, _ = sf.read(FILES[1], dtype="float32")
+    n = min(a.size, b.size)
+    sf.write(tmp_path / "stereo.wav", np.stack([a[:n], 0.5 * b[:n]], axis=1), rate)
+    recordings = RecordingSet.from_recordings(
+        [Recording.from_file(tmp_path / "stereo.wav", recording_id="stereo")])  # fmt: skip
+    recordings.to_file(tmp_path / "recordings.jsonl.gz")
+    for mode in ("mix", "split"):
+        flags = ["--channels", mode]
+        assert _encode(ckpt, tmp_path / f"l-{mode}", tmp_path / "recordings.jsonl.gz",
+                       extra=flags).code == 0  # fmt: skip
+        assert _encode(ckpt, tmp_path / f"f-{mode}", tmp_path / "stereo.wav", extra=flags).code == 0
+        _same_codes(tmp_path / f"l-{mode}", Corpus(tmp_path / f"f-{mode}"))
+    assert sorted(Corpus(tmp_path / "l-split").keys()) == ["stereo.ch0", "stereo.ch1"]
+
+
+def test_parquet_audio_as_paths_and_a_chosen_webdataset_member(tmp_path, ckpt, reference):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import webdataset as wds
+
+    rows = FILES[:5]
+    (tmp_path / "data").symlink_to(SAMPLES)  # relative paths: from the Parquet file's folder
+    table = pa.table({"id": [_key(f) for f in rows],
+                      "audio": [f"data/{f.relative_to(SAMPLES)}" for f in rows]})  # fmt: skip
+    pq.write_table(table, tmp_path / "paths.parquet")
+    assert _encode(ckpt, tmp_path / "p", tmp_path / "paths.parquet").code == 0
+    _same_codes(tmp_path / "p", reference, count=5)
+    with wds.TarWriter(str(tmp_path / "two.tar")) as sink:
+        for f in rows:
+            wave, rate = sf.read(f, dtype="float32")
+            noise = np.random.default_rng(0).standard_normal(wave.size).astype(np.float32)
+            buffer = io.BytesIO()
+            sf.write(buffer, 0.1 * noise, rate, format="WAV")
+            sink.write({"__key__": _key(f), "flac": f.read_bytes(), "wav": buffer.getvalue()})
+    assert _encode(ckpt, tmp_path / "w", tmp_path / "two.tar",
+                   extra=["--audio-member", "flac"]).code == 0  # fmt: skip
+    _same_codes(tmp_path / "w", reference, count=5)
+    assert _encode(ckpt, tmp_path / "n", tmp_path / "two.tar",
+                   extra=["--audio-member", "wav"]).code == 0  # fmt: skip
+    noise = Corpus(tmp_path / "n")
+    assert not all(np.array_equal(noise[k], reference[k]) for k in noise.keys())
