@@ -7,7 +7,6 @@ unusable input. A :class:`~tokquant.errors.TokquantError` prints one line on std
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from typing import Annotated
@@ -86,10 +85,6 @@ _run = _Run()
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # pyarrow (Parquet inputs and exports) keeps freed buffers in its own allocator; the
-    # system one returns them: 75 MiB less peak RSS encoding a Parquet source, export's
-    # speed unchanged (scripts/bench_sources.py, bench_export.py). A user's setting wins.
-    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     _run.debug = False
     from tokquant.errors import TokquantError
 
