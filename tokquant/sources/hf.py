@@ -206,19 +206,20 @@ def _rows(table: _Table, root: Path, audio_column: str, key_column: str | None) 
 
 
 def _group_keys(table: _Table, group: int, count: int, by: str | None, audio: str) -> list[str]:
+    """The keys of a row group: the key column, else the audio's file names (read alone:
+    a Parquet struct's ``path`` field is read without its bytes), else ``FILE/ROW``."""
     if by is not None:
         return [str(v) for v in table.read_group(group, by).to_pylist()]
     pa = _pyarrow()
-    values = table.read_group(group, audio)
-    paths = None
-    if pa.types.is_struct(values.type) and "path" in [f.name for f in values.type]:
-        paths = (
-            values.combine_chunks().field("path").to_pylist()
-            if hasattr(values, "combine_chunks")
-            else values.field("path").to_pylist()
-        )
-    elif pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-        paths = values.to_pylist()
+    kind = table.schema.field(audio).type
+    paths: list | None = None
+    if pa.types.is_struct(kind) and kind.get_field_index("path") >= 0:
+        column = table.read_group(group, audio if table.arrow else f"{audio}.path")
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        paths = column.field("path").to_pylist()
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        paths = table.read_group(group, audio).to_pylist()
     start = sum(table.group_rows[:group])
     names = [Path(p).stem if isinstance(p, str) and p else None for p in (paths or [None] * count)]
     return [n if n else f"{table.path.stem}/{start + i:06d}" for i, n in enumerate(names)]
