@@ -430,3 +430,60 @@ def test_parquet_audio_as_paths_and_a_chosen_webdataset_member(tmp_path, ckpt, r
                    extra=["--audio-member", "wav"]).code == 0  # fmt: skip
     noise = Corpus(tmp_path / "n")
     assert not all(np.array_equal(noise[k], reference[k]) for k in noise.keys())
+
+
+def test_mixed_rates_formats_and_odd_names_through_the_loader_threads(tmp_path, ckpt):
+    """A tar and a Parquet file of wav/flac/ogg at 8, 22.05 and 44.1 kHz, mono and stereo,
+    under names with spaces, accents, '#', '%' and a leading dash, read by 3 loader
+    threads: the same codes as the same bytes as files."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import webdataset as wds
+
+    names = ["a b/é ü", "#hash/100%", "-dash/x,y", "tab/ñandú", "z/日本語"]
+    formats = [("WAV", "PCM_16", 8000, 1), ("FLAC", "PCM_24", 22050, 2), ("OGG", "VORBIS", 44100, 1),
+               ("WAV", "FLOAT", 44100, 2), ("FLAC", "PCM_16", 16000, 1)]  # fmt: skip
+    folder = tmp_path / "files"
+    blobs = []
+    for i, (name, (fmt, subtype, rate, channels)) in enumerate(zip(names, formats, strict=True)):
+        wave, source_rate = sf.read(FILES[i], dtype="float32")
+        t = np.arange(int(wave.size * rate / source_rate)) * source_rate / rate
+        mono = np.interp(t, np.arange(wave.size), wave).astype(np.float32)
+        data = mono if channels == 1 else np.stack([mono, 0.7 * mono[::-1]], axis=1)
+        buffer = io.BytesIO()
+        sf.write(buffer, data, rate, format=fmt, subtype=subtype)
+        extension = fmt.lower()
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.{extension}").write_bytes(buffer.getvalue())
+        blobs.append((name, extension, buffer.getvalue()))
+    with wds.TarWriter(str(tmp_path / "mixed.tar")) as sink:
+        for name, extension, blob in blobs:
+            sink.write({"__key__": name, extension: blob})
+    audio = pa.array([{"bytes": b, "path": f"{n}.{e}"} for n, e, b in blobs],
+                     pa.struct([("bytes", pa.binary()), ("path", pa.string())]))  # fmt: skip
+    pq.write_table(pa.table({"id": [n for n, _, _ in blobs], "audio": audio}),
+                   tmp_path / "mixed.parquet", row_group_size=2)  # fmt: skip
+    flags = ["--workers", "3", "--batch-frames", "700"]
+    assert _encode(ckpt, tmp_path / "ref", folder, extra=flags).code == 0
+    reference = Corpus(tmp_path / "ref")
+    assert sorted(reference.keys()) == sorted(names)
+    for spec in ("mixed.tar", "mixed.parquet"):
+        res = _encode(ckpt, tmp_path / f"out-{spec}", tmp_path / spec, extra=flags)
+        assert res.code == 0, res.err
+        _same_codes(tmp_path / f"out-{spec}", reference)
+
+
+def test_webdataset_keys_split_at_the_first_dot_and_fields_match_their_last_part(tmp_path):
+    from tokquant.sources.webdataset import expand_braces, read_webdataset, sample_key
+
+    assert sample_key("dir/utt-1.seg.flac") == ("dir/utt-1", "seg.flac")
+    assert sample_key("dir/.hidden") is None and sample_key("noext") is None
+    assert expand_braces("s-{08..11}.tar") == ["s-08.tar", "s-09.tar", "s-10.tar", "s-11.tar"]
+    assert expand_braces("{a,b}-{0..1}.tar") == ["a-0.tar", "a-1.tar", "b-0.tar", "b-1.tar"]
+    import webdataset as wds
+
+    with wds.TarWriter(str(tmp_path / "t.tar")) as sink:
+        sink.write({"__key__": "k", "seg.flac": FILES[0].read_bytes(), "json": b"{}"})
+    (source,) = read_webdataset(str(tmp_path / "t.tar"))
+    assert (str(source.key), source.member) == ("k", "k.seg.flac")
+    assert source.fetch() == FILES[0].read_bytes()

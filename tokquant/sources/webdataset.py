@@ -116,7 +116,8 @@ def _samples(tar: Path, audio_member: str | None) -> list[Source]:
     wanted = (audio_member.lower().lstrip("."),) if audio_member else AUDIO_FIELDS
     out: list[Source] = []
     for key, members in fields.items():
-        name = next((f for f in wanted if f in members), None)
+        # a field named "seg.flac" is a flac too: webdataset's decoders go by the last part
+        name = next((f for w in wanted for f in members if f == w or f.endswith(f".{w}")), None)
         if name is None:
             out.append(_Missing(key=Path(key), where=f"{tar}:{key}",
                                 message=f"no {' or '.join(wanted)} member "
