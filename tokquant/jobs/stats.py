@@ -37,6 +37,9 @@ def collect(
     progress = progress or NoProgress()
     inputs = sources_for(tok.config, features, options=where) if features else None
     reader = FeatureReader.of(tok, layout) if inputs is not None else None
+    by_key: dict[str, Source] = {}  # the first input of each key, looked up per source
+    for item in inputs or []:
+        by_key.setdefault(item.stem(input_suffixes(tok.config)).as_posix(), item)
     if inputs is not None and len(inputs) != len(sources):
         raise InputError(
             f"--features names {len(inputs)} file(s) for {len(sources)} tokenized input(s)"
@@ -55,7 +58,7 @@ def collect(
             continue
         usage.add(codes)
         if inputs is not None and reader is not None and recon is not None:
-            item = _pair(inputs, i, source, channel, reader)
+            item = _pair(by_key, inputs, i, source, channel)
             reference = _paired_features(reader, item, source, channel)
             if reference.shape[0] != codes.shape[0]:
                 raise InputError(
@@ -68,14 +71,12 @@ def collect(
     return StatsReport(len(sources), usage, columns, recon, failures)
 
 
-def _pair(inputs: list[Source], i: int, source: TokenSource, channel: int | None,
-          reader: FeatureReader) -> Source:  # fmt: skip
+def _pair(by_key: dict[str, Source], inputs: list[Source], i: int, source: TokenSource,
+          channel: int | None) -> Source:  # fmt: skip
     """The input whose key is the tokens' key (a folder of audio and its folder of tokens,
     a manifest and its corpus), else the one in the same position."""
-    suffixes = input_suffixes(reader.config)
     key = source.stem.removesuffix(f".ch{channel}") if channel is not None else source.stem
-    named = next((item for item in inputs if item.stem(suffixes).as_posix() == key), None)
-    return named if named is not None else inputs[i]
+    return by_key.get(key, inputs[i])
 
 
 def _paired_features(reader: FeatureReader, item: Source, source: TokenSource,

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from tokquant.errors import InputError
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -133,3 +135,25 @@ def strip_suffix(key: Path, suffixes: tuple[str, ...]) -> Path:
         if name.lower().endswith(s) and name[: -len(s)] not in ("", ".", ".."):
             return key.with_name(name[: -len(s)])
     return key
+
+
+def manifest_lines(path: Path) -> list[str]:
+    """The lines of a manifest (wav.scp, segments, a TSV), or one line saying why not."""
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+
+
+def first_line(path: Path, *, entries_only: bool = False) -> str:
+    """A manifest's first line ("" if none), or with ``entries_only`` its first that is
+    neither blank nor a ``#`` comment, read without reading the rest: sniffing what a
+    list is costs a line, not the list. Unreadable: one line saying why."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = (line.rstrip("\r\n") for line in fh)
+            if entries_only:
+                lines = (line for line in lines if line.strip() and not line.startswith("#"))
+            return next(lines, "")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None

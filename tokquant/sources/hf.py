@@ -15,6 +15,7 @@ group.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections import OrderedDict
@@ -120,6 +121,8 @@ class _Table:
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{path}: not a readable {'Arrow' if arrow else 'Parquet'} file "
                              f"({str(exc).splitlines()[0]})") from None  # fmt: skip
+        #: The file's row number of each group's first row (messages name rows by it).
+        self.first_row = list(itertools.accumulate(self.group_rows, initial=0))[:-1]
 
     def read_group(self, group: int, column: str) -> Any:
         pa = _pyarrow()
@@ -143,8 +146,7 @@ class ParquetRow(BlobSource):
 
     @property
     def origin(self) -> str:
-        before = sum(self.table.group_rows[: self.group])
-        return f"{self.table.path}#row{before + self.row}"
+        return f"{self.table.path}#row{self.table.first_row[self.group] + self.row}"
 
     @property
     def unit(self) -> object:
@@ -183,11 +185,11 @@ def read_tables(spec: Path, *, audio_column: str = "audio", key_column: str | No
         raise InputError(f"{spec}: holds no Parquet or Arrow files")
     out: list[Source] = []
     for table in tables:
-        out += _rows(table, spec, audio_column, key_column)
+        out += _rows(table, audio_column, key_column)
     return out
 
 
-def _rows(table: _Table, root: Path, audio_column: str, key_column: str | None) -> list[Source]:
+def _rows(table: _Table, audio_column: str, key_column: str | None) -> list[Source]:
     names = table.schema.names if table.schema is not None else []
     if audio_column not in names:
         raise InputError(f"{table.path}: no column {audio_column!r} (columns: "
@@ -220,6 +222,6 @@ def _group_keys(table: _Table, group: int, count: int, by: str | None, audio: st
         paths = column.field("path").to_pylist()
     elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
         paths = table.read_group(group, audio).to_pylist()
-    start = sum(table.group_rows[:group])
+    start = table.first_row[group]
     names = [Path(p).stem if isinstance(p, str) and p else None for p in (paths or [None] * count)]
     return [n if n else f"{table.path.stem}/{start + i:06d}" for i, n in enumerate(names)]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tokquant.errors import InputError
-from tokquant.sources.base import Source
+from tokquant.sources.base import Source, manifest_lines
 from tokquant.sources.lists import NamedFile
 from tokquant.sources.segments import SegmentSource, seconds
 
@@ -37,11 +37,7 @@ def resolve(entry: str, listed_in: Path) -> Path:
 
 def _lines(path: Path) -> Iterator[tuple[int, list[str]]]:
     """``(line number, fields)`` of a Kaldi text file, blank lines skipped."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(manifest_lines(path), start=1):
         fields = line.split()
         if fields:
             yield number, fields

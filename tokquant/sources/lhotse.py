@@ -20,7 +20,7 @@ from typing import Any
 
 from tokquant.errors import InputError
 from tokquant.sources.base import Source
-from tokquant.sources.webdataset import TarMember, sample_key
+from tokquant.sources.webdataset import TarMember, tar_samples
 
 _SHAR_CUTS = re.compile(r"cuts\.(\d+)\.jsonl(\.gz)?$")
 
@@ -97,7 +97,9 @@ def read_shar(folder: Path, field_name: str = "recording") -> list[Source]:
         tar = folder / f"{field_name}.{index:06d}.tar"
         if not tar.is_file():
             raise InputError(f"{folder}: shard {index} has no {tar.name}")
-        members = _audio_members(tar)
+        # each cut's audio member (its other member is the cut's own .json)
+        members = {key: next((info for name, info in fields.items() if name != "json"), None)
+                   for key, fields in tar_samples(tar).items()}  # fmt: skip
         try:
             ids = [cut.id for cut in lhotse.load_manifest_lazy(cuts_path)]
         except Exception as exc:  # noqa: BLE001
@@ -111,18 +113,3 @@ def read_shar(folder: Path, field_name: str = "recording") -> list[Source]:
     if not out:
         raise InputError(f"{folder}: the Shar folder holds no cuts")
     return out
-
-
-def _audio_members(tar: Path) -> dict[str, Any]:
-    import tarfile
-
-    found: dict[str, Any] = {}
-    try:
-        with tarfile.open(tar, "r:") as archive:
-            for info in archive:
-                split = sample_key(info.name) if info.isfile() else None
-                if split is not None and split[1] != "json":
-                    found.setdefault(split[0], info)
-    except (tarfile.ReadError, OSError) as exc:
-        raise InputError(f"{tar}: not an uncompressed tar file ({exc})") from None
-    return found

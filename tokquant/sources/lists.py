@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from tokquant.errors import InputError
-from tokquant.sources.base import FileSource, Source
+from tokquant.sources.base import FileSource, Source, first_line, manifest_lines
 
 
 @dataclass(frozen=True)
@@ -32,24 +32,17 @@ class NamedFile(FileSource):
         return Source.channel_key(self, channel)
 
 
-def _text(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
-
-
 def is_fairseq_tsv(path: Path) -> bool:
     """A ``.tsv`` whose first line is a root folder (no tab): the rest must then be
     ``path<TAB>count`` lines (checked line by line as it is read)."""
     if not (path.is_file() and path.suffix.lower() == ".tsv"):
         return False
-    lines = _text(path)
-    return bool(lines) and "\t" not in lines[0]
+    first = first_line(path)
+    return bool(first) and "\t" not in first
 
 
 def read_fairseq_tsv(path: Path) -> list[Source]:
-    lines = _text(path)
+    lines = manifest_lines(path)
     root = Path(lines[0].strip())
     if not root.is_absolute():
         root = path.parent / root if not root.is_dir() else root
@@ -76,13 +69,12 @@ def is_keyed_list(path: Path) -> bool:
 
     if not (path.is_file() and path.suffix.lower() in (*LIST_SUFFIXES, ".tsv")):
         return False
-    first = next((line for line in _text(path) if line.strip() and not line.startswith("#")), "")
-    return first.count("\t") == 1
+    return first_line(path, entries_only=True).count("\t") == 1
 
 
 def read_keyed_list(path: Path) -> list[Source]:
     out: list[Source] = []
-    for number, line in enumerate(_text(path), start=1):
+    for number, line in enumerate(manifest_lines(path), start=1):
         if not line.strip() or line.startswith("#"):
             continue
         fields = line.split("\t")

@@ -101,7 +101,9 @@ def read_webdataset(spec: str, audio_member: str | None = None) -> list[Source]:
     return [s for tar in tars for s in _samples(tar, audio_member)]
 
 
-def _samples(tar: Path, audio_member: str | None) -> list[Source]:
+def tar_samples(tar: Path) -> dict[str, dict[str, tarfile.TarInfo]]:
+    """Each sample key's fields (lower-cased) and where their bytes lie, in member order,
+    from the tar's headers alone (the first member of a field wins)."""
     fields: dict[str, dict[str, tarfile.TarInfo]] = {}
     try:
         with tarfile.open(tar, "r:") as archive:
@@ -113,6 +115,11 @@ def _samples(tar: Path, audio_member: str | None) -> list[Source]:
         raise InputError(f"{tar}: not an uncompressed tar file ({exc})") from None
     except OSError as exc:
         raise InputError(f"{tar}: cannot read ({exc.strerror or exc})") from None
+    return fields
+
+
+def _samples(tar: Path, audio_member: str | None) -> list[Source]:
+    fields = tar_samples(tar)
     wanted = (audio_member.lower().lstrip("."),) if audio_member else AUDIO_FIELDS
     out: list[Source] = []
     for key, members in fields.items():
