@@ -102,3 +102,20 @@ def encode_file(tok, path, out_path, *, chunk_frames=DEFAULT_CHUNK_FRAMES):
     codes = encode_streamed(tok, FeatureReader.of(tok), source, chunk_frames=chunk_frames)
     write_token_file(tok, out_path, codes, source=str(path))
     return codes
+
+
+#: The bundled audio corpus (5 speakers x 6 utterances, 16 kHz flac).
+SAMPLES = Path(__file__).resolve().parent.parent / "scripts" / "sample_data" / "audio"
+
+
+def train_logmel(root: Path, quantizer: str, *, train: str = "steps: 5, batch_frames: 256",
+                 projection: str | None = None) -> Path:  # fmt: skip
+    """A small 40-mel checkpoint trained on one bundled speaker (``quantizer`` and
+    ``train`` as YAML flow mappings' contents); its path."""
+    config = root / "c.yaml"
+    extra = f"projection: {{kind: {projection}}}\n" if projection else ""
+    config.write_text(f"frontend: {{kind: logmel, n_mels: 40}}\nquantizer: {{{quantizer}}}\n"
+                      f"{extra}train: {{{train}}}\n")  # fmt: skip
+    res = run_cli("train", "-c", config, "-d", SAMPLES / "us_m", "-o", root / "m.safetensors")
+    assert res.code == 0, res.err
+    return root / "m.safetensors"

@@ -15,12 +15,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import run_cli
+from tests.conftest import SAMPLES, run_cli, train_logmel
 from tests.test_hostile_round3 import one_error
 from tokquant.formats.corpus import Corpus, Manifest
 from tokquant.sources.segments import sample_at
 
-SAMPLES = Path(__file__).resolve().parent.parent / "scripts" / "sample_data" / "audio"
 FILES = sorted(SAMPLES.rglob("*.flac"))  # keys: gb_f/utt00, ...
 
 
@@ -30,14 +29,9 @@ def _key(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("where")
-    config = root / "c.yaml"
-    config.write_text("frontend: {kind: logmel, n_mels: 40}\n"
-                      "quantizer: {family: rvq, num_levels: 3, num_embeddings: 32}\n"
-                      "train: {steps: 5, batch_frames: 256, kmeans_iters: 2}\n")  # fmt: skip
-    res = run_cli("train", "-c", config, "-d", SAMPLES / "us_m", "-o", root / "m.safetensors")
-    assert res.code == 0, res.err
-    return root / "m.safetensors"
+    return train_logmel(tmp_path_factory.mktemp("where"),
+                        "family: rvq, num_levels: 3, num_embeddings: 32",
+                        train="steps: 5, batch_frames: 256, kmeans_iters: 2")  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -12,25 +12,19 @@ import soundfile as sf
 import torch
 
 import tokquant
-from tests.conftest import run_cli
+from tests.conftest import SAMPLES, run_cli, train_logmel
 from tokquant.formats.tokens import read_tokens
-
-SAMPLES = Path(__file__).resolve().parent.parent / "scripts" / "sample_data" / "audio"
 
 
 @pytest.fixture(scope="module", params=["bsq", "rvq"])
 def ckpt(request, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("load")
-    quantizer = ("{family: bsq, code_dim: 10}" if request.param == "bsq"
-                 else "{family: rvq, num_levels: 3, num_embeddings: 32}")  # fmt: skip
-    projection = "linear" if request.param == "bsq" else "none"
-    config = root / "c.yaml"
-    config.write_text(f"frontend: {{kind: logmel, n_mels: 40}}\nquantizer: {quantizer}\n"
-                      f"projection: {{kind: {projection}}}\n"
-                      f"train: {{steps: 20, batch_frames: 256, kmeans_iters: 3}}\n")  # fmt: skip
-    res = run_cli("train", "-c", config, "-d", SAMPLES / "us_m", "-o", root / "m.safetensors")
-    assert res.code == 0, res.err
-    return root / "m.safetensors"
+    bsq = request.param == "bsq"
+    quantizer = (
+        "family: bsq, code_dim: 10" if bsq else "family: rvq, num_levels: 3, num_embeddings: 32"
+    )
+    return train_logmel(tmp_path_factory.mktemp("load"), quantizer,
+                        train="steps: 20, batch_frames: 256, kmeans_iters: 3",
+                        projection="linear" if bsq else "none")  # fmt: skip
 
 
 def _speech(seconds: float, rate: int, seed: int) -> np.ndarray:

@@ -17,26 +17,17 @@ import pytest
 import soundfile as sf
 
 import tokquant
-from tests.conftest import run_cli
+from tests.conftest import SAMPLES, train_logmel
 from tokquant.audio import frontend as frontend_module
 from tokquant.audio.waveform import WaveformReader
 from tokquant.formats.corpus import Corpus
 from tokquant.jobs.encode import EncodeOptions, to_corpus, to_files
 from tokquant.sources import Source, sources_for
 
-SAMPLES = Path(__file__).resolve().parent.parent / "scripts" / "sample_data" / "audio"
-
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("sources")
-    config = root / "c.yaml"
-    config.write_text("frontend: {kind: logmel, n_mels: 40}\n"
-                      "quantizer: {family: bsq, code_dim: 10}\n"
-                      "train: {steps: 5, batch_frames: 256}\n")  # fmt: skip
-    res = run_cli("train", "-c", config, "-d", SAMPLES / "us_m", "-o", root / "m.safetensors")
-    assert res.code == 0, res.err
-    return root / "m.safetensors"
+    return train_logmel(tmp_path_factory.mktemp("sources"), "family: bsq, code_dim: 10")
 
 
 @dataclass(frozen=True)
