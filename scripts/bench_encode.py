@@ -61,7 +61,7 @@ def one_at_a_time(ckpt, items, out: Path) -> float:
     for item in items:
         codes = encode_streamed(ckpt, reader, item)
         write_token_file(
-            ckpt, output_path(out, item, SUFFIXES, SUFFIX), codes, source=str(item.path)
+            ckpt, output_path(out, item.stem(SUFFIXES), SUFFIX), codes, source=str(item.path)
         )
     return time.perf_counter() - t0
 
@@ -70,7 +70,10 @@ def batched(ckpt, items, out: Path, workers: int) -> float:
     t0 = time.perf_counter()
     for enc in encode_items(ckpt, items, workers=workers):
         write_token_file(
-            ckpt, output_path(out, enc.item, SUFFIXES, SUFFIX), enc.codes, source=str(enc.item.path)
+            ckpt,
+            output_path(out, enc.item.stem(SUFFIXES), SUFFIX),
+            enc.codes,
+            source=str(enc.item.path),
         )
     return time.perf_counter() - t0
 

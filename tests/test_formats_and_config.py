@@ -120,7 +120,10 @@ def test_expand_inputs_folders_lists_and_collisions(tmp_path):
         (tmp_path / name).write_bytes(b"")
     items = expand_inputs([tmp_path / "d"], (".npy", ".npz"), "feature")
     assert [str(i.key) for i in items] == ["a.npy", "x/b.npz"]
-    assert output_path(tmp_path / "o", items[1], (".npy", ".npz"), ".tok") == tmp_path / "o/x/b.tok"
+    assert (
+        output_path(tmp_path / "o", items[1].stem((".npy", ".npz")), ".tok")
+        == tmp_path / "o/x/b.tok"
+    )
     listing = tmp_path / "d" / "list.txt"
     listing.write_text("a.npy\nx/b.npz\n")
     assert [str(i.key) for i in expand_inputs([listing], (".npy", ".npz"), "feature")] == [

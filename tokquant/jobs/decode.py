@@ -148,7 +148,7 @@ def to_files(
         codes, _ = source.load(tok)
         return write_decoded(tok, codes, target, audio=audio, levels=levels)
 
-    return run_each(sources, lambda s: output_path(out, s, (SUFFIX,), suffix), work,
+    return run_each(sources, lambda s: output_path(out, strip_suffix(s.key, (SUFFIX,)), suffix), work,
                     source_of=lambda s: s.path, overwrite=overwrite, label="decode",
                     progress=progress)  # fmt: skip
 

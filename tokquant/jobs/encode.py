@@ -112,7 +112,7 @@ def to_files(
     suffixes = input_suffixes(tok.config)
     items, refused = _named_key_problems(items, suffixes)
     plan, skipped, failures = plan_outputs(
-        items, lambda item: output_path(out, item, suffixes, SUFFIX), lambda item: item.path,
+        items, lambda item: output_path(out, item.stem(suffixes), SUFFIX), lambda item: item.path,
         overwrite=options.overwrite,
     )  # fmt: skip
     report = RunReport(skipped=skipped, failures=refused + failures)

@@ -13,7 +13,6 @@ import errno
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
 
 from tokquant.errors import InputError
 from tokquant.formats.corpus import is_corpus_file
@@ -178,19 +177,9 @@ def _read_list(path: Path, suffixes: tuple[str, ...], what: str) -> list[FileSou
                        file=full) for full, key in found]  # fmt: skip
 
 
-class Keyed(Protocol):
-    """Anything whose outputs mirror a relative ``key`` (an input, a token source)."""
-
-    @property
-    def key(self) -> Path: ...
-
-
-def output_path(out_dir: Path, item: Keyed, in_suffixes: tuple[str, ...], out_suffix: str) -> Path:
-    """Where ``item``'s output goes under ``out_dir``: its stem (see :meth:`Source.stem`)
-    with ``out_suffix``."""
-    stem = (
-        item.stem(in_suffixes) if isinstance(item, Source) else strip_suffix(item.key, in_suffixes)
-    )
+def output_path(out_dir: Path, stem: Path, out_suffix: str) -> Path:
+    """Where the output named after ``stem`` (an input's :meth:`Source.stem`, a token
+    file's key without its suffix) goes under ``out_dir``."""
     return out_dir / stem.with_name(stem.name + out_suffix)
 
 
