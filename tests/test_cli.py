@@ -389,9 +389,11 @@ def test_output_path_equal_to_input_is_refused(tmp_path, trained, corpus):
     tok = tmp_path / "x.tokens.safetensors"
     tok.write_bytes(b"")
     # encode into the folder of its inputs writes x.tokens.safetensors beside x.npy; the
-    # empty token file is an existing output, so it is skipped, not read as input
+    # empty token file is an existing output, never read as input: no run wrote it, so
+    # it is neither skipped as done nor replaced without --overwrite (issue 29, #31)
     res = run_cli("encode", trained, tmp_path / "x.npy", "--out", tmp_path)
-    assert res.code == 0 and tok.read_bytes() == b""
+    assert res.code == 2 and "not a readable token file" in res.err and "--overwrite" in res.err
+    assert tok.read_bytes() == b""
 
 
 def test_corrupt_and_out_of_range_token_files(tmp_path, trained, corpus):

@@ -82,3 +82,32 @@ def test_cuda_codes_equal_cpu_codes():
         assert torch.backends.cuda.matmul.allow_tf32  # restored after encode
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+def test_codes_of_a_fixed_checkpoint_equal_under_every_cpu_kernel(tmp_path, trained, corpus):
+    """Encoding must not depend on the CPU model (issue 29): the same checkpoint under
+    ATen's AVX2 kernels and its plain ``default`` ones (the SSE-class code a CPU without
+    AVX2 runs) writes the same token files, for a feature BSQ and a log-mel RVQ."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import SAMPLES, train_logmel
+
+    audio = train_logmel(tmp_path, "family: rvq, num_levels: 4, num_embeddings: 64",
+                         train="steps: 10, batch_frames: 512, kmeans_iters: 3")  # fmt: skip
+    outputs = {}
+    for capability in ("avx2", "default"):
+        env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
+        used = subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu."
+                               "get_cpu_capability())"], env=env, capture_output=True, text=True)  # fmt: skip
+        assert used.stdout.strip() == capability.upper()  # the kernels really switched
+        for name, ckpt, inputs in (("bsq", trained, corpus), ("rvq", audio, SAMPLES / "gb_f")):
+            out = tmp_path / f"{name}-{capability}"
+            done = subprocess.run([sys.executable, "-m", "tokquant", "encode", ckpt, inputs,
+                                   "--out", out, "--shards", "-q"],
+                                  env=env, capture_output=True, text=True)  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            outputs[name, capability] = {p.name: p.read_bytes() for p in out.glob("shard-*")}
+    for name in ("bsq", "rvq"):
+        assert outputs[name, "avx2"] and outputs[name, "avx2"] == outputs[name, "default"], name

@@ -23,19 +23,25 @@ spec.loader.exec_module(tour)
 
 
 def test_the_readme_tour_is_what_the_commands_print(tmp_path):
+    """On any CPU: counts, words and commands exactly, trained numbers within the
+    tolerance ``scripts/tour.py`` states (float training differs across CPU models)."""
     printed = tour.run_tour(tmp_path)
     shown = tour.readme_tour(tour.README.read_text())
-    assert tour.comparable(printed) == tour.comparable(shown), (
-        "README's tour drifted: run `python scripts/tour.py --write`\n" + printed
+    problems = tour.drift(printed, shown)
+    assert not problems, "README's tour drifted: run `python scripts/tour.py --write`\n" + (
+        "\n".join(problems) + "\n" + printed
     )
+
     # stats' normalised SNR is the closed form on the tokenizer's standardised features
-    ckpt = load_checkpoint(tmp_path / "runs/demo/rvq.safetensors")
+    ckpt = load_checkpoint(tmp_path / "runs/demo/logmel-rvq-8x1024.safetensors")
     tok = ckpt.tokenizer
     mean, std = tok.mean.numpy().astype(np.float64), tok.std.numpy().astype(np.float64)
     signal = error = 0.0
     for path in sorted((tour.ROOT / tour.AUDIO).rglob("*.flac")):
         key = path.relative_to(tour.ROOT / tour.AUDIO).with_suffix("")
-        codes = read_tokens(tmp_path / "runs/demo/tokens" / f"{key}.tokens.safetensors").codes
+        codes = read_tokens(
+            tmp_path / "runs/demo/logmel-rvq-8x1024/tokens" / f"{key}.tokens.safetensors"
+        ).codes
         x = FeatureReader.of(tok).whole(FileSource(key=Path(path.name), file=path))
         x = x.astype(np.float64)
         x_hat = tok.decode(torch.from_numpy(codes)).numpy().astype(np.float64)
@@ -44,6 +50,22 @@ def test_the_readme_tour_is_what_the_commands_print(tmp_path):
     want = f"{10 * math.log10(signal / error):.2f} dB"
     assert want in printed.split("SNR normalised")[1]
 
+
+def test_the_tour_comparison_catches_drift_and_allows_a_cpus_last_bits():
+    import re
+
+    shown = tour.readme_tour(tour.README.read_text())
+    assert tour.drift(shown, shown) == []
+    loss = re.search(r"final loss +│ (\d\.\d+)", shown).group(1)
+    near, far = f"{float(loss) * 1.004:.5f}", f"{float(loss) * 1.5:.5f}"  # AMD vs Intel: 0.4 %
+    other_cpu = shown.replace(f"│ {loss}", f"│ {near}")
+    assert other_cpu != shown and tour.drift(other_cpu, shown) == []
+    for old, new in (("10434 frames of dim 80", "10433 frames of dim 80"),
+                     ("│ 30    │       0 │", "│ 29    │       0 │"),
+                     (f"│ {loss}", f"│ {far}"),
+                     ("--top 3", "--top 4")):  # fmt: skip
+        assert old in shown, old
+        assert tour.drift(shown.replace(old, new), shown), old
 
 def test_the_readme_python_section_runs(tmp_path, monkeypatch, capsys):
     """Its first block, on a checkpoint of the demo's RVQ config (fewer steps)."""

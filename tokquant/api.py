@@ -23,7 +23,8 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Tokenizer:
     from tokquant.devices import resolve_device
     from tokquant.formats.checkpoint import load_checkpoint
 
-    where = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    # a torch.device is checked as its name is: cuda without CUDA is one clear error
+    where = resolve_device(device if isinstance(device, str) else str(torch.device(device)))
     checkpoint = load_checkpoint(Path(path), where)
     tokenizer = checkpoint.tokenizer
     tokenizer.checkpoint_id = checkpoint.id

@@ -30,8 +30,9 @@ class InputError(TokquantError, ValueError):
     """An input file cannot be used: missing, empty, wrong shape, NaN, wrong checkpoint."""
 
 
-class DeviceError(TokquantError, RuntimeError):
-    """The requested device does not exist on this machine."""
+class DeviceError(TokquantError, ValueError, RuntimeError):
+    """The requested device does not exist on this machine (a bad argument, so a
+    ``ValueError`` as the API promises, and an environment's limit)."""
 
 
 class OutputError(TokquantError, OSError):
@@ -40,3 +41,9 @@ class OutputError(TokquantError, OSError):
 
 class TrainingError(TokquantError, ArithmeticError):
     """Training cannot go on (the loss stopped being finite); nothing was written."""
+
+
+class OutputNameError(OutputError):
+    """One output's path cannot be created (a file stands where its folder goes, a name
+    over the system's limits, a FIFO where it goes): that input fails alone, the run
+    goes on."""

@@ -167,23 +167,27 @@ class Tokenizer(nn.Module):
         state["_frontend"] = None
         return state
 
-    def audio_features(self, wave: Any, sample_rate: int, *, channel: int | None = None,
+    def audio_features(self, wave: Any, sample_rate: int, *, channel: int | str | None = None,
                        what: str = "wave") -> torch.Tensor:  # fmt: skip
-        """``[T, F]`` float32 features of a waveform ``[N]`` or ``[C, N]`` (float or
-        integer PCM, any rate), computed as ``tokquant encode`` computes a file's."""
+        """``[T, F]`` float32 features of a waveform ``[N]``, ``[C, N]`` or ``[N, C]``
+        (float or integer PCM, any rate), computed as ``tokquant encode`` computes a
+        file's. ``channel``: None (mono, or two channels averaged), ``"mix"`` (any
+        number averaged) or a channel index."""
         from tokquant.audio.frontend import reader_features
-        from tokquant.audio.waveform import WaveformReader, as_samples, check_rate
+        from tokquant.audio.waveform import WaveformReader, as_samples, check_channel, check_rate
 
+        samples = as_samples(wave, what=what)
+        picked = check_channel(channel, samples.shape[1], what=what)
+        reader = WaveformReader(samples, check_rate(sample_rate), what)
         frontend = self.frontend()
-        reader = WaveformReader(as_samples(wave, what=what), check_rate(sample_rate), what)
-        if channel is not None and not 0 <= channel < reader.channels:
-            raise ValueError(f"{what} has {reader.channels} channel(s), no channel {channel}")
-        chunks = list(reader_features(reader, frontend, channel=channel))
+        chunks = list(reader_features(reader, frontend,
+                                      channel=None if picked == "mix" else picked))  # fmt: skip
         return torch.from_numpy(np.concatenate(chunks))
 
     def encode_audio(
-        self, wave: Any, sample_rate: int | Sequence[int], *, channel: int | None = None,
+        self, wave: Any, sample_rate: int | Sequence[int], *, channel: int | str | None = None,
         levels: int | None = None, beam: int | None = None, batch_frames: int = 1 << 16,
+        batched: bool = False,
     ) -> Any:  # fmt: skip
         """Codes ``[T, G]`` int64 (on this tokenizer's device) of a waveform: a tensor or
         array ``[N]`` or ``[C, N]`` (channels averaged unless ``channel`` picks one), any
@@ -191,13 +195,23 @@ class Tokenizer(nn.Module):
         of waveforms (``sample_rate`` one rate, or one per waveform) gives a list of codes,
         computed in batches of about ``batch_frames`` frames; each equals, bit for bit,
         that waveform encoded alone and the token file ``tokquant encode`` writes for the
-        same audio. Bad input raises one ``ValueError`` naming the problem.
+        same audio. ``batched=True`` reads a ``[B, N]`` tensor or array as B mono waves
+        (as ``default_collate`` stacks equal-length clips) and gives a list; without it,
+        an input of more than two rows is refused rather than averaged as channels
+        (``channel="mix"`` averages any number). Bad input raises one ``ValueError``
+        naming the problem.
 
         Example:
             >>> tok = tokquant.load("model.safetensors")
             >>> codes = tok.encode_audio(wave, 44100)        # [T, G]
             >>> many = tok.encode_audio([w1, w2, w3], 16000)  # batched, same codes
         """
+        if batched:
+            if isinstance(wave, (list, tuple)) or getattr(wave, "ndim", 0) != 2:
+                raise ValueError(f"batched=True takes one [B, N] tensor or array. Found "
+                                 f"{type(wave).__name__} of shape "
+                                 f"{list(getattr(wave, 'shape', []))}")  # fmt: skip
+            wave = list(wave)
         single = not isinstance(wave, (list, tuple))
         waves = [wave] if single else list(wave)
         rates = (
@@ -236,6 +250,8 @@ class Tokenizer(nn.Module):
             raise ValueError(
                 f"codes must be integer [T, G]. Found {codes.dtype} {list(codes.shape)}"
             )
+        if codes.shape[0] == 0:
+            raise ValueError("codes are empty ([0, G]): there is no frame to decode")
         features = self.decode(codes).float().cpu().numpy()
         return torch.from_numpy(to_audio(self.config.frontend, features, n_iter=n_iter))
 

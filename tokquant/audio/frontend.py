@@ -19,7 +19,6 @@ construction, and so are the tokens when the tokenizer also works block by block
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
@@ -29,6 +28,7 @@ import torch
 
 from tokquant.audio._torchaudio import torchaudio
 from tokquant.audio.io import AudioReader
+from tokquant.audio.resample import Resampling
 from tokquant.config import FrontendConfig
 from tokquant.errors import InputError
 
@@ -41,9 +41,6 @@ AnyFrontEnd = Union["FrontEnd", "SSLFrontEnd"]
 BLOCK_FRAMES = 256
 #: Default chunk: about 30 s of frames at 100 frames/s.
 DEFAULT_CHUNK_FRAMES = 12 * BLOCK_FRAMES
-#: torchaudio.functional.resample defaults, which set the filter's reach.
-_LOWPASS_WIDTH = 6
-_ROLLOFF = 0.99
 
 
 class FrontEnd:
@@ -133,15 +130,6 @@ def build_frontend(config: FrontendConfig, device: torch.device | str = "cpu") -
 # Streaming ---------------------------------------------------------------------------------
 
 
-def _resample_margin(orig: int, new: int) -> tuple[int, int, int]:
-    """Reduced rates ``(o, n)`` and an input margin (a multiple of ``o``) wider than the
-    sinc filter torchaudio uses, so outputs away from a chunk's edges are exact."""
-    g = math.gcd(orig, new)
-    o, n = orig // g, new // g
-    width = math.ceil(_LOWPASS_WIDTH * o / (min(o, n) * _ROLLOFF))
-    return o, n, (width // o + 2) * o
-
-
 class AudioSource:
     """One channel (or the mix) of an audio file, resampled to the front end's rate."""
 
@@ -153,8 +141,8 @@ class AudioSource:
         self.reader = reader
         self.channel = channel
         self.target_rate = target_rate
-        o, n, _ = _resample_margin(reader.sample_rate, target_rate)
-        self.num_samples = -(-reader.num_samples * n // o)  # torchaudio's output length
+        self._resampling = Resampling.between(reader.sample_rate, target_rate)
+        self.num_samples = self._resampling.output_length(reader.num_samples)
 
     def _mono(self, data: np.ndarray) -> np.ndarray:
         return data.mean(axis=1) if self.channel is None else data[:, self.channel]
@@ -168,13 +156,9 @@ class AudioSource:
         rate = self.reader.sample_rate
         if rate == self.target_rate:
             return torch.from_numpy(np.ascontiguousarray(self._mono(self.reader.read(start, stop))))
-        o, n, margin = _resample_margin(rate, self.target_rate)
-        in0 = max(0, (start // n) * o - margin)
-        in1 = min(self.reader.num_samples, -(-stop * o // n) + margin)
+        in0, in1 = self._resampling.input_range(start, stop, self.reader.num_samples)
         chunk = torch.from_numpy(np.ascontiguousarray(self._mono(self.reader.read(in0, in1))))
-        out = torchaudio()[0].resample(chunk, rate, self.target_rate)
-        first = in0 // o * n
-        return out[start - first : stop - first]
+        return self._resampling.resample(chunk, in0, start, stop)
 
 
 def stream_features(

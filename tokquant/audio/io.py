@@ -8,7 +8,9 @@ float32 in [-1, 1]. Reads are by sample range, so long files never need to fit i
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -27,30 +29,42 @@ class AudioReader:
     Use as a context manager. Every failure is an :class:`InputError` naming the file.
     """
 
-    def __init__(self, path: Path, data: bytes | None = None) -> None:
+    def __init__(self, path: Path, data: bytes | BinaryIO | None = None) -> None:
         import soundfile as sf
 
+        from tokquant.storage.regular import open_regular
+
         self.path = Path(path) if data is None else path
-        if data is None and not self.path.is_file():
-            raise InputError(f"{self.path}: file not found")
-        if (len(data) if data is not None else self.path.stat().st_size) == 0:
+        if data is None:  # a FIFO or device listed in a manifest is refused, not opened
+            self._fh: BinaryIO = open_regular(self.path)
+            size = os.fstat(self._fh.fileno()).st_size
+        else:
+            self._fh = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+            size = self._fh.seek(0, io.SEEK_END)
+            self._fh.seek(0)
+        if size == 0:
+            self._fh.close()
             raise InputError(f"{self.path}: empty file (0 bytes)")
         try:
-            self._file = sf.SoundFile(str(self.path) if data is None else io.BytesIO(data))
+            # a file's descriptor itself, so libsndfile reads it natively, not via Python
+            self._file = sf.SoundFile(self._fh.fileno() if data is None else self._fh,
+                                      closefd=False)  # fmt: skip
         except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+            self._fh.close()
             detail = str(exc).split(":")[-1].strip() or "unknown format"
             raise InputError(f"{self.path}: not readable audio ({detail})") from None
         self.sample_rate = int(self._file.samplerate)
         self.num_samples = int(self._file.frames)
         self.channels = int(self._file.channels)
         if self.num_samples <= 0:
-            self._file.close()
+            self.close()
             raise InputError(f"{self.path}: audio has no samples")
 
     @classmethod
-    def from_bytes(cls, data: bytes, name: str) -> AudioReader:
-        """Encoded audio held in memory (a tar member, a Parquet cell), named ``name`` in
-        messages; read as the same bytes in a file would be."""
+    def from_bytes(cls, data: bytes | BinaryIO, name: str) -> AudioReader:
+        """Encoded audio held in memory (a Parquet cell) or in a seekable binary file
+        object (a tar member's byte range), named ``name`` in messages; read as the same
+        bytes in a file would be."""
         return cls(name, data)  # type: ignore[arg-type]
 
     def __enter__(self) -> AudioReader:
@@ -61,6 +75,7 @@ class AudioReader:
 
     def close(self) -> None:
         self._file.close()
+        self._fh.close()
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Samples ``[start, stop)`` (clamped to the file) as float32 ``[n, channels]``."""

@@ -20,11 +20,16 @@ _FULL_SCALE = {np.dtype(np.int8): 2**7, np.dtype(np.int16): 2**15, np.dtype(np.i
 
 
 def as_samples(wave: Any, *, what: str = "wave") -> np.ndarray:
-    """``wave`` (tensor or array, ``[N]`` or ``[C, N]``, float or integer PCM) as float32
-    ``[N, C]``; a ``ValueError`` naming the problem otherwise."""
+    """``wave`` (tensor or array, ``[N]``, ``[C, N]`` or soundfile's ``[N, C]``: the
+    longer side is time, float or integer PCM) as float32 ``[N, C]``; a ``ValueError``
+    naming the problem otherwise."""
     if hasattr(wave, "detach"):  # a torch tensor, on any device, in any float dtype
         import torch
 
+        if wave.is_meta:
+            raise ValueError(f"{what} is a meta tensor: it has a shape but holds no samples")
+        if wave.layout != torch.strided:
+            raise ValueError(f"{what} is a {wave.layout} tensor; pass {what}.to_dense()")
         wave = wave.detach().cpu()
         wave = wave.float() if wave.is_floating_point() else wave
         wave = wave.numpy() if wave.dtype != torch.bfloat16 else wave.float().numpy()
@@ -43,12 +48,40 @@ def as_samples(wave: Any, *, what: str = "wave") -> np.ndarray:
         raise ValueError(
             f"{what} must hold float or integer PCM samples. Found dtype {array.dtype}"
         )
-    samples = np.ascontiguousarray(samples.reshape(1, -1) if samples.ndim == 1 else samples).T
+    if samples.ndim == 1:
+        samples = samples.reshape(1, -1)
+    elif samples.shape[0] > samples.shape[1]:  # [N, C], as soundfile.read returns audio
+        samples = samples.T
+    samples = np.ascontiguousarray(samples).T
     bad = ~np.isfinite(samples)
     if bad.any():
         first = int(np.argmax(bad.any(axis=1)))
         raise ValueError(f"{what} holds NaN or Inf, first at sample {first}")
     return np.ascontiguousarray(samples)
+
+
+def check_channel(channel: Any, channels: int, *, what: str = "wave") -> int | str | None:
+    """``channel`` as :meth:`Tokenizer.audio_features` takes it: None (mono, or the
+    average of two channels), ``"mix"`` (the average of any number), or a channel index.
+    More than two channels with None is refused: a ``[B, N]`` batch (what
+    ``default_collate`` makes of equal-length clips) looks exactly like ``[C, N]``
+    audio, and averaging B utterances into one is never what was meant."""
+    if channel is None:
+        if channels > 2:
+            raise ValueError(
+                f"{what} has {channels} rows: for a batch of {channels} waves pass a list "
+                f"(list({what})) or batched=True; for {channels}-channel audio pass "
+                f"channel=<index>, or channel='mix' to average them"
+            )
+        return None
+    if channel == "mix" and isinstance(channel, str):
+        return "mix"
+    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)):
+        raise ValueError(f"channel must be None, 'mix' or a channel index (int). Found: "
+                         f"{channel!r}")  # fmt: skip
+    if not 0 <= int(channel) < channels:
+        raise ValueError(f"{what} has {channels} channel(s), no channel {channel}")
+    return int(channel)
 
 
 def check_rate(sample_rate: Any) -> int:

@@ -22,7 +22,9 @@ Device = Annotated[
         show_default=True,
     ),
 ]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist.")]
+Overwrite = Annotated[
+    bool, typer.Option("--overwrite", metavar="", help="Replace outputs that already exist.")
+]
 
 
 def choices(name: str, values: tuple[str, ...], doc: str) -> type[Enum]:
@@ -42,8 +44,10 @@ Layout = Annotated[
         "(default: the config's or checkpoint's features.layout).",
     ),
 ]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or notes.")]
+JsonOut = Annotated[bool, typer.Option("--json", metavar="", help="Print machine-readable JSON.")]
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", metavar="", help="No progress bars or notes.")
+]
 OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 CheckpointPath = Annotated[
     Path, typer.Argument(help="Checkpoint (.safetensors) from tokquant train.")
@@ -97,7 +101,9 @@ def source_options(audio_column: str, key_column: str | None, audio_member: str 
 Shards = Annotated[
     bool,
     typer.Option(
-        "--shards", help="Write a corpus (shards + manifest) instead of one file per input."
+        "--shards",
+        metavar="",
+        help="Write a corpus (shards + manifest) instead of one file per input.",
     ),
 ]
 ShardSize = Annotated[int, typer.Option(help="Utterances per shard (with --shards).")]

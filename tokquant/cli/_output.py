@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -54,22 +55,37 @@ def printable(text: str) -> str:
     return "".join(out)
 
 
+def _console(*, stderr: bool) -> Console:
+    """A console that prints user text as it is (no markup, no emoji codes) and, when
+    its output is not a terminal (a pipe, a file), never cuts a table cell to fit 80
+    columns: a checkpoint id piped into a script must arrive whole."""
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = _PIPE_WIDTH
+    return console
+
+
+#: Columns a table may take when printed into a pipe or a file.
+_PIPE_WIDTH = 1000
+
+
 class Output:
     def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
         self.json_mode = json_mode
         self.quiet = quiet
-        self.out = Console(highlight=False, soft_wrap=True)
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        # emoji=False: a name holding ":warning:" prints as those nine characters
+        self.out = _console(stderr=False)
+        self.err = _console(stderr=True)
 
     def note(self, message: str) -> None:
         if not self.quiet:
             self.err.print(Text(printable(message)))
 
     def warn(self, message: str) -> None:
-        self.err.print(f"[yellow]warning:[/] {escape(printable(message))}")
+        self.err.print(Text.assemble(("warning:", "yellow"), " ", printable(message)))
 
     def failure(self, message: str) -> None:
-        self.err.print(f"[red]error:[/] {escape(printable(message))}")
+        self.err.print(Text.assemble(("error:", "red"), " ", printable(message)))
 
     def failures(self, messages: list[str]) -> None:
         """Each distinct message once (a damaged shard fails every utterance it holds)."""

@@ -20,6 +20,7 @@ def decode(
         bool,
         typer.Option(
             "--audio",
+            metavar="",
             help="Write .wav through Griffin-Lim (logmel/fbank front ends; an approximate "
             "vocoder, for listening checks) instead of .npy features.",
         ),

@@ -76,7 +76,7 @@ def encode(
     options = job.EncodeOptions(
         layout=layout.value if layout else None, batch_frames=batch_frames,
         workers=workers, chunk_seconds=chunk_seconds, levels=levels, beam=beam,
-        overwrite=overwrite,
+        overwrite=overwrite, channels=channels.value,
     )  # fmt: skip
     options.check(tok)
     with ui.tracker() as progress:

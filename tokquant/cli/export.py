@@ -28,10 +28,16 @@ def export(
         ),
     ] = TokenLayoutName.parallel,
     offsets: Annotated[
-        bool, typer.Option("--offsets", help="One flat vocabulary: column g's ids follow g-1's.")
+        bool,
+        typer.Option(
+            "--offsets", metavar="", help="One flat vocabulary: column g's ids follow g-1's."
+        ),
     ] = False,
     dedup: Annotated[
-        bool, typer.Option("--dedup", help="Collapse runs of identical frames; add durations.")
+        bool,
+        typer.Option(
+            "--dedup", metavar="", help="Collapse runs of identical frames; add durations."
+        ),
     ] = False,
     metadata: Annotated[
         Path | None,

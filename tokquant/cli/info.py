@@ -1,4 +1,4 @@
-"""``tokquant info``: describe a checkpoint or a token file."""
+"""``tokquant info``: describe a checkpoint, a token file or a corpus folder."""
 
 from __future__ import annotations
 
@@ -15,20 +15,26 @@ from tokquant.storage.safe_json import loads as json_loads
 
 
 def info(
-    file: Annotated[Path, typer.Argument(help="A checkpoint or a token file.")],
+    file: Annotated[Path, typer.Argument(help="A checkpoint, a token file or a corpus folder.")],
     json_out: JsonOut = False,
 ) -> None:
     """Say what a file is: kind, config, ids, shapes."""
     from tokquant.formats import checkpoint as ckpt_format
+    from tokquant.formats import corpus as corpus_format
     from tokquant.formats import tokens as tokens_format
 
     ui = Output(json_mode=json_out)
-    if file.is_dir():
-        raise InputError(f"{file}: is a folder; info describes a checkpoint or a token file")
-    if not file.is_file():
+    if file.is_dir() and not corpus_format.is_corpus(file):
+        unmerged = any(file.glob("manifest.rank*-of-*.json"))
+        raise InputError(f"{file}: an unmerged corpus; run `tokquant merge {file}` first" if unmerged
+                         else f"{file}: is a folder; info describes a checkpoint, a token file "
+                              f"or a corpus folder")  # fmt: skip
+    if not file.is_dir() and not file.is_file():
         raise InputError(f"{file}: file not found")
-    kind = _sniff(file)
-    if kind == tokens_format.FORMAT:
+    kind = "corpus" if file.is_dir() else _sniff(file)
+    if kind == "corpus":
+        data = corpus_format.describe(file)
+    elif kind == tokens_format.FORMAT:
         tok = tokens_format.read_tokens(file)
         data = {
             "kind": "tokens",

@@ -27,9 +27,10 @@ _LOAD = {
 
 
 def write_card(path: Path, info: dict[str, Any], *, columns: list[tuple[str, str, str]],
-               data_files: str | None, last_shard: int) -> None:  # fmt: skip
+               data_files: dict[str, str] | None, last_shard: int) -> None:  # fmt: skip
     """Write the card for an export described by ``info`` (see ``jobs.export``);
-    ``columns`` are ``(name, type, meaning)`` rows."""
+    ``columns`` are ``(name, type, meaning)`` rows; ``data_files`` the file pattern of
+    each split the folder holds (``datasets`` loads each as a split)."""
     lay = info["layout"]
     shape = LAYOUT_SHAPES[lay]
     durations = ", durations" if info["dedup"] else ""
@@ -40,8 +41,8 @@ def write_card(path: Path, info: dict[str, Any], *, columns: list[tuple[str, str
         "configs:",
         "- config_name: default",
         "  data_files:",
-        f"  - split: {info['split']}",
-        f"    path: {data_files}",
+        *[line for split, pattern in data_files.items()
+          for line in (f"  - split: {split}", f"    path: {pattern}")],
     ]  # fmt: skip
     lines = [
         "---",

@@ -15,6 +15,7 @@ import numpy as np
 
 from tokquant.errors import InputError
 from tokquant.storage.atomic import atomic_path
+from tokquant.storage.regular import check_regular
 from tokquant.storage.torch_load import quiet_torch_load
 
 SUFFIXES = (".npy", ".npz", ".pt", ".safetensors")
@@ -24,8 +25,7 @@ LAYOUTS = ("tc", "ct")
 def read_features(path: Path, layout: str = "tc") -> np.ndarray:
     """Return float32 ``[T, D]``; reject what cannot be a feature sequence, naming why."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
+    check_regular(path)  # a FIFO, device or folder is refused before any loader opens it
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise InputError(f"{path}: unsupported feature file type (use {', '.join(SUFFIXES)})")

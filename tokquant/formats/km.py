@@ -13,7 +13,9 @@ joins by copying bytes once all exist; a killed export resumes from the parts it
 
 from __future__ import annotations
 
+import heapq
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -69,10 +71,20 @@ def _lines(values: np.ndarray, offsets: np.ndarray) -> str:
 
 
 def assemble(counts_paths: list[Path], out: Path, split: str, vocab_size: int,
-             dedup: bool) -> None:  # fmt: skip
-    """Join the parts (in order) into the split's files, then write the dictionary."""
+             dedup: bool, positions: list[list[int] | None] | None = None) -> None:  # fmt: skip
+    """Join the parts into the split's files, then write the dictionary. Lines follow
+    the order the encode read its inputs: the parts' order, or where the corpus was
+    written by several ranks (``positions``: each part's lines' places in that order)
+    the parts' lines merged by position, one open part per rank."""
+    ordered = positions is not None and all(p is not None for p in positions)
     for column, name in enumerate(output_names(split, dedup)):
         with atomic_path(out / name) as tmp, open(tmp, "wb") as dest:
+            if ordered:
+                runs = _rank_runs(list(zip(counts_paths, positions, strict=True)))  # type: ignore[arg-type]
+                merged = heapq.merge(*(_lines_of(run, column) for run in runs),
+                                     key=lambda item: item[0])  # fmt: skip
+                dest.writelines(line for _, line in merged)
+                continue
             for counts_path in counts_paths:
                 with open(part_files(counts_path)[column], "rb") as src:
                     shutil.copyfileobj(src, dest, 1 << 20)
@@ -81,3 +93,24 @@ def assemble(counts_paths: list[Path], out: Path, split: str, vocab_size: int,
         counts += np.load(counts_path)
     with atomic_path(out / DICT) as tmp:
         tmp.write_text("".join(f"{u} {int(c)}\n" for u, c in enumerate(counts.tolist())))
+
+
+def _rank_runs(parts: list[tuple[Path, list[int]]]) -> list[list[tuple[Path, list[int]]]]:
+    """Consecutive parts whose positions keep rising: one rank's shards, in order."""
+    runs: list[list[tuple[Path, list[int]]]] = []
+    for part in parts:
+        if runs and runs[-1][-1][1] and part[1] and part[1][0] > runs[-1][-1][1][-1]:
+            runs[-1].append(part)
+        else:
+            runs.append([part])
+    return runs
+
+
+def _lines_of(run: list[tuple[Path, list[int]]], column: int) -> Iterator[tuple[int, bytes]]:
+    """``(position, line)`` of one column's lines over a run of parts, a part at a time."""
+    for counts_path, positions in run:
+        with open(part_files(counts_path)[column], "rb") as src:
+            lines = src.readlines()
+        if len(lines) != len(positions):
+            raise ValueError(f"{counts_path}: {len(lines)} lines for {len(positions)} positions")
+        yield from zip(positions, lines, strict=True)

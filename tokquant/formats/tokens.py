@@ -16,6 +16,7 @@ cardinality (U8, U16, U32, U64). String metadata:
 ``columns``           JSON list of ``{"name", "cardinality", "bits", "dtype"}``
 ``source``            the input path the tokens came from (as given)
 ``channel``           the audio channel encoded, or empty for a mix / feature file
+``beam``              (only where one was asked for) the RVQ beam width encoded with
 ====================  =============================================================
 
 Reading without tokquant::
@@ -81,8 +82,10 @@ def write_tokens(
     frame_rate: float | None,
     source: str,
     channel: int | None = None,
+    beam: int | None = None,
 ) -> None:
-    """Write ``codes`` ``[T, G]`` atomically (temp file then rename)."""
+    """Write ``codes`` ``[T, G]`` atomically (temp file then rename); ``beam`` (an RVQ
+    beam width asked for, not the checkpoint's) is recorded as metadata ``beam``."""
     if codes.ndim != 2 or codes.shape[1] != len(cardinalities):
         raise ValueError(f"codes must be [T, {len(cardinalities)}], found {list(codes.shape)}")
     arrays = pack_columns(codes, cardinalities)
@@ -102,6 +105,7 @@ def write_tokens(
         "columns": json.dumps(columns),
         "source": source,
         "channel": "" if channel is None else str(channel),
+        **({} if beam is None else {"beam": str(int(beam))}),
     }
     with atomic_path(path) as tmp:
         write_safetensors(tmp, arrays, metadata)
@@ -174,3 +178,14 @@ def _json(path: Path, meta: dict[str, str], key: str, kind: type) -> Any:
     if not isinstance(value, kind):
         raise FormatError(f"{path}: metadata {key!r} is not a JSON {kind.__name__}")
     return value
+
+
+def header_metadata(path: Path) -> dict[str, str]:
+    """A token file's metadata from its header alone (no tensor is read)."""
+    from tokquant.formats._safetensors import TensorReader
+
+    try:
+        with TensorReader(path) as reader:
+            return dict(reader.metadata)
+    except OSError as exc:
+        raise FormatError(f"{path}: cannot read ({exc.strerror or exc})") from None

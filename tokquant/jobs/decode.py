@@ -17,7 +17,7 @@ import torch
 
 from tokquant.audio.io import write_wav
 from tokquant.audio.vocoder import to_audio
-from tokquant.errors import InputError, OutputError, TokquantError
+from tokquant.errors import InputError, OutputError, OutputNameError, TokquantError
 from tokquant.formats.corpus import Corpus, is_corpus
 from tokquant.formats.features import write_features
 from tokquant.formats.tokens import SUFFIX, read_tokens
@@ -150,17 +150,18 @@ def to_files(
 
     return run_each(sources, lambda s: output_path(out, strip_suffix(s.key, (SUFFIX,)), suffix), work,
                     source_of=lambda s: s.path, overwrite=overwrite, label="decode",
-                    progress=progress)  # fmt: skip
+                    progress=progress, root=out)  # fmt: skip
 
 
 def run_each(
     items: list, target_of: Callable, work: Callable[..., int], *, source_of: Callable,
-    overwrite: bool, label: str, progress: Progress | None = None,
+    overwrite: bool, label: str, progress: Progress | None = None, root: Path | None = None,
 ) -> RunReport:  # fmt: skip
     """``work(item, target) -> frames`` for every item whose target needs writing; a
     failing item is recorded and the others go on, but a write error stops the run."""
     progress = progress or NoProgress()
-    plan, skipped, failures = plan_outputs(items, target_of, source_of, overwrite=overwrite)
+    plan, skipped, failures = plan_outputs(items, target_of, source_of, overwrite=overwrite,
+                                           root=root)  # fmt: skip
     report = RunReport(skipped=skipped, failures=failures)
     start = time.perf_counter()
     progress.start(label, len(plan))
@@ -168,6 +169,8 @@ def run_each(
         try:
             report.frames += work(item, target)
             report.done += 1
+        except OutputNameError as exc:  # this output's path alone cannot exist
+            report.failures.append(str(exc))
         except OutputError:
             raise  # a full disk or an unwritable folder stops the run; done files stay
         except TokquantError as exc:

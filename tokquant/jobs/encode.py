@@ -10,8 +10,10 @@ in order and resumes where a killed run stopped.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from tokquant.errors import InputError
-from tokquant.formats.corpus import CorpusWriter, Entry, Manifest, key_problem
-from tokquant.formats.tokens import SUFFIX, write_tokens
+from tokquant.errors import FormatError, InputError, OutputNameError
+from tokquant.formats.corpus import CorpusWriter, Entry, Manifest, key_problem, run_record
+from tokquant.formats.tokens import SUFFIX, header_metadata, write_tokens
 from tokquant.jobs.batcher import DEFAULT_BATCH_FRAMES, Encoded, encode_items
 from tokquant.jobs.ranks import rank_items
 from tokquant.jobs.report import NoProgress, Progress, RunReport
@@ -46,6 +48,9 @@ class EncodeOptions:
     #: None: the checkpoint's (the beam an RVQ was trained for; greedy otherwise)
     beam: int | None = None
     overwrite: bool = False
+    #: How multi-channel audio became inputs (recorded with the outputs: a run with
+    #: ``split`` and one with ``mix`` are different runs)
+    channels: str = "mix"
 
     def check(self, tokenizer: Tokenizer) -> None:
         """``levels``/``beam`` are for quantizers that support them, within range."""
@@ -78,6 +83,7 @@ class EncodeOptions:
 
 def write_token_file(
     tok: Tokenizer, path: Path, codes: np.ndarray, *, source: str, channel: int | None = None,
+    beam: int | None = None,
 ) -> None:  # fmt: skip
     """One input's codes as a token file (a prefix of the columns when the quantizer has
     levels and ``codes`` holds fewer)."""
@@ -86,7 +92,35 @@ def write_token_file(
     write_tokens(path, codes, checkpoint_id=made_by(tok), column_names=names,
                  cardinalities=cards, quantizer=tok.quantizer.describe(),
                  frame_rate=tok.config.features.frame_rate, source=source,
-                 channel=channel)  # fmt: skip
+                 channel=channel, beam=beam)  # fmt: skip
+
+
+def _same_run(tok: Tokenizer, options: EncodeOptions) -> Callable[[Source, Path], str | None]:
+    """What tells an existing token file from one this run would write (None: it is
+    the same, and is skipped): another checkpoint, column count (levels), beam or
+    channel. An earlier run's files are never kept under a summary of this run."""
+    want_id = made_by(tok)
+    columns = len(tok.columns(options.levels)[1])
+    beam = "" if options.beam is None else str(options.beam)
+
+    def why(item: Source, target: Path) -> str | None:
+        try:
+            meta = header_metadata(target)
+            found = len(json.loads(meta.get("columns", "[]")))
+        except (FormatError, ValueError):
+            return "exists and is not a readable token file"
+        if meta.get("checkpoint_id") != want_id:
+            return f"was written by another checkpoint ({meta.get('checkpoint_id', '')[:16]}…)"
+        if found != columns:
+            return f"holds {found} code columns, this run writes {columns} (other --levels)"
+        if meta.get("beam", "") != beam:
+            return f"was encoded with another --beam ({meta.get('beam') or 'the default'})"
+        channel = "" if item.channel is None else str(item.channel)
+        if meta.get("channel", "") != channel:
+            return "holds another channel (other --channels)"
+        return None
+
+    return why
 
 
 def made_by(tok: Tokenizer) -> str:
@@ -113,7 +147,7 @@ def to_files(
     items, refused = _named_key_problems(items, suffixes)
     plan, skipped, failures = plan_outputs(
         items, lambda item: output_path(out, item.stem(suffixes), SUFFIX), lambda item: item.path,
-        overwrite=options.overwrite,
+        overwrite=options.overwrite, reusable=_same_run(tok, options), root=out,
     )  # fmt: skip
     report = RunReport(skipped=skipped, failures=refused + failures)
     start = time.perf_counter()
@@ -126,7 +160,7 @@ def to_files(
                 report.failures.append(enc.error)
                 progress.advance()
                 continue
-            writer.submit(tok, targets[id(enc.item)], enc)
+            writer.submit(tok, targets[id(enc.item)], enc, options.beam)
     report.seconds = time.perf_counter() - start
     return report
 
@@ -160,12 +194,13 @@ class _BackgroundWriter:
     def __enter__(self) -> _BackgroundWriter:
         return self
 
-    def submit(self, tok: Tokenizer, target: Path, enc: Encoded) -> None:
+    def submit(self, tok: Tokenizer, target: Path, enc: Encoded, beam: int | None) -> None:
         assert enc.codes is not None
         codes, item = enc.codes, enc.item
 
         def write() -> int:
-            write_token_file(tok, target, codes, source=item.origin, channel=item.channel)
+            write_token_file(tok, target, codes, source=item.origin, channel=item.channel,
+                             beam=beam)  # fmt: skip
             return int(codes.shape[0])
 
         self.pending.append(self.pool.submit(write))
@@ -174,8 +209,11 @@ class _BackgroundWriter:
 
     def _settle(self, block: bool) -> None:
         while self.pending and (block or self.pending[0].done()):
-            self.report.frames += self.pending.popleft().result()
-            self.report.done += 1
+            try:
+                self.report.frames += self.pending.popleft().result()
+                self.report.done += 1
+            except OutputNameError as exc:  # this output's path alone cannot exist
+                self.report.failures.append(str(exc))
 
     def __exit__(self, kind: type | None, *_: object) -> None:
         try:
@@ -193,7 +231,9 @@ def duplicate_keys(items: list[Source], suffixes: tuple[str, ...]) -> dict[int, 
     for item in items:
         key = corpus_key(item, suffixes)
         if key in first:
-            problems[id(item)] = f"duplicate key {key!r} (first from {first[key].origin})"
+            hint = ("; keys come from the audio's file names: name a column of unique ids "
+                    "with --key-column") if getattr(item, "keyed_by_file_name", False) else ""  # fmt: skip
+            problems[id(item)] = f"duplicate key {key!r} (first from {first[key].origin}){hint}"
         else:
             first[key] = item
     return problems
@@ -212,14 +252,20 @@ def to_corpus(
     progress = progress or NoProgress()
     suffixes = input_suffixes(tok.config)
     duplicates = duplicate_keys(items, suffixes)  # over every rank's inputs: ranks agree
+    position = {id(item): i for i, item in enumerate(items)}
     mine = rank_items(items, rank, world)
     keys = [corpus_key(item, suffixes) for item in mine]
     names, cards = tok.columns(options.levels)
     header = Manifest(made_by(tok), tok.quantizer.describe(),
                       [{"name": n, "cardinality": c} for n, c in zip(names, cards, strict=True)],
                       tok.config.features.frame_rate)  # fmt: skip
+    header.extra["run"] = run_record(
+        [(corpus_key(item, suffixes), item.origin) for item in items], made_by(tok),
+        levels=options.levels, beam=options.beam, channels=options.channels,
+    )  # fmt: skip
+    positions = [position[id(item)] for item in mine] if world > 1 else None
     with CorpusWriter.open(out, header, keys, shard_size=shard_size, rank=rank, world=world,
-                           overwrite=options.overwrite) as writer:  # fmt: skip
+                           overwrite=options.overwrite, positions=positions) as writer:  # fmt: skip
         report = RunReport()
         start = time.perf_counter()
         pending = writer.pending()

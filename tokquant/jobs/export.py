@@ -23,7 +23,6 @@ import importlib.util
 import json
 import multiprocessing
 import os
-import shutil
 import signal
 import threading
 import time
@@ -160,7 +159,7 @@ def run(plan: ExportPlan, *, progress: Progress | None = None) -> RunReport:
         for shard in _map(export_shard, shards, options.workers):
             progress.advance(len(shard.record.entries))
         _finish(p.out, p.layout, options, p.info, [t for _, t in p.targets], columns,
-                assemble=not finished)  # fmt: skip
+                assemble=not finished, positions=[r.positions for r, _ in p.targets])  # fmt: skip
     report = RunReport(done=len(todo), skipped=len(p.targets) - len(todo))
     report.frames = p.info["frames"]
     report.seconds = time.perf_counter() - started
@@ -300,14 +299,33 @@ def _written(target: Path, options: ExportOptions) -> bool:
 
 
 def _check_out(out: Path, info: dict[str, Any], overwrite: bool) -> None:
-    """``out`` must be new, empty, or hold a tokquant export: this same one (a resume),
-    or, with ``overwrite``, another one (whose files :func:`_claim` removes)."""
+    """``out`` must be new, empty, or hold tokquant exports: of this split, this same
+    export (a resume) or, with ``overwrite``, another one; of other splits, ones that
+    share this export's format and options (they are kept), or with ``overwrite`` any
+    (their files are removed too, and the message says so first)."""
     check_output_dir(out)
-    plan_file = out / PLAN
-    if plan_file.is_file():
-        if _recorded(out).get("info") != info and not overwrite:
-            raise OutputError(f"{out}: holds another export (other corpus, metadata or "
-                              f"options); --overwrite to replace it")  # fmt: skip
+    for folder in ("data", "parts"):  # an export writes into these: never through a link
+        if (out / folder).is_symlink():
+            raise OutputError(f"{out / folder}: is a symbolic link; tokquant writes into real "
+                              f"folders only (remove it)")  # fmt: skip
+    if (out / PLAN).is_file():
+        splits = _recorded_splits(out)
+        split = info["split"]
+        if overwrite:
+            return
+        if not splits:
+            raise OutputError(f"{out}: holds an export whose record cannot be read; "
+                              f"--overwrite to replace it")  # fmt: skip
+        if split in splits and splits[split].get("info") != info:
+            raise OutputError(f"{out}: holds another export of split {split!r} (other corpus, "
+                              f"metadata or options); --overwrite to replace it")  # fmt: skip
+        clash = _clashing(splits, info)
+        if clash:
+            raise OutputError(
+                f"{out}: holds split(s) {', '.join(clash)} exported in another format or with "
+                f"other options (the splits of one folder share them); --overwrite would "
+                f"delete their files too"
+            )
     elif out.is_dir() and any(e.name != LOCK for e in os.scandir(out)):
         if (out / LOCK).exists():  # an export is writing its first files right now
             raise OutputError(_busy(out))
@@ -315,44 +333,76 @@ def _check_out(out: Path, info: dict[str, Any], overwrite: bool) -> None:
                           f"folder (--overwrite replaces only an earlier export)")  # fmt: skip
 
 
+#: What may differ between the splits of one export folder; all else they share.
+_PER_SPLIT = ("split", "corpus_manifest_sha256", "metadata_sha256", "utterances", "frames",
+              "tokquant")  # fmt: skip
+
+
+def _shared(info: Any) -> dict[str, Any]:
+    return {k: v for k, v in (info if isinstance(info, dict) else {}).items()
+            if k not in _PER_SPLIT}  # fmt: skip
+
+
+def _clashing(splits: dict[str, dict[str, Any]], info: dict[str, Any]) -> list[str]:
+    """Other splits recorded in the folder that this export cannot stand beside."""
+    return sorted(s for s, r in splits.items()
+                  if s != info["split"] and _shared(r.get("info")) != _shared(info))  # fmt: skip
+
+
 def _busy(out: Path) -> str:
     return f"{out}: another tokquant export is writing into this folder; wait for it to finish"
 
 
-def _recorded(out: Path) -> dict[str, Any]:
-    """The export a folder records: ``info`` and ``outputs`` (the files it wrote); an
-    unreadable record is an export of unknown files."""
+def _recorded_splits(out: Path) -> dict[str, dict[str, Any]]:
+    """The exports a folder records, by split: each its ``info`` and ``outputs`` (the
+    files it wrote). Empty for an unreadable record (an export of unknown files)."""
     try:
         data = json_loads((out / PLAN).read_bytes(), str(out / PLAN))
     except (OSError, FormatError):
         return {}
     if not isinstance(data, dict):
         return {}
+    if isinstance(data.get("splits"), dict):
+        return {k: v for k, v in data["splits"].items() if isinstance(v, dict)}
     if "info" not in data:  # written before outputs were recorded: the plan was the info
-        return {"info": data}
-    return data
+        data = {"info": data}
+    split = data["info"].get("split") if isinstance(data["info"], dict) else None
+    return {split if isinstance(split, str) else "": data}
 
 
 def _claim(out: Path, info: dict[str, Any], overwrite: bool, outputs: list[str]) -> None:
-    """Make ``out`` this export's folder (checked by :func:`_check_out`)."""
+    """Make ``out`` this export's folder (checked by :func:`_check_out`): with
+    ``overwrite``, the files of this split's earlier export and of other splits it
+    cannot stand beside are removed (nothing else); the record then holds this split
+    beside the splits kept."""
+    splits = _recorded_splits(out) if (out / PLAN).is_file() else {}
     if overwrite:
-        _remove_recorded_outputs(out, keep=set(outputs))
+        dropped = {s: r for s, r in splits.items()
+                   if s == info["split"] or s in _clashing(splits, info)}  # fmt: skip
+        splits = {s: r for s, r in splits.items() if s not in dropped}
+        keep = set(outputs).union(*(_outputs_of(out, r) for r in splits.values()))
+        for record in dropped.values():
+            _remove_outputs(out, _outputs_of(out, record), keep)
     for folder in (out, out / "data", out / "parts"):
         remove_stale_temp_files(folder)
+    splits[info["split"]] = {"info": info, "outputs": outputs}
     with atomic_path(out / PLAN) as tmp:
-        record = {"info": info, "outputs": outputs}
-        tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps({"splits": splits}, indent=1, sort_keys=True) + "\n")
 
 
-def _remove_recorded_outputs(out: Path, keep: set[str]) -> None:
-    """With overwrite: the files the recorded export wrote that this one will not, and
-    nothing else (a user's own files in the folder stay)."""
-    recorded = _recorded(out)
-    names = recorded.get("outputs")
-    if not isinstance(names, list):  # an older record: its own format's names
-        names = _legacy_outputs(out, recorded.get("info") or {})
+def _outputs_of(out: Path, record: dict[str, Any]) -> list[str]:
+    names = record.get("outputs")
+    if isinstance(names, list):
+        return [n for n in names if isinstance(n, str)]
+    info = record.get("info")
+    return _legacy_outputs(out, info if isinstance(info, dict) else {})  # an older record
+
+
+def _remove_outputs(out: Path, names: list[str], keep: set[str]) -> None:
+    """Remove the recorded files ``names`` not in ``keep``, and nothing else (a user's
+    own files in the folder stay)."""
     for name in names:
-        if not isinstance(name, str) or name in keep:
+        if name in keep:
             continue
         path = out / name
         if path.resolve().parent.is_relative_to(out.resolve()) and path.is_file():
@@ -519,8 +569,8 @@ def _finished(out: Path, options: ExportOptions) -> bool:
 
 
 def _finish(out: Path, layout: Any, options: ExportOptions, info: dict[str, Any],
-            targets: list[str], metadata_columns: dict[str, str], *,
-            assemble: bool) -> None:  # fmt: skip
+            targets: list[str], metadata_columns: dict[str, str], *, assemble: bool,
+            positions: list[list[int] | None]) -> None:  # fmt: skip
     from tokquant.formats.dataset_card import write_card
 
     if options.to == "km":
@@ -528,10 +578,14 @@ def _finish(out: Path, layout: Any, options: ExportOptions, info: dict[str, Any]
 
         if assemble:
             km.assemble([out / t for t in targets], out, options.split, layout.vocab_size,
-                        layout.dedup)  # fmt: skip
-        shutil.rmtree(out / "parts", ignore_errors=True)  # joined: the parts are spent
-    data_files = {"parquet": f"data/{options.split}-*.parquet",
-                  "webdataset": f"{options.split}-*.tar"}.get(options.to)  # fmt: skip
+                        layout.dedup, positions)  # fmt: skip
+        for part in (out / "parts").glob(f"{options.split}-*"):  # joined: spent
+            part.unlink()
+        with contextlib.suppress(OSError):
+            (out / "parts").rmdir()  # another split's parts (a killed export) stay
+    pattern = {"parquet": "data/{}-*.parquet", "webdataset": "{}-*.tar"}.get(options.to)
+    splits = sorted(_recorded_splits(out))
+    data_files = None if pattern is None else {s: pattern.format(s) for s in splits}
     write_card(out / "README.md", info, columns=_columns(layout, options, metadata_columns),
                data_files=data_files, last_shard=len(targets) - 1)  # fmt: skip
 

@@ -58,7 +58,11 @@ def _rank_from_env(env: Mapping[str, str]) -> tuple[int, int]:
                     f"{r_var}/{w_var} are not integers: {env[r_var]!r}, {env[w_var]!r}"
                 ) from None
             if r_var == "SLURM_ARRAY_TASK_ID" and "SLURM_ARRAY_TASK_MIN" in env:
-                rank -= int(env["SLURM_ARRAY_TASK_MIN"])
+                try:
+                    rank -= int(env["SLURM_ARRAY_TASK_MIN"])
+                except ValueError:
+                    raise InputError(f"SLURM_ARRAY_TASK_MIN is not an integer: "
+                                     f"{env['SLURM_ARRAY_TASK_MIN']!r}") from None  # fmt: skip
             return rank, world
     return 0, 1
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from tokquant.errors import InputError, OutputError
-from tokquant.storage.atomic import remove_stale_temp_files
+from tokquant.storage.atomic import remove_stale_temp_files, shorten
+from tokquant.storage.regular import what_it_is
 
 T = TypeVar("T")
 
@@ -70,13 +71,21 @@ def _immutable(folder: Path) -> bool:
 
 
 def name_too_long(path: Path) -> str | None:
-    """Why ``path`` cannot be created (a name over the file-name limit), or None."""
+    """Why ``path`` cannot be created (a name over the file-name limit, or a whole path
+    over the system's), or None."""
     limit = _name_max(path)
     for part in path.parts:
         size = len(part.encode("utf-8", "surrogateescape"))
         if size > limit:
             return f"its output name would be {size} bytes, over the file-name limit ({limit})"
+    whole = len(os.fsencode(os.path.abspath(path)))
+    if whole >= _PATH_MAX:
+        return f"its output path would be {whole} bytes, over the system's limit ({_PATH_MAX})"
     return None
+
+
+#: The longest path the system opens (Linux's PATH_MAX, with its terminating NUL).
+_PATH_MAX = 4096
 
 
 def _name_max(path: Path) -> int:
@@ -90,33 +99,87 @@ def _name_max(path: Path) -> int:
 
 def plan_outputs(
     items: list[T], target_of: Callable[[T], Path], source_of: Callable[[T], Path | None], *,
-    overwrite: bool,
+    overwrite: bool, reusable: Callable[[T, Path], str | None] | None = None,
+    root: Path | None = None,
 ) -> tuple[list[tuple[T, Path]], int, list[str]]:  # fmt: skip
     """``(item, target)`` pairs still to write, how many were skipped as existing, and
-    the one-line failures of items whose target cannot exist. Clears temp files that
-    killed runs left in the target folders."""
-    plan, skipped, failures, folders = [], 0, [], set()
+    the one-line failures of items whose target cannot exist (too long, a FIFO or link
+    where it goes, a folder another output needs as a file). Clears temp files that
+    killed runs left in the target folders. An existing target is skipped only where
+    ``reusable(item, target)`` finds nothing against it (None); otherwise the run is
+    refused, naming why, before anything is written. Below ``root`` (the output folder)
+    no folder may be a symbolic link: an output is never written through one."""
+    plan, skipped, failures = [], 0, []
+    folders: dict[Path, str | None] = {}
     for item in items:
         target = target_of(item)
         problem = name_too_long(target)
         if problem is not None:
-            failures.append(f"{source_of(item) or target.parent}: {problem}")
+            failures.append(f"{shorten(str(source_of(item) or target.parent))}: {problem}")
             continue
         if target.parent not in folders:
-            folders.add(target.parent)
-            remove_stale_temp_files(target.parent)
+            folders[target.parent] = linked_folder(root, target.parent) if root else None
+            if folders[target.parent] is None:
+                remove_stale_temp_files(target.parent)
+        if folders[target.parent] is not None:
+            failures.append(f"{shorten(str(target))}: {folders[target.parent]}")
+            continue
         # A target that does not exist cannot be an input; one that does is compared by
         # inode (one stat each, where resolve() walked every path component: 0.1 ms/file).
         try:
-            target_stat = target.stat()
+            target_stat = os.lstat(target)
         except OSError:  # missing (or unreachable: the write will say why)
             plan.append((item, target))
+            continue
+        if not stat.S_ISREG(target_stat.st_mode):
+            failures.append(f"{shorten(str(target))}: exists and is "
+                            f"{what_it_is(target_stat.st_mode)}, not a regular file; tokquant "
+                            f"replaces only files")  # fmt: skip
             continue
         source = source_of(item)
         if source is not None and source.exists() and os.path.samestat(target_stat, source.stat()):
             raise InputError(f"{target}: output path equals an input")
-        if not overwrite:
-            skipped += 1
+        if overwrite:
+            plan.append((item, target))
             continue
-        plan.append((item, target))
-    return plan, skipped, failures
+        why = reusable(item, target) if reusable is not None else None
+        if why is not None:
+            raise InputError(f"{target}: {why}; pass --overwrite to replace such outputs, or "
+                             f"choose another --out")  # fmt: skip
+        skipped += 1
+    return _nested_apart(plan, failures), skipped, failures
+
+
+def linked_folder(root: Path, folder: Path) -> str | None:
+    """Why ``folder`` (under ``root``) cannot hold outputs: one of its folders below
+    ``root`` is a symbolic link (an output written there would land wherever it points),
+    or None."""
+    try:
+        parts = folder.relative_to(root).parts
+    except ValueError:
+        return None
+    current = root
+    for part in parts:
+        current = current / part
+        try:
+            if stat.S_ISLNK(os.lstat(current).st_mode):
+                return f"its folder {shorten(str(current))} is a symbolic link, not followed"
+        except OSError:  # missing: created as a real folder when written
+            return None
+    return None
+
+
+def _nested_apart(plan: list[tuple[T, Path]], failures: list[str]) -> list[tuple[T, Path]]:
+    """The plan without outputs that lie inside a folder another output is a file named
+    like (keys ``k`` and ``k.npy/x`` decode to ``k.npy`` and ``k.npy/x.npy``): those
+    fail alone, with a short line."""
+    files = {target for _, target in plan}
+    kept = []
+    for item, target in plan:
+        clash = next((p for p in target.parents if p in files), None)
+        if clash is None:
+            kept.append((item, target))
+        else:
+            failures.append(f"{shorten(str(target))}: its folder {shorten(str(clash))} is "
+                            f"another input's output file")  # fmt: skip
+    return kept

@@ -75,6 +75,8 @@ def sources_for(config: TokenizerConfig, specs: list[Path], *, channels: str = "
         sources = []
         for spec, kind in zip(specs, kinds, strict=True):
             sources += _read(Path(spec), kind, config, options, outputs)
+    if not sources:  # every reader refuses its own empty manifest; this is the backstop
+        raise InputError(f"no {input_kind(config)} inputs in {', '.join(map(str, specs))}")
     if takes_audio(config) and channels == "split":
         sources = split_channels(sources, Source.channels)
     return sources
@@ -85,6 +87,13 @@ def kind_of(spec: Path, config: TokenizerConfig) -> str:
     from tokquant.sources import hf, kaldi, lhotse, lists, webdataset
 
     text = str(spec)
+    if webdataset.is_compressed_tar(text):
+        raise InputError(f"{spec}: a compressed tar; tokquant reads tar members at their "
+                         f"offsets, which needs an uncompressed tar (gunzip it, or write "
+                         f"WebDataset shards as .tar)")  # fmt: skip
+    if hf.is_dataset_dict(spec):
+        raise InputError(f"{spec}: a DatasetDict (dataset_dict.json); name one split's folder "
+                         f"({', '.join(hf.dataset_dict_splits(spec))})")  # fmt: skip
     if webdataset.is_webdataset(text):
         kind = "webdataset"
     elif lhotse.is_manifest(spec):
@@ -93,6 +102,8 @@ def kind_of(spec: Path, config: TokenizerConfig) -> str:
         kind = "shar"
     elif hf.is_saved_dataset(spec) or hf.is_parquet(spec):
         kind = "table"
+    elif webdataset.is_tar_folder(spec):
+        kind = "webdataset"
     elif kaldi.is_kaldi_scp(spec):
         named = {"wav.scp": "kaldi", "feats.scp": "kaldi-feats"}.get(spec.name)
         kind = named or ("kaldi" if takes_audio(config) else "kaldi-feats")
@@ -103,7 +114,7 @@ def kind_of(spec: Path, config: TokenizerConfig) -> str:
     else:
         return "files"
     audio = kind != "kaldi-feats"
-    if audio != takes_audio(config):
+    if audio != takes_audio(config) and kind != "keyed-list":  # key<TAB>path: either
         holds = "audio" if audio else "features"
         raise InputError(f"{spec}: holds {holds}; this checkpoint reads "
                          f"{input_kind(config)} inputs")  # fmt: skip

@@ -10,6 +10,7 @@ own.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -120,11 +121,13 @@ class FileSource(Source):
     def audio_length(self) -> tuple[int, int] | None:
         import soundfile as sf
 
-        try:
-            info = sf.info(str(self.file))
+        from tokquant.storage.regular import open_regular
+
+        try:  # never opened by name: a FIFO would block here
+            with open_regular(self.file) as fh, sf.SoundFile(fh.fileno(), closefd=False) as f:
+                return int(f.frames), max(int(f.samplerate), 1)
         except Exception:  # noqa: BLE001 - reported when the file is read
             return None
-        return int(info.frames), max(int(info.samplerate), 1)
 
 
 def strip_suffix(key: Path, suffixes: tuple[str, ...]) -> Path:
@@ -137,23 +140,76 @@ def strip_suffix(key: Path, suffixes: tuple[str, ...]) -> Path:
     return key
 
 
+@dataclass(frozen=True)
+class Failed(Source):
+    """An entry of a manifest or container that cannot be read (a null key, a hard-link
+    member, an archive offset): it fails alone, with ``message``, when the job reads it,
+    and the rest go on."""
+
+    where: str = field(kw_only=True)
+    message: str = field(kw_only=True)
+
+    @property
+    def origin(self) -> str:
+        return self.where
+
+    def _fail(self) -> InputError:
+        return InputError(f"{self.where}: {self.message}")
+
+    @contextmanager
+    def open_audio(self) -> Iterator[Any]:
+        raise self._fail()
+        yield
+
+    def read_features(self, layout: str) -> np.ndarray:
+        raise self._fail()
+
+    def channels(self) -> int:
+        raise self._fail()
+
+
 def manifest_lines(path: Path) -> list[str]:
-    """The lines of a manifest (wav.scp, segments, a TSV), or one line saying why not."""
+    """The lines of a manifest (wav.scp, segments, a TSV, a list), or one line saying
+    why not. Text is read as the tools that write manifests write it: UTF-8 (a leading
+    byte-order mark dropped), lines ending at ``\n`` alone (a ``\r`` before it
+    dropped), so a U+2028 or NEL inside a name stays part of the name."""
+    from tokquant.storage.regular import read_regular
+
+    data = read_regular(path)
     try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x})") from None
+    lines = text.removeprefix("\ufeff").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
 
 
 def first_line(path: Path, *, entries_only: bool = False) -> str:
     """A manifest's first line ("" if none), or with ``entries_only`` its first that is
     neither blank nor a ``#`` comment, read without reading the rest: sniffing what a
     list is costs a line, not the list. Unreadable: one line saying why."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            lines = (line.rstrip("\r\n") for line in fh)
-            if entries_only:
-                lines = (line for line in lines if line.strip() and not line.startswith("#"))
-            return next(lines, "")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    from tokquant.storage.regular import open_regular
+
+    with open_regular(path) as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8").removesuffix("\n").removesuffix("\r")
+            except UnicodeDecodeError:
+                raise InputError(f"{path}:{number}: not UTF-8 text") from None
+            line = line.removeprefix("\ufeff") if number == 1 else line
+            if not entries_only or (line.strip() and not line.startswith("#")):
+                return line
+    return ""
+
+
+#: What Kaldi's tools split fields on: ASCII whitespace only (a no-break space or any
+#: other Unicode space is part of a field).
+_ASCII_SPACE = re.compile(r"[ \t\r\f\v]+")
+
+
+def ascii_fields(line: str) -> list[str]:
+    """A manifest line's fields, split on ASCII whitespace as Kaldi splits them."""
+    return [f for f in _ASCII_SPACE.split(line) if f]

@@ -11,15 +11,23 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tokquant.errors import InputError
 from tokquant.formats.corpus import is_corpus_file
 from tokquant.formats.tokens import SUFFIX as TOKENS_SUFFIX
-from tokquant.sources.base import FileSource, Source, strip_suffix
+from tokquant.sources.base import FileSource, Source, manifest_lines, strip_suffix
+from tokquant.storage.atomic import shorten
+from tokquant.storage.regular import what_it_is
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
+#: An input named ``-``: a list of paths read from standard input.
+STDIN = Path("-")
 
 
 def _matches(path: Path, suffixes: tuple[str, ...]) -> bool:
@@ -50,14 +58,21 @@ def expand_inputs(
     items: list[FileSource] = []
     for spec in specs:
         path = Path(spec)
-        if path.is_dir():
-            found = sorted(p for p in walk_files(path) if _matches(p, suffixes))
+        if path == STDIN:  # `-`: the list comes on standard input (`find ... | tokquant`)
+            items += _read_list(STDIN, suffixes, what)
+        elif path.is_dir():
+            # audio libsndfile cannot decode (m4a, aac, ...) is listed, to fail with the
+            # reason, rather than left out of the run without a word
+            unreadable = UNREADABLE_AUDIO if what == "audio" else ()
+            found = sorted(p for p in walk_files(path)
+                           if _matches(p, suffixes) or _matches(p, unreadable))  # fmt: skip
             found = [
                 p for p in found if not p.name.startswith(".") and not _is_own_output(p, suffixes)
             ]
             if not found:
                 raise InputError(f"{path}: no {what} files ({', '.join(suffixes)}) in this folder")
-            items += [FileSource(key=p.relative_to(path), file=p) for p in found]
+            items += [(FileSource if _matches(p, suffixes) else UnreadableAudio)(
+                key=p.relative_to(path), file=p) for p in found]  # fmt: skip
         elif (
             path.is_file() and path.suffix.lower() in LIST_SUFFIXES and not _matches(path, suffixes)
         ):
@@ -97,6 +112,27 @@ def expand_inputs(
     return items
 
 
+#: Audio that libsndfile (so tokquant) cannot decode: such files in a folder fail alone.
+UNREADABLE_AUDIO = (".m4a", ".aac", ".mp4", ".wma", ".amr", ".webm")
+
+
+@dataclass(frozen=True)
+class UnreadableAudio(FileSource):
+    """A file in an input folder whose kind of audio tokquant cannot read."""
+
+    @contextmanager
+    def open_audio(self) -> Iterator[Any]:
+        raise InputError(f"{self.file}: {self.file.suffix.lstrip('.')} audio cannot be read "
+                         f"(libsndfile has no AAC/MP4 decoder); convert it to flac or wav")  # fmt: skip
+        yield
+
+    def audio_length(self) -> tuple[int, int] | None:
+        return None
+
+    def channels(self) -> int:
+        raise InputError(f"{self.file}: cannot be read")
+
+
 def walk_files(folder: Path) -> Iterator[Path]:
     """Every file under ``folder`` (symlinked files included, symlinked folders not
     entered, as ``rglob`` does), walked with a stack instead of recursion, so a tree
@@ -110,9 +146,9 @@ def walk_files(folder: Path) -> Iterator[Path]:
                 listed = list(entries)
         except OSError as exc:
             if exc.errno == errno.ENAMETOOLONG:
-                raise InputError(f"{_shorten(current)}: path is over the system's length "
+                raise InputError(f"{shorten(current)}: path is over the system's length "
                                  f"limit ({len(os.fsencode(current))} bytes)") from None  # fmt: skip
-            raise InputError(f"{_shorten(current)}: cannot list folder "
+            raise InputError(f"{shorten(current)}: cannot list folder "
                              f"({exc.strerror or exc})") from None  # fmt: skip
         for entry in listed:
             try:
@@ -140,12 +176,10 @@ def _not_an_input(path: Path) -> str:
         if exc.errno == errno.ENOENT:
             return "no such file or folder"
         return f"cannot be read ({exc.strerror or exc})"
-    return "not a regular file or folder (a FIFO, socket or device)"
-
-
-def _shorten(path: str, keep: int = 60) -> str:
-    """A path short enough for a one-line message (its start and end)."""
-    return path if len(path) <= 2 * keep + 1 else f"{path[:keep]}…{path[-keep:]}"
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        return "a folder, not a file"
+    return f"{what_it_is(mode)}, not a regular file or folder"
 
 
 def _read_list(path: Path, suffixes: tuple[str, ...], what: str) -> list[FileSource]:
@@ -153,16 +187,17 @@ def _read_list(path: Path, suffixes: tuple[str, ...], what: str) -> list[FileSou
     folder is keyed by its path from there; entries outside it by their paths from the
     deepest folder that holds all of them, so entries of one list never collide because
     of their folders (``/a/x.wav`` and ``/b/x.wav`` are ``a/x.wav`` and ``b/x.wav``)."""
-    base = path.parent
+    base = Path.cwd() if path == STDIN else path.parent
     found: list[tuple[Path, Path | None]] = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    lines = _stdin_lines() if path == STDIN else manifest_lines(path)
+    for number, line in enumerate(lines, start=1):
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
         p = Path(entry)
         full = p if p.is_absolute() else base / p
         if not full.is_file():
-            raise InputError(f"{path}:{number}: {entry}: no such file")
+            raise InputError(f"{path}:{number}: {entry}: {_not_an_input(full)}")
         if not _matches(full, suffixes):
             raise InputError(f"{path}:{number}: {entry}: not {_article(what)} {what} file")
         try:
@@ -175,6 +210,16 @@ def _read_list(path: Path, suffixes: tuple[str, ...], what: str) -> list[FileSou
     root = Path(os.path.commonpath([p.parent for p in outside])) if outside else None
     return [FileSource(key=key if key is not None else full.resolve().relative_to(root),
                        file=full) for full, key in found]  # fmt: skip
+
+
+def _stdin_lines() -> list[str]:
+    import sys
+
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff").splitlines()
+    except UnicodeDecodeError:
+        raise InputError("-: the list on standard input is not UTF-8 text") from None
 
 
 def output_path(out_dir: Path, stem: Path, out_suffix: str) -> Path:

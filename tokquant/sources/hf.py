@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from tokquant.errors import InputError
-from tokquant.sources.base import Source
+from tokquant.sources.base import Failed, Source
 from tokquant.sources.blobs import BlobSource
+from tokquant.storage.regular import check_regular, identity, read_regular
 
 #: Row groups (or Arrow record batches) held at once by the process, at most.
 CACHED_GROUPS = 4
@@ -52,12 +53,12 @@ def is_parquet(path: Path) -> bool:
     at the first such file, so a large tree of audio is not walked twice."""
     if path.is_file():
         return path.suffix.lower() == ".parquet"
-    return path.is_dir() and _first_data_file(path) == ".parquet"
+    return path.is_dir() and first_data_file(path) == ".parquet"
 
 
-def _first_data_file(folder: Path, depth: int = 3) -> str | None:
-    """The suffix (``.parquet`` or an audio one) of the first data file found depth-first
-    in sorted order (None: none within ``depth`` levels)."""
+def first_data_file(folder: Path, depth: int = 3) -> str | None:
+    """The suffix (``.parquet``, ``.tar`` or an audio one) of the first data file found
+    depth-first in sorted order (None: none within ``depth`` levels)."""
     from tokquant.audio.io import SUFFIXES
 
     try:
@@ -67,10 +68,10 @@ def _first_data_file(folder: Path, depth: int = 3) -> str | None:
     for entry in entries:
         suffix = Path(entry.name).suffix.lower()
         try:
-            if entry.is_file() and (suffix == ".parquet" or suffix in SUFFIXES):
+            if entry.is_file() and (suffix in (".parquet", ".tar") or suffix in SUFFIXES):
                 return suffix
             if depth > 1 and entry.is_dir(follow_symlinks=False):
-                found = _first_data_file(Path(entry.path), depth - 1)
+                found = first_data_file(Path(entry.path), depth - 1)
                 if found is not None:
                     return found
         except OSError:
@@ -83,10 +84,12 @@ class _Groups:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.held: OrderedDict[tuple[str, int, str], Any] = OrderedDict()
+        self.held: OrderedDict[tuple[Any, int, str], Any] = OrderedDict()
 
     def column(self, table: _Table, group: int, column: str) -> Any:
-        key = (str(table.path), group, column)
+        # keyed by the file's identity, not its path: a file rewritten at the same path
+        # (a later job in this process) is never read from an older version's cache
+        key = (table.identity, group, column)
         with self.lock:
             if key in self.held:
                 self.held.move_to_end(key)
@@ -104,10 +107,13 @@ _GROUPS = _Groups()
 class _Table:
     """One Parquet or Arrow file, read a row group (or record batch) at a time."""
 
-    def __init__(self, path: Path, arrow: bool) -> None:
+    def __init__(self, path: Path, arrow: bool, name: str | None = None) -> None:
         pa = _pyarrow()
         self.path = path
         self.arrow = arrow
+        #: What fallback keys start with: the file's path from the input, no suffix.
+        self.name = name if name is not None else path.stem
+        self.identity = identity(check_regular(path))  # a FIFO is refused, not opened
         try:
             if arrow:
                 self._batches = pa.ipc.open_stream(pa.memory_map(str(path))).read_all().to_batches()
@@ -127,6 +133,13 @@ class _Table:
     def read_group(self, group: int, column: str) -> Any:
         pa = _pyarrow()
         try:
+            now = identity(os.stat(self.path))
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+        if now != self.identity:
+            raise InputError(f"{self.path}: the file changed since it was indexed "
+                             f"(rewritten during the run?)")  # fmt: skip
+        try:
             if self.arrow:
                 return self._batches[group].column(column)
             return self._file.read_row_group(group, columns=[column]).column(0)
@@ -143,6 +156,8 @@ class ParquetRow(BlobSource):
     group: int = field(kw_only=True)
     row: int = field(kw_only=True)
     column: str = field(kw_only=True)
+    #: Its key is its audio's file name (no key column): a duplicate says so.
+    keyed_by_file_name: bool = field(kw_only=True, default=False)
 
     @property
     def origin(self) -> str:
@@ -160,14 +175,17 @@ class ParquetRow(BlobSource):
             blob, path = bytes(value), None
         else:
             blob, path = None, value
+        if blob is not None and not isinstance(blob, (bytes, bytearray)):
+            raise InputError(f"{self.origin}: the {self.column} column's bytes field holds "
+                             f"{type(blob).__name__}, not bytes")  # fmt: skip
         if blob:
             return bytes(blob)
         if isinstance(path, str) and path:
             file = Path(path) if Path(path).is_absolute() else self.table.path.parent / path
             try:
-                return file.read_bytes()
-            except OSError as exc:
-                raise InputError(f"{self.origin}: {file}: {exc.strerror or exc}") from None
+                return read_regular(file)
+            except InputError as exc:
+                raise InputError(f"{self.origin}: {exc}") from None
         raise InputError(f"{self.origin}: the {self.column} column holds no audio bytes or path")
 
 
@@ -176,9 +194,15 @@ def read_tables(spec: Path, *, audio_column: str = "audio", key_column: str | No
     """Every row of the Parquet file(s) or saved dataset at ``spec``, in file and row
     order."""
     if is_saved_dataset(spec):
-        tables = [_Table(p, arrow=True) for p in sorted(spec.glob("*.arrow"))]
+        tables = [_Table(p, arrow=True, name=p.stem) for p in saved_dataset_files(spec)]
     elif spec.is_dir():
-        tables = [_Table(p, arrow=False) for p in sorted(spec.rglob("*.parquet"))]
+        from tokquant.sources.files import walk_files
+
+        files = sorted(p for p in walk_files(spec) if p.suffix.lower() == ".parquet")
+        # fallback keys start with the file's path from the folder, so `en/train/0000`
+        # and `fr/train/0000` keep their rows apart
+        tables = [_Table(p, arrow=False, name=p.relative_to(spec).with_suffix("").as_posix())
+                  for p in files]  # fmt: skip
     else:
         tables = [_Table(spec, arrow=False)]
     if not tables:
@@ -186,7 +210,44 @@ def read_tables(spec: Path, *, audio_column: str = "audio", key_column: str | No
     out: list[Source] = []
     for table in tables:
         out += _rows(table, audio_column, key_column)
+    if not out:
+        raise InputError(f"{spec}: the dataset holds no rows")
     return out
+
+
+def saved_dataset_files(folder: Path) -> list[Path]:
+    """The Arrow files a ``save_to_disk`` folder's ``state.json`` lists, in its order
+    (``datasets`` reads those alone: a cache file that ``filter()`` wrote beside them,
+    or a stray copy, is not part of the dataset)."""
+    from tokquant.storage.regular import read_regular
+    from tokquant.storage.safe_json import loads
+
+    state = loads(read_regular(folder / "state.json"), f"{folder / 'state.json'}")
+    files = state.get("_data_files") if isinstance(state, dict) else None
+    if not isinstance(files, list) or not files:
+        raise InputError(f"{folder / 'state.json'}: lists no data files (_data_files)")
+    out = []
+    for entry in files:
+        name = entry.get("filename") if isinstance(entry, dict) else None
+        if (
+            not isinstance(name, str)
+            or not name
+            or "/" in name
+            or "\\" in name
+            or name in (".", "..")
+        ):
+            raise InputError(f"{folder / 'state.json'}: data file {name!r} is not a file name "
+                             f"in the folder")  # fmt: skip
+        out.append(folder / name)
+    return out
+
+
+def is_dataset_dict(path: Path) -> bool:
+    return path.is_dir() and (path / "dataset_dict.json").is_file()
+
+
+def dataset_dict_splits(path: Path) -> list[str]:
+    return sorted(p.name + "/" for p in path.iterdir() if is_saved_dataset(p))
 
 
 def _rows(table: _Table, audio_column: str, key_column: str | None) -> list[Source]:
@@ -202,16 +263,24 @@ def _rows(table: _Table, audio_column: str, key_column: str | None) -> list[Sour
     out: list[Source] = []
     for group, count in enumerate(table.group_rows):
         keys = _group_keys(table, group, count, by, audio_column)
-        out += [ParquetRow(key=Path(k), table=table, group=group, row=i, column=audio_column)
+        out += [k if isinstance(k, Failed) else
+                ParquetRow(key=Path(k), table=table, group=group, row=i, column=audio_column,
+                           keyed_by_file_name=by is None)
                 for i, k in enumerate(keys)]  # fmt: skip
     return out
 
 
-def _group_keys(table: _Table, group: int, count: int, by: str | None, audio: str) -> list[str]:
+def _group_keys(table: _Table, group: int, count: int, by: str | None, audio: str
+                ) -> list[str | Failed]:  # fmt: skip
     """The keys of a row group: the key column, else the audio's file names (read alone:
-    a Parquet struct's ``path`` field is read without its bytes), else ``FILE/ROW``."""
+    a Parquet struct's ``path`` field is read without its bytes), else ``FILE/ROW``. A
+    key column value that is no text (null, NaN, a struct, bytes that are not UTF-8)
+    fails its row alone: a key is never made up from it."""
+    start = table.first_row[group]
     if by is not None:
-        return [str(v) for v in table.read_group(group, by).to_pylist()]
+        values = table.read_group(group, by).to_pylist()
+        return [_key_of(v, by, f"{table.path}#row{start + i}", f"{table.name}/{start + i:06d}")
+                for i, v in enumerate(values)]  # fmt: skip
     pa = _pyarrow()
     kind = table.schema.field(audio).type
     paths: list | None = None
@@ -222,6 +291,28 @@ def _group_keys(table: _Table, group: int, count: int, by: str | None, audio: st
         paths = column.field("path").to_pylist()
     elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
         paths = table.read_group(group, audio).to_pylist()
-    start = table.first_row[group]
     names = [Path(p).stem if isinstance(p, str) and p else None for p in (paths or [None] * count)]
-    return [n if n else f"{table.path.stem}/{start + i:06d}" for i, n in enumerate(names)]
+    return [n if n else f"{table.name}/{start + i:06d}" for i, n in enumerate(names)]
+
+
+def _key_of(value: Any, column: str, where: str, fallback: str) -> str | Failed:
+    """A key column's value as a key: text, an integer, or UTF-8 bytes."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            text = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            text = ""
+        if text and text.isprintable():
+            return text
+        problem = f"holds {len(value)} bytes that are not a text key"
+    elif value is None or value == "":
+        problem = "is null or empty"
+    else:
+        problem = f"holds a {type(value).__name__}, not a text key"
+    return Failed(key=Path(fallback), where=where,
+                  message=f"the key column {column!r} {problem}; name a column of unique "
+                          f"text ids with --key-column")  # fmt: skip

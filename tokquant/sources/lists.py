@@ -38,7 +38,8 @@ def is_fairseq_tsv(path: Path) -> bool:
     if not (path.is_file() and path.suffix.lower() == ".tsv"):
         return False
     first = first_line(path)
-    return bool(first) and "\t" not in first
+    # a '#' line is a comment: fairseq's root is a folder, and a commented list is ours
+    return bool(first) and "\t" not in first and not first.startswith("#")
 
 
 def read_fairseq_tsv(path: Path) -> list[Source]:

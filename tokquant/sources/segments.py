@@ -13,6 +13,7 @@ the end, fails that segment alone.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,13 +27,20 @@ from tokquant.sources.base import Source
 MAX_OVERSHOOT = Fraction(1, 2)
 
 
+#: A time as Kaldi writes one: ASCII digits, at most one dot, an exponent of at most two
+#: digits (``1e100000000`` would be a 100-million-digit integer), a bounded length.
+_DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,2})?")
+_MAX_CHARS = 40
+
+
 def seconds(text: str) -> Fraction:
-    """A time as written in a manifest, exactly; ValueError for anything but a finite,
-    non-negative decimal number."""
-    value = Fraction(text.strip())  # ValueError for 'nan', 'inf', '1e', ''
-    if value < 0:
-        raise ValueError(f"negative time {text}")
-    return value
+    """A time as written in a manifest, exactly; ValueError for anything but a
+    non-negative decimal number in Kaldi's grammar (no ``1_0``, ``1/3``, ``nan`` or
+    non-ASCII digits, which ``Fraction`` alone would take)."""
+    text = text.strip(" \t")
+    if len(text) > _MAX_CHARS or not _DECIMAL.fullmatch(text):
+        raise ValueError(f"not a time in seconds: {text[:_MAX_CHARS]!r}")
+    return Fraction(text)
 
 
 def sample_at(time: Fraction, rate: int) -> int:

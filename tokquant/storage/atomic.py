@@ -10,16 +10,19 @@ processes of this host when a later run writes into the same folder.
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import os
 import re
+import secrets
 import socket
+import stat
 import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from tokquant.errors import OutputError
+from tokquant.errors import OutputError, OutputNameError
 
 _counter = itertools.count()
 #: This host, in four hex digits: a pid only means something on the host it ran on.
@@ -33,29 +36,90 @@ _FOREIGN_STALE_SECONDS = 24 * 3600
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` on success.
 
-    On any failure the temporary file is removed.
+    On any failure the temporary file is removed. Nothing is written through a link: the
+    temp file is created new (``O_EXCL|O_NOFOLLOW``: a planted file or symbolic link of
+    that name is stepped over, never opened), its mode is set on its own descriptor, and
+    an existing ``path`` that is not a regular file (a symbolic link, a FIFO, a folder)
+    is refused, not replaced.
     """
     path = Path(path)
     # The temp name is chosen before the file exists and the file is created inside the
     # try, so an interrupt (Ctrl-C raises at any bytecode) can never leave a temp file
     # behind that nothing knows to remove.
-    tmp_path = path.parent / f".tq-{_HOST}-{os.getpid()}-{next(_counter)}.tmp"
+    tmp_path = _temp_name(path)
+    created = False
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # host + pid + counter is unique among live processes; a file already there can
-        # only be the leftover of a killed process whose pid came round again.
-        os.close(os.open(tmp_path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600))
+        refuse_non_regular(path)
+        for _ in range(_TEMP_TRIES):
+            try:
+                os.close(os.open(tmp_path, _CREATE, 0o600))
+                created = True
+                break
+            except FileExistsError:  # a killed run's leftover, or a planted link: not ours
+                tmp_path = _temp_name(path, secrets.randbits(62))  # no name to plant ahead
+        else:
+            raise OutputError(f"{path.parent}: cannot create a temp file (every name taken)")
         yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp_path, 0o666 & ~_umask())  # created 0600; outputs are shared data
+        fd = os.open(tmp_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced while we wrote
+                raise OutputError(f"{tmp_path}: was replaced by another file while written")
+            os.fsync(fd)
+            os.fchmod(fd, 0o666 & ~_umask())  # created 0600; outputs are shared data
+        finally:
+            os.close(fd)
+        refuse_non_regular(path)
         os.replace(tmp_path, path)
     except OSError as exc:
-        _discard(tmp_path)
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        if created:
+            _discard(tmp_path)
+        if isinstance(exc, OutputError):
+            raise
+        # where this one output cannot go (a file in place of its folder, a path over
+        # the limit) it fails alone; a full disk or a read-only folder stops the run
+        kind = OutputNameError if exc.errno in _NAME_ERRNOS else OutputError
+        raise kind(f"{shorten(str(path))}: cannot write ({exc.strerror or exc})") from None
     except BaseException:
-        _discard(tmp_path)
+        if created:
+            _discard(tmp_path)
         raise
+
+
+#: Errors that say one output's path cannot exist, not that nothing can be written.
+_NAME_ERRNOS = (errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENAMETOOLONG)
+
+
+def shorten(path: str, keep: int = 60) -> str:
+    """A path short enough for a one-line message (its start and end)."""
+    return path if len(path) <= 2 * keep + 1 else f"{path[:keep]}…{path[-keep:]}"
+
+
+#: How the temp file is made: new, never through a link, not inherited by children.
+_CREATE = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY | os.O_CLOEXEC
+#: Names tried before giving up (each taken one is another process's or planted).
+_TEMP_TRIES = 100
+
+
+def _temp_name(path: Path, number: int | None = None) -> Path:
+    number = next(_counter) if number is None else number
+    return path.parent / f".tq-{_HOST}-{os.getpid()}-{number}.tmp"
+
+
+def refuse_non_regular(path: Path) -> None:
+    """OutputError when ``path`` exists and is not a regular file: tokquant replaces
+    only files, never a symbolic link (whose target it would be trusting), a FIFO or a
+    folder that happens to sit where an output goes."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        from tokquant.storage.regular import what_it_is
+
+        raise OutputNameError(f"{shorten(str(path))}: exists and is {what_it_is(mode)}, not a "
+                              f"regular file; tokquant replaces only files (remove it or "
+                              f"choose another output)")  # fmt: skip
 
 
 def _discard(tmp_path: Path) -> None:

@@ -12,13 +12,16 @@ that notices and opens the new one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import socket
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 from tokquant.errors import OutputError
+from tokquant.storage.atomic import refuse_non_regular
 
 
 @contextlib.contextmanager
@@ -29,9 +32,17 @@ def exclusive(path: Path, busy: str) -> Iterator[None]:
     path = Path(path)
     while True:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            # never through a link, never blocking on a FIFO planted at the lock's name
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+                         | os.O_NONBLOCK, 0o644)  # fmt: skip
         except OSError as exc:
+            if exc.errno == errno.ELOOP:  # O_NOFOLLOW's answer for a symbolic link
+                refuse_non_regular(path)
             raise OutputError(f"{path.parent}: cannot write ({exc.strerror or exc})") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            refuse_non_regular(path)
+            raise OutputError(f"{path}: not a regular file")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -54,15 +54,21 @@ from tokquant.formats.corpus.manifest import (
     manifest_problems,
 )
 from tokquant.formats.corpus.merge import merge_parts
-from tokquant.formats.corpus.reader import MAX_OPEN_SHARDS, Corpus, Utterance, verify_corpus
+from tokquant.formats.corpus.reader import (
+    MAX_OPEN_SHARDS,
+    Corpus,
+    Utterance,
+    describe,
+    verify_corpus,
+)
 from tokquant.formats.corpus.shards import OpenShard, open_shard, shard_problems, write_shard
-from tokquant.formats.corpus.writer import CorpusWriter, plan_id
+from tokquant.formats.corpus.writer import CorpusWriter, plan_id, run_record
 from tokquant.storage.digest import file_sha256 as sha256_of
 
 __all__ = [
     "FORMAT", "FORMAT_VERSION", "MANIFEST", "MAX_NAME_BYTES", "MAX_OPEN_SHARDS",
     "SHARD_FORMAT", "Corpus", "CorpusWriter", "Entry", "Manifest", "OpenShard", "ShardRecord",
-    "Utterance", "check_key", "is_corpus", "is_corpus_file", "key_problem", "manifest_problems",
-    "merge_parts", "name_problem", "open_shard", "part_name", "plan_id", "sha256_of",
+    "Utterance", "check_key", "describe", "is_corpus", "is_corpus_file", "key_problem", "manifest_problems",
+    "merge_parts", "name_problem", "open_shard", "part_name", "plan_id", "run_record", "sha256_of",
     "shard_name", "shard_problems", "verify_corpus", "write_shard",
 ]  # fmt: skip

@@ -44,10 +44,17 @@ class ShardRecord:
     utterances: Any
     frames: Any
     entries: list[Entry]
+    #: Each entry's place in the order the encode read its inputs, where ranks wrote the
+    #: corpus (a rank's keys are every N-th unit, so shards alone do not give that
+    #: order); None for one rank, whose shards are in that order.
+    positions: list[int] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"file": self.file, "sha256": self.sha256, "utterances": self.utterances,
-                "frames": self.frames, "entries": [e.to_json() for e in self.entries]}  # fmt: skip
+        record = {"file": self.file, "sha256": self.sha256, "utterances": self.utterances,
+                  "frames": self.frames, "entries": [e.to_json() for e in self.entries]}  # fmt: skip
+        if self.positions is not None:
+            record["positions"] = self.positions
+        return record
 
 
 #: Fields of a rank's part that a merged manifest drops.
@@ -112,6 +119,7 @@ class Manifest:
                     s.get("utterances"),
                     s.get("frames"),
                     [Entry.from_json(e) for e in s["entries"]],
+                    s.get("positions"),
                 )
                 for s in data["shards"]
             ],  # fmt: skip
@@ -164,6 +172,12 @@ def _check_shard_record(path: Path, shard: Any) -> None:
         ):
             raise FormatError(f"{path}: manifest has a malformed utterance entry")
         check_key(entry[0])
+    positions = shard.get("positions")
+    if positions is not None and not (
+        isinstance(positions, list) and len(positions) == len(shard["entries"])
+        and all(_is_int(p, 0, 2**62) for p in positions)
+    ):  # fmt: skip
+        raise FormatError(f"{path}: manifest shard {name} has malformed positions")
 
 
 def _is_int(value: object, lo: int, hi: int) -> bool:

@@ -32,6 +32,10 @@ def merge_parts(root: Path, parts: Iterable[Path] | None = None) -> Manifest:
                               extra=extra)  # fmt: skip
         elif part.checkpoint_id != merged.checkpoint_id:
             raise InputError(f"{path}: made by another checkpoint than {paths[0]}")
+        elif part.extra.get("run") != merged.extra.get("run"):
+            raise InputError(f"{path}: a part of another run than {paths[0]} "
+                             f"({_difference(merged.extra.get('run'), part.extra.get('run'))}); "
+                             f"merge one run's parts, or encode every rank again")  # fmt: skip
         for shard in part.shards:
             if (Path(path).parent / shard.file).resolve().parent != root.resolve():
                 raise InputError(f"{path}: shard {shard.file} is not in {root}")
@@ -55,3 +59,13 @@ def merge_parts(root: Path, parts: Iterable[Path] | None = None) -> Manifest:
     assert merged is not None
     merged.write(root / MANIFEST)
     return merged
+
+
+def _difference(a: object, b: object) -> str:
+    """What tells two runs apart, in words."""
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return "one records no run, written by an older tokquant"
+    names = {"inputs": "other inputs", "checkpoint_id": "another checkpoint"}
+    differ = [names.get(k, f"{k} {a.get(k)!r} vs {b.get(k)!r}")
+              for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]  # fmt: skip
+    return ", ".join(differ) or "other settings"

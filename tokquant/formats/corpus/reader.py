@@ -128,3 +128,23 @@ def verify_corpus(root: Path) -> list[str]:
     for record in manifest.shards:
         problems += shard_problems(root, record, manifest)
     return problems
+
+
+def describe(root: Path) -> dict[str, object]:
+    """What a corpus folder holds, from its manifest alone (``tokquant info``)."""
+    root = Path(root)
+    manifest = Manifest.read(root / MANIFEST)
+    run = manifest.extra.get("run")
+    return {
+        "kind": "corpus",
+        "path": str(root),
+        "checkpoint_id": manifest.checkpoint_id,
+        "utterances": sum(len(s.entries) for s in manifest.shards),
+        "frames": sum(int(s.frames or 0) for s in manifest.shards),
+        "shards": len(manifest.shards),
+        "failures": len(manifest.failures),
+        "frame_rate": manifest.frame_rate,
+        "columns": manifest.columns,
+        "quantizer": manifest.quantizer,
+        "run": run if isinstance(run, dict) else None,
+    }

@@ -21,10 +21,22 @@ from tokquant.storage.digest import file_sha256 as sha256_of
 from tokquant.storage.lock import exclusive
 
 
-def plan_id(keys: list[str], shard_size: int, checkpoint_id: str, cards: list[int]) -> str:
-    """What identifies a resumable run: the same inputs, grouping, checkpoint, columns."""
-    blob = json.dumps([checkpoint_id, shard_size, keys, cards]).encode()
+def plan_id(keys: list[str], shard_size: int, checkpoint_id: str, cards: list[int],
+            run: object = None) -> str:  # fmt: skip
+    """What identifies a resumable run: the same inputs, grouping, checkpoint, columns,
+    and the run's settings (:func:`run_record`)."""
+    blob = json.dumps([checkpoint_id, shard_size, keys, cards] + ([run] if run else [])).encode()
     return hashlib.sha256(blob).hexdigest()
+
+
+def run_record(origins: list[tuple[str, str]], checkpoint_id: str, **settings: object
+               ) -> dict[str, object]:  # fmt: skip
+    """What defines a run across its ranks, recorded in every rank's part so that
+    ``merge`` joins only parts of one run: a digest of every input (all ranks' keys and
+    origins, in order), the checkpoint, and the settings that change codes or keys
+    (levels, beam, channels)."""
+    inputs = hashlib.sha256(json.dumps(origins).encode()).hexdigest()
+    return {"inputs": inputs, "checkpoint_id": checkpoint_id, **settings}
 
 
 @dataclass
@@ -48,6 +60,8 @@ class CorpusWriter:
     _todo: list[int] = field(default_factory=list)
     written: int = 0
     _lock: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    #: Each key's place among every rank's inputs (None: one rank, keys in that order).
+    positions: list[int] | None = None
 
     def __post_init__(self) -> None:
         done = {s.file for s in self.part.shards}
@@ -55,7 +69,8 @@ class CorpusWriter:
 
     @classmethod
     def open(cls, root: Path, header: Manifest, keys: list[str], *, shard_size: int,
-             rank: int, world: int, overwrite: bool) -> CorpusWriter:  # fmt: skip
+             rank: int, world: int, overwrite: bool,
+             positions: list[int] | None = None) -> CorpusWriter:  # fmt: skip
         """Start or resume a rank's part under ``root``, holding the rank's lock until
         :meth:`close` (use as a context manager). Refuses a part of another plan, files
         of another run of this rank (another world size), and a rank that another
@@ -78,14 +93,15 @@ class CorpusWriter:
         except BaseException:
             lock.close()
             raise
-        writer = cls(root, part, keys, shard_size, rank, world)
+        writer = cls(root, part, keys, shard_size, rank, world, positions=positions)
         writer._lock = lock
         return writer
 
     @staticmethod
     def _start_part(root: Path, header: Manifest, keys: list[str], shard_size: int,
                     rank: int, world: int, overwrite: bool) -> Manifest:  # fmt: skip
-        plan = plan_id(keys, shard_size, header.checkpoint_id, header.cardinalities)
+        plan = plan_id(keys, shard_size, header.checkpoint_id, header.cardinalities,
+                       header.extra.get("run"))  # fmt: skip
         part_path = root / part_name(rank, world)
         remove_stale_temp_files(root)
         mine = [*root.glob(f"manifest.rank{rank:05d}-of-*.json"),
@@ -157,13 +173,16 @@ class CorpusWriter:
     def _write(self, j: int) -> None:
         group, self._group = self._group, []
         name = shard_name(self.rank, j)
-        ok = [(e, c) for e, c, err in group if err is None]
+        first = j * self.shard_size
+        ok = [(first + i, e, c) for i, (e, c, err) in enumerate(group) if err is None]
         path = self.root / name
-        write_shard(path, [(e.key, c) for e, c in ok], checkpoint_id=self.part.checkpoint_id,
+        write_shard(path, [(e.key, c) for _, e, c in ok], checkpoint_id=self.part.checkpoint_id,
                     cardinalities=self.part.cardinalities)  # fmt: skip
-        entries = [Entry(e.key, e.source, int(c.shape[0]), e.channel) for e, c in ok]
+        entries = [Entry(e.key, e.source, int(c.shape[0]), e.channel) for _, e, c in ok]
+        positions = None if self.positions is None else [self.positions[i] for i, _, _ in ok]
         self.part.shards.append(ShardRecord(name, sha256_of(path), len(entries),
-                                            sum(e.frames for e in entries), entries))  # fmt: skip
+                                            sum(e.frames for e in entries), entries,
+                                            positions))  # fmt: skip
         self.part.failures += [[e.key, err] for e, _, err in group if err is not None]
         self.part.write(self.part_path)
         self.written += 1
