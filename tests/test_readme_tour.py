@@ -67,6 +67,7 @@ def test_the_tour_comparison_catches_drift_and_allows_a_cpus_last_bits():
         assert old in shown, old
         assert tour.drift(shown.replace(old, new), shown), old
 
+
 def test_the_readme_python_section_runs(tmp_path, monkeypatch, capsys):
     """Its first block, on a checkpoint of the demo's RVQ config (fewer steps)."""
     from tests.conftest import run_cli
