@@ -30,6 +30,8 @@ from tokquant.storage.regular import identity, open_regular
 
 #: Audio fields tried in this order when ``--audio-member`` is not given.
 AUDIO_FIELDS = ("flac", "wav", "mp3", "opus", "ogg", "m4a", "sph")
+#: Members up to this size are read whole; larger ones stream (memory stays bounded).
+WHOLE_MEMBER_BYTES = 32 << 20
 #: Tar files one pattern may name, at most (counted before anything is expanded).
 MAX_TARS = 100_000
 COMPRESSED_TARS = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar.zst")
@@ -178,8 +180,12 @@ class TarMember(Source):
     def open_audio(self) -> Iterator[Any]:
         from tokquant.audio.io import AudioReader
 
-        with self._opened() as member, AudioReader.from_bytes(member, self.origin) as reader:  # type: ignore[arg-type]
-            yield reader
+        with self._opened() as member:
+            # an utterance is read in one pread and decoded from memory; a member larger
+            # than that is decoded from the tar in the pieces libsndfile asks for
+            source = member.read() if self.size <= WHOLE_MEMBER_BYTES else member
+            with AudioReader.from_bytes(source, self.origin) as reader:  # type: ignore[arg-type]
+                yield reader
 
     def fetch(self) -> bytes:
         """The member's bytes, whole."""
