@@ -119,3 +119,12 @@ def train_logmel(root: Path, quantizer: str, *, train: str = "steps: 5, batch_fr
     res = run_cli("train", "-c", config, "-d", SAMPLES / "us_m", "-o", root / "m.safetensors")
     assert res.code == 0, res.err
     return root / "m.safetensors"
+
+
+@pytest.fixture(scope="session")
+def logmel_rvq(tmp_path_factory) -> Path:
+    """A small 40-mel RVQ checkpoint (3 levels of 32 codes) for the source and
+    hostile-input suites, trained once per session."""
+    return train_logmel(tmp_path_factory.mktemp("logmel-rvq"),
+                        "family: rvq, num_levels: 3, num_embeddings: 32",
+                        train="steps: 5, batch_frames: 256, kmeans_iters: 2")  # fmt: skip

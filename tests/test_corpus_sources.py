@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import SAMPLES, run_cli, train_logmel
+from tests.conftest import SAMPLES, run_cli
 from tests.test_hostile_round3 import one_error
 from tokquant.formats.corpus import Corpus, Manifest
 from tokquant.sources.segments import sample_at
@@ -28,10 +28,8 @@ def _key(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    return train_logmel(tmp_path_factory.mktemp("where"),
-                        "family: rvq, num_levels: 3, num_embeddings: 32",
-                        train="steps: 5, batch_frames: 256, kmeans_iters: 2")  # fmt: skip
+def ckpt(logmel_rvq) -> Path:
+    return logmel_rvq
 
 
 @pytest.fixture(scope="module")

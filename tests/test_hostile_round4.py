@@ -22,7 +22,7 @@ import soundfile as sf
 import torch
 
 import tokquant
-from tests.conftest import SAMPLES, run_cli, train_logmel, write_config
+from tests.conftest import SAMPLES, run_cli, write_config
 from tests.test_hostile import error_lines
 from tests.test_hostile_round3 import one_error
 from tokquant.formats.corpus import Corpus, Manifest
@@ -33,10 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    return train_logmel(tmp_path_factory.mktemp("round4"),
-                        "family: rvq, num_levels: 3, num_embeddings: 32",
-                        train="steps: 5, batch_frames: 256, kmeans_iters: 2")  # fmt: skip
+def ckpt(logmel_rvq) -> Path:
+    return logmel_rvq
 
 
 def _encode(ckpt: Path, out: Path, *inputs, extra=()):

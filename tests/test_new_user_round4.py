@@ -24,10 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    return train_logmel(tmp_path_factory.mktemp("users4"),
-                        "family: rvq, num_levels: 3, num_embeddings: 32",
-                        train="steps: 5, batch_frames: 256, kmeans_iters: 2")  # fmt: skip
+def ckpt(logmel_rvq) -> Path:
+    return logmel_rvq
 
 
 @pytest.fixture(scope="module")

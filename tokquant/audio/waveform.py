@@ -74,7 +74,7 @@ def check_channel(channel: Any, channels: int, *, what: str = "wave") -> int | s
                 f"channel=<index>, or channel='mix' to average them"
             )
         return None
-    if channel == "mix" and isinstance(channel, str):
+    if isinstance(channel, str) and channel == "mix":
         return "mix"
     if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)):
         raise ValueError(f"channel must be None, 'mix' or a channel index (int). Found: "

@@ -302,7 +302,7 @@ def _check_out(out: Path, info: dict[str, Any], overwrite: bool) -> None:
     """``out`` must be new, empty, or hold tokquant exports: of this split, this same
     export (a resume) or, with ``overwrite``, another one; of other splits, ones that
     share this export's format and options (they are kept), or with ``overwrite`` any
-    (their files are removed too, and the message says so first)."""
+    (their files are removed too; without it, the refusal says that they would be)."""
     check_output_dir(out)
     for folder in ("data", "parts"):  # an export writes into these: never through a link
         if (out / folder).is_symlink():

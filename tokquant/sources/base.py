@@ -170,17 +170,21 @@ class Failed(Source):
 
 def manifest_lines(path: Path) -> list[str]:
     """The lines of a manifest (wav.scp, segments, a TSV, a list), or one line saying
-    why not. Text is read as the tools that write manifests write it: UTF-8 (a leading
-    byte-order mark dropped), lines ending at ``\n`` alone (a ``\r`` before it
-    dropped), so a U+2028 or NEL inside a name stays part of the name."""
+    why not (see :func:`text_lines`)."""
     from tokquant.storage.regular import read_regular
 
-    data = read_regular(path)
+    return text_lines(read_regular(path), str(path))
+
+
+def text_lines(data: bytes, where: str) -> list[str]:
+    """Manifest text as the tools that write manifests write it: UTF-8 (a leading
+    byte-order mark dropped), lines ending at ``\n`` alone (a ``\r`` before it dropped),
+    so a U+2028 or NEL inside a name stays part of the name."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise InputError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x})") from None
+        raise InputError(f"{where}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x})") from None
     lines = text.removeprefix("\ufeff").split("\n")
     if lines and lines[-1] == "":
         lines.pop()

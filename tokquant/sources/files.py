@@ -21,7 +21,7 @@ from typing import Any
 from tokquant.errors import InputError
 from tokquant.formats.corpus import is_corpus_file
 from tokquant.formats.tokens import SUFFIX as TOKENS_SUFFIX
-from tokquant.sources.base import FileSource, Source, manifest_lines, strip_suffix
+from tokquant.sources.base import FileSource, Source, manifest_lines, strip_suffix, text_lines
 from tokquant.storage.atomic import shorten
 from tokquant.storage.regular import what_it_is
 
@@ -216,10 +216,7 @@ def _stdin_lines() -> list[str]:
     import sys
 
     data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
-    try:
-        return data.decode("utf-8").removeprefix("\ufeff").splitlines()
-    except UnicodeDecodeError:
-        raise InputError("-: the list on standard input is not UTF-8 text") from None
+    return text_lines(data, "-")
 
 
 def output_path(out_dir: Path, stem: Path, out_suffix: str) -> Path:

@@ -219,7 +219,6 @@ def saved_dataset_files(folder: Path) -> list[Path]:
     """The Arrow files a ``save_to_disk`` folder's ``state.json`` lists, in its order
     (``datasets`` reads those alone: a cache file that ``filter()`` wrote beside them,
     or a stray copy, is not part of the dataset)."""
-    from tokquant.storage.regular import read_regular
     from tokquant.storage.safe_json import loads
 
     state = loads(read_regular(folder / "state.json"), f"{folder / 'state.json'}")

@@ -308,12 +308,6 @@ def _next_archive(fh: Any, end: int, size: int) -> int:
     return size
 
 
-def tar_samples(tar: Path) -> dict[str, dict[str, tarfile.TarInfo]]:
-    """Each sample key's fields (lower-cased) and where their bytes lie, in member order,
-    from the tar's headers alone."""
-    return index_tar(tar).fields
-
-
 def _pick(members: dict[str, tarfile.TarInfo], audio_member: str | None) -> str | None:
     """The audio field: the one named (whole, as webdataset names fields: the part after
     the key's first dot), else the first of :data:`AUDIO_FIELDS` present, else a field
