@@ -357,9 +357,11 @@ def test_a_fifo_named_in_any_manifest_fails_in_one_line(tmp_path, ckpt, trained)
     os.mkfifo(fifo)
     ark = tmp_path / "pipe.ark"
     os.mkfifo(ark)
+    loop = tmp_path / "loop.flac"
+    loop.symlink_to(loop)
     cases = {
         "list": ("l.txt", f"{fifo}\n"),
-        "wavscp": ("wav.scp", f"u1 {fifo}\nu2 /dev/zero\nu3 {tmp_path}\n"),
+        "wavscp": ("wav.scp", f"u1 {fifo}\nu2 /dev/zero\nu3 {tmp_path}\nu4 {loop}\n"),
         "tsv": ("m.tsv", f"{tmp_path}\npipe.flac\t100\n"),
         "keyed": ("k.txt", f"u1\t{fifo}\n"),
         "featsscp": ("feats.scp", f"u1 {ark}:0\n"),
@@ -391,6 +393,7 @@ def test_a_fifo_named_in_any_manifest_fails_in_one_line(tmp_path, ckpt, trained)
         assert "FIFO" in err, (name, err)
     wavscp = results["wavscp"][1]
     assert "/dev/zero: a device, not a regular file" in wavscp and "a folder" in wavscp
+    assert "loop.flac: a symbolic link loop" in wavscp
 
 
 # 11, 15, 28. segment times in Kaldi's grammar, bounded ---------------------------------
