@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from tokquant.choices import CHANNEL_MODES, FEATURE_LAYOUTS
-from tokquant.cli._output import Output
 
 if TYPE_CHECKING:
-    from tokquant.tokenizer import Tokenizer
+    pass
 
 Device = Annotated[
     str,
@@ -92,9 +91,9 @@ Segments = Annotated[
 
 def source_options(audio_column: str, key_column: str | None, audio_member: str | None,
                    segments: Path | None) -> Any:  # fmt: skip
-    from tokquant.sources import SourceOptions
+    from tokquant.jobs.load import where_inputs_live
 
-    return SourceOptions(audio_column, key_column, audio_member, segments)
+    return where_inputs_live(audio_column, key_column, audio_member, segments)
 
 
 # encode's own options, kept here so the command reads as its list of names.
@@ -139,22 +138,3 @@ SslWeights = Annotated[
         "checkpoint recorded (checked against the sha256 it recorded).",
     ),
 ]
-
-
-def start(
-    checkpoint: Path, device: str, *, json_out: bool, quiet: bool,
-    ssl_weights: Path | None = None,
-) -> tuple[Output, Tokenizer]:  # fmt: skip
-    """What every command on a checkpoint begins with: its output, and the checkpoint's
-    tokenizer on ``--device`` (its SSL encoder read from ``ssl_weights`` when given)."""
-    from tokquant.api import load
-    from tokquant.errors import InputError
-
-    ui = Output(json_mode=json_out, quiet=quiet or json_out)
-    tok = load(checkpoint, device)
-    if ssl_weights is not None:
-        frontend = tok.config.frontend
-        if frontend.kind != "ssl":
-            raise InputError(f"--ssl-weights: {checkpoint} has no SSL front end ({frontend.kind})")
-        frontend.weights = str(ssl_weights)
-    return ui, tok

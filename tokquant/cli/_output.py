@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -94,9 +94,11 @@ class Output:
 
     @contextlib.contextmanager
     def tracker(self) -> Iterator[_Tracker]:
-        """A progress bar for a job (:class:`tokquant.jobs.report.Progress`)."""
-        with self.progress() as bar:
-            yield _Tracker(bar)
+        """A progress bar for a job (:class:`tokquant.jobs.report.Progress`), shown from
+        the job's first task on: a job that stops before it (a bad input, a missing
+        checkpoint) prints its one error line and nothing else."""
+        with contextlib.ExitStack() as stack:
+            yield _Tracker(lambda: stack.enter_context(self.progress()))
 
     def progress(self, *, with_metrics: bool = False) -> Progress:
         """A progress bar on stderr; ``with_metrics`` shows a task's ``metrics`` field."""
@@ -162,13 +164,16 @@ class Output:
 
 
 class _Tracker:
-    def __init__(self, bar: Progress) -> None:
-        self.bar = bar
+    def __init__(self, open_bar: Callable[[], Progress]) -> None:
+        self._open_bar = open_bar
+        self.bar: Progress | None = None
         self.task: Any = None
 
     def start(self, label: str, total: int) -> None:
+        if self.bar is None:
+            self.bar = self._open_bar()
         self.task = self.bar.add_task(escape(printable(label)), total=total)
 
     def advance(self, n: int = 1) -> None:
-        if self.task is not None and n:
+        if self.bar is not None and self.task is not None and n:
             self.bar.advance(self.task, n)

@@ -18,9 +18,8 @@ from tokquant.cli._options import (
     Quiet,
     Segments,
     SslWeights,
-    source_options,
-    start,
 )
+from tokquant.cli._output import Output
 
 
 def audit(
@@ -39,20 +38,19 @@ def audit(
 ) -> None:
     """Share of codes that stay the same when each input is encoded alone vs in a batch vs
     read in chunks (and CPU vs CUDA where a GPU is present). Writes nothing."""
-    from tokquant.jobs.audit import audit as run_audit
-    from tokquant.sources import sources_for
+    from tokquant.jobs import AuditJob
 
-    ui, tok = start(checkpoint, device, json_out=json_out, quiet=quiet,
-                     ssl_weights=ssl_weights)  # fmt: skip
-    where = source_options(audio_column, key_column, audio_member, segments)
-    items = sources_for(tok.config, inputs, channels=channels.value, outputs=False, options=where)
+    ui = Output(json_mode=json_out, quiet=quiet or json_out)
+    job = AuditJob(checkpoint, inputs, feature_layout=layout.value if layout else None,
+                   channels=channels.value, device=device, ssl_weights=ssl_weights,
+                   audio_column=audio_column, key_column=key_column, audio_member=audio_member,
+                   segments=segments)  # fmt: skip
     with ui.tracker() as progress:
-        report = run_audit(tok, items, progress=progress,
-                           layout=layout.value if layout else None)  # fmt: skip
+        report = job.run(progress)
     ui.failures(report.failures)
     overall = report.overall()
     if json_out:
-        ui.json({"checkpoint_id": tok.checkpoint_id, "inputs": report.rows, "overall": overall,
+        ui.json({"checkpoint_id": report.checkpoint_id, "inputs": report.rows, "overall": overall,
                  "failures": report.failures, "seconds": round(report.seconds, 3)})  # fmt: skip
     else:
         head = ["input", "frames", *(f"same {w}" for w in report.ways)]

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from tokquant.cli._options import CheckpointPath, Device, JsonOut, OutDir, Overwrite, Quiet, start
+from tokquant.cli._options import CheckpointPath, Device, JsonOut, OutDir, Overwrite, Quiet
+from tokquant.cli._output import Output
 
 
 def decode(
@@ -34,14 +35,11 @@ def decode(
     quiet: Quiet = False,
 ) -> None:
     """Decode token files back into features (.npy files of frames x dim) or audio."""
-    from tokquant.jobs import decode as job
-    from tokquant.jobs.targets import ensure_output_dir
+    from tokquant.jobs import DecodeJob
 
-    ui, tok = start(checkpoint, device, json_out=json_out, quiet=quiet)
-    ensure_output_dir(out)
-    sources = job.token_sources(tok, tokens)
-    job.check_decode_options(tok, audio=audio, levels=levels)
+    ui = Output(json_mode=json_out, quiet=quiet or json_out)
+    job = DecodeJob(checkpoint, tokens, out, audio=audio, levels=levels, overwrite=overwrite,
+                    device=device)  # fmt: skip
     with ui.tracker() as progress:
-        report = job.to_files(tok, sources, out, audio=audio, levels=levels,
-                              overwrite=overwrite, progress=progress)  # fmt: skip
+        report = job.run(progress)
     ui.summary(report, "decode", json_out=json_out)

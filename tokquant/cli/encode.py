@@ -27,9 +27,8 @@ from tokquant.cli._options import (
     ShardSize,
     SslWeights,
     Workers,
-    source_options,
-    start,
 )
+from tokquant.cli._output import Output
 
 
 def encode(
@@ -62,33 +61,20 @@ def encode(
     Running it again skips what is done: existing token files, or finished shards of a
     corpus (a killed run resumes where it stopped, with the same bytes in the end).
     """
-    from tokquant.jobs import encode as job
-    from tokquant.jobs.ranks import rank_items, resolve_rank
-    from tokquant.jobs.targets import ensure_output_dir
-    from tokquant.sources import sources_for
+    from tokquant.jobs import EncodeJob
 
-    ui, tok = start(checkpoint, device, json_out=json_out, quiet=quiet,
-                     ssl_weights=ssl_weights)  # fmt: skip
-    where = source_options(audio_column, key_column, audio_member, segments)
-    items = sources_for(tok.config, inputs, channels=channels.value, options=where)
-    rank, world = resolve_rank(num_shards, shard_index)
-    ensure_output_dir(out)
-    options = job.EncodeOptions(
-        layout=layout.value if layout else None, batch_frames=batch_frames,
-        workers=workers, chunk_seconds=chunk_seconds, levels=levels, beam=beam,
-        overwrite=overwrite, channels=channels.value,
+    ui = Output(json_mode=json_out, quiet=quiet or json_out)
+    job = EncodeJob(
+        checkpoint, inputs, out, shards=shards, shard_size=shard_size, num_shards=num_shards,
+        shard_index=shard_index, levels=levels, beam=beam,
+        feature_layout=layout.value if layout else None, channels=channels.value,
+        batch_frames=batch_frames, workers=workers, chunk_seconds=chunk_seconds,
+        overwrite=overwrite, device=device, ssl_weights=ssl_weights, audio_column=audio_column,
+        key_column=key_column, audio_member=audio_member, segments=segments,
     )  # fmt: skip
-    options.check(tok)
     with ui.tracker() as progress:
-        if shards:
-            report = job.to_corpus(tok, items, out, options, rank=rank, world=world,
-                                   shard_size=shard_size, progress=progress)  # fmt: skip
-        else:
-            report = job.to_files(tok, rank_items(items, rank, world), out, options,
-                                  progress=progress)  # fmt: skip
+        report = job.run(progress)
+    rank, world = report.extra["rank"], report.extra["world_size"]
     if shards and world > 1:
         ui.note(f"rank {rank} of {world} done; run `tokquant merge {out}` when all ranks are")
-    report.extra = {"rank": rank, "world_size": world, **report.extra}
-    columns, bits = job.bits_per_frame(tok, levels)
-    ui.summary(report, "encode", json_out=json_out,
-               columns={"tokens": report.frames * columns, "bits_per_frame": bits})  # fmt: skip
+    ui.summary(report, "encode", json_out=json_out, columns=report.columns)

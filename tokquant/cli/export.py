@@ -52,15 +52,13 @@ def export(
     quiet: Quiet = False,
 ) -> None:
     """Export a corpus into the files LM trainers read; a re-run resumes where it stopped."""
-    from tokquant.jobs import export as job
+    from tokquant.jobs import ExportJob
 
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
-    options = job.ExportOptions(to=to.value, layout=layout.value, offsets=offsets, dedup=dedup,
-                            metadata=metadata, split=split, workers=workers,
-                            overwrite=overwrite)  # fmt: skip
-    plan = job.plan(corpus, out, options)
+    job = ExportJob(corpus, out, to=to.value, layout=layout.value, offsets=offsets, dedup=dedup,
+                    metadata=metadata, split=split, workers=workers, overwrite=overwrite)  # fmt: skip
     with ui.tracker() as progress:
-        report = job.run(plan, progress=progress)
+        report = job.run(progress)
     extra = report.extra
     if extra["encode_failures"]:
         ui.warn(f"{extra['encode_failures']} utterance(s) failed at encode and are not in "

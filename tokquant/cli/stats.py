@@ -19,8 +19,6 @@ from tokquant.cli._options import (
     Quiet,
     Segments,
     SslWeights,
-    source_options,
-    start,
 )
 from tokquant.cli._output import Output
 from tokquant.errors import InputError
@@ -54,21 +52,20 @@ def stats(
     quiet: Quiet = False,
 ) -> None:
     """Per column (RVQ level or bit group): usage, dead codes, entropy, perplexity."""
-    from tokquant.jobs.decode import token_sources
-    from tokquant.jobs.stats import collect
+    from tokquant.jobs import StatsJob
 
-    ui, tok = start(checkpoint, device, json_out=json_out, quiet=quiet,
-                     ssl_weights=ssl_weights)  # fmt: skip
-    sources = token_sources(tok, tokens)
+    ui = Output(json_mode=json_out, quiet=quiet or json_out)
+    job = StatsJob(checkpoint, tokens, features=features, top=top,
+                   feature_layout=layout.value if layout else None, device=device,
+                   ssl_weights=ssl_weights, audio_column=audio_column, key_column=key_column,
+                   audio_member=audio_member, segments=segments)  # fmt: skip
     with ui.tracker() as progress:
-        where = source_options(audio_column, key_column, audio_member, segments)
-        report = collect(tok, sources, features=features, top=top, progress=progress, where=where,
-                         layout=layout.value if layout else None)  # fmt: skip
+        report = job.run(progress)
     if plot is not None:
         _plot_usage(plot, report.usage, report.columns)
     ui.failures(report.failures)
     if json_out:
-        ui.json(_as_json(tok.checkpoint_id, report))
+        ui.json(_as_json(report.checkpoint_id, report))
     else:
         _print_tables(ui, report)
     if report.failures:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,6 +37,7 @@ class AuditReport:
     rows: list[dict] = field(default_factory=list)  # {"input", "frames", way: share}
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    checkpoint_id: str | None = None
 
     def overall(self) -> dict[str, float]:
         frames = sum(r["frames"] for r in self.rows)
@@ -94,3 +96,38 @@ def _other_device(tok: Tokenizer) -> tuple[str, Tokenizer] | None:
         return None
     there = torch.device("cpu") if tok.device.type == "cuda" else torch.device("cuda")
     return there.type, copy.deepcopy(tok).to(there)
+
+
+@dataclass
+class AuditJob:
+    """``tokquant audit``: do the checkpoint's codes for ``inputs`` depend on batching,
+    chunking or the device? Writes nothing.
+
+    Example:
+        >>> AuditJob("model.safetensors", ["wavs/"]).run().overall()
+    """
+
+    checkpoint: str | Path
+    inputs: list[str | Path]
+    feature_layout: str | None = None
+    channels: str = "mix"
+    device: str = "cpu"
+    ssl_weights: str | Path | None = None
+    audio_column: str = "audio"
+    key_column: str | None = None
+    audio_member: str | None = None
+    segments: str | Path | None = None
+
+    def run(self, progress: Progress | None = None) -> AuditReport:
+        """The report, its ``checkpoint_id`` set; per-input failures are in it."""
+        from tokquant.jobs.load import open_tokenizer, where_inputs_live
+        from tokquant.sources import sources_for
+
+        tok = open_tokenizer(self.checkpoint, self.device, self.ssl_weights)
+        where = where_inputs_live(self.audio_column, self.key_column, self.audio_member,
+                                  self.segments)  # fmt: skip
+        items = sources_for(tok.config, [Path(p) for p in self.inputs], channels=self.channels,
+                            outputs=False, options=where)  # fmt: skip
+        report = audit(tok, items, progress=progress, layout=self.feature_layout)
+        report.checkpoint_id = tok.checkpoint_id
+        return report

@@ -178,3 +178,33 @@ def run_each(
         progress.advance()
     report.seconds = time.perf_counter() - start
     return report
+
+
+@dataclass
+class DecodeJob:
+    """``tokquant decode``: token files, folders, lists or corpora -> ``.npy`` features
+    (or with ``audio`` Griffin-Lim wavs) under ``out``, mirroring their keys.
+
+    Example:
+        >>> DecodeJob("model.safetensors", ["tokens/"], "features/").run()
+    """
+
+    checkpoint: str | Path
+    tokens: list[str | Path]
+    out: str | Path
+    audio: bool = False
+    levels: int | None = None
+    overwrite: bool = False
+    device: str = "cpu"
+
+    def run(self, progress: Progress | None = None) -> RunReport:
+        from tokquant.jobs.load import open_tokenizer
+        from tokquant.jobs.targets import ensure_output_dir
+
+        tok = open_tokenizer(self.checkpoint, self.device)
+        out = Path(self.out)
+        ensure_output_dir(out)
+        sources = token_sources(tok, [Path(p) for p in self.tokens])
+        check_decode_options(tok, audio=self.audio, levels=self.levels)
+        return to_files(tok, sources, out, audio=self.audio, levels=self.levels,
+                        overwrite=self.overwrite, progress=progress)  # fmt: skip

@@ -292,3 +292,68 @@ def to_corpus(
     report.failures = [f"{key}: {message}" for key, message in part.failures]
     report.extra = {"shards_written": writer.written, "shards_resumed": writer.resumed}
     return report
+
+
+@dataclass
+class EncodeJob:
+    """``tokquant encode``: inputs -> token files under ``out``, or with ``shards`` this
+    rank's share of a sharded corpus (resumable). Defaults are the CLI's.
+
+    Example:
+        >>> EncodeJob("model.safetensors", ["wavs/"], "tokens/", shards=True).run()
+    """
+
+    checkpoint: str | Path
+    inputs: list[str | Path]
+    out: str | Path
+    shards: bool = False
+    shard_size: int = 1000
+    #: ranks: None takes torchrun's or SLURM's environment, else one rank
+    num_shards: int | None = None
+    shard_index: int | None = None
+    levels: int | None = None
+    beam: int | None = None
+    feature_layout: str | None = None
+    channels: str = "mix"
+    batch_frames: int = DEFAULT_BATCH_FRAMES
+    workers: int = 2
+    chunk_seconds: float = 30.0
+    overwrite: bool = False
+    device: str = "cpu"
+    ssl_weights: str | Path | None = None
+    audio_column: str = "audio"
+    key_column: str | None = None
+    audio_member: str | None = None
+    segments: str | Path | None = None
+
+    def run(self, progress: Progress | None = None) -> RunReport:
+        """Encode; the report's ``columns`` hold the tokens written and bits per frame,
+        its ``extra`` the rank (and with ``shards`` the shards written and resumed)."""
+        from tokquant.jobs.load import open_tokenizer, where_inputs_live
+        from tokquant.jobs.ranks import resolve_rank
+        from tokquant.jobs.targets import ensure_output_dir
+        from tokquant.sources import sources_for
+
+        tok = open_tokenizer(self.checkpoint, self.device, self.ssl_weights)
+        where = where_inputs_live(self.audio_column, self.key_column, self.audio_member,
+                                  self.segments)  # fmt: skip
+        items = sources_for(tok.config, [Path(p) for p in self.inputs], channels=self.channels,
+                            options=where)  # fmt: skip
+        rank, world = resolve_rank(self.num_shards, self.shard_index)
+        out = Path(self.out)
+        ensure_output_dir(out)
+        options = EncodeOptions(
+            layout=self.feature_layout, batch_frames=self.batch_frames, workers=self.workers,
+            chunk_seconds=self.chunk_seconds, levels=self.levels, beam=self.beam,
+            overwrite=self.overwrite, channels=self.channels,
+        )  # fmt: skip
+        options.check(tok)
+        if self.shards:
+            report = to_corpus(tok, items, out, options, rank=rank, world=world,
+                               shard_size=self.shard_size, progress=progress)  # fmt: skip
+        else:
+            report = to_files(tok, rank_items(items, rank, world), out, options, progress)
+        report.extra = {"rank": rank, "world_size": world, **report.extra}
+        columns, bits = bits_per_frame(tok, self.levels)
+        report.columns = {"tokens": report.frames * columns, "bits_per_frame": bits}
+        return report

@@ -169,6 +169,37 @@ def run(plan: ExportPlan, *, progress: Progress | None = None) -> RunReport:
     return report
 
 
+@dataclass
+class ExportJob:
+    """``tokquant export``: a corpus into the files LM trainers read (Parquet, WebDataset
+    tars, fairseq km), resumable; several splits may share ``out``.
+
+    Example:
+        >>> ExportJob("tokens/", "tokens-hf", to="parquet", layout="delay", offsets=True).run()
+    """
+
+    corpus: str | Path
+    out: str | Path
+    to: str
+    layout: str = "parallel"
+    offsets: bool = False
+    dedup: bool = False
+    metadata: str | Path | None = None
+    split: str = "train"
+    workers: int | None = None
+    overwrite: bool = False
+
+    def run(self, progress: Progress | None = None) -> RunReport:
+        """Export; the report's ``extra`` holds the vocabulary, pad id, bytes written,
+        utterances, encode failures and (with ``metadata``) what was joined."""
+        options = ExportOptions(to=self.to, layout=self.layout, offsets=self.offsets,
+                                dedup=self.dedup,
+                                metadata=None if self.metadata is None else Path(self.metadata),
+                                split=self.split, workers=self.workers,
+                                overwrite=self.overwrite)  # fmt: skip
+        return run(plan(Path(self.corpus), Path(self.out), options), progress=progress)
+
+
 def export(
     root: Path, out: Path, options: ExportOptions, *, progress: Progress | None = None
 ) -> RunReport:

@@ -21,6 +21,8 @@ class RunReport:
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Numbers a job adds to its summary table and its JSON alike (encode: tokens, bits).
+    columns: dict[str, Any] = field(default_factory=dict)
 
 
 class Progress(Protocol):

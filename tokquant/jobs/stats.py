@@ -24,6 +24,7 @@ class StatsReport:
     columns: list[ColumnStats]
     reconstruction: ReconstructionAccumulator | None
     failures: list[str] = field(default_factory=list)
+    checkpoint_id: str | None = None
 
 
 def collect(
@@ -88,3 +89,41 @@ def _paired_features(reader: FeatureReader, item: Source, source: TokenSource,
     if item.stem(input_suffixes(reader.config)).name != name:
         raise InputError(f"{item.origin}: does not pair with {source.label} (names differ)")
     return reader.whole(item.with_channel(channel))
+
+
+@dataclass
+class StatsJob:
+    """``tokquant stats``: codebook usage of token files, folders, lists or corpora, and
+    with ``features`` (the encoded inputs) the reconstruction error.
+
+    Example:
+        >>> report = StatsJob("model.safetensors", ["tokens/"], features=["wavs/"]).run()
+        >>> [c.usage for c in report.columns]
+    """
+
+    checkpoint: str | Path
+    tokens: list[str | Path]
+    features: list[str | Path] | None = None
+    top: int = 5
+    feature_layout: str | None = None
+    device: str = "cpu"
+    ssl_weights: str | Path | None = None
+    audio_column: str = "audio"
+    key_column: str | None = None
+    audio_member: str | None = None
+    segments: str | Path | None = None
+
+    def run(self, progress: Progress | None = None) -> StatsReport:
+        """The report, its ``checkpoint_id`` set; per-source failures are in it."""
+        from tokquant.jobs.decode import token_sources
+        from tokquant.jobs.load import open_tokenizer, where_inputs_live
+
+        tok = open_tokenizer(self.checkpoint, self.device, self.ssl_weights)
+        sources = token_sources(tok, [Path(p) for p in self.tokens])
+        where = where_inputs_live(self.audio_column, self.key_column, self.audio_member,
+                                  self.segments)  # fmt: skip
+        features = None if self.features is None else [Path(p) for p in self.features]
+        report = collect(tok, sources, features=features, top=self.top, progress=progress,
+                         where=where, layout=self.feature_layout)  # fmt: skip
+        report.checkpoint_id = tok.checkpoint_id
+        return report
