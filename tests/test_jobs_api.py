@@ -75,3 +75,19 @@ def test_a_job_refuses_with_the_clis_one_line(tmp_path, logmel_rvq):
         EncodeJob(logmel_rvq, [tmp_path / "nope"], tmp_path / "o").run()
     res = run_cli("encode", logmel_rvq, tmp_path / "nope", "-o", tmp_path / "o")
     assert res.code == 2 and res.err.count("\n") == 1 and "no such file or folder" in res.err
+
+
+def test_train_job_writes_the_clis_checkpoint(tmp_path):
+    from tokquant.jobs import TrainJob
+
+    config = Path(__file__).resolve().parent.parent / "configs" / "logmel-rvq-8x1024.yaml"
+    args = ["-c", config, "-d", INPUTS, "--steps", "3", "--batch-frames", "512"]
+    res = run_cli("train", *args, "-o", tmp_path / "cli.safetensors", "--json")
+    assert res.code == 0, res.err
+    report = silent(TrainJob(config, [INPUTS], tmp_path / "py.safetensors", steps=3,
+                             batch_frames=512))  # fmt: skip
+    assert (tmp_path / "py.safetensors").read_bytes() == (tmp_path / "cli.safetensors").read_bytes()
+    cli = json.loads(res.out)
+    assert report.summary["checkpoint_id"] == cli["checkpoint_id"] and report.rank == 0
+    assert {k: v for k, v in report.summary.items() if k not in ("seconds", "checkpoint")} == {
+        k: v for k, v in cli.items() if k not in ("seconds", "checkpoint")}  # fmt: skip

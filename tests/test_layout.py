@@ -131,3 +131,13 @@ def test_each_family_params_are_its_constructor_arguments(family):
     signature = inspect.signature(QUANTIZERS[family].__init__).parameters
     runtime_only = {"self", "chunk_elements", "search"}  # not part of the model
     assert set(signature) - runtime_only == set(fields)
+
+
+def test_the_cli_reaches_the_library_only_through_jobs():
+    """A command builds a job request and prints its report (issue 31): ``tokquant.cli``
+    imports nothing of tokquant but ``tokquant.jobs``, its errors and its choices."""
+    allowed = ("tokquant.cli", "tokquant.jobs", "tokquant.errors", "tokquant.choices")
+    reached = {target for name, targets in import_graph().items() if name.startswith("tokquant.cli")
+               for target in targets}  # fmt: skip
+    outside = sorted(t for t in reached if t != "tokquant" and not t.startswith(allowed))
+    assert "tokquant.jobs" in reached and not outside, outside

@@ -93,12 +93,14 @@ class Output:
             self.failure(message if count == 1 else f"{message} ({count} inputs)")
 
     @contextlib.contextmanager
-    def tracker(self) -> Iterator[_Tracker]:
+    def tracker(self, *, with_metrics: bool = False) -> Iterator[_Tracker]:
         """A progress bar for a job (:class:`tokquant.jobs.report.Progress`), shown from
         the job's first task on: a job that stops before it (a bad input, a missing
-        checkpoint) prints its one error line and nothing else."""
+        checkpoint) prints its one error line and nothing else. It also prints a job's
+        notes, and with ``with_metrics`` each step's metrics (training)."""
         with contextlib.ExitStack() as stack:
-            yield _Tracker(lambda: stack.enter_context(self.progress()))
+            yield _Tracker(lambda: stack.enter_context(self.progress(with_metrics=with_metrics)),
+                           self.note)  # fmt: skip
 
     def progress(self, *, with_metrics: bool = False) -> Progress:
         """A progress bar on stderr; ``with_metrics`` shows a task's ``metrics`` field."""
@@ -164,15 +166,22 @@ class Output:
 
 
 class _Tracker:
-    def __init__(self, open_bar: Callable[[], Progress]) -> None:
+    def __init__(self, open_bar: Callable[[], Progress], note: Callable[[str], None]) -> None:
         self._open_bar = open_bar
+        self.note = note
         self.bar: Progress | None = None
         self.task: Any = None
 
     def start(self, label: str, total: int) -> None:
         if self.bar is None:
             self.bar = self._open_bar()
-        self.task = self.bar.add_task(escape(printable(label)), total=total)
+        self.task = self.bar.add_task(escape(printable(label)), total=total, metrics="")
+
+    def update(self, completed: int, metrics: dict[str, float]) -> None:
+        """A training step done, with its metrics shown beside the bar."""
+        if self.bar is not None and self.task is not None:
+            shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+            self.bar.update(self.task, completed=completed, metrics=shown)
 
     def advance(self, n: int = 1) -> None:
         if self.bar is not None and self.task is not None and n:

@@ -28,22 +28,11 @@ def import_checkpoint(
     json_out: JsonOut = False,
 ) -> None:
     """Turn a peer's RVQ into a tokquant checkpoint whose codes equal the peer's."""
-    from tokquant.errors import OutputError
-    from tokquant.formats.checkpoint import save_checkpoint
-    from tokquant.importers import import_rvq, tokenizer_for
-    from tokquant.storage.torch_load import load_state_dict
+    from tokquant.jobs import ImportJob
 
     ui = Output(json_mode=json_out)
-    if out.exists() and out.resolve() == state_dict.resolve():
-        raise OutputError(f"{out}: output path equals the input")
-    if out.exists() and not overwrite:
-        raise OutputError(f"{out}: exists; pass --overwrite to replace it")
-    rvq = import_rvq(kind.value, load_state_dict(state_dict))
-    tokenizer = tokenizer_for(rvq, frame_rate)
-    ckpt_id = save_checkpoint(
-        tokenizer, out, {"imported_from": kind.value, "source": str(state_dict)}
-    )
-    summary = {"checkpoint": str(out), "checkpoint_id": ckpt_id, **rvq.config()}
+    summary = ImportJob(kind.value, state_dict, out, frame_rate=frame_rate,
+                        overwrite=overwrite).run()  # fmt: skip
     if json_out:
         ui.json(summary)
     else:

@@ -20,17 +20,10 @@ def merge(
     json_out: JsonOut = False,
 ) -> None:
     """Write CORPUS/manifest.json from the rank manifests (all ranks must have finished)."""
-    from tokquant.formats.corpus import merge_parts
+    from tokquant.jobs import MergeJob
 
     ui = Output(json_mode=json_out)
-    merged = merge_parts(corpus, parts)
-    summary = {
-        "corpus": str(corpus),
-        "shards": len(merged.shards),
-        "utterances": sum(s.utterances for s in merged.shards),
-        "frames": sum(s.frames for s in merged.shards),
-        "failures": len(merged.failures),
-    }
+    summary = MergeJob(corpus, parts).run()
     if json_out:
         ui.json(summary)
     else:

@@ -21,7 +21,6 @@ from tokquant.cli._options import (
     SslWeights,
 )
 from tokquant.cli._output import Output
-from tokquant.errors import InputError
 
 
 def stats(
@@ -55,14 +54,12 @@ def stats(
     from tokquant.jobs import StatsJob
 
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
-    job = StatsJob(checkpoint, tokens, features=features, top=top,
+    job = StatsJob(checkpoint, tokens, features=features, top=top, plot=plot,
                    feature_layout=layout.value if layout else None, device=device,
                    ssl_weights=ssl_weights, audio_column=audio_column, key_column=key_column,
                    audio_member=audio_member, segments=segments)  # fmt: skip
     with ui.tracker() as progress:
         report = job.run(progress)
-    if plot is not None:
-        _plot_usage(plot, report.usage, report.columns)
     ui.failures(report.failures)
     if json_out:
         ui.json(_as_json(report.checkpoint_id, report))
@@ -103,31 +100,6 @@ def _print_tables(ui: Output, report) -> None:
                  ["frames", "MSE", "SNR", "cosine", "SNR normalised"],
                  [[r.frames, f"{r.mse:.5g}", _db(r.snr_db), f"{r.cosine:.4f}",
                    _db(r.normalized_snr_db)]])  # fmt: skip
-
-
-def _plot_usage(path: Path, usage, columns) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise InputError("--plot needs matplotlib: pip install 'tokquant[plot]'") from None
-    from tokquant.storage.atomic import atomic_path
-
-    fig, axes = plt.subplots(len(columns), 1, figsize=(8, 2.2 * len(columns)), squeeze=False)
-    for g, (ax, col) in enumerate(zip(axes[:, 0], columns, strict=True)):
-        values, counts = usage.histogram(g)
-        ax.bar(values, counts, width=max(1.0, col.cardinality / 400), color="tab:blue")
-        ax.set_xlim(-0.5, col.cardinality - 0.5)
-        ax.set_title(f"{col.name}: {col.used}/{col.cardinality} used, "
-                     f"{col.entropy_bits:.2f} bits", fontsize=9)  # fmt: skip
-        ax.set_ylabel("count")
-    axes[-1, 0].set_xlabel("code")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
 
 
 def _db(value: float | None) -> str:

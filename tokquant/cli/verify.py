@@ -16,23 +16,11 @@ def verify(
     json_out: JsonOut = False,
 ) -> None:
     """Checksums, utterance and frame counts, keys, offsets, every code in range."""
-    from tokquant.errors import InputError
-    from tokquant.formats.corpus import MANIFEST, Manifest, is_corpus, verify_corpus
+    from tokquant.jobs import VerifyJob
 
     ui = Output(json_mode=json_out)
-    if not is_corpus(corpus):
-        raise InputError(f"{corpus}: not a corpus folder (no {MANIFEST})")
-    problems = verify_corpus(corpus)
-    manifest = Manifest.read(corpus / MANIFEST)
-    summary = {
-        "corpus": str(corpus),
-        "shards": len(manifest.shards),
-        "utterances": sum(len(s.entries) for s in manifest.shards),
-        "frames": sum(e.frames for _, _, e in manifest.entries()),
-        "checkpoint_id": manifest.checkpoint_id,
-        "problems": problems,
-        "ok": not problems,
-    }
+    summary = VerifyJob(corpus).run()
+    problems = summary["problems"]
     if json_out:
         ui.json(summary)
     else:

@@ -25,6 +25,12 @@ _LAZY = {
     "StatsJob": "tokquant.jobs.stats",
     "AuditJob": "tokquant.jobs.audit",
     "ExportJob": "tokquant.jobs.export",
+    "TrainJob": "tokquant.jobs.train",
+    "TrainReport": "tokquant.jobs.train",
+    "InfoJob": "tokquant.jobs.inspect",
+    "VerifyJob": "tokquant.jobs.inspect",
+    "MergeJob": "tokquant.jobs.inspect",
+    "ImportJob": "tokquant.jobs.inspect",
     "RunReport": "tokquant.jobs.report",
     "StatsReport": "tokquant.jobs.stats",
     "AuditReport": "tokquant.jobs.audit",
@@ -37,8 +43,10 @@ if TYPE_CHECKING:
     from tokquant.jobs.decode import DecodeJob  # noqa: F401
     from tokquant.jobs.encode import EncodeJob  # noqa: F401
     from tokquant.jobs.export import ExportJob  # noqa: F401
+    from tokquant.jobs.inspect import ImportJob, InfoJob, MergeJob, VerifyJob  # noqa: F401
     from tokquant.jobs.report import RunReport  # noqa: F401
     from tokquant.jobs.stats import StatsJob, StatsReport  # noqa: F401
+    from tokquant.jobs.train import TrainJob, TrainReport  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

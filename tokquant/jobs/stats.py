@@ -105,6 +105,8 @@ class StatsJob:
     tokens: list[str | Path]
     features: list[str | Path] | None = None
     top: int = 5
+    #: a PNG of each column's usage histogram (needs matplotlib)
+    plot: str | Path | None = None
     feature_layout: str | None = None
     device: str = "cpu"
     ssl_weights: str | Path | None = None
@@ -126,4 +128,32 @@ class StatsJob:
         report = collect(tok, sources, features=features, top=self.top, progress=progress,
                          where=where, layout=self.feature_layout)  # fmt: skip
         report.checkpoint_id = tok.checkpoint_id
+        if self.plot is not None:
+            plot_usage(Path(self.plot), report.usage, report.columns)
         return report
+
+
+def plot_usage(path: Path, usage: UsageCounter, columns: list[ColumnStats]) -> None:
+    """A bar chart of each column's code counts, written atomically as a PNG."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InputError("--plot needs matplotlib: pip install 'tokquant[plot]'") from None
+    from tokquant.storage.atomic import atomic_path
+
+    fig, axes = plt.subplots(len(columns), 1, figsize=(8, 2.2 * len(columns)), squeeze=False)
+    for g, (ax, col) in enumerate(zip(axes[:, 0], columns, strict=True)):
+        values, counts = usage.histogram(g)
+        ax.bar(values, counts, width=max(1.0, col.cardinality / 400), color="tab:blue")
+        ax.set_xlim(-0.5, col.cardinality - 0.5)
+        ax.set_title(f"{col.name}: {col.used}/{col.cardinality} used, "
+                     f"{col.entropy_bits:.2f} bits", fontsize=9)  # fmt: skip
+        ax.set_ylabel("count")
+    axes[-1, 0].set_xlabel("code")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,149 @@
+"""The small jobs on files that exist: ``info`` (what a file is), ``verify`` (is a corpus
+sound), ``merge`` (join rank parts) and ``import`` (a peer's RVQ as a checkpoint). Each
+returns the summary the CLI prints, as a dict (also its ``--json``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tokquant.errors import FormatError, InputError, OutputError
+from tokquant.storage.safe_json import loads as json_loads
+
+
+@dataclass
+class InfoJob:
+    """What a checkpoint, a token file or a corpus folder is: kind, ids, config, shapes."""
+
+    path: str | Path
+
+    def run(self) -> dict[str, Any]:
+        from tokquant.formats import checkpoint as ckpt_format
+        from tokquant.formats import corpus as corpus_format
+        from tokquant.formats import tokens as tokens_format
+
+        file = Path(self.path)
+        if file.is_dir() and not corpus_format.is_corpus(file):
+            unmerged = any(file.glob("manifest.rank*-of-*.json"))
+            raise InputError(f"{file}: an unmerged corpus; run `tokquant merge {file}` first"
+                             if unmerged else f"{file}: is a folder; info describes a "
+                             f"checkpoint, a token file or a corpus folder")  # fmt: skip
+        if not file.is_dir() and not file.is_file():
+            raise InputError(f"{file}: file not found")
+        kind = "corpus" if file.is_dir() else _sniff(file)
+        if kind == "corpus":
+            return corpus_format.describe(file)
+        if kind == tokens_format.FORMAT:
+            tok = tokens_format.read_tokens(file)
+            return {
+                "kind": "tokens", "path": str(file), "format_version": tok.format_version,
+                "tokquant_version": tok.tokquant_version, "checkpoint_id": tok.checkpoint_id,
+                "source": tok.source, "channel": tok.channel, "num_frames": tok.num_frames,
+                "frame_rate": tok.frame_rate, "columns": tok.columns, "quantizer": tok.quantizer,
+            }  # fmt: skip
+        if kind == ckpt_format.FORMAT or file.suffix == ".pt":
+            meta = ckpt_format.read_checkpoint_metadata(file)
+            return {
+                "kind": "checkpoint", "path": str(file), "id": ckpt_format.file_sha256(file),
+                "config": meta["config"],
+                "summary": {k: v for k, v in meta["summary"].items() if k != "history"},
+                "tensors": meta["tensors"],
+                "parameters": sum(_numel(s) for s in meta["tensors"].values()),
+            }  # fmt: skip
+        raise FormatError(f"{file}: neither a tokquant checkpoint nor a token file")
+
+
+def _numel(shape: list[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _sniff(path: Path) -> str | None:
+    """The ``format`` metadata of a safetensors file, read from its JSON header only."""
+    try:
+        with open(path, "rb") as fh:
+            size = int.from_bytes(fh.read(8), "little")
+            if not 2 <= size <= 100 << 20:
+                return None
+            header = json_loads(fh.read(size), str(path))
+        return header.get("__metadata__", {}).get("format")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+@dataclass
+class VerifyJob:
+    """Check a corpus against its manifest: checksums, counts, keys, offsets, codes."""
+
+    corpus: str | Path
+
+    def run(self) -> dict[str, Any]:
+        """The summary; ``problems`` lists each one found (``ok`` when none)."""
+        from tokquant.formats.corpus import MANIFEST, Manifest, is_corpus, verify_corpus
+
+        corpus = Path(self.corpus)
+        if not is_corpus(corpus):
+            raise InputError(f"{corpus}: not a corpus folder (no {MANIFEST})")
+        problems = verify_corpus(corpus)
+        manifest = Manifest.read(corpus / MANIFEST)
+        return {
+            "corpus": str(corpus),
+            "shards": len(manifest.shards),
+            "utterances": sum(len(s.entries) for s in manifest.shards),
+            "frames": sum(e.frames for _, _, e in manifest.entries()),
+            "checkpoint_id": manifest.checkpoint_id,
+            "problems": problems,
+            "ok": not problems,
+        }
+
+
+@dataclass
+class MergeJob:
+    """Write ``corpus/manifest.json`` from its rank parts (every rank finished, one run)."""
+
+    corpus: str | Path
+    parts: list[str | Path] | None = None
+
+    def run(self) -> dict[str, Any]:
+        from tokquant.formats.corpus import merge_parts
+
+        parts = [Path(p) for p in self.parts] if self.parts else None
+        merged = merge_parts(Path(self.corpus), parts)
+        return {
+            "corpus": str(self.corpus),
+            "shards": len(merged.shards),
+            "utterances": sum(s.utterances for s in merged.shards),
+            "frames": sum(s.frames for s in merged.shards),
+            "failures": len(merged.failures),
+        }
+
+
+@dataclass
+class ImportJob:
+    """A peer's RVQ (vector-quantize-pytorch ``vqp``, ``encodec``, ``dac``) as a tokquant
+    checkpoint whose codes equal the peer's."""
+
+    kind: str
+    state_dict: str | Path
+    out: str | Path
+    frame_rate: float | None = None
+    overwrite: bool = False
+
+    def run(self) -> dict[str, Any]:
+        from tokquant.formats.checkpoint import save_checkpoint
+        from tokquant.importers import import_rvq, tokenizer_for
+        from tokquant.storage.torch_load import load_state_dict
+
+        out, source = Path(self.out), Path(self.state_dict)
+        if out.exists() and out.resolve() == source.resolve():
+            raise OutputError(f"{out}: output path equals the input")
+        if out.exists() and not self.overwrite:
+            raise OutputError(f"{out}: exists; pass --overwrite to replace it")
+        rvq = import_rvq(self.kind, load_state_dict(source))
+        tokenizer = tokenizer_for(rvq, self.frame_rate)
+        ckpt_id = save_checkpoint(tokenizer, out, {"imported_from": self.kind,
+                                                   "source": str(source)})  # fmt: skip
+        return {"checkpoint": str(out), "checkpoint_id": ckpt_id, **rvq.config()}

@@ -1,0 +1,149 @@
+"""The train job: a config and its data -> a checkpoint (front end, normalisation,
+projections, quantizer). Under torchrun (``WORLD_SIZE`` > 1) the ranks split every batch
+and rank 0 writes the checkpoint; the result equals one process training on the batch."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tokquant.errors import InputError, OutputError
+from tokquant.jobs.report import NoProgress, Progress
+
+
+@dataclass
+class TrainReport:
+    """What training gave: ``summary`` (steps, frames, losses, validation numbers, seconds,
+    and on rank 0 the checkpoint and its id), what it warned about, and the rank."""
+
+    summary: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    rank: int = 0
+    #: joined a torchrun group in this process (and left it when done)
+    joined: bool = False
+
+    def end_process(self) -> None:
+        """End a rank that joined a torchrun group here, skipping interpreter teardown
+        (gloo can abort in its own teardown after a clean exit: see
+        :func:`tokquant.distributed.exit_now`). Nothing for a single process."""
+        if self.joined:
+            from tokquant import distributed
+
+            distributed.exit_now(0)
+
+
+@dataclass
+class TrainJob:
+    """``tokquant train``: fit the tokenizer ``config`` describes on ``data`` and write
+    the checkpoint ``out``. ``None`` overrides keep the config's ``train.*`` values.
+
+    Example:
+        >>> TrainJob("configs/logmel-rvq-8x1024.yaml", ["wavs/"], "rvq.safetensors").run()
+    """
+
+    config: str | Path
+    data: list[str | Path]
+    out: str | Path
+    steps: int | None = None
+    batch_frames: int | None = None
+    lr: float | None = None
+    seed: int | None = None
+    interpolate: float | None = None
+    max_frames: int | None = None
+    feature_layout: str | None = None
+    channels: str = "mix"
+    overwrite: bool = False
+    device: str = "cpu"
+    audio_column: str = "audio"
+    key_column: str | None = None
+    audio_member: str | None = None
+    segments: str | Path | None = None
+
+    def run(self, progress: Progress | None = None) -> TrainReport:
+        """Train. ``progress`` gets the loading and training counts, one-line notes
+        (``note``) and each step's metrics (``update``) where it has those methods."""
+        from tokquant import distributed
+        from tokquant.devices import resolve_device
+
+        cfg = self._config()
+        out = Path(self.out)
+        if out.is_dir():
+            raise OutputError(f"{out}: is a folder; name the checkpoint file to write")
+        if out.exists() and not self.overwrite:
+            raise OutputError(f"{out}: exists; pass --overwrite to replace it")
+        dev = resolve_device(self.device)
+        joined = distributed.init_from_env(dev)
+        rank, _ = distributed.world()
+        try:
+            report = self._train(cfg, dev, out, rank, progress or NoProgress())
+        except BaseException:
+            if joined:
+                import torch.distributed as dist
+
+                dist.destroy_process_group()
+            raise
+        if joined:  # no rank leaves while rank 0 still writes
+            distributed.leave()
+        report.rank, report.joined = rank, joined
+        return report
+
+    def _config(self) -> Any:
+        """The config file with this job's ``train.*`` overrides, validated."""
+        from tokquant.config import TokenizerConfig
+
+        cfg = TokenizerConfig.from_yaml(Path(self.config))
+        overrides = {"steps": self.steps, "batch_frames": self.batch_frames, "lr": self.lr,
+                     "seed": self.seed, "interpolate": self.interpolate}  # fmt: skip
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(cfg.train, key, value)
+        if self.feature_layout is not None:
+            cfg.features.layout = self.feature_layout
+        return cfg.validate()
+
+    def _train(self, cfg: Any, dev: Any, out: Path, rank: int, progress: Progress) -> TrainReport:
+        from tokquant.audio.frontend import build_frontend
+        from tokquant.formats.checkpoint import save_checkpoint
+        from tokquant.jobs.features import FeatureReader
+        from tokquant.jobs.frames import load_frames
+        from tokquant.jobs.load import where_inputs_live
+        from tokquant.sources import sources_for, takes_audio
+        from tokquant.train import FewFramesWarning, check_training_memory, train_tokenizer
+
+        note = getattr(progress, "note", lambda message: None)
+        check_training_memory(cfg, dev)  # before any frame is read (dim known: a front end)
+        where = where_inputs_live(self.audio_column, self.key_column, self.audio_member,
+                                  self.segments)  # fmt: skip
+        items = sources_for(cfg, [Path(p) for p in self.data], channels=self.channels,
+                            outputs=False, options=where)  # fmt: skip
+        if out.resolve() in {item.path.resolve() for item in items if item.path is not None}:
+            raise InputError(f"{out}: output path equals an input")
+        frontend = build_frontend(cfg.frontend, dev) if takes_audio(cfg) else None
+        if cfg.frontend.kind == "ssl":  # the checkpoint names the exact encoder weights
+            cfg.frontend.weights_sha256 = frontend.weights_sha256
+        q = cfg.quantizer
+        if cfg.train.steps == 0 and q.family == "rvq" and q.num_levels == 1:
+            note(f"train.steps 0 and one RVQ level: plain k-means ({cfg.train.kmeans_iters} "
+                 f"iterations) on the normalised frames")  # fmt: skip
+        frames, lengths, next_frames = load_frames(
+            FeatureReader(cfg, frontend, cfg.features.layout), items, progress,
+            max_frames=self.max_frames, seed=cfg.train.seed, with_next=cfg.train.interpolate > 0,
+        )  # fmt: skip
+        note(f"{frames.shape[0]} frames of dim {frames.shape[1]} from {len(items)} file(s)")
+        progress.start("train", cfg.train.steps)
+        update = getattr(progress, "update", lambda step, metrics: None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", FewFramesWarning)
+            result = train_tokenizer(cfg, frames, lengths=lengths, next_frames=next_frames,
+                                     device=dev, progress=update)  # fmt: skip
+        said = [str(w.message) for w in caught if issubclass(w.category, FewFramesWarning)]
+        summary = {k: v for k, v in result.summary.items() if k != "history"}
+        if rank > 0:
+            return TrainReport(summary, said)
+        # Wall time stays out of the file so the same seed gives the same checkpoint id.
+        saved = {k: v for k, v in result.summary.items() if k != "seconds"}
+        ckpt_id = save_checkpoint(result.tokenizer, out, saved)
+        summary.update({"checkpoint": str(out), "checkpoint_id": ckpt_id})
+        return TrainReport(summary, said)
