@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from tokquant.errors import InputError, TokquantError
-from tokquant.jobs.decode import TokenSource, decode_codes
+from tokquant.jobs.decode import decode_codes
 from tokquant.jobs.features import FeatureReader
 from tokquant.jobs.report import NoProgress, Progress
 from tokquant.sources import Source, SourceOptions, input_suffixes, sources_for
+from tokquant.sources.tokens import TokenSource
 from tokquant.stats import ColumnStats, ReconstructionAccumulator, UsageCounter
 from tokquant.tokenizer import Tokenizer
 
@@ -117,8 +118,8 @@ class StatsJob:
 
     def run(self, progress: Progress | None = None) -> StatsReport:
         """The report, its ``checkpoint_id`` set; per-source failures are in it."""
-        from tokquant.jobs.decode import token_sources
         from tokquant.jobs.load import open_tokenizer, where_inputs_live
+        from tokquant.sources.tokens import token_sources
 
         tok = open_tokenizer(self.checkpoint, self.device, self.ssl_weights)
         sources = token_sources(tok, [Path(p) for p in self.tokens])
