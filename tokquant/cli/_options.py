@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -87,13 +87,6 @@ Segments = Annotated[
     Path | None,
     typer.Option(help="Kaldi inputs: the segments file (default: the one beside wav.scp)."),
 ]
-
-
-def source_options(audio_column: str, key_column: str | None, audio_member: str | None,
-                   segments: Path | None) -> Any:  # fmt: skip
-    from tokquant.jobs.load import where_inputs_live
-
-    return where_inputs_live(audio_column, key_column, audio_member, segments)
 
 
 # encode's own options, kept here so the command reads as its list of names.

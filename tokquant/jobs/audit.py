@@ -21,6 +21,7 @@ import torch
 from tokquant.errors import InputError, TokquantError
 from tokquant.jobs.batcher import encode_items, encode_streamed
 from tokquant.jobs.features import FeatureReader
+from tokquant.jobs.load import InputOptions
 from tokquant.jobs.report import NoProgress, Progress
 from tokquant.sources import Source
 from tokquant.tokenizer import Tokenizer
@@ -99,7 +100,7 @@ def _other_device(tok: Tokenizer) -> tuple[str, Tokenizer] | None:
 
 
 @dataclass
-class AuditJob:
+class AuditJob(InputOptions):
     """``tokquant audit``: do the checkpoint's codes for ``inputs`` depend on batching,
     chunking or the device? Writes nothing.
 
@@ -113,19 +114,14 @@ class AuditJob:
     channels: str = "mix"
     device: str = "cpu"
     ssl_weights: str | Path | None = None
-    audio_column: str = "audio"
-    key_column: str | None = None
-    audio_member: str | None = None
-    segments: str | Path | None = None
 
     def run(self, progress: Progress | None = None) -> AuditReport:
         """The report, its ``checkpoint_id`` set; per-input failures are in it."""
-        from tokquant.jobs.load import open_tokenizer, where_inputs_live
+        from tokquant.jobs.load import open_tokenizer
         from tokquant.sources import sources_for
 
         tok = open_tokenizer(self.checkpoint, self.device, self.ssl_weights)
-        where = where_inputs_live(self.audio_column, self.key_column, self.audio_member,
-                                  self.segments)  # fmt: skip
+        where = self.source_options()
         items = sources_for(tok.config, [Path(p) for p in self.inputs], channels=self.channels,
                             outputs=False, options=where)  # fmt: skip
         report = audit(tok, items, progress=progress, layout=self.feature_layout)

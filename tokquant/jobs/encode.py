@@ -25,6 +25,7 @@ from tokquant.errors import FormatError, InputError, OutputNameError
 from tokquant.formats.corpus import CorpusWriter, Entry, Manifest, key_problem, run_record
 from tokquant.formats.tokens import SUFFIX, header_metadata, write_tokens
 from tokquant.jobs.batcher import DEFAULT_BATCH_FRAMES, Encoded, encode_items
+from tokquant.jobs.load import InputOptions
 from tokquant.jobs.ranks import rank_items
 from tokquant.jobs.report import NoProgress, Progress, RunReport
 from tokquant.jobs.targets import plan_outputs
@@ -295,7 +296,7 @@ def to_corpus(
 
 
 @dataclass
-class EncodeJob:
+class EncodeJob(InputOptions):
     """``tokquant encode``: inputs -> token files under ``out``, or with ``shards`` this
     rank's share of a sharded corpus (resumable). Defaults are the CLI's.
 
@@ -321,22 +322,17 @@ class EncodeJob:
     overwrite: bool = False
     device: str = "cpu"
     ssl_weights: str | Path | None = None
-    audio_column: str = "audio"
-    key_column: str | None = None
-    audio_member: str | None = None
-    segments: str | Path | None = None
 
     def run(self, progress: Progress | None = None) -> RunReport:
         """Encode; the report's ``columns`` hold the tokens written and bits per frame,
         its ``extra`` the rank (and with ``shards`` the shards written and resumed)."""
-        from tokquant.jobs.load import open_tokenizer, where_inputs_live
+        from tokquant.jobs.load import open_tokenizer
         from tokquant.jobs.ranks import resolve_rank
         from tokquant.jobs.targets import ensure_output_dir
         from tokquant.sources import sources_for
 
         tok = open_tokenizer(self.checkpoint, self.device, self.ssl_weights)
-        where = where_inputs_live(self.audio_column, self.key_column, self.audio_member,
-                                  self.segments)  # fmt: skip
+        where = self.source_options()
         items = sources_for(tok.config, [Path(p) for p in self.inputs], channels=self.channels,
                             options=where)  # fmt: skip
         rank, world = resolve_rank(self.num_shards, self.shard_index)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,12 +28,22 @@ def open_tokenizer(checkpoint: str | Path, device: str, ssl_weights: str | Path 
     return tok
 
 
-def where_inputs_live(audio_column: str = "audio", key_column: str | None = None,
-                      audio_member: str | None = None, segments: str | Path | None = None
-                      ) -> SourceOptions:  # fmt: skip
-    """How to read manifests and containers (Parquet columns, WebDataset members, Kaldi
-    segments)."""
-    from tokquant.sources import SourceOptions
+@dataclass(kw_only=True)
+class InputOptions:
+    """Where a job's inputs live, as its request's keyword fields (the CLI's
+    ``--audio-column``, ``--key-column``, ``--audio-member``, ``--segments``)."""
 
-    return SourceOptions(audio_column, key_column, audio_member,
-                         None if segments is None else Path(segments))  # fmt: skip
+    #: Parquet / datasets: the column holding audio (bytes or paths)
+    audio_column: str = "audio"
+    #: Parquet / datasets: the key column (None: ``id``, else file names)
+    key_column: str | None = None
+    #: WebDataset: the member (field) holding audio (None: the first audio one)
+    audio_member: str | None = None
+    #: Kaldi: the segments file of a wav.scp (None: the one beside it, if any)
+    segments: str | Path | None = None
+
+    def source_options(self) -> SourceOptions:
+        from tokquant.sources import SourceOptions
+
+        segments = None if self.segments is None else Path(self.segments)
+        return SourceOptions(self.audio_column, self.key_column, self.audio_member, segments)

@@ -11,6 +11,7 @@ import numpy as np
 from tokquant.errors import InputError, TokquantError
 from tokquant.jobs.decode import decode_codes
 from tokquant.jobs.features import FeatureReader
+from tokquant.jobs.load import InputOptions
 from tokquant.jobs.report import NoProgress, Progress
 from tokquant.sources import Source, SourceOptions, input_suffixes, sources_for
 from tokquant.sources.tokens import TokenSource
@@ -93,7 +94,7 @@ def _paired_features(reader: FeatureReader, item: Source, source: TokenSource,
 
 
 @dataclass
-class StatsJob:
+class StatsJob(InputOptions):
     """``tokquant stats``: codebook usage of token files, folders, lists or corpora, and
     with ``features`` (the encoded inputs) the reconstruction error.
 
@@ -111,20 +112,15 @@ class StatsJob:
     feature_layout: str | None = None
     device: str = "cpu"
     ssl_weights: str | Path | None = None
-    audio_column: str = "audio"
-    key_column: str | None = None
-    audio_member: str | None = None
-    segments: str | Path | None = None
 
     def run(self, progress: Progress | None = None) -> StatsReport:
         """The report, its ``checkpoint_id`` set; per-source failures are in it."""
-        from tokquant.jobs.load import open_tokenizer, where_inputs_live
+        from tokquant.jobs.load import open_tokenizer
         from tokquant.sources.tokens import token_sources
 
         tok = open_tokenizer(self.checkpoint, self.device, self.ssl_weights)
         sources = token_sources(tok, [Path(p) for p in self.tokens])
-        where = where_inputs_live(self.audio_column, self.key_column, self.audio_member,
-                                  self.segments)  # fmt: skip
+        where = self.source_options()
         features = None if self.features is None else [Path(p) for p in self.features]
         report = collect(tok, sources, features=features, top=self.top, progress=progress,
                          where=where, layout=self.feature_layout)  # fmt: skip

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tokquant.errors import InputError, OutputError
+from tokquant.jobs.load import InputOptions
 from tokquant.jobs.report import NoProgress, Progress
 
 
@@ -35,7 +36,7 @@ class TrainReport:
 
 
 @dataclass
-class TrainJob:
+class TrainJob(InputOptions):
     """``tokquant train``: fit the tokenizer ``config`` describes on ``data`` and write
     the checkpoint ``out``. ``None`` overrides keep the config's ``train.*`` values.
 
@@ -56,10 +57,6 @@ class TrainJob:
     channels: str = "mix"
     overwrite: bool = False
     device: str = "cpu"
-    audio_column: str = "audio"
-    key_column: str | None = None
-    audio_member: str | None = None
-    segments: str | Path | None = None
 
     def run(self, progress: Progress | None = None) -> TrainReport:
         """Train. ``progress`` gets the loading and training counts, one-line notes
@@ -108,14 +105,12 @@ class TrainJob:
         from tokquant.formats.checkpoint import save_checkpoint
         from tokquant.jobs.features import FeatureReader
         from tokquant.jobs.frames import load_frames
-        from tokquant.jobs.load import where_inputs_live
         from tokquant.sources import sources_for, takes_audio
         from tokquant.train import FewFramesWarning, check_training_memory, train_tokenizer
 
         note = getattr(progress, "note", lambda message: None)
         check_training_memory(cfg, dev)  # before any frame is read (dim known: a front end)
-        where = where_inputs_live(self.audio_column, self.key_column, self.audio_member,
-                                  self.segments)  # fmt: skip
+        where = self.source_options()
         items = sources_for(cfg, [Path(p) for p in self.data], channels=self.channels,
                             outputs=False, options=where)  # fmt: skip
         if out.resolve() in {item.path.resolve() for item in items if item.path is not None}:
