@@ -1,0 +1,1 @@
+"""tokquant inside other engines' pipelines: :mod:`.hf` (``datasets.map``)."""
