@@ -59,8 +59,13 @@ def _console(*, stderr: bool) -> Console:
     """A console that prints user text as it is (no markup, no emoji codes) and, when
     its output is not a terminal (a pipe, a file), never cuts a table cell to fit 80
     columns: a checkpoint id piped into a script must arrive whole."""
-    console = Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
+    # COLUMNS read here, from os.environ as it is now: rich keeps the mapping it saw at
+    # import, which goes stale when a library replaces os.environ (datasets.map with
+    # num_proc does), and a table would then be cut to 80 columns against the user's word
+    columns = os.environ.get("COLUMNS", "")
+    width = int(columns) if columns.isdigit() and int(columns) > 0 else None
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False, width=width)
+    if not console.is_terminal and width is None:
         console.width = _PIPE_WIDTH
     return console
 

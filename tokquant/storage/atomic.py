@@ -47,14 +47,12 @@ def atomic_path(path: Path) -> Iterator[Path]:
     # try, so an interrupt (Ctrl-C raises at any bytecode) can never leave a temp file
     # behind that nothing knows to remove.
     tmp_path = _temp_name(path)
-    created = False
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         refuse_non_regular(path)
         for _ in range(_TEMP_TRIES):
             try:
                 os.close(os.open(tmp_path, _CREATE, 0o600))
-                created = True
                 break
             except FileExistsError:  # a killed run's leftover, or a planted link: not ours
                 tmp_path = _temp_name(path, secrets.randbits(62))  # no name to plant ahead
@@ -72,8 +70,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
         refuse_non_regular(path)
         os.replace(tmp_path, path)
     except OSError as exc:
-        if created:
-            _discard(tmp_path)
+        # removed whatever the failure (unlink never follows a link): the name is ours,
+        # or one an interrupt caught before the next name was chosen
+        _discard(tmp_path)
         if isinstance(exc, OutputError):
             raise
         # where this one output cannot go (a file in place of its folder, a path over
@@ -81,8 +80,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
         kind = OutputNameError if exc.errno in _NAME_ERRNOS else OutputError
         raise kind(f"{shorten(str(path))}: cannot write ({exc.strerror or exc})") from None
     except BaseException:
-        if created:
-            _discard(tmp_path)
+        _discard(tmp_path)
         raise
 
 
