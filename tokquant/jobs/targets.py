@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from tokquant.errors import InputError, OutputError
-from tokquant.storage.atomic import remove_stale_temp_files, shorten
-from tokquant.storage.regular import what_it_is
+from tokquant.storage.atomic import not_a_file, remove_stale_temp_files, shorten
 
 T = TypeVar("T")
 
@@ -132,9 +131,7 @@ def plan_outputs(
             plan.append((item, target))
             continue
         if not stat.S_ISREG(target_stat.st_mode):
-            failures.append(f"{shorten(str(target))}: exists and is "
-                            f"{what_it_is(target_stat.st_mode)}, not a regular file; tokquant "
-                            f"replaces only files")  # fmt: skip
+            failures.append(not_a_file(target, target_stat.st_mode))
             continue
         source = source_of(item)
         if source is not None and source.exists() and os.path.samestat(target_stat, source.stat()):

@@ -113,11 +113,16 @@ def refuse_non_regular(path: Path) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISREG(mode):
-        from tokquant.storage.regular import what_it_is
+        raise OutputNameError(not_a_file(path, mode))
 
-        raise OutputNameError(f"{shorten(str(path))}: exists and is {what_it_is(mode)}, not a "
-                              f"regular file; tokquant replaces only files (remove it or "
-                              f"choose another output)")  # fmt: skip
+
+def not_a_file(path: Path, mode: int) -> str:
+    """The one line for an output path held by something that is not a regular file
+    (``mode`` from ``lstat``), whoever finds it first: the planner or the writer."""
+    from tokquant.storage.regular import what_it_is
+
+    return (f"{shorten(str(path))}: exists and is {what_it_is(mode)}, not a regular file; "
+            f"tokquant replaces only files (remove it or choose another output)")  # fmt: skip
 
 
 def _discard(tmp_path: Path) -> None:
