@@ -249,7 +249,7 @@ def test_refusals_are_one_line_exit_2_and_write_nothing(tmp_path, corpus_dir):
     out = tmp_path / "out"
     cases = [
         ([tmp_path / "nothing", "--to", "parquet"], "not a corpus folder"),
-        ([corpus_dir, "--to", "km"], "use --layout interleave or delay"),
+        ([corpus_dir, "--to", "km"], "use --layout interleave or --layout delay"),
         ([corpus_dir, "--to", "parquet", "--split", "a/b"], "--split must be"),
         ([corpus_dir, "--to", "parquet", "--workers", "0"], "--workers must be at least 1"),
         ([corpus_dir, "--to", "tfrecord"], "Invalid value for '--to'"),

@@ -112,3 +112,39 @@ def format_bytes(count: float) -> str:
             return f"{int(count)} B" if unit == "B" else f"{count:.3g} {unit}"
         count /= 1024
     return f"{count:.3g} PiB"
+
+
+def coerce_field(key: str, value: Any, annotation: str) -> Any:
+    """Check a YAML value against the field's annotation; ints are accepted as floats
+    and strings such as ``1e-3`` (which YAML 1.1 reads as text) as numbers."""
+    kinds = [k.strip() for k in annotation.split("|")]
+    if value is None:
+        if "None" in kinds:
+            return None
+        raise ConfigError(f"{key}: must not be null")
+    if "bool" in kinds:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: must be true or false, found {shown(value)}")
+        return value
+    if "list[int]" in kinds and isinstance(value, list):
+        return [_as_int(key, v) for v in value]
+    if "int" in kinds:
+        return _as_int(key, value)
+    if "float" in kinds:
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise ConfigError(f"{key}: must be a number, found {shown(value)}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: must be a number, found {shown(value)}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: must be a string, found {shown(value)}")
+    return value
+
+
+def _as_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key}: must be an integer, found {shown(value)}")
+    return value

@@ -18,3 +18,5 @@ TOKEN_LAYOUTS = ("parallel", "interleave", "delay")
 EXPORT_FORMATS = ("parquet", "webdataset", "km")
 #: Peers whose RVQ ``tokquant import`` reads: vector-quantize-pytorch, EnCodec, DAC.
 PEER_KINDS = ("vqp", "encodec", "dac")
+#: Where ``tokquant encode`` runs: this process (or this rank of torchrun/SLURM), or Ray.
+ENGINES = ("local", "ray")

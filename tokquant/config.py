@@ -8,7 +8,6 @@ never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 from tokquant.audio.ssl_models import HOP, RECEPTIVE_FIELD, SAMPLE_RATE, ssl_model
 from tokquant.checks import (
     check_setting,
+    coerce_field,
     format_bytes,
     int_in,
     machine_memory,
@@ -25,6 +25,7 @@ from tokquant.checks import (
     shown,
 )
 from tokquant.choices import FEATURE_LAYOUTS, FRONTENDS
+from tokquant.config_yaml import load_yaml
 from tokquant.errors import ConfigError
 from tokquant.quantizers.params import FAMILY_PARAMS, BSQParams, Params
 
@@ -62,7 +63,7 @@ def _quantizer_from_dict(data: Any) -> Params:
                 f"quantizer.{key}: unknown key (expected one of: "
                 f"{', '.join(sorted([*fields, 'family']))})"
             )
-        value = _coerce(f"quantizer.{key}", value, str(fields[key].type))
+        value = coerce_field(f"quantizer.{key}", value, str(fields[key].type))
         if key in own:
             kwargs[key] = value
     params = cls(**kwargs)
@@ -317,60 +318,11 @@ class TokenizerConfig:
             raw = path.read_bytes()
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
-        data = _load_yaml(path, raw)
+        data = load_yaml(path, raw)
         try:
             return cls.from_dict(data or {})
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
-
-
-def _load_yaml(path: Path, raw: bytes) -> Any:
-    """A config file's YAML, or a one-line ConfigError: text that is not UTF-8, invalid
-    YAML, a key given twice (YAML would silently keep the last), nesting or numbers
-    that Python cannot hold."""
-    import yaml
-
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: is not UTF-8 text (byte {exc.start})") from None
-    try:
-        return yaml.load(text, Loader=_strict_loader())  # a SafeLoader subclass
-    except _DuplicateKey as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where} is not valid YAML") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: is nested too deep to be a config") from None
-    except ValueError as exc:  # an integer past Python's 4,300-digit conversion limit
-        raise ConfigError(f"{path}: holds a value Python cannot read ({str(exc)[:80]})") from None
-
-
-@functools.cache
-def _strict_loader() -> type:
-    import yaml
-
-    class StrictLoader(yaml.SafeLoader):
-        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
-            seen: dict[Any, int] = {}
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=deep)
-                if isinstance(key, str | int | float | bool) and key in seen:
-                    raise _DuplicateKey(
-                        f"line {key_node.start_mark.line + 1}: key {shown(key)} is given twice "
-                        f"(first on line {seen[key] + 1})"
-                    )
-                if isinstance(key, str | int | float | bool):
-                    seen[key] = key_node.start_mark.line
-            return super().construct_mapping(node, deep=deep)
-
-    return StrictLoader
-
-
-class _DuplicateKey(Exception):
-    """A mapping key given twice in a config file."""
 
 
 # Generic builder and checks -------------------------------------------------------------
@@ -393,44 +345,8 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         elif sub is not None:
             kwargs[key] = _build(sub, value, f"{key}.")
         else:
-            kwargs[key] = _coerce(f"{prefix}{key}", value, str(fields[key].type))
+            kwargs[key] = coerce_field(f"{prefix}{key}", value, str(fields[key].type))
     return cls(**kwargs)
-
-
-def _coerce(key: str, value: Any, annotation: str) -> Any:
-    """Check a YAML value against the field's annotation; ints are accepted as floats
-    and strings such as ``1e-3`` (which YAML 1.1 reads as text) as numbers."""
-    kinds = [k.strip() for k in annotation.split("|")]
-    if value is None:
-        if "None" in kinds:
-            return None
-        raise ConfigError(f"{key}: must not be null")
-    if "bool" in kinds:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: must be true or false, found {shown(value)}")
-        return value
-    if "list[int]" in kinds and isinstance(value, list):
-        return [_as_int(key, v) for v in value]
-    if "int" in kinds:
-        return _as_int(key, value)
-    if "float" in kinds:
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                raise ConfigError(f"{key}: must be a number, found {shown(value)}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: must be a number, found {shown(value)}")
-        return float(value)
-    if not isinstance(value, str):
-        raise ConfigError(f"{key}: must be a string, found {shown(value)}")
-    return value
-
-
-def _as_int(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{key}: must be an integer, found {shown(value)}")
-    return value
 
 
 def _choice(key: str, value: Any, choices: tuple[str, ...]) -> None:

@@ -25,13 +25,13 @@ def resolve_device(spec: str) -> torch.device:
         return torch.device("cpu")
     match = re.fullmatch(r"cuda(?::(\d+))?", spec)
     if not match:
-        raise DeviceError(f"--device must be cpu, cuda, cuda:N or auto, found {spec!r}")
+        raise DeviceError(f"`device` must be cpu, cuda, cuda:N or auto, found {spec!r}")
     if not torch.cuda.is_available():
-        raise DeviceError(f"--device {spec}: CUDA is not available on this machine")
+        raise DeviceError(f"`device={spec!r}`: CUDA is not available on this machine")
     index = int(match.group(1) or 0)
     count = torch.cuda.device_count()
     if index >= count:
-        raise DeviceError(f"--device {spec}: only {count} CUDA device(s) present")
+        raise DeviceError(f"`device={spec!r}`: only {count} CUDA device(s) present")
     return torch.device("cuda", index)
 
 

@@ -322,7 +322,7 @@ def _step(tokenizer: Tokenizer, optimizer: torch.optim.Optimizer, x: torch.Tenso
     loss = recon_loss + out.aux_loss
     if not torch.isfinite(loss):
         raise TrainingError(
-            f"training loss became {loss.item()} at step {step}; try a lower --lr or another --seed"
+            f"training loss became {loss.item()} at step {step}; try a lower `lr` or another `seed`"
         )
     if loss.requires_grad:  # an EMA RVQ without projections learns in its forward only
         optimizer.zero_grad(set_to_none=True)

@@ -117,7 +117,7 @@ def _weights_path(config: FrontendConfig, arch: Architecture) -> Path:
             raise InputError(
                 f"{arch.name}: weights are not in torch.hub's cache ({cached}) and could not "
                 f"be downloaded ({reason}); download {arch.url} there, or set "
-                f"frontend.weights: FILE (or --ssl-weights FILE)"
+                f"frontend.weights: FILE (or `ssl_weights`)"
             ) from None
     return cached
 

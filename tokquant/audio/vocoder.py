@@ -24,7 +24,7 @@ def to_audio(config: FrontendConfig, features: np.ndarray, n_iter: int = 32) -> 
     log-mel or fbank features."""
     c = config
     if c.kind not in ("logmel", "fbank"):
-        raise InputError(f"--audio needs a logmel or fbank front end, this checkpoint has {c.kind}")
+        raise InputError(f"`audio` needs a logmel or fbank front end, this checkpoint has {c.kind}")
     energies = torch.from_numpy(np.asarray(features, dtype=np.float32)).exp()  # [T, n_mels]
     banks, n_fft = _filterbank(c)  # [n_mels, n_freq]
     power = (energies @ torch.linalg.pinv(banks).T).clamp(min=0.0).T  # [n_freq, T]

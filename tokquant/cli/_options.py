@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tokquant.choices import CHANNEL_MODES, FEATURE_LAYOUTS
+from tokquant.choices import CHANNEL_MODES, ENGINES, FEATURE_LAYOUTS
 
 if TYPE_CHECKING:
     pass
@@ -70,6 +70,9 @@ INPUTS_HELP = ("Feature/audio files, folders (searched recursively), list files 
                "key<TAB>path), Kaldi wav.scp/feats.scp, fairseq .tsv, WebDataset tars "
                "(shards-{000..009}.tar), Parquet files or folders, saved datasets.")  # fmt: skip
 Inputs = Annotated[list[Path], typer.Argument(help=INPUTS_HELP)]
+TokenInputs = Annotated[
+    list[Path], typer.Argument(help="Token files, folders, list files, or corpus folders.")
+]
 AudioColumn = Annotated[
     str, typer.Option(help="Parquet / datasets inputs: the column holding audio (bytes or paths).")
 ]
@@ -118,6 +121,23 @@ Beam = Annotated[
 ]
 BatchFrames = Annotated[int, typer.Option(help="Frames per device batch (several files packed).")]
 Workers = Annotated[int, typer.Option(help="Background threads reading inputs.")]
+Engine = choices("Engine", ENGINES, "Where an encode runs.")
+EngineOption = Annotated[
+    Engine,  # type: ignore[valid-type]
+    typer.Option(
+        "--engine",
+        help="local = this process (or this rank of torchrun/SLURM); ray = the whole corpus "
+        "on a Ray cluster (needs --shards; tasks by tar, row group or --shard-size inputs).",
+        show_default=True,
+    ),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        help="--engine ray: the cluster's address (default: RAY_ADDRESS, else a "
+        "local cluster on this machine's cores)."
+    ),
+]
 ChunkSeconds = Annotated[
     float, typer.Option(help="Long audio is streamed in chunks of this length (memory bound).")
 ]

@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover - older typer depends on click itself
     from click import exceptions as click_errors
 
 from tokquant import __version__
+from tokquant.cli._output import FLAG_SOURCE, as_flags
 from tokquant.cli.audit import audit
 from tokquant.cli.decode import decode
 from tokquant.cli.encode import encode
@@ -64,6 +65,21 @@ def _main(
 for command in (train, encode, decode, stats, audit, export, info, verify, merge):
     app.command()(command)
 app.command(name="import")(import_checkpoint)
+
+
+def _flags() -> dict[str, str]:
+    """Parameter name -> flag, for :func:`~tokquant.cli._output.as_flags`: a command's
+    parameters are named as its job's fields, so the library's names map one to one."""
+    flags: dict[str, str] = {}
+    for cmd in typer.main.get_command(app).commands.values():  # type: ignore[attr-defined]
+        for param in cmd.params:
+            long = [o for o in getattr(param, "opts", ()) if o.startswith("--")]
+            if long and param.name:
+                flags.setdefault(param.name, long[0])
+    return flags
+
+
+FLAG_SOURCE.append(_flags)
 
 
 class Interrupted(BaseException):
@@ -112,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     except TokquantError as exc:
         if _run.debug:
             raise
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {as_flags(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except (Interrupted, KeyboardInterrupt):
         # Outputs are written whole or not at all: what finished is kept, nothing partial.

@@ -20,12 +20,13 @@ from tokquant.cli._options import (
     SslWeights,
 )
 from tokquant.cli._output import Output
+from tokquant.cli._request import request
 
 
 def audit(
     checkpoint: CheckpointPath,
     inputs: Inputs,
-    layout: Layout = None,
+    feature_layout: Layout = None,
     channels: Channels = ChannelMode.mix,
     device: Device = "cpu",
     ssl_weights: SslWeights = None,
@@ -40,11 +41,8 @@ def audit(
     read in chunks (and CPU vs CUDA where a GPU is present). Writes nothing."""
     from tokquant.jobs import AuditJob
 
+    job = request(AuditJob, locals())
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
-    job = AuditJob(checkpoint, inputs, feature_layout=layout.value if layout else None,
-                   channels=channels.value, device=device, ssl_weights=ssl_weights,
-                   audio_column=audio_column, key_column=key_column, audio_member=audio_member,
-                   segments=segments)  # fmt: skip
     with ui.tracker() as progress:
         report = job.run(progress)
     ui.failures(report.failures)

@@ -13,6 +13,8 @@ from tokquant.cli._options import (
     ChunkSeconds,
     Device,
     EncodeLevels,
+    Engine,
+    EngineOption,
     Inputs,
     JsonOut,
     KeyColumn,
@@ -21,6 +23,7 @@ from tokquant.cli._options import (
     OutDir,
     Overwrite,
     Quiet,
+    RayAddress,
     Segments,
     ShardIndex,
     Shards,
@@ -29,6 +32,7 @@ from tokquant.cli._options import (
     Workers,
 )
 from tokquant.cli._output import Output
+from tokquant.cli._request import request
 
 
 def encode(
@@ -41,7 +45,7 @@ def encode(
     shard_index: ShardIndex = None,
     levels: EncodeLevels = None,
     beam: Beam = None,
-    layout: Layout = None,
+    feature_layout: Layout = None,
     channels: Channels = ChannelMode.mix,
     batch_frames: BatchFrames = 65536,
     workers: Workers = 2,
@@ -53,6 +57,8 @@ def encode(
     key_column: KeyColumn = None,
     audio_member: AudioMember = None,
     segments: Segments = None,
+    engine: EngineOption = Engine.local,  # type: ignore[attr-defined]
+    ray_address: RayAddress = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
@@ -63,15 +69,8 @@ def encode(
     """
     from tokquant.jobs import EncodeJob
 
+    job = request(EncodeJob, locals())
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
-    job = EncodeJob(
-        checkpoint, inputs, out, shards=shards, shard_size=shard_size, num_shards=num_shards,
-        shard_index=shard_index, levels=levels, beam=beam,
-        feature_layout=layout.value if layout else None, channels=channels.value,
-        batch_frames=batch_frames, workers=workers, chunk_seconds=chunk_seconds,
-        overwrite=overwrite, device=device, ssl_weights=ssl_weights, audio_column=audio_column,
-        key_column=key_column, audio_member=audio_member, segments=segments,
-    )  # fmt: skip
     with ui.tracker() as progress:
         report = job.run(progress)
     rank, world = report.extra["rank"], report.extra["world_size"]

@@ -10,43 +10,50 @@ import typer
 from tokquant.choices import EXPORT_FORMATS, TOKEN_LAYOUTS
 from tokquant.cli._options import JsonOut, OutDir, Overwrite, Quiet, choices
 from tokquant.cli._output import Output
+from tokquant.cli._request import request
 
 ExportFormat = choices("ExportFormat", EXPORT_FORMATS, "What export writes.")
 TokenLayoutName = choices("TokenLayoutName", TOKEN_LAYOUTS, "An utterance's code columns.")
 
 
+CorpusOption = Annotated[Path, typer.Argument(help="Corpus folder (with manifest.json).")]
+ToOption = Annotated[ExportFormat, typer.Option("--to", help="Output format.")]
+LayoutOption = Annotated[
+    TokenLayoutName,
+    typer.Option(
+        "--layout",
+        help="Code columns per frame: parallel [T, G], interleave [T*G], delay "
+        "[T+G-1, G] (column g shifted by g frames; pad id = vocabulary size - 1).",
+    ),
+]
+OffsetsOption = Annotated[
+    bool,
+    typer.Option("--offsets", metavar="", help="One flat vocabulary: column g's ids follow g-1's."),
+]
+DedupOption = Annotated[
+    bool,
+    typer.Option("--dedup", metavar="", help="Collapse runs of identical frames; add durations."),
+]
+MetadataOption = Annotated[
+    Path | None,
+    typer.Option(help="Columns to join by key: .jsonl objects with 'key', or .tsv."),
+]
+SplitOption = Annotated[str, typer.Option(help="Split name in the output file names.")]
+WorkersOption = Annotated[
+    int | None, typer.Option(help="Processes over shards (default: CPUs, at most 8).")
+]
+
+
 def export(
-    corpus: Annotated[Path, typer.Argument(help="Corpus folder (with manifest.json).")],
-    to: Annotated[ExportFormat, typer.Option("--to", help="Output format.")],
+    corpus: CorpusOption,
+    to: ToOption,
     out: OutDir,
-    layout: Annotated[
-        TokenLayoutName,
-        typer.Option(
-            "--layout",
-            help="Code columns per frame: parallel [T, G], interleave [T*G], delay "
-            "[T+G-1, G] (column g shifted by g frames; pad id = vocabulary size - 1).",
-        ),
-    ] = TokenLayoutName.parallel,
-    offsets: Annotated[
-        bool,
-        typer.Option(
-            "--offsets", metavar="", help="One flat vocabulary: column g's ids follow g-1's."
-        ),
-    ] = False,
-    dedup: Annotated[
-        bool,
-        typer.Option(
-            "--dedup", metavar="", help="Collapse runs of identical frames; add durations."
-        ),
-    ] = False,
-    metadata: Annotated[
-        Path | None,
-        typer.Option(help="Columns to join by key: .jsonl objects with 'key', or .tsv."),
-    ] = None,
-    split: Annotated[str, typer.Option(help="Split name in the output file names.")] = "train",
-    workers: Annotated[
-        int | None, typer.Option(help="Processes over shards (default: CPUs, at most 8).")
-    ] = None,
+    layout: LayoutOption = TokenLayoutName.parallel,
+    offsets: OffsetsOption = False,
+    dedup: DedupOption = False,
+    metadata: MetadataOption = None,
+    split: SplitOption = "train",
+    workers: WorkersOption = None,
     overwrite: Overwrite = False,
     json_out: JsonOut = False,
     quiet: Quiet = False,
@@ -54,9 +61,8 @@ def export(
     """Export a corpus into the files LM trainers read; a re-run resumes where it stopped."""
     from tokquant.jobs import ExportJob
 
+    job = request(ExportJob, locals())
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
-    job = ExportJob(corpus, out, to=to.value, layout=layout.value, offsets=offsets, dedup=dedup,
-                    metadata=metadata, split=split, workers=workers, overwrite=overwrite)  # fmt: skip
     with ui.tracker() as progress:
         report = job.run(progress)
     extra = report.extra

@@ -14,16 +14,22 @@ from tokquant.cli._output import Output
 PeerKind = choices("PeerKind", PEER_KINDS, "A peer whose RVQ is read.")
 
 
+KindOption = Annotated[PeerKind, typer.Argument(help="vqp (ResidualVQ), encodec or dac.")]
+StateDictOption = Annotated[
+    Path,
+    typer.Argument(help="The peer quantizer's state dict (.pt weights-only, .safetensors)."),
+]
+OutOption = Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write.")]
+FrameRateOption = Annotated[
+    float | None, typer.Option(help="Frames per second of the features, if known.")
+]
+
+
 def import_checkpoint(
-    kind: Annotated[PeerKind, typer.Argument(help="vqp (ResidualVQ), encodec or dac.")],
-    state_dict: Annotated[
-        Path,
-        typer.Argument(help="The peer quantizer's state dict (.pt weights-only, .safetensors)."),
-    ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write.")],
-    frame_rate: Annotated[
-        float | None, typer.Option(help="Frames per second of the features, if known.")
-    ] = None,
+    kind: KindOption,
+    state_dict: StateDictOption,
+    out: OutOption,
+    frame_rate: FrameRateOption = None,
     overwrite: Overwrite = False,
     json_out: JsonOut = False,
 ) -> None:

@@ -11,9 +11,11 @@ import typer
 from tokquant.cli._options import JsonOut
 from tokquant.cli._output import Output
 
+FileOption = Annotated[Path, typer.Argument(help="A checkpoint, a token file or a corpus folder.")]
+
 
 def info(
-    file: Annotated[Path, typer.Argument(help="A checkpoint, a token file or a corpus folder.")],
+    file: FileOption,
     json_out: JsonOut = False,
 ) -> None:
     """Say what a file is: kind, config, ids, shapes."""

@@ -10,13 +10,16 @@ import typer
 from tokquant.cli._options import JsonOut
 from tokquant.cli._output import Output
 
+CorpusOption = Annotated[Path, typer.Argument(help="Corpus folder the ranks wrote into.")]
+PartsOption = Annotated[
+    list[Path] | None,
+    typer.Argument(help="Rank manifests to join (default: every manifest.rank*.json in it)."),
+]
+
 
 def merge(
-    corpus: Annotated[Path, typer.Argument(help="Corpus folder the ranks wrote into.")],
-    parts: Annotated[
-        list[Path] | None,
-        typer.Argument(help="Rank manifests to join (default: every manifest.rank*.json in it)."),
-    ] = None,
+    corpus: CorpusOption,
+    parts: PartsOption = None,
     json_out: JsonOut = False,
 ) -> None:
     """Write CORPUS/manifest.json from the rank manifests (all ranks must have finished)."""

@@ -19,28 +19,32 @@ from tokquant.cli._options import (
     Quiet,
     Segments,
     SslWeights,
+    TokenInputs,
 )
 from tokquant.cli._output import Output
+from tokquant.cli._request import request
+
+FeaturesOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--features",
+        help="The encoded inputs (feature or audio files, same names as the tokens) to add "
+        "reconstruction error, in the feature domain.",
+    ),
+]
+TopOption = Annotated[int, typer.Option(help="How many most frequent codes to list.")]
+PlotOption = Annotated[
+    Path | None, typer.Option("--plot", help="Write a usage histogram per column (PNG).")
+]
 
 
 def stats(
     checkpoint: CheckpointPath,
-    tokens: Annotated[
-        list[Path], typer.Argument(help="Token files, folders, list files, or corpus folders.")
-    ],
-    features: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--features",
-            help="The encoded inputs (feature or audio files, same names as the tokens) to add "
-            "reconstruction error, in the feature domain.",
-        ),
-    ] = None,
-    top: Annotated[int, typer.Option(help="How many most frequent codes to list.")] = 5,
-    plot: Annotated[
-        Path | None, typer.Option("--plot", help="Write a usage histogram per column (PNG).")
-    ] = None,
-    layout: Layout = None,
+    tokens: TokenInputs,
+    features: FeaturesOption = None,
+    top: TopOption = 5,
+    plot: PlotOption = None,
+    feature_layout: Layout = None,
     device: Device = "cpu",
     ssl_weights: SslWeights = None,
     audio_column: AudioColumn = "audio",
@@ -53,11 +57,8 @@ def stats(
     """Per column (RVQ level or bit group): usage, dead codes, entropy, perplexity."""
     from tokquant.jobs import StatsJob
 
+    job = request(StatsJob, locals())
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
-    job = StatsJob(checkpoint, tokens, features=features, top=top, plot=plot,
-                   feature_layout=layout.value if layout else None, device=device,
-                   ssl_weights=ssl_weights, audio_column=audio_column, key_column=key_column,
-                   audio_member=audio_member, segments=segments)  # fmt: skip
     with ui.tracker() as progress:
         report = job.run(progress)
     ui.failures(report.failures)

@@ -23,6 +23,7 @@ from tokquant.cli._options import (
     Segments,
 )
 from tokquant.cli._output import Output
+from tokquant.cli._request import request
 
 Interpolate = Annotated[float | None, typer.Option(help="Override train.interpolate (0 to 1).")]
 MaxFrames = Annotated[
@@ -35,23 +36,33 @@ MaxFrames = Annotated[
 ]
 
 
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Config YAML (see configs/).")]
+OutOption = Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write (.safetensors).")]
+DataOption = Annotated[
+    list[Path] | None,
+    typer.Option("--data", "-d", help=INPUTS_HELP + " Repeatable."),
+]
+MoreDataOption = Annotated[
+    list[Path] | None, typer.Argument(help="More data paths (so --data a b c works).")
+]
+StepsOption = Annotated[int | None, typer.Option(help="Override train.steps.")]
+BatchFramesOption = Annotated[int | None, typer.Option(help="Override train.batch_frames.")]
+LrOption = Annotated[float | None, typer.Option(help="Override train.lr.")]
+SeedOption = Annotated[int | None, typer.Option(help="Override train.seed.")]
+
+
 def train(
-    config: Annotated[Path, typer.Option("--config", "-c", help="Config YAML (see configs/).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write (.safetensors).")],
-    data: Annotated[
-        list[Path] | None,
-        typer.Option("--data", "-d", help=INPUTS_HELP + " Repeatable."),
-    ] = None,
-    more_data: Annotated[
-        list[Path] | None, typer.Argument(help="More data paths (so --data a b c works).")
-    ] = None,
-    steps: Annotated[int | None, typer.Option(help="Override train.steps.")] = None,
-    batch_frames: Annotated[int | None, typer.Option(help="Override train.batch_frames.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Override train.lr.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Override train.seed.")] = None,
+    config: ConfigOption,
+    out: OutOption,
+    data: DataOption = None,
+    more_data: MoreDataOption = None,
+    steps: StepsOption = None,
+    batch_frames: BatchFramesOption = None,
+    lr: LrOption = None,
+    seed: SeedOption = None,
     interpolate: Interpolate = None,
     max_frames: MaxFrames = None,
-    layout: Layout = None,
+    feature_layout: Layout = None,
     channels: Channels = ChannelMode.mix,
     overwrite: Overwrite = False,
     device: Device = "cpu",
@@ -69,14 +80,8 @@ def train(
     """
     from tokquant.jobs import TrainJob
 
+    job = request(TrainJob, locals(), data=[*(data or []), *(more_data or [])])
     ui = Output(json_mode=json_out, quiet=quiet or json_out or _other_rank())
-    job = TrainJob(
-        config, [*(data or []), *(more_data or [])], out, steps=steps, batch_frames=batch_frames,
-        lr=lr, seed=seed, interpolate=interpolate, max_frames=max_frames,
-        feature_layout=layout.value if layout else None, channels=channels.value,
-        overwrite=overwrite, device=device, audio_column=audio_column, key_column=key_column,
-        audio_member=audio_member, segments=segments,
-    )  # fmt: skip
     with ui.tracker(with_metrics=True) as progress:
         report = job.run(progress)
     for warning in report.warnings:

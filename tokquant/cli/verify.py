@@ -10,9 +10,11 @@ import typer
 from tokquant.cli._options import JsonOut
 from tokquant.cli._output import Output
 
+CorpusOption = Annotated[Path, typer.Argument(help="Corpus folder (with manifest.json).")]
+
 
 def verify(
-    corpus: Annotated[Path, typer.Argument(help="Corpus folder (with manifest.json).")],
+    corpus: CorpusOption,
     json_out: JsonOut = False,
 ) -> None:
     """Checksums, utterance and frame counts, keys, offsets, every code in range."""

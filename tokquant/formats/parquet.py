@@ -71,7 +71,7 @@ def _offsets(offsets: np.ndarray) -> Any:
 
     if offsets.size and offsets[-1] >= 2**31:
         raise OutputError(
-            "a Parquet export shard holds at most 2**31 - 1 ids: encode with a smaller --shard-size"
+            "a Parquet export shard holds at most 2**31 - 1 ids: encode with a smaller `shard_size`"
         )
     return pa.array(offsets.astype(np.int32))
 

@@ -1,1 +1,2 @@
-"""tokquant inside other engines' pipelines: :mod:`.hf` (``datasets.map``)."""
+"""tokquant inside other engines' pipelines: :mod:`.hf` (``datasets.map``) and :mod:`.ray`
+(Ray Data's ``map_batches``)."""

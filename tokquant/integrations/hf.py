@@ -19,6 +19,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tokquant.integrations.cells import samples
+
 
 class Tokenize:
     """The map function :func:`tokenize_fn` returns (picklable; the tokenizer is loaded
@@ -62,7 +64,7 @@ class Tokenize:
         """``batch[audio_column]`` (a batch of ``datasets.map(batched=True)``) -> the
         columns ``codes`` (``[T, G]`` lists) and ``num_frames``."""
         tok = self._tokenizer(rank)
-        waves, rates = zip(*(_samples(cell, self.audio_column) for cell in
+        waves, rates = zip(*(samples(cell, self.audio_column) for cell in
                              batch[self.audio_column]), strict=True) if batch[self.audio_column] else ((), ())  # fmt: skip
         # channels averaged, whatever their number, as `tokquant encode` mixes a file's
         codes = tok.encode_audio(list(waves), list(rates), channel="mix", levels=self.levels,
@@ -76,20 +78,3 @@ def tokenize_fn(checkpoint: str | Path, **options: Any) -> Tokenize:
     row's ``codes`` and ``num_frames`` (options: ``audio_column``, ``device``,
     ``levels``, ``beam``, ``batch_frames``)."""
     return Tokenize(checkpoint, **options)
-
-
-def _samples(cell: Any, column: str) -> tuple[Any, int]:
-    """``(wave [C, N] or [N], rate)`` of one audio cell, decoded or as bytes."""
-    if isinstance(cell, dict) and cell.get("array") is not None:
-        import numpy as np
-
-        wave = np.asarray(cell["array"])
-        return (wave.T if wave.ndim == 2 and wave.shape[0] > wave.shape[1] else wave,
-                int(cell["sampling_rate"]))  # fmt: skip
-    blob = cell.get("bytes") if isinstance(cell, dict) else cell
-    if isinstance(blob, (bytes, bytearray)) and blob:
-        from tokquant.audio.io import AudioReader
-
-        with AudioReader.from_bytes(bytes(blob), column) as reader:
-            return reader.read(0, reader.num_samples).T, reader.sample_rate
-    raise ValueError(f"column {column!r}: a cell holds neither decoded audio nor audio bytes")

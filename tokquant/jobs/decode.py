@@ -9,40 +9,34 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from tokquant.audio.io import write_wav
 from tokquant.audio.vocoder import to_audio
 from tokquant.errors import InputError, OutputError, OutputNameError, TokquantError
 from tokquant.formats.features import write_features
 from tokquant.formats.tokens import SUFFIX
+from tokquant.jobs.features import decode_codes
 from tokquant.jobs.report import NoProgress, Progress, RunReport
-from tokquant.jobs.targets import plan_outputs
 from tokquant.sources import output_path, strip_suffix, takes_audio
 from tokquant.sources.tokens import TokenSource, token_sources
+from tokquant.storage.folder import OutputFolder
 from tokquant.tokenizer import Tokenizer
-
-
-def decode_codes(tok: Tokenizer, codes: np.ndarray) -> np.ndarray:
-    """``[T, G]`` codes -> ``[T, F]`` float32 features."""
-    c = torch.from_numpy(np.ascontiguousarray(codes, dtype=np.int64)).to(tok.mean.device)
-    return tok.decode(c).cpu().numpy().astype(np.float32)
 
 
 def check_decode_options(tok: Tokenizer, *, audio: bool, levels: int | None) -> None:
     config = tok.config
     if audio and not takes_audio(config):
         raise InputError(
-            f"{tok.checkpoint_path}: --audio needs a checkpoint with an audio front end"
+            f"{tok.checkpoint_path}: `audio` needs a checkpoint with an audio front end"
         )
     if audio and config.frontend.kind not in ("logmel", "fbank"):
         raise InputError(
-            f"{tok.checkpoint_path}: --audio needs a logmel or fbank front end; {config.frontend.kind} "
+            f"{tok.checkpoint_path}: `audio` needs a logmel or fbank front end; {config.frontend.kind} "
             f"tokens decode to features (.npy) only (there is no way back from "
             f"{config.frontend.model or config.frontend.kind} features to audio here)"
         )
     if levels is not None and (not tok.quantizer.supports_levels or levels < 1):
-        raise InputError("--levels applies to RVQ checkpoints, as a number >= 1")
+        raise InputError("`levels` applies to RVQ checkpoints, as a number >= 1")
 
 
 def write_decoded(
@@ -54,7 +48,7 @@ def write_decoded(
     if levels is not None:
         if levels > codes.shape[1]:
             raise InputError(
-                f"{out_path.name}: --levels {levels}, the tokens have {codes.shape[1]}"
+                f"{out_path.name}: `levels={levels}`, the tokens have {codes.shape[1]}"
             )
         codes = codes[:, :levels]
     features = decode_codes(tok, codes)
@@ -84,13 +78,13 @@ def to_files(
 
 def run_each(
     items: list, target_of: Callable, work: Callable[..., int], *, source_of: Callable,
-    overwrite: bool, label: str, progress: Progress | None = None, root: Path | None = None,
+    overwrite: bool, label: str, root: Path, progress: Progress | None = None,
 ) -> RunReport:  # fmt: skip
     """``work(item, target) -> frames`` for every item whose target needs writing; a
     failing item is recorded and the others go on, but a write error stops the run."""
     progress = progress or NoProgress()
-    plan, skipped, failures = plan_outputs(items, target_of, source_of, overwrite=overwrite,
-                                           root=root)  # fmt: skip
+    plan, skipped, failures = OutputFolder(root).plan(items, target_of, source_of,
+                                                      overwrite=overwrite)  # fmt: skip
     report = RunReport(skipped=skipped, failures=failures)
     start = time.perf_counter()
     progress.start(label, len(plan))
@@ -128,11 +122,10 @@ class DecodeJob:
 
     def run(self, progress: Progress | None = None) -> RunReport:
         from tokquant.jobs.load import open_tokenizer
-        from tokquant.jobs.targets import ensure_output_dir
 
         tok = open_tokenizer(self.checkpoint, self.device)
         out = Path(self.out)
-        ensure_output_dir(out)
+        OutputFolder(out).create()
         sources = token_sources(tok, [Path(p) for p in self.tokens])
         check_decode_options(tok, audio=self.audio, levels=self.levels)
         return to_files(tok, sources, out, audio=self.audio, levels=self.levels,

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from tokquant.audio.frontend import DEFAULT_CHUNK_FRAMES, reader_features
 from tokquant.config import TokenizerConfig
@@ -49,7 +50,7 @@ class FeatureReader:
         for chunk in chunks:
             if want is not None and chunk.shape[1] != want:
                 hint = (
-                    " (is the file [dim, frames]? try --feature-layout ct)"
+                    " (is the file [dim, frames]? try `feature_layout='ct'`)"
                     if chunk.shape[0] == want
                     else ""
                 )
@@ -77,3 +78,9 @@ class FeatureReader:
         samples, rate = length
         target = self.config.frontend.sample_rate
         return self.config.frontend.num_frames(-(-samples * target // rate))
+
+
+def decode_codes(tok: Tokenizer, codes: np.ndarray) -> np.ndarray:
+    """``[T, G]`` codes -> ``[T, F]`` float32 features."""
+    c = torch.from_numpy(np.ascontiguousarray(codes, dtype=np.int64)).to(tok.mean.device)
+    return tok.decode(c).cpu().numpy().astype(np.float32)

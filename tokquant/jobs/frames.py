@@ -74,7 +74,7 @@ class FrameSample:
 
     def __init__(self, size: int, seed: int = 0, with_next: bool = False) -> None:
         if size < 1:
-            raise InputError(f"--max-frames must be at least 1, found {size}")
+            raise InputError(f"`max_frames` must be at least 1, found {size}")
         self.size = size
         self.seen = 0
         self.rng = np.random.default_rng(seed)

@@ -141,7 +141,7 @@ class ImportJob:
         if out.exists() and out.resolve() == source.resolve():
             raise OutputError(f"{out}: output path equals the input")
         if out.exists() and not self.overwrite:
-            raise OutputError(f"{out}: exists; pass --overwrite to replace it")
+            raise OutputError(f"{out}: exists; pass `overwrite=True` to replace it")
         rvq = import_rvq(self.kind, load_state_dict(source))
         tokenizer = tokenizer_for(rvq, self.frame_rate)
         ckpt_id = save_checkpoint(tokenizer, out, {"imported_from": self.kind,

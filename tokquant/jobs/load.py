@@ -23,7 +23,7 @@ def open_tokenizer(checkpoint: str | Path, device: str, ssl_weights: str | Path 
     if ssl_weights is not None:
         frontend = tok.config.frontend
         if frontend.kind != "ssl":
-            raise InputError(f"--ssl-weights: {checkpoint} has no SSL front end ({frontend.kind})")
+            raise InputError(f"`ssl_weights`: {checkpoint} has no SSL front end ({frontend.kind})")
         frontend.weights = str(ssl_weights)
     return tok
 

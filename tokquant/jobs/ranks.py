@@ -33,7 +33,7 @@ def resolve_rank(
     env = os.environ if environ is None else environ
     if num_shards is not None or shard_index is not None:
         if num_shards is None or shard_index is None:
-            raise InputError("--num-shards and --shard-index go together")
+            raise InputError("`num_shards` and `shard_index` go together")
         rank, world = shard_index, num_shards
     else:
         rank, world = _rank_from_env(env)
@@ -48,7 +48,7 @@ def _rank_from_env(env: Mapping[str, str]) -> tuple[int, int]:
         if (r_var in env) != (w_var in env) and r_var != "SLURM_PROCID":
             have, missing = (r_var, w_var) if r_var in env else (w_var, r_var)
             raise InputError(
-                f"{have} is set but {missing} is not; set both, or pass --num-shards/--shard-index"
+                f"{have} is set but {missing} is not; set both, or pass `num_shards` and `shard_index`"
             )
         if r_var in env and w_var in env:
             try:
@@ -65,6 +65,15 @@ def _rank_from_env(env: Mapping[str, str]) -> tuple[int, int]:
                                      f"{env['SLURM_ARRAY_TASK_MIN']!r}") from None  # fmt: skip
             return rank, world
     return 0, 1
+
+
+def unit_count(items: Sequence[object]) -> int | None:
+    """How many units (:func:`rank_items`) ``items`` come in; None where none has one
+    (plain files and manifests: any share of them reads disjoint bytes)."""
+    units = [getattr(item, "unit", None) for item in items]
+    if all(u is None for u in units):
+        return None
+    return len({u if u is not None else ("input", i) for i, u in enumerate(units)})
 
 
 def rank_items(items: Sequence[T], rank: int, world: int) -> list[T]:

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from tokquant.errors import InputError, TokquantError
-from tokquant.jobs.decode import decode_codes
-from tokquant.jobs.features import FeatureReader
+from tokquant.jobs.features import FeatureReader, decode_codes
 from tokquant.jobs.load import InputOptions
 from tokquant.jobs.report import NoProgress, Progress
 from tokquant.sources import Source, SourceOptions, input_suffixes, sources_for
@@ -45,7 +44,7 @@ def collect(
         by_key.setdefault(item.stem(input_suffixes(tok.config)).as_posix(), item)
     if inputs is not None and len(inputs) != len(sources):
         raise InputError(
-            f"--features names {len(inputs)} file(s) for {len(sources)} tokenized input(s)"
+            f"`features` names {len(inputs)} file(s) for {len(sources)} tokenized input(s)"
         )
     usage = UsageCounter(tok.column_cardinalities)
     recon = (ReconstructionAccumulator(tok.mean.cpu().numpy(), tok.std.cpu().numpy())
@@ -138,7 +137,7 @@ def plot_usage(path: Path, usage: UsageCounter, columns: list[ColumnStats]) -> N
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise InputError("--plot needs matplotlib: pip install 'tokquant[plot]'") from None
+        raise InputError("`plot` needs matplotlib: pip install 'tokquant[plot]'") from None
     from tokquant.storage.atomic import atomic_path
 
     fig, axes = plt.subplots(len(columns), 1, figsize=(8, 2.2 * len(columns)), squeeze=False)

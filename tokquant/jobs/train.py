@@ -69,7 +69,7 @@ class TrainJob(InputOptions):
         if out.is_dir():
             raise OutputError(f"{out}: is a folder; name the checkpoint file to write")
         if out.exists() and not self.overwrite:
-            raise OutputError(f"{out}: exists; pass --overwrite to replace it")
+            raise OutputError(f"{out}: exists; pass `overwrite=True` to replace it")
         dev = resolve_device(self.device)
         joined = distributed.init_from_env(dev)
         rank, _ = distributed.world()

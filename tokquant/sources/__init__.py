@@ -67,7 +67,7 @@ def sources_for(config: TokenizerConfig, specs: list[Path], *, channels: str = "
     options = options or SourceOptions()
     kinds = [kind_of(Path(spec), config) for spec in specs]
     if options.segments is not None and "kaldi" not in kinds:
-        raise InputError("--segments applies to a Kaldi wav.scp input; none was given")
+        raise InputError("`segments` applies to a Kaldi wav.scp input; none was given")
     if all(kind == "files" for kind in kinds):  # one expansion: shared dedup and checks
         sources: list[Source] = list(expand_inputs(specs, input_suffixes(config),
                                                    input_kind(config), outputs=outputs))  # fmt: skip

@@ -253,7 +253,7 @@ def _rows(table: _Table, audio_column: str, key_column: str | None) -> list[Sour
     names = table.schema.names if table.schema is not None else []
     if audio_column not in names:
         raise InputError(f"{table.path}: no column {audio_column!r} (columns: "
-                         f"{', '.join(names)}); name the audio column with --audio-column")  # fmt: skip
+                         f"{', '.join(names)}); name the audio column with `audio_column`")  # fmt: skip
     if key_column is not None and key_column not in names:
         raise InputError(
             f"{table.path}: no key column {key_column!r} (columns: {', '.join(names)})"
@@ -314,4 +314,4 @@ def _key_of(value: Any, column: str, where: str, fallback: str) -> str | Failed:
         problem = f"holds a {type(value).__name__}, not a text key"
     return Failed(key=Path(fallback), where=where,
                   message=f"the key column {column!r} {problem}; name a column of unique "
-                          f"text ids with --key-column")  # fmt: skip
+                          f"text ids with `key_column`")  # fmt: skip

@@ -205,7 +205,7 @@ def sample_key(name: str) -> tuple[str, str] | None:
 def read_webdataset(spec: str, audio_member: str | None = None) -> list[Source]:
     """Every sample of the tars ``spec`` names, tar by tar, in member order."""
     if audio_member is not None and not audio_member.strip("."):
-        raise InputError(f"--audio-member must name a field (flac, wav, seg.flac, ...), "
+        raise InputError(f"`audio_member` must name a field (flac, wav, seg.flac, ...), "
                          f"found {audio_member!r}")  # fmt: skip
     return [s for tar in tar_paths(spec) for s in _samples(tar, audio_member)]
 

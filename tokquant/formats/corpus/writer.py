@@ -11,14 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from tokquant import __version__
-from tokquant.errors import InputError, OutputError
+from tokquant.errors import InputError
 from tokquant.formats.corpus.keys import MANIFEST, part_name, shard_name
 from tokquant.formats.corpus.manifest import Entry, Manifest, ShardRecord
 from tokquant.formats.corpus.merge import merge_parts
 from tokquant.formats.corpus.shards import write_shard
-from tokquant.storage.atomic import remove_stale_temp_files
 from tokquant.storage.digest import file_sha256 as sha256_of
-from tokquant.storage.lock import exclusive
+from tokquant.storage.folder import OutputFolder
 
 
 def plan_id(keys: list[str], shard_size: int, checkpoint_id: str, cards: list[int],
@@ -76,20 +75,16 @@ class CorpusWriter:
         of another run of this rank (another world size), and a rank that another
         process is writing now."""
         if shard_size < 1:
-            raise InputError(f"--shard-size must be >= 1, found {shard_size}")
+            raise InputError(f"`shard_size` must be >= 1, found {shard_size}")
         root = Path(root)
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"{root}: cannot create ({exc.strerror or exc})") from None
         lock = contextlib.ExitStack()
-        lock.enter_context(exclusive(
-            root / f".tokquant-rank{rank:05d}.lock",
+        folder = lock.enter_context(OutputFolder(root).hold(
+            f".tokquant-rank{rank:05d}.lock",
             f"{root}: rank {rank} of this corpus is being written by another tokquant run; "
-            f"wait for it to finish or choose another --out",
+            f"wait for it to finish or choose another `out`",
         ))  # fmt: skip
         try:
-            part = cls._start_part(root, header, keys, shard_size, rank, world, overwrite)
+            part = cls._start_part(folder, header, keys, shard_size, rank, world, overwrite)
         except BaseException:
             lock.close()
             raise
@@ -98,34 +93,34 @@ class CorpusWriter:
         return writer
 
     @staticmethod
-    def _start_part(root: Path, header: Manifest, keys: list[str], shard_size: int,
+    def _start_part(folder: OutputFolder, header: Manifest, keys: list[str], shard_size: int,
                     rank: int, world: int, overwrite: bool) -> Manifest:  # fmt: skip
         plan = plan_id(keys, shard_size, header.checkpoint_id, header.cardinalities,
                        header.extra.get("run"))  # fmt: skip
+        root = folder.root
         part_path = root / part_name(rank, world)
-        remove_stale_temp_files(root)
         mine = [*root.glob(f"manifest.rank{rank:05d}-of-*.json"),
                 *root.glob(f"shard-r{rank:05d}-*.safetensors")]  # fmt: skip
-        if overwrite:
-            for old in mine:
-                old.unlink(missing_ok=True)
-            if world == 1:
-                (root / MANIFEST).unlink(missing_ok=True)
+        if overwrite:  # this rank's files, and nothing else
+            folder.remove([p.name for p in mine] + ([MANIFEST] if world == 1 else []))
         elif not part_path.exists() and mine:
             raise InputError(
                 f"{root}: holds files of another run of rank {rank} ({min(p.name for p in mine)}); "
-                f"pass --overwrite to replace them, or choose another --out"
+                f"pass `overwrite=True` to replace them, or choose another `out`"
             )
         if part_path.exists():
             part = Manifest.read(part_path)
             if part.extra.get("plan") != plan:
                 raise InputError(
                     f"{root}: holds a run over other inputs, shard size or checkpoint; "
-                    f"pass --overwrite to start again"
+                    f"pass `overwrite=True` to start again"
                 )
             return part
         header.extra.update(tokquant=__version__, rank=rank, world_size=world, plan=plan,
                             shard_size=shard_size, complete=False)  # fmt: skip
+        # Recorded before its first shard: a run killed between writing that shard and
+        # listing it must find its own part on resume, not "files of another run".
+        header.write(part_path)
         return header
 
     def __enter__(self) -> CorpusWriter:

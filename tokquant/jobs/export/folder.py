@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from tokquant.errors import FormatError, OutputError
-from tokquant.jobs.targets import check_output_dir
-from tokquant.storage.atomic import atomic_path, remove_stale_temp_files
+from tokquant.storage.atomic import atomic_path
+from tokquant.storage.folder import OutputFolder
 from tokquant.storage.safe_json import loads as json_loads
 
 PLAN = ".tokquant-export.json"
@@ -24,7 +24,7 @@ def check_out(out: Path, info: dict[str, Any], overwrite: bool) -> None:
     export (a resume) or, with ``overwrite``, another one; of other splits, ones that
     share this export's format and options (they are kept), or with ``overwrite`` any
     (their files are removed too; without it, the refusal says that they would be)."""
-    check_output_dir(out)
+    OutputFolder(out).check()
     for folder in ("data", "parts"):  # an export writes into these: never through a link
         if (out / folder).is_symlink():
             raise OutputError(f"{out / folder}: is a symbolic link; tokquant writes into real "
@@ -36,22 +36,22 @@ def check_out(out: Path, info: dict[str, Any], overwrite: bool) -> None:
             return
         if not splits:
             raise OutputError(f"{out}: holds an export whose record cannot be read; "
-                              f"--overwrite to replace it")  # fmt: skip
+                              f"`overwrite=True` to replace it")  # fmt: skip
         if split in splits and splits[split].get("info") != info:
             raise OutputError(f"{out}: holds another export of split {split!r} (other corpus, "
-                              f"metadata or options); --overwrite to replace it")  # fmt: skip
+                              f"metadata or options); `overwrite=True` to replace it")  # fmt: skip
         clash = _clashing(splits, info)
         if clash:
             raise OutputError(
                 f"{out}: holds split(s) {', '.join(clash)} exported in another format or with "
-                f"other options (the splits of one folder share them); --overwrite would "
+                f"other options (the splits of one folder share them); `overwrite=True` would "
                 f"delete their files too"
             )
     elif out.is_dir() and any(e.name != LOCK for e in os.scandir(out)):
         if (out / LOCK).exists():  # an export is writing its first files right now
             raise OutputError(busy(out))
         raise OutputError(f"{out}: is not empty and holds no tokquant export; choose an empty "
-                          f"folder (--overwrite replaces only an earlier export)")  # fmt: skip
+                          f"folder (`overwrite=True` replaces only an earlier export)")  # fmt: skip
 
 
 #: What may differ between the splits of one export folder; all else they share.
@@ -91,11 +91,13 @@ def recorded_splits(out: Path) -> dict[str, dict[str, Any]]:
     return {split if isinstance(split, str) else "": data}
 
 
-def claim(out: Path, info: dict[str, Any], overwrite: bool, outputs: list[str]) -> None:
+def claim(folder: OutputFolder, info: dict[str, Any], overwrite: bool, outputs: list[str]
+          ) -> None:  # fmt: skip
     """Make ``out`` this export's folder (checked by :func:`check_out`): with
     ``overwrite``, the files of this split's earlier export and of other splits it
     cannot stand beside are removed (nothing else); the record then holds this split
     beside the splits kept."""
+    out = folder.root
     splits = recorded_splits(out) if (out / PLAN).is_file() else {}
     if overwrite:
         dropped = {s: r for s, r in splits.items()
@@ -103,9 +105,11 @@ def claim(out: Path, info: dict[str, Any], overwrite: bool, outputs: list[str]) 
         splits = {s: r for s, r in splits.items() if s not in dropped}
         keep = set(outputs).union(*(_outputs_of(out, r) for r in splits.values()))
         for record in dropped.values():
-            _remove_outputs(out, _outputs_of(out, record), keep)
-    for folder in (out, out / "data", out / "parts"):
-        remove_stale_temp_files(folder)
+            folder.remove(_outputs_of(out, record), keep)
+        for sub in ("data", "parts"):
+            with contextlib.suppress(OSError):
+                (out / sub).rmdir()  # only when empty
+    folder.clear_temps("data", "parts")
     splits[info["split"]] = {"info": info, "outputs": outputs}
     with atomic_path(out / PLAN) as tmp:
         tmp.write_text(json.dumps({"splits": splits}, indent=1, sort_keys=True) + "\n")
@@ -117,20 +121,6 @@ def _outputs_of(out: Path, record: dict[str, Any]) -> list[str]:
         return [n for n in names if isinstance(n, str)]
     info = record.get("info")
     return _legacy_outputs(out, info if isinstance(info, dict) else {})  # an older record
-
-
-def _remove_outputs(out: Path, names: list[str], keep: set[str]) -> None:
-    """Remove the recorded files ``names`` not in ``keep``, and nothing else (a user's
-    own files in the folder stay)."""
-    for name in names:
-        if name in keep:
-            continue
-        path = out / name
-        if path.resolve().parent.is_relative_to(out.resolve()) and path.is_file():
-            path.unlink()
-    for folder in ("data", "parts"):
-        with contextlib.suppress(OSError):
-            (out / folder).rmdir()  # only when empty
 
 
 def _legacy_outputs(out: Path, info: dict[str, Any]) -> list[str]:

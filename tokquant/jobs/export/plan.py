@@ -39,13 +39,13 @@ class ExportOptions:
         from tokquant.data.layouts import LAYOUTS
 
         if self.to not in FORMATS:
-            raise InputError(f"--to must be one of {', '.join(FORMATS)}, found {self.to!r}")
+            raise InputError(f"`to` must be one of {', '.join(FORMATS)}, found {self.to!r}")
         if self.layout not in LAYOUTS:
-            raise InputError(f"--layout must be one of {', '.join(LAYOUTS)}, found {self.layout!r}")
+            raise InputError(f"`layout` must be one of {', '.join(LAYOUTS)}, found {self.layout!r}")
         if not self.split or not all(ch.isalnum() or ch in "_-" for ch in self.split):
-            raise InputError(f"--split must be letters, digits, '_' or '-', found {self.split!r}")
+            raise InputError(f"`split` must be letters, digits, '_' or '-', found {self.split!r}")
         if self.workers is not None and self.workers < 1:
-            raise InputError(f"--workers must be at least 1, found {self.workers}")
+            raise InputError(f"`workers` must be at least 1, found {self.workers}")
 
 
 @dataclass
@@ -81,7 +81,7 @@ def plan(root: Path, out: Path, options: ExportOptions) -> ExportPlan:
         layout = TokenLayout(tuple(manifest.cardinalities), options.layout, options.offsets,
                              options.dedup)  # fmt: skip
     except ValueError as exc:  # a flat vocabulary beyond 64 bits
-        raise InputError(f"{root}: {exc}; export without --offsets") from None
+        raise InputError(f"{root}: {exc}; export without `offsets`") from None
     _check_format(manifest, layout, options)
     metadata, joined = _join_metadata(manifest, options.metadata)
     info = _info(root, manifest, layout, options)
@@ -103,19 +103,19 @@ def open_for_export(root: Path) -> corpus_format.Manifest:
 
 def _check_format(manifest: corpus_format.Manifest, layout: Any, options: ExportOptions) -> None:
     if options.to == "parquet" and importlib.util.find_spec("pyarrow") is None:
-        raise InputError("--to parquet needs pyarrow: pip install 'tokquant[export]'")
+        raise InputError("`to='parquet'` needs pyarrow: pip install 'tokquant[export]'")
     if options.to != "km":
         return
     from tokquant.formats.km import line_problem
 
     if layout.layout == "parallel" and layout.num_columns > 1:
         raise InputError(f"km holds one unit per position, and these codes have "
-                         f"{layout.num_columns} columns: use --layout interleave or delay")  # fmt: skip
+                         f"{layout.num_columns} columns: use `layout='interleave'` or `layout='delay'`")  # fmt: skip
     if layout.vocab_size > KM_MAX_VOCAB:
         raise InputError(f"km lists every id in dict.km.txt, and this vocabulary has "
                          f"{layout.vocab_size} (at most {KM_MAX_VOCAB}): use another format")  # fmt: skip
     if options.metadata is not None:
-        raise InputError("km has no place for --metadata columns: use parquet or webdataset")
+        raise InputError("km has no place for `metadata` columns: use parquet or webdataset")
     for _, _, entry in manifest.entries():
         problem = line_problem(entry.key)
         if problem is not None:

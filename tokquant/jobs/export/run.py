@@ -15,8 +15,7 @@ from tokquant.jobs.export.folder import LOCK, busy, check_out, claim, recorded_s
 from tokquant.jobs.export.plan import ExportOptions, ExportPlan, written
 from tokquant.jobs.export.pool import map_shards
 from tokquant.jobs.report import NoProgress, Progress, RunReport
-from tokquant.jobs.targets import ensure_output_dir
-from tokquant.storage.lock import exclusive
+from tokquant.storage.folder import OutputFolder
 
 if TYPE_CHECKING:
     from tokquant.data.layouts import TokenLayout
@@ -44,11 +43,10 @@ def run(plan: ExportPlan, *, progress: Progress | None = None) -> RunReport:
     progress = progress or NoProgress()
     p, options = plan, plan.options
     _check_corpus(p.root, p.manifest, options.workers, progress)
-    ensure_output_dir(p.out)
-    with exclusive(p.out / LOCK, busy(p.out)):
+    with OutputFolder(p.out).hold(LOCK, busy(p.out)) as folder:
         check_out(p.out, p.info, options.overwrite)  # again: the folder is ours only now
         finished = _finished(p.out, options)
-        claim(p.out, p.info, options.overwrite, p.outputs)
+        claim(folder, p.info, options.overwrite, p.outputs)
         todo = [] if finished else [
             (record, target) for record, target in p.targets
             if options.overwrite or not written(p.out / target, options)]  # fmt: skip

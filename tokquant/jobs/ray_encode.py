@@ -1,0 +1,206 @@
+"""``EncodeJob(engine="ray")``: the sharded corpus of a local run, written by a Ray cluster.
+
+The inputs are cut into tasks by their own units: one tar, one Parquet row group, or
+``shard_size`` plain inputs (files, manifest lines; every ``W``-th of them). Task ``r``
+of ``W`` is rank ``r`` of a ``W``-rank run, so everything a rank guarantees holds per
+task: its shards are written whole and then recorded in its part, a task that Ray
+retries after its worker died resumes from its last shard, and a second run skips the
+tasks that are done. Ray brings the scheduling, the retries and the GPUs; the tokenizer
+lives in actors (one per CPU, or one per GPU with ``device="cuda"``), each loading the
+checkpoint once and refusing one whose id is not the driver's. The driver joins the
+parts into ``manifest.json`` as ``tokquant merge`` does, so the corpus is read, checked
+and exported like any other: its codes equal the local run's key by key.
+
+Every node reads the inputs and writes ``out`` at the paths the driver sees (a shared
+file system), and works in the driver's working folder, so keys are the local run's.
+Workers never open the network (the Hub's offline switches are set in their
+environment).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tokquant.errors import InputError, TokquantError
+
+if TYPE_CHECKING:
+    from tokquant.jobs.encode import EncodeJob
+    from tokquant.jobs.report import Progress, RunReport
+
+#: Tries of a task whose worker died (killed, out of memory, node lost) before the run
+#: reports it; a task's resumed tries redo only its unfinished shard.
+TASK_RETRIES = 3
+#: Switches that keep Hugging Face libraries off the network inside workers.
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def encode_on_ray(job: EncodeJob, progress: Progress | None = None) -> RunReport:
+    """Run ``job`` (with ``shards``) as tasks on a Ray cluster and join its parts."""
+    from tokquant.formats.corpus.keys import part_name
+    from tokquant.formats.corpus.merge import merge_parts
+    from tokquant.jobs.encode_outputs import made_by
+    from tokquant.jobs.load import open_tokenizer
+    from tokquant.jobs.ranks import unit_count
+    from tokquant.jobs.report import NoProgress
+    from tokquant.storage.folder import OutputFolder
+
+    if not job.shards:
+        raise InputError("`engine='ray'` writes a sharded corpus: set `shards`")
+    if job.num_shards is not None or job.shard_index is not None:
+        raise InputError("`engine='ray'` runs every rank itself: leave `num_shards` and "
+                         "`shard_index` unset")  # fmt: skip
+    ray = _import_ray()
+    progress = progress or NoProgress()
+    tok = open_tokenizer(job.checkpoint, "cpu", job.ssl_weights)  # the plan only
+    items = job.sources(tok)
+    job.options(tok)  # every check a task would make, made once here
+    OutputFolder(job.out).create()
+    tasks = unit_count(items) or -(-len(items) // max(1, job.shard_size))
+    started_here = _connect(ray, job.ray_address)
+    start = time.perf_counter()
+    try:
+        report = _run_tasks(ray, job, made_by(tok), tasks, progress, len(items))
+    finally:
+        if started_here:
+            ray.shutdown()
+    if not report.extra.get("failed_tasks"):
+        merge_parts(Path(job.out), [Path(job.out) / part_name(r, tasks) for r in range(tasks)])
+    report.seconds = time.perf_counter() - start
+    job.add_columns(tok, report)
+    return report
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise InputError("`engine='ray'` needs Ray: pip install 'tokquant[ray]'") from None
+    return ray
+
+
+def _connect(ray: Any, address: str | None) -> bool:
+    """Join ``address`` (or the cluster this process joined, or ``RAY_ADDRESS``'s), else
+    start a local one; True when this call started it (and so stops it)."""
+    if ray.is_initialized():
+        return False
+    import logging
+
+    local = address is None and "RAY_ADDRESS" not in os.environ
+    try:
+        ray.init(address=address, include_dashboard=False if local else None,
+                 logging_level=logging.WARNING, log_to_driver=False,
+                 runtime_env={"env_vars": OFFLINE})  # fmt: skip
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        raise InputError(f"cannot reach the Ray cluster at {address or 'RAY_ADDRESS'}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None  # fmt: skip
+    return True
+
+
+def _run_tasks(ray: Any, job: EncodeJob, checkpoint_id: str, tasks: int,
+               progress: Progress, total: int) -> RunReport:  # fmt: skip
+    """Every task on a pool of actors, each actor one task at a time; a task whose actor
+    died more than :data:`TASK_RETRIES` times is reported, the others go on."""
+    from tokquant.jobs.report import RunReport
+
+    gpu = job.device.startswith("cuda") or (job.device == "auto" and
+                                            ray.cluster_resources().get("GPU", 0) > 0)  # fmt: skip
+    slots = int(ray.cluster_resources().get("GPU" if gpu else "CPU", 1))
+    actor_class = ray.remote(_Encoder).options(
+        num_cpus=1, num_gpus=1 if gpu else 0, max_restarts=TASK_RETRIES,
+        max_task_retries=TASK_RETRIES,
+    )  # fmt: skip
+    actors = [actor_class.remote(job, checkpoint_id, os.getcwd(), "cuda" if gpu else "cpu")
+              for _ in range(max(1, min(slots, tasks)))]  # fmt: skip
+    report = RunReport()
+    report.extra = {"rank": 0, "world_size": 1, "engine": "ray", "tasks": tasks,
+                    "actors": len(actors), "shards_written": 0, "shards_resumed": 0,
+                    "task_seconds": 0.0}  # fmt: skip
+    failed: list[str] = []
+    waiting = list(range(tasks))
+    running: dict[Any, tuple[Any, int]] = {}
+    progress.start(f"encode on ray ({tasks} tasks)", total)
+    try:
+        while waiting or running:
+            while waiting and len(running) < len(actors):
+                busy = {id(a) for a, _ in running.values()}
+                actor = next(a for a in actors if id(a) not in busy)
+                rank = waiting.pop(0)
+                running[actor.encode_task.remote(rank, tasks)] = (actor, rank)
+            (ref,), _ = ray.wait(list(running), num_returns=1)
+            actor, rank = running.pop(ref)
+            try:
+                done = ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:
+                if isinstance(exc.cause, TokquantError):
+                    raise exc.cause from None
+                raise
+            except ray.exceptions.RayActorError as exc:
+                failed.append(f"task {rank}: its worker died {TASK_RETRIES + 1} times "
+                              f"({_first_line(exc)})")  # fmt: skip
+                actors.remove(actor)
+                if not actors:
+                    failed += [f"task {r}: not run (no worker left)" for r in waiting]
+                    break
+                continue
+            report.done += done["done"]
+            report.frames += done["frames"]
+            report.failures += done["failures"]
+            report.extra["shards_written"] += done["shards_written"]
+            report.extra["shards_resumed"] += done["shards_resumed"]
+            report.extra["task_seconds"] = round(report.extra["task_seconds"] + done["seconds"], 3)
+            progress.advance(done["items"])
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+    if failed:
+        report.extra["failed_tasks"] = len(failed)
+        raise TokquantError(f"{len(failed)} of {tasks} tasks did not finish ({failed[0]}); "
+                            f"their finished shards are kept: run the same job again to "
+                            f"finish them")  # fmt: skip
+    return report
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class _Encoder:
+    """A Ray actor: one tokenizer, loaded on the first task, encoding task after task."""
+
+    def __init__(self, job: EncodeJob, checkpoint_id: str, cwd: str, device: str) -> None:
+        self.job, self.checkpoint_id, self.device = job, checkpoint_id, device
+        self.cwd = cwd
+        self._ready: tuple[Any, list[Any], Any] | None = None
+
+    def _load(self) -> tuple[Any, list[Any], Any]:
+        if self._ready is None:
+            import torch
+
+            from tokquant.jobs.encode_outputs import made_by
+            from tokquant.jobs.load import open_tokenizer
+
+            if os.path.isdir(self.cwd):
+                os.chdir(self.cwd)  # relative inputs name the driver's files, keys its keys
+            torch.set_num_threads(1)
+            tok = open_tokenizer(self.job.checkpoint, self.device, self.job.ssl_weights)
+            if made_by(tok) != self.checkpoint_id:
+                raise InputError(f"{self.job.checkpoint}: changed since the run began "
+                                 f"(another checkpoint id on this node)")  # fmt: skip
+            self._ready = tok, self.job.sources(tok), self.job.options(tok)
+        return self._ready
+
+    def encode_task(self, rank: int, tasks: int) -> dict[str, Any]:
+        from tokquant.jobs.encode_outputs import to_corpus
+        from tokquant.jobs.ranks import rank_items
+
+        tok, items, options = self._load()
+        start = time.perf_counter()
+        report = to_corpus(tok, items, Path(self.job.out), options, rank=rank, world=tasks,
+                           shard_size=self.job.shard_size)  # fmt: skip
+        return {"done": report.done, "frames": report.frames, "failures": report.failures,
+                "items": len(rank_items(items, rank, tasks)),
+                "seconds": time.perf_counter() - start, **report.extra}  # fmt: skip
