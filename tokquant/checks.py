@@ -79,8 +79,11 @@ def in_interval(lo: float, hi: float, *, closed_hi: bool) -> Check:
     def check(value: Any, fail: Problem) -> None:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not ok or not (lo <= value <= hi if closed_hi else lo <= value < hi):
-            fail(f"must be in [{lo:g}, {hi:g}{bracket}", f"must be in [{lo:g}, {hi:g}{bracket}",
-                 value)  # fmt: skip
+            fail(
+                f"must be in [{lo:g}, {hi:g}{bracket}",
+                f"must be in [{lo:g}, {hi:g}{bracket}",
+                value,
+            )
 
     return check
 

@@ -79,8 +79,12 @@ _V1_FAMILIES = ("bsq", "lfq", "rvq")
 
 def _quantizer_to_dict(params: Params) -> dict[str, Any]:
     """The flat section checkpoints store: the v1 families' defaults, this family's values."""
-    flat = {f.name: f.default for family in _V1_FAMILIES
-            for f in dataclasses.fields(FAMILY_PARAMS[family]) if not f.metadata.get("later")}  # fmt: skip
+    flat = {
+        f.name: f.default
+        for family in _V1_FAMILIES
+        for f in dataclasses.fields(FAMILY_PARAMS[family])
+        if not f.metadata.get("later")
+    }
     return {**flat, **_stored(params), "family": params.family}
 
 
@@ -88,8 +92,11 @@ def _stored(section: Any) -> dict[str, Any]:
     """A config section as a checkpoint stores it: a field marked ``later`` (added after
     format version 1) only away from its default, so checkpoints that do not use it keep
     their bytes and ids."""
-    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)
-            if not (f.metadata.get("later") and getattr(section, f.name) == f.default)}  # fmt: skip
+    return {
+        f.name: getattr(section, f.name)
+        for f in dataclasses.fields(section)
+        if not (f.metadata.get("later") and getattr(section, f.name) == f.default)
+    }
 
 
 @dataclass
@@ -126,8 +133,16 @@ class FeatureConfig:
 SSL_MERGES = ("mean", "concat")
 SSL_PRECISIONS = ("float32", "float16", "bfloat16")
 #: Fields only an SSL front end reads; other kinds leave them out of checkpoints.
-SSL_FIELDS = ("model", "layers", "layer_merge", "weights", "weights_sha256", "window_seconds",
-              "context_seconds", "precision")  # fmt: skip
+SSL_FIELDS = (
+    "model",
+    "layers",
+    "layer_merge",
+    "weights",
+    "weights_sha256",
+    "window_seconds",
+    "context_seconds",
+    "precision",
+)
 
 
 @dataclass

@@ -139,9 +139,10 @@ class ReconstructionAccumulator:
             mse=self.sq_err / max(self.elements, 1),
             snr_db=_snr(self.sq_ref, self.sq_err),
             cosine=self.cos_sum / max(self.frames, 1),
-            normalized_snr_db=None if self.mean is None else _snr(self.sq_ref_norm,
-                                                                   self.sq_err_norm),
-        )  # fmt: skip
+            normalized_snr_db=None
+            if self.mean is None
+            else _snr(self.sq_ref_norm, self.sq_err_norm),
+        )
 
 
 def _snr(signal: float, error: float) -> float:

@@ -114,17 +114,24 @@ class Tokenizer(nn.Module):
 
     @torch.no_grad()
     def encode_batch(
-        self, chunks: Sequence[torch.Tensor], *, levels: int | None = None,
+        self,
+        chunks: Sequence[torch.Tensor],
+        *,
+        levels: int | None = None,
         beam: int | None = None,
-    ) -> list[torch.Tensor]:  # fmt: skip
+    ) -> list[torch.Tensor]:
         """Codes ``[T_i, G]`` of each ``[T_i, F]`` chunk, computed together; each equal,
         bit for bit, to that chunk's codes alone (see the module docstring)."""
         if not chunks:
             return []
         padded = [F.pad(c, (0, 0, 0, -c.shape[0] % PAD_FRAMES)) for c in chunks]
         x = torch.cat(padded).to(self.mean.device, torch.float32)
-        codes = torch.cat([self.encode(x[i : i + ENCODE_BLOCK_FRAMES], levels=levels, beam=beam)
-                           for i in range(0, x.shape[0], ENCODE_BLOCK_FRAMES)])  # fmt: skip
+        codes = torch.cat(
+            [
+                self.encode(x[i : i + ENCODE_BLOCK_FRAMES], levels=levels, beam=beam)
+                for i in range(0, x.shape[0], ENCODE_BLOCK_FRAMES)
+            ]
+        )
         out, start = [], 0
         for chunk, p in zip(chunks, padded, strict=True):
             out.append(codes[start : start + chunk.shape[0]])
@@ -167,8 +174,9 @@ class Tokenizer(nn.Module):
         state["_frontend"] = None
         return state
 
-    def audio_features(self, wave: Any, sample_rate: int, *, channel: int | str | None = None,
-                       what: str = "wave") -> torch.Tensor:  # fmt: skip
+    def audio_features(
+        self, wave: Any, sample_rate: int, *, channel: int | str | None = None, what: str = "wave"
+    ) -> torch.Tensor:
         """``[T, F]`` float32 features of a waveform ``[N]``, ``[C, N]`` or ``[N, C]``
         (float or integer PCM, any rate), computed as ``tokquant encode`` computes a
         file's. ``channel``: None (mono, or two channels averaged), ``"mix"`` (any
@@ -180,15 +188,22 @@ class Tokenizer(nn.Module):
         picked = check_channel(channel, samples.shape[1], what=what)
         reader = WaveformReader(samples, check_rate(sample_rate), what)
         frontend = self.frontend()
-        chunks = list(reader_features(reader, frontend,
-                                      channel=None if picked == "mix" else picked))  # fmt: skip
+        chunks = list(
+            reader_features(reader, frontend, channel=None if picked == "mix" else picked)
+        )
         return torch.from_numpy(np.concatenate(chunks))
 
     def encode_audio(
-        self, wave: Any, sample_rate: int | Sequence[int], *, channel: int | str | None = None,
-        levels: int | None = None, beam: int | None = None, batch_frames: int = 1 << 16,
+        self,
+        wave: Any,
+        sample_rate: int | Sequence[int],
+        *,
+        channel: int | str | None = None,
+        levels: int | None = None,
+        beam: int | None = None,
+        batch_frames: int = 1 << 16,
         batched: bool = False,
-    ) -> Any:  # fmt: skip
+    ) -> Any:
         """Codes ``[T, G]`` int64 (on this tokenizer's device) of a waveform: a tensor or
         array ``[N]`` or ``[C, N]`` (channels averaged unless ``channel`` picks one), any
         float or integer PCM dtype, any rate (resampled as the CLI resamples files). A list
@@ -208,9 +223,11 @@ class Tokenizer(nn.Module):
         """
         if batched:
             if isinstance(wave, (list, tuple)) or getattr(wave, "ndim", 0) != 2:
-                raise ValueError(f"batched=True takes one [B, N] tensor or array. Found "
-                                 f"{type(wave).__name__} of shape "
-                                 f"{list(getattr(wave, 'shape', []))}")  # fmt: skip
+                raise ValueError(
+                    f"batched=True takes one [B, N] tensor or array. Found "
+                    f"{type(wave).__name__} of shape "
+                    f"{list(getattr(wave, 'shape', []))}"
+                )
             wave = list(wave)
         single = not isinstance(wave, (list, tuple))
         waves = [wave] if single else list(wave)
@@ -220,8 +237,10 @@ class Tokenizer(nn.Module):
             else [sample_rate] * len(waves)
         )
         if len(rates) != len(waves):
-            raise ValueError(f"sample_rate must be one rate or one per wave. Found {len(rates)} "
-                             f"rates for {len(waves)} waves")  # fmt: skip
+            raise ValueError(
+                f"sample_rate must be one rate or one per wave. Found {len(rates)} "
+                f"rates for {len(waves)} waves"
+            )
         codes: list[torch.Tensor] = []
         batch: list[torch.Tensor] = []
         held = 0
@@ -243,8 +262,10 @@ class Tokenizer(nn.Module):
 
         kind = self.config.frontend.kind
         if kind not in ("logmel", "fbank"):
-            raise ValueError(f"decode_audio needs a logmel or fbank front end; this one is {kind!r}"
-                             f" (decode gives its features)")  # fmt: skip
+            raise ValueError(
+                f"decode_audio needs a logmel or fbank front end; this one is {kind!r}"
+                f" (decode gives its features)"
+            )
         codes = torch.as_tensor(codes, device=self.device)
         if codes.ndim != 2 or codes.dtype.is_floating_point:
             raise ValueError(

@@ -60,9 +60,12 @@ class TrainingSplit:
 
 
 def split_frames(
-    frames: np.ndarray, val_fraction: float, generator: torch.Generator,
-    lengths: Sequence[int] | None = None, next_frames: NextFrames | None = None,
-) -> TrainingSplit:  # fmt: skip
+    frames: np.ndarray,
+    val_fraction: float,
+    generator: torch.Generator,
+    lengths: Sequence[int] | None = None,
+    next_frames: NextFrames | None = None,
+) -> TrainingSplit:
     """Hold out a random ``val_fraction`` of ``frames``; each training frame's next frame
     comes from ``lengths`` (every frame of whole inputs, back to back) or ``next_frames``
     (a sample's)."""
@@ -157,8 +160,9 @@ def train_tokenizer(
         warnings.warn(
             f"training on {frames.shape[0]} frames for codebooks of {codes} codes: some codes "
             f"cannot get a frame of their own (they start as copies); give it more frames",
-            FewFramesWarning, stacklevel=2,
-        )  # fmt: skip
+            FewFramesWarning,
+            stacklevel=2,
+        )
     split = split_frames(frames, tc.val_fraction, gen, lengths, next_frames)
     train_x, val_x = split.train, split.val
     tokenizer = Tokenizer(config)
@@ -255,9 +259,12 @@ def _init_from_data(
 
 
 def _optimise(
-    tokenizer: Tokenizer, split: TrainingSplit, gen: torch.Generator, device: torch.device,
+    tokenizer: Tokenizer,
+    split: TrainingSplit,
+    gen: torch.Generator,
+    device: torch.device,
     progress: ProgressCallback | None,
-) -> tuple[list[dict[str, float]], dict[str, float]]:  # fmt: skip
+) -> tuple[list[dict[str, float]], dict[str, float]]:
     """The training loop; returns the evaluation history and the last step's numbers."""
     tc = tokenizer.config.train
     train_x, val_x = split.train, split.val
@@ -291,9 +298,12 @@ def _optimise(
 
 
 def draw_batch(
-    split: TrainingSplit, size: int, interpolate: float, gen: torch.Generator,
+    split: TrainingSplit,
+    size: int,
+    interpolate: float,
+    gen: torch.Generator,
     rows: slice = slice(None),
-) -> torch.Tensor:  # fmt: skip
+) -> torch.Tensor:
     """``size`` training frames drawn uniformly; of them, a share ``interpolate`` (those
     with a next frame) become ``w * frame + (1 - w) * next`` with ``w ~ U(0, 1)``.
 
@@ -315,8 +325,13 @@ def draw_batch(
     return x
 
 
-def _step(tokenizer: Tokenizer, optimizer: torch.optim.Optimizer, x: torch.Tensor, step: int,
-          world_size: int) -> dict[str, float]:  # fmt: skip
+def _step(
+    tokenizer: Tokenizer,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    step: int,
+    world_size: int,
+) -> dict[str, float]:
     recon, out = tokenizer(x)
     recon_loss = F.mse_loss(recon, tokenizer.normalize(x))
     loss = recon_loss + out.aux_loss

@@ -92,10 +92,16 @@ class FrontEnd:
         c = self.config
         if self._mel is None:
             self._mel = torchaudio()[1].MelSpectrogram(
-                sample_rate=c.sample_rate, n_fft=c.n_fft, win_length=c.win_length,
-                hop_length=c.hop_length, f_min=c.f_min, f_max=c.f_max, n_mels=c.n_mels,
-                power=2.0, center=False,
-            )  # fmt: skip
+                sample_rate=c.sample_rate,
+                n_fft=c.n_fft,
+                win_length=c.win_length,
+                hop_length=c.hop_length,
+                f_min=c.f_min,
+                f_max=c.f_max,
+                n_mels=c.n_mels,
+                power=2.0,
+                center=False,
+            )
         return self._mel(wave).clamp(min=c.log_floor).log().T.contiguous()
 
     def _fbank(self, wave: torch.Tensor) -> torch.Tensor:
@@ -107,9 +113,12 @@ class FrontEnd:
             sample_frequency=c.sample_rate,
             frame_length=(c.win_length + 0.01) * 1000.0 / c.sample_rate,
             frame_shift=(c.hop_length + 0.01) * 1000.0 / c.sample_rate,
-            num_mel_bins=c.n_mels, low_freq=c.f_min, high_freq=c.f_max or 0.0,
-            dither=0.0, snip_edges=True,
-        )  # fmt: skip
+            num_mel_bins=c.n_mels,
+            low_freq=c.f_min,
+            high_freq=c.f_max or 0.0,
+            dither=0.0,
+            snip_edges=True,
+        )
 
 
 def build_frontend(config: FrontendConfig, device: torch.device | str = "cpu") -> AnyFrontEnd:
@@ -179,9 +188,12 @@ def stream_features(
 
 
 def reader_features(
-    reader: Any, frontend: AnyFrontEnd, *, channel: int | None = None,
+    reader: Any,
+    frontend: AnyFrontEnd,
+    *,
+    channel: int | None = None,
     chunk_frames: int | None = DEFAULT_CHUNK_FRAMES,
-) -> Iterator[np.ndarray]:  # fmt: skip
+) -> Iterator[np.ndarray]:
     """:func:`stream_features` of an open reader: an :class:`AudioReader`, or anything
     with its ``path``, ``sample_rate``, ``num_samples``, ``channels`` and ``read`` (a
     waveform in memory, :class:`tokquant.audio.waveform.WaveformReader`)."""
@@ -220,9 +232,12 @@ def reader_features(
 
 
 def audio_features(
-    path: Path, frontend: AnyFrontEnd, *, channel: int | None = None,
+    path: Path,
+    frontend: AnyFrontEnd,
+    *,
+    channel: int | None = None,
     chunk_frames: int | None = DEFAULT_CHUNK_FRAMES,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """All features of an audio file, ``[T, dim]``."""
     return np.concatenate(
         list(stream_features(path, frontend, channel=channel, chunk_frames=chunk_frames))

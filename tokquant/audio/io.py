@@ -18,9 +18,21 @@ from tokquant.errors import InputError
 from tokquant.storage.atomic import atomic_path
 
 SUFFIXES = (
-    ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au",
-    ".snd", ".w64", ".caf", ".rf64",
-)  # fmt: skip
+    ".wav",
+    ".flac",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".mp3",
+    ".aiff",
+    ".aif",
+    ".aifc",
+    ".au",
+    ".snd",
+    ".w64",
+    ".caf",
+    ".rf64",
+)
 
 
 class AudioReader:
@@ -47,8 +59,9 @@ class AudioReader:
             raise InputError(f"{self.path}: empty file (0 bytes)")
         try:
             # a file's descriptor itself, so libsndfile reads it natively, not via Python
-            self._file = sf.SoundFile(self._fh.fileno() if data is None else self._fh,
-                                      closefd=False)  # fmt: skip
+            self._file = sf.SoundFile(
+                self._fh.fileno() if data is None else self._fh, closefd=False
+            )
         except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
             self._fh.close()
             detail = str(exc).split(":")[-1].strip() or "unknown format"

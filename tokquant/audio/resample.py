@@ -88,8 +88,9 @@ class Resampling:
         return out[start - first : stop - first]
 
 
-def direct_sinc(chunk: torch.Tensor, in0: int, start: int, stop: int,
-                r: Resampling) -> torch.Tensor:  # fmt: skip
+def direct_sinc(
+    chunk: torch.Tensor, in0: int, start: int, stop: int, r: Resampling
+) -> torch.Tensor:
     """torchaudio's windowed-sinc resampling evaluated at outputs ``[start, stop)``.
 
     Output ``j`` is ``sum_i x[i] h((i/o - j/n) * base)`` with ``base = min(o, n) * 0.99``

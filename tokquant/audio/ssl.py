@@ -83,9 +83,12 @@ def architecture(name: str) -> Architecture:
     bundle = getattr(torchaudio_ssl()[1], known.name)
     # torchaudio keeps these as bundle attributes; they are what its get_model() uses.
     return Architecture(
-        name=name, model_type=bundle._model_type, params=dict(bundle._params),
-        file_name=Path(bundle._path).name, normalize_waveform=bool(bundle._normalize_waveform),
-    )  # fmt: skip
+        name=name,
+        model_type=bundle._model_type,
+        params=dict(bundle._params),
+        file_name=Path(bundle._path).name,
+        normalize_waveform=bool(bundle._normalize_waveform),
+    )
 
 
 def num_frames(num_samples: int) -> int:
@@ -152,22 +155,27 @@ def download(url: str, dest: Path) -> None:
             tmp.unlink()
 
 
-def _mismatch(path: Path, arch: Architecture, model: torch.nn.Module,
-              state: dict[str, torch.Tensor]) -> str:  # fmt: skip
+def _mismatch(
+    path: Path, arch: Architecture, model: torch.nn.Module, state: dict[str, torch.Tensor]
+) -> str:
     """Why ``state`` is not ``model``'s weights, in one short line (torch's own message
     lists every missing key: 12 KB for weights of another architecture)."""
     want = model.state_dict()
     parts = []
-    for label, names in (("missing", sorted(set(want) - set(state))),
-                         ("unexpected", sorted(set(state) - set(want)))):  # fmt: skip
+    for label, names in (
+        ("missing", sorted(set(want) - set(state))),
+        ("unexpected", sorted(set(state) - set(want))),
+    ):
         if names:
             more = f" and {len(names) - 3} more" if len(names) > 3 else ""
             parts.append(f"{len(names)} tensor(s) {label}: {', '.join(names[:3])}{more}")
     shapes = [n for n in sorted(set(want) & set(state)) if want[n].shape != state[n].shape]
     if shapes:
         n = shapes[0]
-        parts.append(f"{len(shapes)} of another shape, first {n} {list(state[n].shape)} "
-                     f"(expected {list(want[n].shape)})")  # fmt: skip
+        parts.append(
+            f"{len(shapes)} of another shape, first {n} {list(state[n].shape)} "
+            f"(expected {list(want[n].shape)})"
+        )
     return f"{path}: not {arch.name} weights ({'; '.join(parts) or 'they do not load'})"
 
 

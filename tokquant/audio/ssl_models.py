@@ -42,11 +42,27 @@ MODELS: dict[str, SSLModel] = {
     for m in (
         SSLModel("HUBERT_BASE", "Wav2Vec2", "hubert_fairseq_base_ls960.pth", False, 768, 12, 12),
         SSLModel("HUBERT_LARGE", "Wav2Vec2", "hubert_fairseq_large_ll60k.pth", True, 1024, 24, 16),
-        SSLModel("HUBERT_XLARGE", "Wav2Vec2", "hubert_fairseq_xlarge_ll60k.pth", True, 1280, 48, 16),
-        SSLModel("WAV2VEC2_BASE", "Wav2Vec2", "wav2vec2_fairseq_base_ls960.pth", False, 768, 12, 12),
-        SSLModel("WAV2VEC2_LARGE", "Wav2Vec2", "wav2vec2_fairseq_large_ls960.pth", False, 1024, 24, 16),
-        SSLModel("WAV2VEC2_LARGE_LV60K", "Wav2Vec2", "wav2vec2_fairseq_large_lv60k.pth", True, 1024, 24, 16),
-        SSLModel("WAV2VEC2_XLSR53", "Wav2Vec2", "wav2vec2_fairseq_large_xlsr53.pth", True, 1024, 24, 16),
+        SSLModel(
+            "HUBERT_XLARGE", "Wav2Vec2", "hubert_fairseq_xlarge_ll60k.pth", True, 1280, 48, 16
+        ),
+        SSLModel(
+            "WAV2VEC2_BASE", "Wav2Vec2", "wav2vec2_fairseq_base_ls960.pth", False, 768, 12, 12
+        ),
+        SSLModel(
+            "WAV2VEC2_LARGE", "Wav2Vec2", "wav2vec2_fairseq_large_ls960.pth", False, 1024, 24, 16
+        ),
+        SSLModel(
+            "WAV2VEC2_LARGE_LV60K",
+            "Wav2Vec2",
+            "wav2vec2_fairseq_large_lv60k.pth",
+            True,
+            1024,
+            24,
+            16,
+        ),
+        SSLModel(
+            "WAV2VEC2_XLSR53", "Wav2Vec2", "wav2vec2_fairseq_large_xlsr53.pth", True, 1024, 24, 16
+        ),
         SSLModel("WAV2VEC2_XLSR_1B", "Wav2Vec2", "wav2vec2_xlsr_1b.pth", True, 1280, 48, 16),
         SSLModel("WAV2VEC2_XLSR_2B", "Wav2Vec2", "wav2vec2_xlsr_2b.pth", True, 1920, 48, 16),
         SSLModel("WAV2VEC2_XLSR_300M", "Wav2Vec2", "wav2vec2_xlsr_300m.pth", True, 1024, 24, 16),
@@ -54,7 +70,7 @@ MODELS: dict[str, SSLModel] = {
         SSLModel("WAVLM_BASE_PLUS", "WavLM", "wavlm_base_plus.pth", False, 768, 12, 12),
         SSLModel("WAVLM_LARGE", "WavLM", "wavlm_large.pth", True, 1024, 24, 16),
     )
-}  # fmt: skip
+}
 
 
 def ssl_model(name: object) -> SSLModel:

@@ -28,8 +28,9 @@ def to_audio(config: FrontendConfig, features: np.ndarray, n_iter: int = 32) -> 
     energies = torch.from_numpy(np.asarray(features, dtype=np.float32)).exp()  # [T, n_mels]
     banks, n_fft = _filterbank(c)  # [n_mels, n_freq]
     power = (energies @ torch.linalg.pinv(banks).T).clamp(min=0.0).T  # [n_freq, T]
-    gl = torchaudio()[1].GriffinLim(n_fft=n_fft, win_length=c.win_length,
-                                    hop_length=c.hop_length, power=2.0, n_iter=n_iter)  # fmt: skip
+    gl = torchaudio()[1].GriffinLim(
+        n_fft=n_fft, win_length=c.win_length, hop_length=c.hop_length, power=2.0, n_iter=n_iter
+    )
     torch.manual_seed(0)  # Griffin-Lim starts from random phase: make it repeatable
     wave = gl(power)
     if c.kind == "fbank":
@@ -48,8 +49,9 @@ def _filterbank(c: FrontendConfig) -> tuple[torch.Tensor, int]:
             c.n_mels, n_fft, float(c.sample_rate), c.f_min, c.f_max or 0.0, 100.0, -500.0, 1.0
         )
         return torch.nn.functional.pad(banks, (0, 1)), n_fft  # Kaldi drops the Nyquist bin
-    fb = functional.melscale_fbanks(c.n_fft // 2 + 1, c.f_min, c.f_max or c.sample_rate / 2,
-                                    c.n_mels, c.sample_rate)  # fmt: skip
+    fb = functional.melscale_fbanks(
+        c.n_fft // 2 + 1, c.f_min, c.f_max or c.sample_rate / 2, c.n_mels, c.sample_rate
+    )
     return fb.T, c.n_fft
 
 

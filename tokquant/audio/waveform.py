@@ -15,8 +15,12 @@ from typing import Any
 import numpy as np
 
 #: Full scale of each integer PCM dtype, as libsndfile normalises it.
-_FULL_SCALE = {np.dtype(np.int8): 2**7, np.dtype(np.int16): 2**15, np.dtype(np.int32): 2**31,
-               np.dtype(np.int64): 2**63}  # fmt: skip
+_FULL_SCALE = {
+    np.dtype(np.int8): 2**7,
+    np.dtype(np.int16): 2**15,
+    np.dtype(np.int32): 2**31,
+    np.dtype(np.int64): 2**63,
+}
 
 
 def as_samples(wave: Any, *, what: str = "wave") -> np.ndarray:
@@ -77,8 +81,9 @@ def check_channel(channel: Any, channels: int, *, what: str = "wave") -> int | s
     if isinstance(channel, str) and channel == "mix":
         return "mix"
     if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)):
-        raise ValueError(f"channel must be None, 'mix' or a channel index (int). Found: "
-                         f"{channel!r}")  # fmt: skip
+        raise ValueError(
+            f"channel must be None, 'mix' or a channel index (int). Found: {channel!r}"
+        )
     if not 0 <= int(channel) < channels:
         raise ValueError(f"{what} has {channels} channel(s), no channel {channel}")
     return int(channel)

@@ -66,9 +66,11 @@ Channels = Annotated[
 
 
 # Where inputs live: files, folders, lists, and the manifests and containers of corpora.
-INPUTS_HELP = ("Feature/audio files, folders (searched recursively), list files (paths, or "
-               "key<TAB>path), Kaldi wav.scp/feats.scp, fairseq .tsv, WebDataset tars "
-               "(shards-{000..009}.tar), Parquet files or folders, saved datasets.")  # fmt: skip
+INPUTS_HELP = (
+    "Feature/audio files, folders (searched recursively), list files (paths, or "
+    "key<TAB>path), Kaldi wav.scp/feats.scp, fairseq .tsv, WebDataset tars "
+    "(shards-{000..009}.tar), Parquet files or folders, saved datasets."
+)
 Inputs = Annotated[list[Path], typer.Argument(help=INPUTS_HELP)]
 TokenInputs = Annotated[
     list[Path], typer.Argument(help="Token files, folders, list files, or corpus folders.")

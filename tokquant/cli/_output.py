@@ -36,8 +36,9 @@ if TYPE_CHECKING:
     from tokquant.jobs.report import RunReport
 
 
-_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
-                           "\u2066\u2067\u2068\u2069")  # fmt: skip
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 
 
 def printable(text: str) -> str:
@@ -132,8 +133,9 @@ class Output:
         checkpoint) prints its one error line and nothing else. It also prints a job's
         notes, and with ``with_metrics`` each step's metrics (training)."""
         with contextlib.ExitStack() as stack:
-            yield _Tracker(lambda: stack.enter_context(self.progress(with_metrics=with_metrics)),
-                           self.note)  # fmt: skip
+            yield _Tracker(
+                lambda: stack.enter_context(self.progress(with_metrics=with_metrics)), self.note
+            )
 
     def progress(self, *, with_metrics: bool = False) -> Progress:
         """A progress bar on stderr; ``with_metrics`` shows a task's ``metrics`` field."""
@@ -159,8 +161,11 @@ class Output:
         numeric: bool = True,
     ) -> None:
         """Print a table; ``numeric`` right-aligns every column but the first."""
-        table = Table(title=None if title is None else Text(printable(title)), title_justify="left",
-                      header_style="bold")  # fmt: skip
+        table = Table(
+            title=None if title is None else Text(printable(title)),
+            title_justify="left",
+            header_style="bold",
+        )
         for i, name in enumerate(columns):
             table.add_column(Text(name), justify="right" if numeric and i else "left")
         for row in rows:
@@ -170,8 +175,9 @@ class Output:
     def json(self, data: Any) -> None:
         self.out.file.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
-    def summary(self, report: RunReport, verb: str, *, json_out: bool,
-                columns: dict[str, Any] | None = None) -> None:  # fmt: skip
+    def summary(
+        self, report: RunReport, verb: str, *, json_out: bool, columns: dict[str, Any] | None = None
+    ) -> None:
         """Failures and skips, then the run's summary (a table, or JSON); exit 1 if any
         input failed. ``columns`` go into both, before the time; ``report.extra`` into
         the JSON only."""
@@ -182,17 +188,35 @@ class Output:
         if json_out:
             # "encode" -> files_encoded, "export" -> files_exported
             done = f"files_{verb}d" if verb.endswith("e") else f"files_{verb}ed"
-            self.json({
-                done: report.done, "files_skipped": report.skipped,
-                "files_failed": len(report.failures), "frames": report.frames, **columns,
-                "seconds": round(report.seconds, 3), "failures": report.failures,
-                **report.extra,
-            })  # fmt: skip
+            self.json(
+                {
+                    done: report.done,
+                    "files_skipped": report.skipped,
+                    "files_failed": len(report.failures),
+                    "frames": report.frames,
+                    **columns,
+                    "seconds": round(report.seconds, 3),
+                    "failures": report.failures,
+                    **report.extra,
+                }
+            )
         else:
-            head = ["files", "skipped", "failed", "frames",
-                    *(k.replace("_per_", "/") for k in columns), "time"]  # fmt: skip
-            row = [report.done, report.skipped, len(report.failures), report.frames,
-                   *columns.values(), f"{report.seconds:.2f}s"]  # fmt: skip
+            head = [
+                "files",
+                "skipped",
+                "failed",
+                "frames",
+                *(k.replace("_per_", "/") for k in columns),
+                "time",
+            ]
+            row = [
+                report.done,
+                report.skipped,
+                len(report.failures),
+                report.frames,
+                *columns.values(),
+                f"{report.seconds:.2f}s",
+            ]
             self.table(verb, head, [row])
         if report.failures:
             raise typer.Exit(1)

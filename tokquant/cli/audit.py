@@ -48,12 +48,21 @@ def audit(
     ui.failures(report.failures)
     overall = report.overall()
     if json_out:
-        ui.json({"checkpoint_id": report.checkpoint_id, "inputs": report.rows, "overall": overall,
-                 "failures": report.failures, "seconds": round(report.seconds, 3)})  # fmt: skip
+        ui.json(
+            {
+                "checkpoint_id": report.checkpoint_id,
+                "inputs": report.rows,
+                "overall": overall,
+                "failures": report.failures,
+                "seconds": round(report.seconds, 3),
+            }
+        )
     else:
         head = ["input", "frames", *(f"same {w}" for w in report.ways)]
-        rows = [[r["input"], r["frames"], *(f"{100 * r[w]:.2f}%" for w in report.ways)]
-                for r in report.rows]  # fmt: skip
+        rows = [
+            [r["input"], r["frames"], *(f"{100 * r[w]:.2f}%" for w in report.ways)]
+            for r in report.rows
+        ]
         total = sum(r["frames"] for r in report.rows)
         rows.append(["all", total, *(f"{100 * overall[w]:.2f}%" for w in report.ways)])
         ui.table("audit: codes equal to each input encoded alone", head, rows)

@@ -67,8 +67,10 @@ def export(
         report = job.run(progress)
     extra = report.extra
     if extra["encode_failures"]:
-        ui.warn(f"{extra['encode_failures']} utterance(s) failed at encode and are not in "
-                f"the corpus (listed in {corpus}/manifest.json)")  # fmt: skip
+        ui.warn(
+            f"{extra['encode_failures']} utterance(s) failed at encode and are not in "
+            f"the corpus (listed in {corpus}/manifest.json)"
+        )
     _metadata_notes(ui, extra)
     pad = "" if extra["pad_id"] is None else f" (pad id {extra['pad_id']})"
     ui.note(f"vocabulary: {extra['vocab_size']} ids{pad}")
@@ -86,5 +88,6 @@ def _metadata_notes(ui: Output, extra: dict[str, object]) -> None:
         ui.warn(f"{extra['metadata_missing']} utterance(s) have no metadata (first: {first})")
     if extra["metadata_unknown"]:
         first = ", ".join(map(repr, extra["metadata_unknown_keys"]))  # type: ignore[call-overload]
-        ui.warn(f"{extra['metadata_unknown']} metadata key(s) are not in the corpus "
-                f"(first: {first})")  # fmt: skip
+        ui.warn(
+            f"{extra['metadata_unknown']} metadata key(s) are not in the corpus (first: {first})"
+        )

@@ -37,8 +37,9 @@ def import_checkpoint(
     from tokquant.jobs import ImportJob
 
     ui = Output(json_mode=json_out)
-    summary = ImportJob(kind.value, state_dict, out, frame_rate=frame_rate,
-                        overwrite=overwrite).run()  # fmt: skip
+    summary = ImportJob(
+        kind.value, state_dict, out, frame_rate=frame_rate, overwrite=overwrite
+    ).run()
     if json_out:
         ui.json(summary)
     else:

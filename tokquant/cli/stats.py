@@ -89,18 +89,34 @@ def _print_tables(ui: Output, report) -> None:
         f"codebook usage: {report.sources} input(s), {report.usage.tokens} frames",
         ["column", "codes", "used", "usage", "dead", "entropy (bits)", "perplexity", "top codes"],
         [
-            [c.name, c.cardinality, c.used, f"{100 * c.usage:.2f}%", c.dead,
-             f"{c.entropy_bits:.3f} / {c.max_entropy_bits:.0f}", f"{c.perplexity:.1f}",
-             " ".join(f"{code}x{n}" for code, n in c.top)]
+            [
+                c.name,
+                c.cardinality,
+                c.used,
+                f"{100 * c.usage:.2f}%",
+                c.dead,
+                f"{c.entropy_bits:.3f} / {c.max_entropy_bits:.0f}",
+                f"{c.perplexity:.1f}",
+                " ".join(f"{code}x{n}" for code, n in c.top),
+            ]
             for c in report.columns
         ],
-    )  # fmt: skip
+    )
     if report.reconstruction is not None:
         r = report.reconstruction.result()
-        ui.table("reconstruction (raw features; normalised: as the tokenizer sees them)",
-                 ["frames", "MSE", "SNR", "cosine", "SNR normalised"],
-                 [[r.frames, f"{r.mse:.5g}", _db(r.snr_db), f"{r.cosine:.4f}",
-                   _db(r.normalized_snr_db)]])  # fmt: skip
+        ui.table(
+            "reconstruction (raw features; normalised: as the tokenizer sees them)",
+            ["frames", "MSE", "SNR", "cosine", "SNR normalised"],
+            [
+                [
+                    r.frames,
+                    f"{r.mse:.5g}",
+                    _db(r.snr_db),
+                    f"{r.cosine:.4f}",
+                    _db(r.normalized_snr_db),
+                ]
+            ],
+        )
 
 
 def _db(value: float | None) -> str:

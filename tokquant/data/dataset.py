@@ -125,6 +125,7 @@ def collate_tokens(items: list[dict[str, Any]], *, pad_id: int) -> dict[str, Any
         "starts": [item["start"] for item in items],
     }
     if items and "durations" in items[0]:
-        batch["durations"] = pad_sequence([item["durations"] for item in items],
-                                          batch_first=True, padding_value=0)  # fmt: skip
+        batch["durations"] = pad_sequence(
+            [item["durations"] for item in items], batch_first=True, padding_value=0
+        )
     return batch

@@ -143,8 +143,9 @@ class TokenLayout:
         rows, row_offsets = ids, frame_offsets
         if self.layout == "delay":
             rows, row_offsets = _delay(ids, frame_offsets, self.pad_id)
-        return TokenBatch(rows, row_offsets, self.layout == "interleave", durations,
-                          duration_offsets)  # fmt: skip
+        return TokenBatch(
+            rows, row_offsets, self.layout == "interleave", durations, duration_offsets
+        )
 
     def encode(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """One utterance's codes ``[T, G]`` -> ``(tokens, durations or None)``."""
@@ -164,8 +165,10 @@ class TokenLayout:
         G = self.num_columns
         if self.layout == "interleave":
             if ids.ndim != 1 or ids.size % G:
-                raise ValueError(f"interleaved tokens must be 1-D with a multiple of {G} ids. "
-                                 f"Found shape {tuple(ids.shape)}")  # fmt: skip
+                raise ValueError(
+                    f"interleaved tokens must be 1-D with a multiple of {G} ids. "
+                    f"Found shape {tuple(ids.shape)}"
+                )
             ids = ids.reshape(-1, G)
         elif ids.ndim != 2 or ids.shape[1] != G:
             raise ValueError(

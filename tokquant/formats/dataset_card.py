@@ -15,35 +15,34 @@ from tokquant.data.layouts import LAYOUT_SHAPES
 from tokquant.storage.atomic import atomic_path
 
 _LOAD = {
-    "parquet": 'from datasets import load_dataset\n\n'
-               'data = load_dataset("parquet", data_dir=".")["{split}"]   # this folder\n'
-               'row = data.with_format("numpy")[0]   # row["codes"]: {shape}',
-    "webdataset": 'import webdataset as wds\n\n'
-                  'data = wds.WebDataset("{split}-{{00000..{last:05d}}}.tar").decode()\n'
-                  'sample = next(iter(data))   # sample["codes.npy"]: {shape}',
+    "parquet": "from datasets import load_dataset\n\n"
+    'data = load_dataset("parquet", data_dir=".")["{split}"]   # this folder\n'
+    'row = data.with_format("numpy")[0]   # row["codes"]: {shape}',
+    "webdataset": "import webdataset as wds\n\n"
+    'data = wds.WebDataset("{split}-{{00000..{last:05d}}}.tar").decode()\n'
+    'sample = next(iter(data))   # sample["codes.npy"]: {shape}',
     "km": 'units = [list(map(int, line.split())) for line in open("{split}.km")]\n'
-          'keys = open("{split}.keys").read().splitlines()',
-}  # fmt: skip
+    'keys = open("{split}.keys").read().splitlines()',
+}
 
 
-def write_card(path: Path, info: dict[str, Any], *, columns: list[tuple[str, str, str]],
-               data_files: dict[str, str] | None, last_shard: int) -> None:  # fmt: skip
+def write_card(
+    path: Path,
+    info: dict[str, Any],
+    *,
+    columns: list[tuple[str, str, str]],
+    data_files: dict[str, str] | None,
+    last_shard: int,
+) -> None:
     """Write the card for an export described by ``info`` (see ``jobs.export``);
     ``columns`` are ``(name, type, meaning)`` rows; ``data_files`` the file pattern of
     each split the folder holds (``datasets`` loads each as a split)."""
     lay = info["layout"]
     shape = LAYOUT_SHAPES[lay]
     durations = ", durations" if info["dedup"] else ""
-    load = _LOAD[info["format"]].format(split=info["split"], shape=shape,
-                                        last=last_shard)  # fmt: skip
+    load = _LOAD[info["format"]].format(split=info["split"], shape=shape, last=last_shard)
     cards = ", ".join(str(c) for c in info["cardinalities"])
-    configs = [] if data_files is None else [
-        "configs:",
-        "- config_name: default",
-        "  data_files:",
-        *[line for split, pattern in data_files.items()
-          for line in (f"  - split: {split}", f"    path: {pattern}")],
-    ]  # fmt: skip
+    configs = _configs(data_files)
     lines = [
         "---",
         *configs,
@@ -95,6 +94,14 @@ def write_card(path: Path, info: dict[str, Any], *, columns: list[tuple[str, str
     ]
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _configs(data_files: dict[str, str] | None) -> list[str]:
+    """The card's ``configs`` header: which files ``datasets`` loads as each split."""
+    if data_files is None:
+        return []
+    splits = [f"  - split: {split}\n    path: {pattern}" for split, pattern in data_files.items()]
+    return ["configs:", "- config_name: default", "  data_files:", *splits]
 
 
 def _offsets_text(info: dict[str, Any]) -> str:

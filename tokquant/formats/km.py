@@ -70,8 +70,14 @@ def _lines(values: np.ndarray, offsets: np.ndarray) -> str:
     )
 
 
-def assemble(counts_paths: list[Path], out: Path, split: str, vocab_size: int,
-             dedup: bool, positions: list[list[int] | None] | None = None) -> None:  # fmt: skip
+def assemble(
+    counts_paths: list[Path],
+    out: Path,
+    split: str,
+    vocab_size: int,
+    dedup: bool,
+    positions: list[list[int] | None] | None = None,
+) -> None:
     """Join the parts into the split's files, then write the dictionary. Lines follow
     the order the encode read its inputs: the parts' order, or where the corpus was
     written by several ranks (``positions``: each part's lines' places in that order)
@@ -81,8 +87,9 @@ def assemble(counts_paths: list[Path], out: Path, split: str, vocab_size: int,
         with atomic_path(out / name) as tmp, open(tmp, "wb") as dest:
             if ordered:
                 runs = _rank_runs(list(zip(counts_paths, positions, strict=True)))  # type: ignore[arg-type]
-                merged = heapq.merge(*(_lines_of(run, column) for run in runs),
-                                     key=lambda item: item[0])  # fmt: skip
+                merged = heapq.merge(
+                    *(_lines_of(run, column) for run in runs), key=lambda item: item[0]
+                )
                 dest.writelines(line for _, line in merged)
                 continue
             for counts_path in counts_paths:

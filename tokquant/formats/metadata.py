@@ -58,8 +58,10 @@ def read_metadata(path: Path) -> Metadata:
     for name in names:
         if name in RESERVED:
             raise InputError(f"{path}: column {name!r} is reserved for the export's own data")
-    columns = {name: _column_type([v[name] for v in raw.values() if v.get(name) is not None])
-               for name in sorted(names)}  # fmt: skip
+    columns = {
+        name: _column_type([v[name] for v in raw.values() if v.get(name) is not None])
+        for name in sorted(names)
+    }
     for name, kind in columns.items():
         if kind == "json":
             for values in raw.values():
@@ -119,8 +121,9 @@ def _column_type(values: list[Any]) -> str:
         return "string"
     if all(isinstance(v, bool) for v in values):
         return "bool"
-    if all(isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63
-           for v in values):  # fmt: skip
+    if all(
+        isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63 for v in values
+    ):
         return "int64"
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
         return "float64"

@@ -41,8 +41,10 @@ def write_parquet(path: Path, rows: ExportRows) -> None:
     else:
         frames = pa.ListArray.from_arrays(_offsets(np.arange(0, len(values) + 1, G)), values)
         codes = pa.ListArray.from_arrays(_offsets(offsets), frames)
-        extension = {"ARROW:extension:name": _ARRAY2D,
-                     "ARROW:extension:metadata": json.dumps([[None, G], dtype])}  # fmt: skip
+        extension = {
+            "ARROW:extension:name": _ARRAY2D,
+            "ARROW:extension:metadata": json.dumps([[None, G], dtype]),
+        }
         codes_field = pa.field("codes", codes.type, metadata=extension)
         codes_feature = {"shape": [None, G], "dtype": dtype, "_type": "Array2D"}
     fields = [pa.field("key", pa.string()), codes_field, pa.field("num_frames", pa.int64())]
@@ -57,10 +59,13 @@ def write_parquet(path: Path, rows: ExportRows) -> None:
         arrays.append(pa.array([m.get(name) for m in rows.metadata], _arrow_type(kind)))
         fields.append(pa.field(name, arrays[-1].type))
         features[name] = _value(kind)
-    schema = pa.schema(fields, metadata={
-        "tokquant": json.dumps(rows.info, sort_keys=True),
-        "huggingface": json.dumps({"info": {"features": features}}),
-    })  # fmt: skip
+    schema = pa.schema(
+        fields,
+        metadata={
+            "tokquant": json.dumps(rows.info, sort_keys=True),
+            "huggingface": json.dumps({"info": {"features": features}}),
+        },
+    )
     table = pa.Table.from_arrays(arrays, schema=schema)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)

@@ -90,10 +90,14 @@ def write_tokens(
         raise ValueError(f"codes must be [T, {len(cardinalities)}], found {list(codes.shape)}")
     arrays = pack_columns(codes, cardinalities)
     columns = [
-        {"name": name, "cardinality": card, "bits": math.ceil(math.log2(card)) if card > 1 else 0,
-         "dtype": column_dtype(card).name}
+        {
+            "name": name,
+            "cardinality": card,
+            "bits": math.ceil(math.log2(card)) if card > 1 else 0,
+            "dtype": column_dtype(card).name,
+        }
         for name, card in zip(column_names, cardinalities, strict=True)
-    ]  # fmt: skip
+    ]
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -24,8 +24,9 @@ def samples(cell: Any, column: str, rate: Any = None) -> tuple[Any, int]:
             return reader.read(0, reader.num_samples).T, reader.sample_rate
     if isinstance(blob, np.ndarray) and blob.dtype.kind in "fiu" and blob.ndim in (1, 2):
         if rate is None:
-            raise ValueError(f"column {column!r}: an array of samples needs its sample rate "
-                             f"(a rate column)")  # fmt: skip
+            raise ValueError(
+                f"column {column!r}: an array of samples needs its sample rate (a rate column)"
+            )
         return _channels_first(blob), int(rate)
     raise ValueError(f"column {column!r}: a cell holds neither decoded audio nor audio bytes")
 

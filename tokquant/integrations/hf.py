@@ -26,9 +26,16 @@ class Tokenize:
     """The map function :func:`tokenize_fn` returns (picklable; the tokenizer is loaded
     on first call in each process)."""
 
-    def __init__(self, checkpoint: str | Path, *, audio_column: str = "audio",
-                 device: str = "cpu", levels: int | None = None, beam: int | None = None,
-                 batch_frames: int = 1 << 16) -> None:  # fmt: skip
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        *,
+        audio_column: str = "audio",
+        device: str = "cpu",
+        levels: int | None = None,
+        beam: int | None = None,
+        batch_frames: int = 1 << 16,
+    ) -> None:
         self.checkpoint = str(checkpoint)
         self.audio_column = audio_column
         self.device = device
@@ -64,13 +71,31 @@ class Tokenize:
         """``batch[audio_column]`` (a batch of ``datasets.map(batched=True)``) -> the
         columns ``codes`` (``[T, G]`` lists) and ``num_frames``."""
         tok = self._tokenizer(rank)
-        waves, rates = zip(*(samples(cell, self.audio_column) for cell in
-                             batch[self.audio_column]), strict=True) if batch[self.audio_column] else ((), ())  # fmt: skip
+        waves, rates = (
+            zip(
+                *(samples(cell, self.audio_column) for cell in batch[self.audio_column]),
+                strict=True,
+            )
+            if batch[self.audio_column]
+            else ((), ())
+        )
         # channels averaged, whatever their number, as `tokquant encode` mixes a file's
-        codes = tok.encode_audio(list(waves), list(rates), channel="mix", levels=self.levels,
-                                 beam=self.beam, batch_frames=self.batch_frames) if waves else []  # fmt: skip
-        return {"codes": [c.cpu().tolist() for c in codes],
-                "num_frames": [int(c.shape[0]) for c in codes]}  # fmt: skip
+        codes = (
+            tok.encode_audio(
+                list(waves),
+                list(rates),
+                channel="mix",
+                levels=self.levels,
+                beam=self.beam,
+                batch_frames=self.batch_frames,
+            )
+            if waves
+            else []
+        )
+        return {
+            "codes": [c.cpu().tolist() for c in codes],
+            "num_frames": [int(c.shape[0]) for c in codes],
+        }
 
 
 def tokenize_fn(checkpoint: str | Path, **options: Any) -> Tokenize:

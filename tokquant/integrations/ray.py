@@ -23,10 +23,17 @@ from tokquant.integrations.cells import samples
 class Tokenize:
     """``map_batches`` callable: built once per actor, called per batch."""
 
-    def __init__(self, checkpoint: str | Path, *, audio_column: str = "audio",
-                 rate_column: str = "sample_rate", device: str = "cpu",
-                 levels: int | None = None, beam: int | None = None,
-                 batch_frames: int = 1 << 16) -> None:  # fmt: skip
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        *,
+        audio_column: str = "audio",
+        rate_column: str = "sample_rate",
+        device: str = "cpu",
+        levels: int | None = None,
+        beam: int | None = None,
+        batch_frames: int = 1 << 16,
+    ) -> None:
         import tokquant
 
         self.tok = tokquant.load(checkpoint, device)
@@ -40,14 +47,28 @@ class Tokenize:
 
         cells = batch[self.audio_column]
         rates = batch.get(self.rate_column)
-        decoded = [samples(cell, self.audio_column, None if rates is None else rates[i])
-                   for i, cell in enumerate(cells)]  # fmt: skip
+        decoded = [
+            samples(cell, self.audio_column, None if rates is None else rates[i])
+            for i, cell in enumerate(cells)
+        ]
         # channels averaged, whatever their number, as `tokquant encode` mixes a file's
-        codes = self.tok.encode_audio([w for w, _ in decoded], [r for _, r in decoded],
-                                      channel="mix", levels=self.levels, beam=self.beam,
-                                      batch_frames=self.batch_frames) if decoded else []  # fmt: skip
+        codes = (
+            self.tok.encode_audio(
+                [w for w, _ in decoded],
+                [r for _, r in decoded],
+                channel="mix",
+                levels=self.levels,
+                beam=self.beam,
+                batch_frames=self.batch_frames,
+            )
+            if decoded
+            else []
+        )
         column = np.empty(len(codes), dtype=object)  # rows of different lengths
         for i, c in enumerate(codes):
             column[i] = c.cpu().numpy()
-        return {**batch, "codes": column,
-                "num_frames": np.array([c.shape[0] for c in codes], dtype=np.int64)}  # fmt: skip
+        return {
+            **batch,
+            "codes": column,
+            "num_frames": np.array([c.shape[0] for c in codes], dtype=np.int64),
+        }

@@ -51,8 +51,13 @@ def _agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float((a == b).all(axis=1).mean()) if a.shape[0] else 1.0
 
 
-def audit(tok: Tokenizer, items: list[Source], *, layout: str | None = None,
-          progress: Progress | None = None) -> AuditReport:  # fmt: skip
+def audit(
+    tok: Tokenizer,
+    items: list[Source],
+    *,
+    layout: str | None = None,
+    progress: Progress | None = None,
+) -> AuditReport:
     """Compare each input's codes alone with its codes batched, chunk-read and (with CUDA)
     on the other device."""
     progress = progress or NoProgress()
@@ -76,8 +81,10 @@ def audit(tok: Tokenizer, items: list[Source], *, layout: str | None = None,
     batched = {i: enc.codes for i, enc in enumerate(encode_items(tok, items, layout=layout))}
     for i, reference in alone.items():
         item = items[i]
-        row = {"input": item.origin if item.channel is None else f"{item.origin}#ch{item.channel}",
-               "frames": int(reference.shape[0])}  # fmt: skip
+        row = {
+            "input": item.origin if item.channel is None else f"{item.origin}#ch{item.channel}",
+            "frames": int(reference.shape[0]),
+        }
         row["batched"] = _agreement(reference, batched[i]) if batched[i] is not None else 0.0
         chunked = encode_streamed(tok, reader, item, chunk_frames=AUDIT_CHUNK_FRAMES)
         row["chunked"] = _agreement(reference, chunked)
@@ -122,8 +129,13 @@ class AuditJob(InputOptions):
 
         tok = open_tokenizer(self.checkpoint, self.device, self.ssl_weights)
         where = self.source_options()
-        items = sources_for(tok.config, [Path(p) for p in self.inputs], channels=self.channels,
-                            outputs=False, options=where)  # fmt: skip
+        items = sources_for(
+            tok.config,
+            [Path(p) for p in self.inputs],
+            channels=self.channels,
+            outputs=False,
+            options=where,
+        )
         report = audit(tok, items, progress=progress, layout=self.feature_layout)
         report.checkpoint_id = tok.checkpoint_id
         return report

@@ -51,10 +51,14 @@ def encode_features(
 
 
 def encode_streamed(
-    tok: Tokenizer, reader: FeatureReader, item: Source, *,
-    chunk_frames: int | None = DEFAULT_CHUNK_FRAMES, levels: int | None = None,
+    tok: Tokenizer,
+    reader: FeatureReader,
+    item: Source,
+    *,
+    chunk_frames: int | None = DEFAULT_CHUNK_FRAMES,
+    levels: int | None = None,
     beam: int | None = None,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """Codes ``[T, G]`` of one input read chunk by chunk (None: the whole input at once);
     equal to its codes in any batch."""
     chunks = reader.chunks(item, chunk_frames)
@@ -87,8 +91,12 @@ def encode_items(
 
     def stream(item: Source) -> Encoded:
         try:
-            return Encoded(item, encode_streamed(tok, reader, item, chunk_frames=chunk_frames,
-                                                 levels=levels, beam=beam))  # fmt: skip
+            return Encoded(
+                item,
+                encode_streamed(
+                    tok, reader, item, chunk_frames=chunk_frames, levels=levels, beam=beam
+                ),
+            )
         except TokquantError as exc:
             return Encoded(item, error=str(exc))
 

@@ -40,9 +40,13 @@ def check_decode_options(tok: Tokenizer, *, audio: bool, levels: int | None) -> 
 
 
 def write_decoded(
-    tok: Tokenizer, codes: np.ndarray, out_path: Path, *, audio: bool,
+    tok: Tokenizer,
+    codes: np.ndarray,
+    out_path: Path,
+    *,
+    audio: bool,
     levels: int | None = None,
-) -> int:  # fmt: skip
+) -> int:
     """Decode ``codes`` (their first ``levels`` columns) to ``.npy`` features, or with
     ``audio`` to a Griffin-Lim wav; returns the frame count."""
     if levels is not None:
@@ -61,9 +65,15 @@ def write_decoded(
 
 
 def to_files(
-    tok: Tokenizer, sources: list[TokenSource], out: Path, *, audio: bool = False,
-    levels: int | None = None, overwrite: bool = False, progress: Progress | None = None,
-) -> RunReport:  # fmt: skip
+    tok: Tokenizer,
+    sources: list[TokenSource],
+    out: Path,
+    *,
+    audio: bool = False,
+    levels: int | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> RunReport:
     """Decode every source into ``out``, mirroring its key."""
     suffix = ".wav" if audio else ".npy"
 
@@ -71,20 +81,35 @@ def to_files(
         codes, _ = source.load(tok)
         return write_decoded(tok, codes, target, audio=audio, levels=levels)
 
-    return run_each(sources, lambda s: output_path(out, strip_suffix(s.key, (SUFFIX,)), suffix), work,
-                    source_of=lambda s: s.path, overwrite=overwrite, label="decode",
-                    progress=progress, root=out)  # fmt: skip
+    return run_each(
+        sources,
+        lambda s: output_path(out, strip_suffix(s.key, (SUFFIX,)), suffix),
+        work,
+        source_of=lambda s: s.path,
+        overwrite=overwrite,
+        label="decode",
+        progress=progress,
+        root=out,
+    )
 
 
 def run_each(
-    items: list, target_of: Callable, work: Callable[..., int], *, source_of: Callable,
-    overwrite: bool, label: str, root: Path, progress: Progress | None = None,
-) -> RunReport:  # fmt: skip
+    items: list,
+    target_of: Callable,
+    work: Callable[..., int],
+    *,
+    source_of: Callable,
+    overwrite: bool,
+    label: str,
+    root: Path,
+    progress: Progress | None = None,
+) -> RunReport:
     """``work(item, target) -> frames`` for every item whose target needs writing; a
     failing item is recorded and the others go on, but a write error stops the run."""
     progress = progress or NoProgress()
-    plan, skipped, failures = OutputFolder(root).plan(items, target_of, source_of,
-                                                      overwrite=overwrite)  # fmt: skip
+    plan, skipped, failures = OutputFolder(root).plan(
+        items, target_of, source_of, overwrite=overwrite
+    )
     report = RunReport(skipped=skipped, failures=failures)
     start = time.perf_counter()
     progress.start(label, len(plan))
@@ -128,5 +153,12 @@ class DecodeJob:
         OutputFolder(out).create()
         sources = token_sources(tok, [Path(p) for p in self.tokens])
         check_decode_options(tok, audio=self.audio, levels=self.levels)
-        return to_files(tok, sources, out, audio=self.audio, levels=self.levels,
-                        overwrite=self.overwrite, progress=progress)  # fmt: skip
+        return to_files(
+            tok,
+            sources,
+            out,
+            audio=self.audio,
+            levels=self.levels,
+            overwrite=self.overwrite,
+            progress=progress,
+        )

@@ -77,8 +77,16 @@ class EncodeJob(InputOptions):
         OutputFolder(out).create()
         options = self.options(tok)
         if self.shards:
-            report = to_corpus(tok, items, out, options, rank=rank, world=world,
-                               shard_size=self.shard_size, progress=progress)  # fmt: skip
+            report = to_corpus(
+                tok,
+                items,
+                out,
+                options,
+                rank=rank,
+                world=world,
+                shard_size=self.shard_size,
+                progress=progress,
+            )
         else:
             report = to_files(tok, rank_items(items, rank, world), out, options, progress)
         report.extra = {"rank": rank, "world_size": world, **report.extra}
@@ -89,16 +97,25 @@ class EncodeJob(InputOptions):
         """Every input, in the order every rank (and every Ray task) agrees on."""
         from tokquant.sources import sources_for
 
-        return sources_for(tok.config, [Path(p) for p in self.inputs], channels=self.channels,
-                           options=self.source_options())  # fmt: skip
+        return sources_for(
+            tok.config,
+            [Path(p) for p in self.inputs],
+            channels=self.channels,
+            options=self.source_options(),
+        )
 
     def options(self, tok: Tokenizer) -> EncodeOptions:
         """How to encode, checked against the checkpoint."""
         options = EncodeOptions(
-            layout=self.feature_layout, batch_frames=self.batch_frames, workers=self.workers,
-            chunk_seconds=self.chunk_seconds, levels=self.levels, beam=self.beam,
-            overwrite=self.overwrite, channels=self.channels,
-        )  # fmt: skip
+            layout=self.feature_layout,
+            batch_frames=self.batch_frames,
+            workers=self.workers,
+            chunk_seconds=self.chunk_seconds,
+            levels=self.levels,
+            beam=self.beam,
+            overwrite=self.overwrite,
+            channels=self.channels,
+        )
         options.check(tok)
         return options
 

@@ -82,17 +82,30 @@ class EncodeOptions:
 
 
 def write_token_file(
-    tok: Tokenizer, path: Path, codes: np.ndarray, *, source: str, channel: int | None = None,
+    tok: Tokenizer,
+    path: Path,
+    codes: np.ndarray,
+    *,
+    source: str,
+    channel: int | None = None,
     beam: int | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """One input's codes as a token file (a prefix of the columns when the quantizer has
     levels and ``codes`` holds fewer)."""
     levels = codes.shape[1] if tok.quantizer.supports_levels else None
     names, cards = tok.columns(levels)
-    write_tokens(path, codes, checkpoint_id=made_by(tok), column_names=names,
-                 cardinalities=cards, quantizer=tok.quantizer.describe(),
-                 frame_rate=tok.config.features.frame_rate, source=source,
-                 channel=channel, beam=beam)  # fmt: skip
+    write_tokens(
+        path,
+        codes,
+        checkpoint_id=made_by(tok),
+        column_names=names,
+        cardinalities=cards,
+        quantizer=tok.quantizer.describe(),
+        frame_rate=tok.config.features.frame_rate,
+        source=source,
+        channel=channel,
+        beam=beam,
+    )
 
 
 def _same_run(tok: Tokenizer, options: EncodeOptions) -> Callable[[Source, Path], str | None]:
@@ -126,8 +139,10 @@ def _same_run(tok: Tokenizer, options: EncodeOptions) -> Callable[[Source, Path]
 def made_by(tok: Tokenizer) -> str:
     """The id outputs record: codes are only read back by the checkpoint that made them."""
     if tok.checkpoint_id is None:
-        raise ValueError("the tokenizer has no checkpoint id: save it as a checkpoint and "
-                         "encode with tokquant.load(path)")  # fmt: skip
+        raise ValueError(
+            "the tokenizer has no checkpoint id: save it as a checkpoint and "
+            "encode with tokquant.load(path)"
+        )
     return tok.checkpoint_id
 
 
@@ -138,24 +153,29 @@ def bits_per_frame(tok: Tokenizer, levels: int | None) -> tuple[int, int]:
 
 
 def to_files(
-    tok: Tokenizer, items: list[Source], out: Path, options: EncodeOptions,
+    tok: Tokenizer,
+    items: list[Source],
+    out: Path,
+    options: EncodeOptions,
     progress: Progress | None = None,
-) -> RunReport:  # fmt: skip
+) -> RunReport:
     """One token file per input under ``out`` (existing ones skipped unless overwrite)."""
     progress = progress or NoProgress()
     suffixes = input_suffixes(tok.config)
     items, refused = _named_key_problems(items, suffixes)
     plan, skipped, failures = OutputFolder(out).plan(
-        items, lambda item: output_path(out, item.stem(suffixes), SUFFIX), lambda item: item.path,
-        overwrite=options.overwrite, reusable=_same_run(tok, options),
-    )  # fmt: skip
+        items,
+        lambda item: output_path(out, item.stem(suffixes), SUFFIX),
+        lambda item: item.path,
+        overwrite=options.overwrite,
+        reusable=_same_run(tok, options),
+    )
     report = RunReport(skipped=skipped, failures=refused + failures)
     start = time.perf_counter()
     targets = {id(item): target for item, target in plan}
     progress.start("encode", len(plan))
     with _BackgroundWriter(report, progress) as writer:
-        for enc in encode_items(tok, [item for item, _ in plan],
-                                **options.batch_arguments(tok)):  # fmt: skip
+        for enc in encode_items(tok, [item for item, _ in plan], **options.batch_arguments(tok)):
             if enc.error is not None:
                 report.failures.append(enc.error)
                 progress.advance()
@@ -165,8 +185,9 @@ def to_files(
     return report
 
 
-def _named_key_problems(items: list[Source], suffixes: tuple[str, ...]
-                        ) -> tuple[list[Source], list[str]]:  # fmt: skip
+def _named_key_problems(
+    items: list[Source], suffixes: tuple[str, ...]
+) -> tuple[list[Source], list[str]]:
     """Inputs keyed by a manifest's name whose key cannot name an output under ``--out``
     (``../x``, a control character) or repeats an earlier key fail alone; the others
     go on. Files' keys are their paths: they need neither check."""
@@ -199,8 +220,9 @@ class _BackgroundWriter:
         codes, item = enc.codes, enc.item
 
         def write() -> int:
-            write_token_file(tok, target, codes, source=item.origin, channel=item.channel,
-                             beam=beam)  # fmt: skip
+            write_token_file(
+                tok, target, codes, source=item.origin, channel=item.channel, beam=beam
+            )
             return int(codes.shape[0])
 
         self.pending.append(self.pool.submit(write))
@@ -231,8 +253,14 @@ def duplicate_keys(items: list[Source], suffixes: tuple[str, ...]) -> dict[int, 
     for item in items:
         key = corpus_key(item, suffixes)
         if key in first:
-            hint = ("; keys come from the audio's file names: name a column of unique ids "
-                    "with `key_column`") if getattr(item, "keyed_by_file_name", False) else ""  # fmt: skip
+            hint = (
+                (
+                    "; keys come from the audio's file names: name a column of unique ids "
+                    "with `key_column`"
+                )
+                if getattr(item, "keyed_by_file_name", False)
+                else ""
+            )
             problems[id(item)] = f"duplicate key {key!r} (first from {first[key].origin}){hint}"
         else:
             first[key] = item
@@ -245,9 +273,16 @@ def corpus_key(item: Source, suffixes: tuple[str, ...]) -> str:
 
 
 def to_corpus(
-    tok: Tokenizer, items: list[Source], out: Path, options: EncodeOptions, *,
-    rank: int, world: int, shard_size: int, progress: Progress | None = None,
-) -> RunReport:  # fmt: skip
+    tok: Tokenizer,
+    items: list[Source],
+    out: Path,
+    options: EncodeOptions,
+    *,
+    rank: int,
+    world: int,
+    shard_size: int,
+    progress: Progress | None = None,
+) -> RunReport:
     """This rank's share of ``items`` as shards under ``out`` (resumable)."""
     progress = progress or NoProgress()
     suffixes = input_suffixes(tok.config)
@@ -256,16 +291,30 @@ def to_corpus(
     mine = rank_items(items, rank, world)
     keys = [corpus_key(item, suffixes) for item in mine]
     names, cards = tok.columns(options.levels)
-    header = Manifest(made_by(tok), tok.quantizer.describe(),
-                      [{"name": n, "cardinality": c} for n, c in zip(names, cards, strict=True)],
-                      tok.config.features.frame_rate)  # fmt: skip
+    header = Manifest(
+        made_by(tok),
+        tok.quantizer.describe(),
+        [{"name": n, "cardinality": c} for n, c in zip(names, cards, strict=True)],
+        tok.config.features.frame_rate,
+    )
     header.extra["run"] = run_record(
-        [(corpus_key(item, suffixes), item.origin) for item in items], made_by(tok),
-        levels=options.levels, beam=options.beam, channels=options.channels,
-    )  # fmt: skip
+        [(corpus_key(item, suffixes), item.origin) for item in items],
+        made_by(tok),
+        levels=options.levels,
+        beam=options.beam,
+        channels=options.channels,
+    )
     positions = [position[id(item)] for item in mine] if world > 1 else None
-    with CorpusWriter.open(out, header, keys, shard_size=shard_size, rank=rank, world=world,
-                           overwrite=options.overwrite, positions=positions) as writer:  # fmt: skip
+    with CorpusWriter.open(
+        out,
+        header,
+        keys,
+        shard_size=shard_size,
+        rank=rank,
+        world=world,
+        overwrite=options.overwrite,
+        positions=positions,
+    ) as writer:
         report = RunReport()
         start = time.perf_counter()
         pending = writer.pending()
@@ -273,8 +322,9 @@ def to_corpus(
         progress.advance(len(mine) - len(pending))
         report.done = len(mine) - len(pending)  # in shards an earlier run wrote
         problems = {i: duplicates.get(id(mine[i])) or key_problem(keys[i]) for i in pending}
-        encoded = encode_items(tok, [mine[i] for i in pending if problems[i] is None],
-                               **options.batch_arguments(tok))  # fmt: skip
+        encoded = encode_items(
+            tok, [mine[i] for i in pending if problems[i] is None], **options.batch_arguments(tok)
+        )
         for i in pending:
             item = mine[i]
             if problems[i] is None:

@@ -39,8 +39,9 @@ class FeatureReader:
         frontend = tokenizer.frontend() if tokenizer.sample_rate is not None else None
         return cls(tokenizer.config, frontend, layout or tokenizer.config.features.layout)
 
-    def chunks(self, source: Source, chunk_frames: int | None = DEFAULT_CHUNK_FRAMES
-               ) -> Iterator[np.ndarray]:  # fmt: skip
+    def chunks(
+        self, source: Source, chunk_frames: int | None = DEFAULT_CHUNK_FRAMES
+    ) -> Iterator[np.ndarray]:
         """``source``'s features in chunks of ``chunk_frames`` (None: all at once)."""
         if self.frontend is not None:
             chunks = self._audio_chunks(source, chunk_frames)
@@ -54,14 +55,17 @@ class FeatureReader:
                     if chunk.shape[0] == want
                     else ""
                 )
-                raise InputError(f"{source.origin}: features have dim {chunk.shape[1]}, the "
-                                 f"checkpoint expects {want}{hint}")  # fmt: skip
+                raise InputError(
+                    f"{source.origin}: features have dim {chunk.shape[1]}, the "
+                    f"checkpoint expects {want}{hint}"
+                )
             yield chunk
 
     def _audio_chunks(self, source: Source, chunk_frames: int | None) -> Iterator[np.ndarray]:
         with source.open_audio() as reader:
-            yield from reader_features(reader, self.frontend, channel=source.channel,
-                                       chunk_frames=chunk_frames)  # fmt: skip
+            yield from reader_features(
+                reader, self.frontend, channel=source.channel, chunk_frames=chunk_frames
+            )
 
     def whole(self, source: Source) -> np.ndarray:
         """All of ``source``'s features, ``[T, dim]``."""

@@ -28,9 +28,14 @@ class TrainingFrames(NamedTuple):
 
 
 def load_frames(
-    reader: FeatureReader, items: list[Source], progress: Progress | None = None, *,
-    max_frames: int | None = None, seed: int = 0, with_next: bool = False,
-) -> TrainingFrames:  # fmt: skip
+    reader: FeatureReader,
+    items: list[Source],
+    progress: Progress | None = None,
+    *,
+    max_frames: int | None = None,
+    seed: int = 0,
+    with_next: bool = False,
+) -> TrainingFrames:
     """The frames of ``items`` (training data): every frame, or with ``max_frames`` a
     uniform sample of that many across all inputs, drawn while streaming so memory is
     bounded by ``max_frames`` (and one input's chunk), not by the corpus. ``with_next``

@@ -26,9 +26,12 @@ class InfoJob:
         file = Path(self.path)
         if file.is_dir() and not corpus_format.is_corpus(file):
             unmerged = any(file.glob("manifest.rank*-of-*.json"))
-            raise InputError(f"{file}: an unmerged corpus; run `tokquant merge {file}` first"
-                             if unmerged else f"{file}: is a folder; info describes a "
-                             f"checkpoint, a token file or a corpus folder")  # fmt: skip
+            raise InputError(
+                f"{file}: an unmerged corpus; run `tokquant merge {file}` first"
+                if unmerged
+                else f"{file}: is a folder; info describes a "
+                f"checkpoint, a token file or a corpus folder"
+            )
         if not file.is_dir() and not file.is_file():
             raise InputError(f"{file}: file not found")
         kind = "corpus" if file.is_dir() else _sniff(file)
@@ -37,20 +40,29 @@ class InfoJob:
         if kind == tokens_format.FORMAT:
             tok = tokens_format.read_tokens(file)
             return {
-                "kind": "tokens", "path": str(file), "format_version": tok.format_version,
-                "tokquant_version": tok.tokquant_version, "checkpoint_id": tok.checkpoint_id,
-                "source": tok.source, "channel": tok.channel, "num_frames": tok.num_frames,
-                "frame_rate": tok.frame_rate, "columns": tok.columns, "quantizer": tok.quantizer,
-            }  # fmt: skip
+                "kind": "tokens",
+                "path": str(file),
+                "format_version": tok.format_version,
+                "tokquant_version": tok.tokquant_version,
+                "checkpoint_id": tok.checkpoint_id,
+                "source": tok.source,
+                "channel": tok.channel,
+                "num_frames": tok.num_frames,
+                "frame_rate": tok.frame_rate,
+                "columns": tok.columns,
+                "quantizer": tok.quantizer,
+            }
         if kind == ckpt_format.FORMAT or file.suffix == ".pt":
             meta = ckpt_format.read_checkpoint_metadata(file)
             return {
-                "kind": "checkpoint", "path": str(file), "id": ckpt_format.file_sha256(file),
+                "kind": "checkpoint",
+                "path": str(file),
+                "id": ckpt_format.file_sha256(file),
                 "config": meta["config"],
                 "summary": {k: v for k, v in meta["summary"].items() if k != "history"},
                 "tensors": meta["tensors"],
                 "parameters": sum(_numel(s) for s in meta["tensors"].values()),
-            }  # fmt: skip
+            }
         raise FormatError(f"{file}: neither a tokquant checkpoint nor a token file")
 
 
@@ -144,6 +156,7 @@ class ImportJob:
             raise OutputError(f"{out}: exists; pass `overwrite=True` to replace it")
         rvq = import_rvq(self.kind, load_state_dict(source))
         tokenizer = tokenizer_for(rvq, self.frame_rate)
-        ckpt_id = save_checkpoint(tokenizer, out, {"imported_from": self.kind,
-                                                   "source": str(source)})  # fmt: skip
+        ckpt_id = save_checkpoint(
+            tokenizer, out, {"imported_from": self.kind, "source": str(source)}
+        )
         return {"checkpoint": str(out), "checkpoint_id": ckpt_id, **rvq.config()}

@@ -13,8 +13,9 @@ if TYPE_CHECKING:
     from tokquant.tokenizer import Tokenizer
 
 
-def open_tokenizer(checkpoint: str | Path, device: str, ssl_weights: str | Path | None = None
-                   ) -> Tokenizer:  # fmt: skip
+def open_tokenizer(
+    checkpoint: str | Path, device: str, ssl_weights: str | Path | None = None
+) -> Tokenizer:
     """The checkpoint's tokenizer on ``device``, its SSL encoder read from
     ``ssl_weights`` when given (checked against the sha256 the checkpoint recorded)."""
     from tokquant.api import load

@@ -61,8 +61,9 @@ def _rank_from_env(env: Mapping[str, str]) -> tuple[int, int]:
                 try:
                     rank -= int(env["SLURM_ARRAY_TASK_MIN"])
                 except ValueError:
-                    raise InputError(f"SLURM_ARRAY_TASK_MIN is not an integer: "
-                                     f"{env['SLURM_ARRAY_TASK_MIN']!r}") from None  # fmt: skip
+                    raise InputError(
+                        f"SLURM_ARRAY_TASK_MIN is not an integer: {env['SLURM_ARRAY_TASK_MIN']!r}"
+                    ) from None
             return rank, world
     return 0, 1
 

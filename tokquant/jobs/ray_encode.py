@@ -50,8 +50,9 @@ def encode_on_ray(job: EncodeJob, progress: Progress | None = None) -> RunReport
     if not job.shards:
         raise InputError("`engine='ray'` writes a sharded corpus: set `shards`")
     if job.num_shards is not None or job.shard_index is not None:
-        raise InputError("`engine='ray'` runs every rank itself: leave `num_shards` and "
-                         "`shard_index` unset")  # fmt: skip
+        raise InputError(
+            "`engine='ray'` runs every rank itself: leave `num_shards` and `shard_index` unset"
+        )
     ray = _import_ray()
     progress = progress or NoProgress()
     tok = open_tokenizer(job.checkpoint, "cpu", job.ssl_weights)  # the plan only
@@ -90,34 +91,53 @@ def _connect(ray: Any, address: str | None) -> bool:
 
     local = address is None and "RAY_ADDRESS" not in os.environ
     try:
-        ray.init(address=address, include_dashboard=False if local else None,
-                 logging_level=logging.WARNING, log_to_driver=False,
-                 runtime_env={"env_vars": OFFLINE})  # fmt: skip
+        ray.init(
+            address=address,
+            include_dashboard=False if local else None,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+            runtime_env={"env_vars": OFFLINE},
+        )
     except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise InputError(f"cannot reach the Ray cluster at {address or 'RAY_ADDRESS'}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None  # fmt: skip
+        raise InputError(
+            f"cannot reach the Ray cluster at {address or 'RAY_ADDRESS'}: "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
     return True
 
 
-def _run_tasks(ray: Any, job: EncodeJob, checkpoint_id: str, tasks: int,
-               progress: Progress, total: int) -> RunReport:  # fmt: skip
+def _run_tasks(
+    ray: Any, job: EncodeJob, checkpoint_id: str, tasks: int, progress: Progress, total: int
+) -> RunReport:
     """Every task on a pool of actors, each actor one task at a time; a task whose actor
     died more than :data:`TASK_RETRIES` times is reported, the others go on."""
     from tokquant.jobs.report import RunReport
 
-    gpu = job.device.startswith("cuda") or (job.device == "auto" and
-                                            ray.cluster_resources().get("GPU", 0) > 0)  # fmt: skip
+    gpu = job.device.startswith("cuda") or (
+        job.device == "auto" and ray.cluster_resources().get("GPU", 0) > 0
+    )
     slots = int(ray.cluster_resources().get("GPU" if gpu else "CPU", 1))
     actor_class = ray.remote(_Encoder).options(
-        num_cpus=1, num_gpus=1 if gpu else 0, max_restarts=TASK_RETRIES,
+        num_cpus=1,
+        num_gpus=1 if gpu else 0,
+        max_restarts=TASK_RETRIES,
         max_task_retries=TASK_RETRIES,
-    )  # fmt: skip
-    actors = [actor_class.remote(job, checkpoint_id, os.getcwd(), "cuda" if gpu else "cpu")
-              for _ in range(max(1, min(slots, tasks)))]  # fmt: skip
+    )
+    actors = [
+        actor_class.remote(job, checkpoint_id, os.getcwd(), "cuda" if gpu else "cpu")
+        for _ in range(max(1, min(slots, tasks)))
+    ]
     report = RunReport()
-    report.extra = {"rank": 0, "world_size": 1, "engine": "ray", "tasks": tasks,
-                    "actors": len(actors), "shards_written": 0, "shards_resumed": 0,
-                    "task_seconds": 0.0}  # fmt: skip
+    report.extra = {
+        "rank": 0,
+        "world_size": 1,
+        "engine": "ray",
+        "tasks": tasks,
+        "actors": len(actors),
+        "shards_written": 0,
+        "shards_resumed": 0,
+        "task_seconds": 0.0,
+    }
     failed: list[str] = []
     waiting = list(range(tasks))
     running: dict[Any, tuple[Any, int]] = {}
@@ -138,8 +158,9 @@ def _run_tasks(ray: Any, job: EncodeJob, checkpoint_id: str, tasks: int,
                     raise exc.cause from None
                 raise
             except ray.exceptions.RayActorError as exc:
-                failed.append(f"task {rank}: its worker died {TASK_RETRIES + 1} times "
-                              f"({_first_line(exc)})")  # fmt: skip
+                failed.append(
+                    f"task {rank}: its worker died {TASK_RETRIES + 1} times ({_first_line(exc)})"
+                )
                 actors.remove(actor)
                 if not actors:
                     failed += [f"task {r}: not run (no worker left)" for r in waiting]
@@ -157,9 +178,11 @@ def _run_tasks(ray: Any, job: EncodeJob, checkpoint_id: str, tasks: int,
             ray.kill(actor)
     if failed:
         report.extra["failed_tasks"] = len(failed)
-        raise TokquantError(f"{len(failed)} of {tasks} tasks did not finish ({failed[0]}); "
-                            f"their finished shards are kept: run the same job again to "
-                            f"finish them")  # fmt: skip
+        raise TokquantError(
+            f"{len(failed)} of {tasks} tasks did not finish ({failed[0]}); "
+            f"their finished shards are kept: run the same job again to "
+            f"finish them"
+        )
     return report
 
 
@@ -188,8 +211,10 @@ class _Encoder:
             torch.set_num_threads(1)
             tok = open_tokenizer(self.job.checkpoint, self.device, self.job.ssl_weights)
             if made_by(tok) != self.checkpoint_id:
-                raise InputError(f"{self.job.checkpoint}: changed since the run began "
-                                 f"(another checkpoint id on this node)")  # fmt: skip
+                raise InputError(
+                    f"{self.job.checkpoint}: changed since the run began "
+                    f"(another checkpoint id on this node)"
+                )
             self._ready = tok, self.job.sources(tok), self.job.options(tok)
         return self._ready
 
@@ -199,8 +224,20 @@ class _Encoder:
 
         tok, items, options = self._load()
         start = time.perf_counter()
-        report = to_corpus(tok, items, Path(self.job.out), options, rank=rank, world=tasks,
-                           shard_size=self.job.shard_size)  # fmt: skip
-        return {"done": report.done, "frames": report.frames, "failures": report.failures,
-                "items": len(rank_items(items, rank, tasks)),
-                "seconds": time.perf_counter() - start, **report.extra}  # fmt: skip
+        report = to_corpus(
+            tok,
+            items,
+            Path(self.job.out),
+            options,
+            rank=rank,
+            world=tasks,
+            shard_size=self.job.shard_size,
+        )
+        return {
+            "done": report.done,
+            "frames": report.frames,
+            "failures": report.failures,
+            "items": len(rank_items(items, rank, tasks)),
+            "seconds": time.perf_counter() - start,
+            **report.extra,
+        }

@@ -29,10 +29,15 @@ class StatsReport:
 
 
 def collect(
-    tok: Tokenizer, sources: list[TokenSource], *, features: list[Path] | None,
-    layout: str | None = None, top: int = 5, progress: Progress | None = None,
+    tok: Tokenizer,
+    sources: list[TokenSource],
+    *,
+    features: list[Path] | None,
+    layout: str | None = None,
+    top: int = 5,
+    progress: Progress | None = None,
     where: SourceOptions | None = None,
-) -> StatsReport:  # fmt: skip
+) -> StatsReport:
     """Usage of every source's codes; with ``features`` (the encoded inputs, under the
     same keys, or in the same order with the same names) also the reconstruction error.
     A source that cannot be read fails alone."""
@@ -47,8 +52,11 @@ def collect(
             f"`features` names {len(inputs)} file(s) for {len(sources)} tokenized input(s)"
         )
     usage = UsageCounter(tok.column_cardinalities)
-    recon = (ReconstructionAccumulator(tok.mean.cpu().numpy(), tok.std.cpu().numpy())
-             if inputs is not None else None)  # fmt: skip
+    recon = (
+        ReconstructionAccumulator(tok.mean.cpu().numpy(), tok.std.cpu().numpy())
+        if inputs is not None
+        else None
+    )
     failures: list[str] = []
     progress.start("stats", len(sources))
     for i, source in enumerate(sources):
@@ -73,16 +81,22 @@ def collect(
     return StatsReport(len(sources), usage, columns, recon, failures)
 
 
-def _pair(by_key: dict[str, Source], inputs: list[Source], i: int, source: TokenSource,
-          channel: int | None) -> Source:  # fmt: skip
+def _pair(
+    by_key: dict[str, Source],
+    inputs: list[Source],
+    i: int,
+    source: TokenSource,
+    channel: int | None,
+) -> Source:
     """The input whose key is the tokens' key (a folder of audio and its folder of tokens,
     a manifest and its corpus), else the one in the same position."""
     key = source.stem.removesuffix(f".ch{channel}") if channel is not None else source.stem
     return by_key.get(key, inputs[i])
 
 
-def _paired_features(reader: FeatureReader, item: Source, source: TokenSource,
-                     channel: int | None) -> np.ndarray:  # fmt: skip
+def _paired_features(
+    reader: FeatureReader, item: Source, source: TokenSource, channel: int | None
+) -> np.ndarray:
     """The features ``source`` was encoded from; their names must agree."""
     name = source.name
     if channel is not None:
@@ -121,8 +135,15 @@ class StatsJob(InputOptions):
         sources = token_sources(tok, [Path(p) for p in self.tokens])
         where = self.source_options()
         features = None if self.features is None else [Path(p) for p in self.features]
-        report = collect(tok, sources, features=features, top=self.top, progress=progress,
-                         where=where, layout=self.feature_layout)  # fmt: skip
+        report = collect(
+            tok,
+            sources,
+            features=features,
+            top=self.top,
+            progress=progress,
+            where=where,
+            layout=self.feature_layout,
+        )
         report.checkpoint_id = tok.checkpoint_id
         if self.plot is not None:
             plot_usage(Path(self.plot), report.usage, report.columns)
@@ -145,8 +166,10 @@ def plot_usage(path: Path, usage: UsageCounter, columns: list[ColumnStats]) -> N
         values, counts = usage.histogram(g)
         ax.bar(values, counts, width=max(1.0, col.cardinality / 400), color="tab:blue")
         ax.set_xlim(-0.5, col.cardinality - 0.5)
-        ax.set_title(f"{col.name}: {col.used}/{col.cardinality} used, "
-                     f"{col.entropy_bits:.2f} bits", fontsize=9)  # fmt: skip
+        ax.set_title(
+            f"{col.name}: {col.used}/{col.cardinality} used, {col.entropy_bits:.2f} bits",
+            fontsize=9,
+        )
         ax.set_ylabel("count")
     axes[-1, 0].set_xlabel("code")
     fig.tight_layout()

@@ -91,8 +91,13 @@ class TrainJob(InputOptions):
         from tokquant.config import TokenizerConfig
 
         cfg = TokenizerConfig.from_yaml(Path(self.config))
-        overrides = {"steps": self.steps, "batch_frames": self.batch_frames, "lr": self.lr,
-                     "seed": self.seed, "interpolate": self.interpolate}  # fmt: skip
+        overrides = {
+            "steps": self.steps,
+            "batch_frames": self.batch_frames,
+            "lr": self.lr,
+            "seed": self.seed,
+            "interpolate": self.interpolate,
+        }
         for key, value in overrides.items():
             if value is not None:
                 setattr(cfg.train, key, value)
@@ -111,8 +116,9 @@ class TrainJob(InputOptions):
         note = getattr(progress, "note", lambda message: None)
         check_training_memory(cfg, dev)  # before any frame is read (dim known: a front end)
         where = self.source_options()
-        items = sources_for(cfg, [Path(p) for p in self.data], channels=self.channels,
-                            outputs=False, options=where)  # fmt: skip
+        items = sources_for(
+            cfg, [Path(p) for p in self.data], channels=self.channels, outputs=False, options=where
+        )
         if out.resolve() in {item.path.resolve() for item in items if item.path is not None}:
             raise InputError(f"{out}: output path equals an input")
         frontend = build_frontend(cfg.frontend, dev) if takes_audio(cfg) else None
@@ -120,19 +126,26 @@ class TrainJob(InputOptions):
             cfg.frontend.weights_sha256 = frontend.weights_sha256
         q = cfg.quantizer
         if cfg.train.steps == 0 and q.family == "rvq" and q.num_levels == 1:
-            note(f"train.steps 0 and one RVQ level: plain k-means ({cfg.train.kmeans_iters} "
-                 f"iterations) on the normalised frames")  # fmt: skip
+            note(
+                f"train.steps 0 and one RVQ level: plain k-means ({cfg.train.kmeans_iters} "
+                f"iterations) on the normalised frames"
+            )
         frames, lengths, next_frames = load_frames(
-            FeatureReader(cfg, frontend, cfg.features.layout), items, progress,
-            max_frames=self.max_frames, seed=cfg.train.seed, with_next=cfg.train.interpolate > 0,
-        )  # fmt: skip
+            FeatureReader(cfg, frontend, cfg.features.layout),
+            items,
+            progress,
+            max_frames=self.max_frames,
+            seed=cfg.train.seed,
+            with_next=cfg.train.interpolate > 0,
+        )
         note(f"{frames.shape[0]} frames of dim {frames.shape[1]} from {len(items)} file(s)")
         progress.start("train", cfg.train.steps)
         update = getattr(progress, "update", lambda step, metrics: None)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", FewFramesWarning)
-            result = train_tokenizer(cfg, frames, lengths=lengths, next_frames=next_frames,
-                                     device=dev, progress=update)  # fmt: skip
+            result = train_tokenizer(
+                cfg, frames, lengths=lengths, next_frames=next_frames, device=dev, progress=update
+            )
         said = [str(w.message) for w in caught if issubclass(w.category, FewFramesWarning)]
         summary = {k: v for k, v in result.summary.items() if k != "history"}
         if rank > 0:

@@ -97,8 +97,9 @@ class Quantizer(nn.Module):
         """Frames :meth:`init_from_data` wants before training (0: none needed)."""
         return 0
 
-    def init_from_data(self, x: torch.Tensor, *, iters: int = 20,
-                       generator: torch.Generator | None = None) -> None:  # fmt: skip
+    def init_from_data(
+        self, x: torch.Tensor, *, iters: int = 20, generator: torch.Generator | None = None
+    ) -> None:
         """Fit data-dependent state (codebooks) before training; a no-op by default."""
 
     @property

@@ -224,8 +224,17 @@ class BSQ(BinaryQuantizer):
         inv_temperature: float = 100.0,
         sphere_commitment_weight: float = 0.0,
     ) -> None:
-        super().__init__(BSQParams(code_dim, entropy_loss_weight, diversity_gamma, entropy,
-                                   group_size, inv_temperature, sphere_commitment_weight))  # fmt: skip
+        super().__init__(
+            BSQParams(
+                code_dim,
+                entropy_loss_weight,
+                diversity_gamma,
+                entropy,
+                group_size,
+                inv_temperature,
+                sphere_commitment_weight,
+            )
+        )
 
     @property
     def code_scale(self) -> float:
@@ -286,10 +295,18 @@ class LFQ(BinaryQuantizer):
         if custom is not None and not callable(custom):
             raise TypeError(f"activation must be a name or a callable. Found: {activation!r}")
         super().__init__(
-            LFQParams(code_dim, entropy_loss_weight, diversity_gamma, entropy, group_size,
-                      inv_temperature, scale, None if custom else activation,
-                      commitment_loss_weight)
-        )  # fmt: skip
+            LFQParams(
+                code_dim,
+                entropy_loss_weight,
+                diversity_gamma,
+                entropy,
+                group_size,
+                inv_temperature,
+                scale,
+                None if custom else activation,
+                commitment_loss_weight,
+            )
+        )
         #: A callable activation works, but cannot be recorded in a checkpoint.
         self._custom_activation = custom
         name = self.params.activation

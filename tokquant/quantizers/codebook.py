@@ -34,9 +34,16 @@ class Codebook(nn.Module):
     """
 
     def __init__(
-        self, size: int, space_dim: int, embedding_dim: int, *, ema: bool, track_usage: bool,
-        projected: bool, normalized: bool,
-    ) -> None:  # fmt: skip
+        self,
+        size: int,
+        space_dim: int,
+        embedding_dim: int,
+        *,
+        ema: bool,
+        track_usage: bool,
+        projected: bool,
+        normalized: bool,
+    ) -> None:
         super().__init__()
         self.size = size
         self.normalized = normalized
@@ -79,16 +86,20 @@ class Codebook(nn.Module):
     # Training updates ---------------------------------------------------------------------
 
     @torch.no_grad()
-    def ema_update(self, target: torch.Tensor, idx: torch.Tensor, decay: float,
-                   reduce: Reduce) -> None:  # fmt: skip
+    def ema_update(
+        self, target: torch.Tensor, idx: torch.Tensor, decay: float, reduce: Reduce
+    ) -> None:
         """Move codes to the EMA of the ``target`` rows assigned to them (summed over ranks
         by ``reduce``)."""
         assert self.ema_count is not None and self.ema_sum is not None
         k = self.size
         idx = idx.contiguous()  # a beam's codes come as columns: a strided index_add_ is 30x slower
         counts = reduce(torch.bincount(idx, minlength=k).to(target.dtype))
-        sums = reduce(torch.zeros(k, target.shape[1], dtype=target.dtype, device=target.device)
-                      .index_add_(0, idx, target))  # fmt: skip
+        sums = reduce(
+            torch.zeros(k, target.shape[1], dtype=target.dtype, device=target.device).index_add_(
+                0, idx, target
+            )
+        )
         self.ema_count.mul_(decay).add_(counts.to(self.ema_count.dtype), alpha=1 - decay)
         self.ema_sum.mul_(decay).add_(sums.to(self.ema_sum.dtype), alpha=1 - decay)
         # Laplace smoothing keeps never-used codes finite without moving used ones much.
@@ -99,8 +110,9 @@ class Codebook(nn.Module):
     @torch.no_grad()
     def count_usage(self, idx: torch.Tensor, reduce: Reduce) -> None:
         assert self.window_count is not None
-        self.window_count.add_(reduce(torch.bincount(idx, minlength=self.size)
-                                      .to(self.window_count.dtype)))  # fmt: skip
+        self.window_count.add_(
+            reduce(torch.bincount(idx, minlength=self.size).to(self.window_count.dtype))
+        )
 
     @torch.no_grad()
     def replace_dead(self, target: torch.Tensor, threshold: float, gather: Reduce | None) -> int:

@@ -121,8 +121,10 @@ class FSQ(Quantizer):
         self._check_codes(codes, max_columns=len(self._groups))
         for g, card in enumerate(self.column_cardinalities):
             if codes.numel() and (codes[..., g].min() < 0 or codes[..., g].max() >= card):
-                raise ValueError(f"codes of column {g} must be in [0, {card}). "
-                                 f"Found: [{int(codes[..., g].min())}, {int(codes[..., g].max())}]")  # fmt: skip
+                raise ValueError(
+                    f"codes of column {g} must be in [0, {card}). "
+                    f"Found: [{int(codes[..., g].min())}, {int(codes[..., g].max())}]"
+                )
         dims = []
         for g, (a, b) in enumerate(self._groups):
             rest = codes[..., g].to(torch.int64)

@@ -106,7 +106,18 @@ def fused_nearest_code(
     code_sq = (codebook * codebook).sum(-1)
     grid = (triton.cdiv(n, block_n),)
     _nearest_code_kernel[grid](
-        x, codebook, code_sq, out, n, x.stride(0), codebook.stride(0),
-        N_CODES=k, DIM=dim, BLOCK_N=block_n, BLOCK_K=block_k, BLOCK_D=_block_d(dim), num_warps=num_warps,
-    )  # fmt: skip
+        x,
+        codebook,
+        code_sq,
+        out,
+        n,
+        x.stride(0),
+        codebook.stride(0),
+        N_CODES=k,
+        DIM=dim,
+        BLOCK_N=block_n,
+        BLOCK_K=block_k,
+        BLOCK_D=_block_d(dim),
+        num_warps=num_warps,
+    )
     return out

@@ -198,14 +198,27 @@ MAX_FSQ_LEVEL = 1000
 
 
 def _levels_check(value: Any, fail: Problem) -> None:
-    ok = isinstance(value, (list, tuple)) and len(value) >= 1 and all(
-        isinstance(v, int) and not isinstance(v, bool) and 3 <= v <= MAX_FSQ_LEVEL for v in value)  # fmt: skip
+    ok = (
+        isinstance(value, (list, tuple))
+        and len(value) >= 1
+        and all(
+            isinstance(v, int) and not isinstance(v, bool) and 3 <= v <= MAX_FSQ_LEVEL
+            for v in value
+        )
+    )
     if not ok:
-        fail(f"must be a list of integers in [3, {MAX_FSQ_LEVEL}] (values per dim; 2 levels: "
-             f"use bsq)", f"must be a non-empty list of ints in [3, {MAX_FSQ_LEVEL}]", value)  # fmt: skip
+        fail(
+            f"must be a list of integers in [3, {MAX_FSQ_LEVEL}] (values per dim; 2 levels: "
+            f"use bsq)",
+            f"must be a non-empty list of ints in [3, {MAX_FSQ_LEVEL}]",
+            value,
+        )
     elif len(value) > MAX_CODE_DIM:
-        fail(f"must have at most {MAX_CODE_DIM} dims", f"must have at most {MAX_CODE_DIM} dims",
-             value)  # fmt: skip
+        fail(
+            f"must have at most {MAX_CODE_DIM} dims",
+            f"must have at most {MAX_CODE_DIM} dims",
+            value,
+        )
 
 
 @dataclass
@@ -213,8 +226,9 @@ class FSQParams(Params):
     family: ClassVar[str] = "fsq"
 
     #: Values per dim; the quantizer's dim is ``len(levels)``.
-    levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5],
-                              metadata={"check": _levels_check, "recorded": True})  # fmt: skip
+    levels: list[int] = field(
+        default_factory=lambda: [8, 5, 5, 5], metadata={"check": _levels_check, "recorded": True}
+    )
 
     @property
     def input_dim(self) -> int | None:

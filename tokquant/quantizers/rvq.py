@@ -17,15 +17,13 @@ options: fewer levels, and beam search (:func:`tokquant.quantizers.search.beam_s
 
 Checkpoints name the tensors as tokquant 0.1 did (``codebooks.{l}``,
 ``ema_count_{l}``, ``ema_sum_{l}``, ``project_in.{l}.*``, ``project_out.{l}.*``): the
-state-dict hooks at the bottom translate, so the file format does not follow the
-module layout.
+state-dict hooks of :mod:`tokquant.quantizers.rvq_names` translate, so the file format
+does not follow the module layout.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from typing import Any
 
 import torch
 from torch import nn
@@ -41,6 +39,7 @@ from tokquant.quantizers.codebook import Codebook
 from tokquant.quantizers.functional import DEFAULT_CHUNK_ELEMENTS
 from tokquant.quantizers.params import RVQParams
 from tokquant.quantizers.rvq_init import DataInit
+from tokquant.quantizers.rvq_names import from_v1_names, to_v1_names
 from tokquant.quantizers.search import SEARCH_METHODS, beam_search, nearest_code
 
 #: Frames k-means sees per codebook entry (capped at :data:`KMEANS_MAX_FRAMES`).
@@ -111,10 +110,18 @@ class RVQ(DataInit, Quantizer):
         if embedding_dim is None:
             raise ValueError("embedding_dim must be an int >= 1. Found: None")
         params = RVQParams(
-            num_levels, list(num_embeddings) if isinstance(num_embeddings, tuple)
-            else num_embeddings, embedding_dim, beta, ema_decay, dead_code_threshold,
-            dead_code_window, quantizer_dropout, codebook_dim, normalized, beam,
-        )  # fmt: skip
+            num_levels,
+            list(num_embeddings) if isinstance(num_embeddings, tuple) else num_embeddings,
+            embedding_dim,
+            beta,
+            ema_decay,
+            dead_code_threshold,
+            dead_code_window,
+            quantizer_dropout,
+            codebook_dim,
+            normalized,
+            beam,
+        )
         params.validate()
         if chunk_elements < 1:
             raise ValueError(f"chunk_elements must be >= 1. Found: {chunk_elements}")
@@ -127,18 +134,26 @@ class RVQ(DataInit, Quantizer):
         self.chunk_elements = chunk_elements
         self.search = search
         space = codebook_dim or embedding_dim
-        self.levels = nn.ModuleList([
-            Codebook(k, space, embedding_dim, ema=ema_decay is not None,
-                     track_usage=dead_code_threshold > 0, projected=codebook_dim is not None,
-                     normalized=normalized)
-            for k in self.num_embeddings
-        ])  # fmt: skip
+        self.levels = nn.ModuleList(
+            [
+                Codebook(
+                    k,
+                    space,
+                    embedding_dim,
+                    ema=ema_decay is not None,
+                    track_usage=dead_code_threshold > 0,
+                    projected=codebook_dim is not None,
+                    normalized=normalized,
+                )
+                for k in self.num_embeddings
+            ]
+        )
         if dead_code_threshold > 0:
             self.register_buffer(
                 "window_steps", torch.zeros((), dtype=torch.int64), persistent=False
             )
-        self.register_state_dict_post_hook(_to_v1_names)
-        self.register_load_state_dict_pre_hook(_from_v1_names)
+        self.register_state_dict_post_hook(to_v1_names)
+        self.register_load_state_dict_pre_hook(from_v1_names)
 
     @property
     def dim(self) -> int:
@@ -180,8 +195,12 @@ class RVQ(DataInit, Quantizer):
     def _nearest(self, level: int, residual: torch.Tensor) -> torch.Tensor:
         book = self.levels[level]
         with torch.no_grad():
-            return nearest_code(book.search_space(residual), book.search_vectors(residual.dtype),
-                                chunk_elements=self.chunk_elements, method=self.search)  # fmt: skip
+            return nearest_code(
+                book.search_space(residual),
+                book.search_vectors(residual.dtype),
+                chunk_elements=self.chunk_elements,
+                method=self.search,
+            )
 
     # Forward ----------------------------------------------------------------------------
 
@@ -207,8 +226,11 @@ class RVQ(DataInit, Quantizer):
             # measured 0.2-0.5 dB worse on held-out speech).
             searched = self._training_codes(flat, active)
             for level in range(active):
-                idx = self._nearest(level, residual.detach()) if searched is None \
-                    else searched[:, level]  # fmt: skip
+                idx = (
+                    self._nearest(level, residual.detach())
+                    if searched is None
+                    else searched[:, level]
+                )
                 q = self.levels[level].lookup(idx, flat.dtype)
                 if flat.shape[0]:
                     aux = self._add_level_loss(aux, q, residual)
@@ -239,8 +261,9 @@ class RVQ(DataInit, Quantizer):
         if not (self.training and self.params.beam > 1 and flat.shape[0]):
             return None
         levels = [self.level_vectors(lv, flat.dtype) for lv in range(active)]
-        return beam_search(flat.detach(), levels, self.params.beam,
-                           chunk_elements=self.chunk_elements)  # fmt: skip
+        return beam_search(
+            flat.detach(), levels, self.params.beam, chunk_elements=self.chunk_elements
+        )
 
     def _add_level_loss(
         self, aux: torch.Tensor, q: torch.Tensor, residual: torch.Tensor
@@ -348,37 +371,8 @@ class RVQ(DataInit, Quantizer):
 def _level_metrics(level: int, idx: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
     perplexity, usage, bits = histogram_metrics(idx, k)
     name = f"rvq_l{level + 1}"
-    return {f"{name}_perplexity": perplexity, f"{name}_usage": usage,
-            f"{name}_bits_per_index": bits}  # fmt: skip
-
-
-# Checkpoint tensor names (format version 1) <-> module layout --------------------------
-
-_V1_RULES = [  # (module-layout name, version-1 name), as regex and replacement pairs
-    (r"levels\.(\d+)\.vectors", r"codebooks.\1"),
-    (r"levels\.(\d+)\.ema_(count|sum)", r"ema_\2_\1"),
-    (r"levels\.(\d+)\.project_(in|out)\.(\w+)", r"project_\2.\1.\3"),
-]
-_FROM_V1_RULES = [
-    (r"codebooks\.(\d+)", r"levels.\1.vectors"),
-    (r"ema_(count|sum)_(\d+)", r"levels.\2.ema_\1"),
-    (r"project_(in|out)\.(\d+)\.(\w+)", r"levels.\2.project_\1.\3"),
-]
-
-
-def _rename(state: dict[str, Any], prefix: str, rules: list[tuple[str, str]]) -> None:
-    for key in [k for k in state if k.startswith(prefix)]:
-        local = key[len(prefix) :]
-        for pattern, replacement in rules:
-            new, hits = re.subn(rf"^{pattern}$", replacement, local)
-            if hits:
-                state[prefix + new] = state.pop(key)
-                break
-
-
-def _to_v1_names(module: nn.Module, state: dict[str, Any], prefix: str, _meta: Any) -> None:
-    _rename(state, prefix, _V1_RULES)
-
-
-def _from_v1_names(module: nn.Module, state: dict[str, Any], prefix: str, *_: Any) -> None:
-    _rename(state, prefix, _FROM_V1_RULES)
+    return {
+        f"{name}_perplexity": perplexity,
+        f"{name}_usage": usage,
+        f"{name}_bits_per_index": bits,
+    }

@@ -77,10 +77,12 @@ class DataInit:
 
         residual, books = x.clone(), []
         for k in self.num_embeddings:
-            centroids = kmeans(residual, k, iters=iters, generator=generator,
-                               chunk_elements=self.chunk_elements)  # fmt: skip
-            residual -= centroids[nearest_code(residual, centroids,
-                                               chunk_elements=self.chunk_elements)]  # fmt: skip
+            centroids = kmeans(
+                residual, k, iters=iters, generator=generator, chunk_elements=self.chunk_elements
+            )
+            residual -= centroids[
+                nearest_code(residual, centroids, chunk_elements=self.chunk_elements)
+            ]
             books.append(centroids)
         return books
 
@@ -102,11 +104,15 @@ class DataInit:
         step = max(1, self.chunk_elements // (self.params.beam * max(self.num_embeddings)))
         for k in self.num_embeddings:
             points = candidates.reshape(-1, self.embedding_dim)
-            centroids = self._beam_kmeans(points, k, iters=iters, generator=generator,
-                                          chunk_elements=self.chunk_elements)  # fmt: skip
-            candidates = torch.cat([beam_extend(candidates[i : i + step], centroids,
-                                                self.params.beam)[0]
-                                    for i in range(0, candidates.shape[0], step)])  # fmt: skip
+            centroids = self._beam_kmeans(
+                points, k, iters=iters, generator=generator, chunk_elements=self.chunk_elements
+            )
+            candidates = torch.cat(
+                [
+                    beam_extend(candidates[i : i + step], centroids, self.params.beam)[0]
+                    for i in range(0, candidates.shape[0], step)
+                ]
+            )
             books.append(centroids)
         return books
 

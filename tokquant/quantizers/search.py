@@ -109,8 +109,7 @@ def _smallest(flat: torch.Tensor, beam: int) -> torch.Tensor:
     values or at their edge are sorted."""
     k = min(beam, flat.shape[1])
     # One value past the kept ones: a tie at the edge is that value equal to the last kept.
-    values, keep = torch.topk(flat, min(k + 1, flat.shape[1]), dim=1, largest=False,
-                              sorted=True)  # fmt: skip
+    values, keep = torch.topk(flat, min(k + 1, flat.shape[1]), dim=1, largest=False, sorted=True)
     tied = (values[:, 1:] == values[:, :-1]).any(1)
     keep = keep[:, :k]
     if tied.any():

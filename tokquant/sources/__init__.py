@@ -57,8 +57,14 @@ class SourceOptions:
     segments: Path | None = None
 
 
-def sources_for(config: TokenizerConfig, specs: list[Path], *, channels: str = "mix",
-                outputs: bool = True, options: SourceOptions | None = None) -> list[Source]:  # fmt: skip
+def sources_for(
+    config: TokenizerConfig,
+    specs: list[Path],
+    *,
+    channels: str = "mix",
+    outputs: bool = True,
+    options: SourceOptions | None = None,
+) -> list[Source]:
     """The inputs a tokenizer reads from ``specs``: files, folders and list files, and
     the manifests and containers corpora live in (see :func:`kind_of`), in order.
     ``channels="split"`` gives each audio channel its own source. ``outputs``: the
@@ -69,8 +75,9 @@ def sources_for(config: TokenizerConfig, specs: list[Path], *, channels: str = "
     if options.segments is not None and "kaldi" not in kinds:
         raise InputError("`segments` applies to a Kaldi wav.scp input; none was given")
     if all(kind == "files" for kind in kinds):  # one expansion: shared dedup and checks
-        sources: list[Source] = list(expand_inputs(specs, input_suffixes(config),
-                                                   input_kind(config), outputs=outputs))  # fmt: skip
+        sources: list[Source] = list(
+            expand_inputs(specs, input_suffixes(config), input_kind(config), outputs=outputs)
+        )
     else:
         sources = []
         for spec, kind in zip(specs, kinds, strict=True):
@@ -88,12 +95,16 @@ def kind_of(spec: Path, config: TokenizerConfig) -> str:
 
     text = str(spec)
     if webdataset.is_compressed_tar(text):
-        raise InputError(f"{spec}: a compressed tar; tokquant reads tar members at their "
-                         f"offsets, which needs an uncompressed tar (gunzip it, or write "
-                         f"WebDataset shards as .tar)")  # fmt: skip
+        raise InputError(
+            f"{spec}: a compressed tar; tokquant reads tar members at their "
+            f"offsets, which needs an uncompressed tar (gunzip it, or write "
+            f"WebDataset shards as .tar)"
+        )
     if hf.is_dataset_dict(spec):
-        raise InputError(f"{spec}: a DatasetDict (dataset_dict.json); name one split's folder "
-                         f"({', '.join(hf.dataset_dict_splits(spec))})")  # fmt: skip
+        raise InputError(
+            f"{spec}: a DatasetDict (dataset_dict.json); name one split's folder "
+            f"({', '.join(hf.dataset_dict_splits(spec))})"
+        )
     if webdataset.is_webdataset(text):
         kind = "webdataset"
     elif lhotse.is_manifest(spec):
@@ -116,13 +127,15 @@ def kind_of(spec: Path, config: TokenizerConfig) -> str:
     audio = kind != "kaldi-feats"
     if audio != takes_audio(config) and kind != "keyed-list":  # key<TAB>path: either
         holds = "audio" if audio else "features"
-        raise InputError(f"{spec}: holds {holds}; this checkpoint reads "
-                         f"{input_kind(config)} inputs")  # fmt: skip
+        raise InputError(
+            f"{spec}: holds {holds}; this checkpoint reads {input_kind(config)} inputs"
+        )
     return kind
 
 
-def _read(spec: Path, kind: str, config: TokenizerConfig, options: SourceOptions,
-          outputs: bool) -> list[Source]:  # fmt: skip
+def _read(
+    spec: Path, kind: str, config: TokenizerConfig, options: SourceOptions, outputs: bool
+) -> list[Source]:
     from tokquant.sources import hf, kaldi, lhotse, lists, webdataset
 
     if kind == "lhotse":
@@ -132,8 +145,9 @@ def _read(spec: Path, kind: str, config: TokenizerConfig, options: SourceOptions
     if kind == "webdataset":
         return webdataset.read_webdataset(str(spec), options.audio_member)
     if kind == "table":
-        return hf.read_tables(spec, audio_column=options.audio_column,
-                              key_column=options.key_column)  # fmt: skip
+        return hf.read_tables(
+            spec, audio_column=options.audio_column, key_column=options.key_column
+        )
     if kind == "kaldi":
         return kaldi.read_wav_scp(spec, options.segments)
     if kind == "kaldi-feats":
@@ -146,7 +160,19 @@ def _read(spec: Path, kind: str, config: TokenizerConfig, options: SourceOptions
 
 
 __all__ = [
-    "CHANNEL_MODES", "LIST_SUFFIXES", "FileSource", "Source", "SourceOptions", "kind_of", "expand_inputs", "input_kind",
-    "input_suffixes", "output_path", "sources_for", "split_channels", "strip_suffix",
-    "takes_audio", "walk_files",
-]  # fmt: skip
+    "CHANNEL_MODES",
+    "LIST_SUFFIXES",
+    "FileSource",
+    "Source",
+    "SourceOptions",
+    "kind_of",
+    "expand_inputs",
+    "input_kind",
+    "input_suffixes",
+    "output_path",
+    "sources_for",
+    "split_channels",
+    "strip_suffix",
+    "takes_audio",
+    "walk_files",
+]

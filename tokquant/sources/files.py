@@ -64,15 +64,20 @@ def expand_inputs(
             # audio libsndfile cannot decode (m4a, aac, ...) is listed, to fail with the
             # reason, rather than left out of the run without a word
             unreadable = UNREADABLE_AUDIO if what == "audio" else ()
-            found = sorted(p for p in walk_files(path)
-                           if _matches(p, suffixes) or _matches(p, unreadable))  # fmt: skip
+            found = sorted(
+                p for p in walk_files(path) if _matches(p, suffixes) or _matches(p, unreadable)
+            )
             found = [
                 p for p in found if not p.name.startswith(".") and not _is_own_output(p, suffixes)
             ]
             if not found:
                 raise InputError(f"{path}: no {what} files ({', '.join(suffixes)}) in this folder")
-            items += [(FileSource if _matches(p, suffixes) else UnreadableAudio)(
-                key=p.relative_to(path), file=p) for p in found]  # fmt: skip
+            items += [
+                (FileSource if _matches(p, suffixes) else UnreadableAudio)(
+                    key=p.relative_to(path), file=p
+                )
+                for p in found
+            ]
         elif (
             path.is_file() and path.suffix.lower() in LIST_SUFFIXES and not _matches(path, suffixes)
         ):
@@ -122,8 +127,10 @@ class UnreadableAudio(FileSource):
 
     @contextmanager
     def open_audio(self) -> Iterator[Any]:
-        raise InputError(f"{self.file}: {self.file.suffix.lstrip('.')} audio cannot be read "
-                         f"(libsndfile has no AAC/MP4 decoder); convert it to flac or wav")  # fmt: skip
+        raise InputError(
+            f"{self.file}: {self.file.suffix.lstrip('.')} audio cannot be read "
+            f"(libsndfile has no AAC/MP4 decoder); convert it to flac or wav"
+        )
         yield
 
     def audio_length(self) -> tuple[int, int] | None:
@@ -146,10 +153,13 @@ def walk_files(folder: Path) -> Iterator[Path]:
                 listed = list(entries)
         except OSError as exc:
             if exc.errno == errno.ENAMETOOLONG:
-                raise InputError(f"{shorten(current)}: path is over the system's length "
-                                 f"limit ({len(os.fsencode(current))} bytes)") from None  # fmt: skip
-            raise InputError(f"{shorten(current)}: cannot list folder "
-                             f"({exc.strerror or exc})") from None  # fmt: skip
+                raise InputError(
+                    f"{shorten(current)}: path is over the system's length "
+                    f"limit ({len(os.fsencode(current))} bytes)"
+                ) from None
+            raise InputError(
+                f"{shorten(current)}: cannot list folder ({exc.strerror or exc})"
+            ) from None
         for entry in listed:
             try:
                 if entry.is_dir(follow_symlinks=False):
@@ -208,8 +218,10 @@ def _read_list(path: Path, suffixes: tuple[str, ...], what: str) -> list[FileSou
         raise InputError(f"{path}: list file names no {what} files")
     outside = [full.resolve() for full, key in found if key is None]
     root = Path(os.path.commonpath([p.parent for p in outside])) if outside else None
-    return [FileSource(key=key if key is not None else full.resolve().relative_to(root),
-                       file=full) for full, key in found]  # fmt: skip
+    return [
+        FileSource(key=key if key is not None else full.resolve().relative_to(root), file=full)
+        for full, key in found
+    ]
 
 
 def _stdin_lines() -> list[str]:

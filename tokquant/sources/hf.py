@@ -38,8 +38,9 @@ def _pyarrow() -> Any:
         import pyarrow.ipc  # noqa: F401
         import pyarrow.parquet  # noqa: F401
     except ImportError:
-        raise InputError("Parquet and datasets inputs need pyarrow: "
-                         "pip install 'tokquant[parquet]'") from None  # fmt: skip
+        raise InputError(
+            "Parquet and datasets inputs need pyarrow: pip install 'tokquant[parquet]'"
+        ) from None
     return pyarrow
 
 
@@ -125,8 +126,10 @@ class _Table:
                 meta = self._file.metadata
                 self.group_rows = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
         except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"{path}: not a readable {'Arrow' if arrow else 'Parquet'} file "
-                             f"({str(exc).splitlines()[0]})") from None  # fmt: skip
+            raise InputError(
+                f"{path}: not a readable {'Arrow' if arrow else 'Parquet'} file "
+                f"({str(exc).splitlines()[0]})"
+            ) from None
         #: The file's row number of each group's first row (messages name rows by it).
         self.first_row = list(itertools.accumulate(self.group_rows, initial=0))[:-1]
 
@@ -137,15 +140,17 @@ class _Table:
         except OSError as exc:
             raise InputError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
         if now != self.identity:
-            raise InputError(f"{self.path}: the file changed since it was indexed "
-                             f"(rewritten during the run?)")  # fmt: skip
+            raise InputError(
+                f"{self.path}: the file changed since it was indexed (rewritten during the run?)"
+            )
         try:
             if self.arrow:
                 return self._batches[group].column(column)
             return self._file.read_row_group(group, columns=[column]).column(0)
         except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"{self.path}: row group {group} cannot be read "
-                             f"({str(exc).splitlines()[0]})") from None  # fmt: skip
+            raise InputError(
+                f"{self.path}: row group {group} cannot be read ({str(exc).splitlines()[0]})"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -176,8 +181,10 @@ class ParquetRow(BlobSource):
         else:
             blob, path = None, value
         if blob is not None and not isinstance(blob, (bytes, bytearray)):
-            raise InputError(f"{self.origin}: the {self.column} column's bytes field holds "
-                             f"{type(blob).__name__}, not bytes")  # fmt: skip
+            raise InputError(
+                f"{self.origin}: the {self.column} column's bytes field holds "
+                f"{type(blob).__name__}, not bytes"
+            )
         if blob:
             return bytes(blob)
         if isinstance(path, str) and path:
@@ -189,8 +196,9 @@ class ParquetRow(BlobSource):
         raise InputError(f"{self.origin}: the {self.column} column holds no audio bytes or path")
 
 
-def read_tables(spec: Path, *, audio_column: str = "audio", key_column: str | None = None
-                ) -> list[Source]:  # fmt: skip
+def read_tables(
+    spec: Path, *, audio_column: str = "audio", key_column: str | None = None
+) -> list[Source]:
     """Every row of the Parquet file(s) or saved dataset at ``spec``, in file and row
     order."""
     if is_saved_dataset(spec):
@@ -201,8 +209,10 @@ def read_tables(spec: Path, *, audio_column: str = "audio", key_column: str | No
         files = sorted(p for p in walk_files(spec) if p.suffix.lower() == ".parquet")
         # fallback keys start with the file's path from the folder, so `en/train/0000`
         # and `fr/train/0000` keep their rows apart
-        tables = [_Table(p, arrow=False, name=p.relative_to(spec).with_suffix("").as_posix())
-                  for p in files]  # fmt: skip
+        tables = [
+            _Table(p, arrow=False, name=p.relative_to(spec).with_suffix("").as_posix())
+            for p in files
+        ]
     else:
         tables = [_Table(spec, arrow=False)]
     if not tables:
@@ -235,8 +245,9 @@ def saved_dataset_files(folder: Path) -> list[Path]:
             or "\\" in name
             or name in (".", "..")
         ):
-            raise InputError(f"{folder / 'state.json'}: data file {name!r} is not a file name "
-                             f"in the folder")  # fmt: skip
+            raise InputError(
+                f"{folder / 'state.json'}: data file {name!r} is not a file name in the folder"
+            )
         out.append(folder / name)
     return out
 
@@ -252,8 +263,10 @@ def dataset_dict_splits(path: Path) -> list[str]:
 def _rows(table: _Table, audio_column: str, key_column: str | None) -> list[Source]:
     names = table.schema.names if table.schema is not None else []
     if audio_column not in names:
-        raise InputError(f"{table.path}: no column {audio_column!r} (columns: "
-                         f"{', '.join(names)}); name the audio column with `audio_column`")  # fmt: skip
+        raise InputError(
+            f"{table.path}: no column {audio_column!r} (columns: "
+            f"{', '.join(names)}); name the audio column with `audio_column`"
+        )
     if key_column is not None and key_column not in names:
         raise InputError(
             f"{table.path}: no key column {key_column!r} (columns: {', '.join(names)})"
@@ -262,15 +275,25 @@ def _rows(table: _Table, audio_column: str, key_column: str | None) -> list[Sour
     out: list[Source] = []
     for group, count in enumerate(table.group_rows):
         keys = _group_keys(table, group, count, by, audio_column)
-        out += [k if isinstance(k, Failed) else
-                ParquetRow(key=Path(k), table=table, group=group, row=i, column=audio_column,
-                           keyed_by_file_name=by is None)
-                for i, k in enumerate(keys)]  # fmt: skip
+        out += [
+            k
+            if isinstance(k, Failed)
+            else ParquetRow(
+                key=Path(k),
+                table=table,
+                group=group,
+                row=i,
+                column=audio_column,
+                keyed_by_file_name=by is None,
+            )
+            for i, k in enumerate(keys)
+        ]
     return out
 
 
-def _group_keys(table: _Table, group: int, count: int, by: str | None, audio: str
-                ) -> list[str | Failed]:  # fmt: skip
+def _group_keys(
+    table: _Table, group: int, count: int, by: str | None, audio: str
+) -> list[str | Failed]:
     """The keys of a row group: the key column, else the audio's file names (read alone:
     a Parquet struct's ``path`` field is read without its bytes), else ``FILE/ROW``. A
     key column value that is no text (null, NaN, a struct, bytes that are not UTF-8)
@@ -278,8 +301,10 @@ def _group_keys(table: _Table, group: int, count: int, by: str | None, audio: st
     start = table.first_row[group]
     if by is not None:
         values = table.read_group(group, by).to_pylist()
-        return [_key_of(v, by, f"{table.path}#row{start + i}", f"{table.name}/{start + i:06d}")
-                for i, v in enumerate(values)]  # fmt: skip
+        return [
+            _key_of(v, by, f"{table.path}#row{start + i}", f"{table.name}/{start + i:06d}")
+            for i, v in enumerate(values)
+        ]
     pa = _pyarrow()
     kind = table.schema.field(audio).type
     paths: list | None = None
@@ -312,6 +337,9 @@ def _key_of(value: Any, column: str, where: str, fallback: str) -> str | Failed:
         problem = "is null or empty"
     else:
         problem = f"holds a {type(value).__name__}, not a text key"
-    return Failed(key=Path(fallback), where=where,
-                  message=f"the key column {column!r} {problem}; name a column of unique "
-                          f"text ids with `key_column`")  # fmt: skip
+    return Failed(
+        key=Path(fallback),
+        where=where,
+        message=f"the key column {column!r} {problem}; name a column of unique "
+        f"text ids with `key_column`",
+    )

@@ -65,11 +65,14 @@ def read_wav_scp(path: Path, segments: Path | None = None) -> list[Source]:
             raise InputError(f"{where}: expected 'utterance-id path', found {' '.join(fields)!r}")
         key, entry = fields[0], " ".join(fields[1:])
         if _is_command(entry):
-            raise InputError(f"{where}: {key} is a command ({entry}); tokquant does not run "
-                             f"commands from wav.scp: write the audio to files and list them")  # fmt: skip
+            raise InputError(
+                f"{where}: {key} is a command ({entry}); tokquant does not run "
+                f"commands from wav.scp: write the audio to files and list them"
+            )
         if key in recordings:
-            raise InputError(f"{where}: recording {key} is listed twice (first at line "
-                             f"{recordings[key][1]})")  # fmt: skip
+            raise InputError(
+                f"{where}: recording {key} is listed twice (first at line {recordings[key][1]})"
+            )
         recordings[key] = (_recording(key, entry, path, where), number)
     if not recordings:
         raise InputError(f"{path}: lists no recordings")
@@ -86,9 +89,12 @@ def _recording(key: str, entry: str, listed_in: Path, where: str) -> Source:
     file = resolve(entry, listed_in)
     address = _ARK_ADDRESS.fullmatch(entry)
     if address and not file.exists() and resolve(address["file"], listed_in).exists():
-        return Failed(key=Path(key), where=where,
-                      message=f"{entry} is audio inside a Kaldi archive, which tokquant does "
-                              f"not read: write it out as files (wav-copy ark:... to wavs)")  # fmt: skip
+        return Failed(
+            key=Path(key),
+            where=where,
+            message=f"{entry} is audio inside a Kaldi archive, which tokquant does "
+            f"not read: write it out as files (wav-copy ark:... to wavs)",
+        )
     return NamedFile(key=Path(key), file=file)
 
 
@@ -97,24 +103,31 @@ def _read_segments(path: Path, recordings: dict[str, Source]) -> list[Source]:
     for number, fields in _lines(path):
         where = f"{path}:{number}"
         if len(fields) != 4:
-            raise InputError(f"{where}: expected 'segment-id recording-id start end', found "
-                             f"{' '.join(fields)!r}")  # fmt: skip
+            raise InputError(
+                f"{where}: expected 'segment-id recording-id start end', found {' '.join(fields)!r}"
+            )
         key, recording, start_text, end_text = fields
         try:
             start, end = seconds(start_text), seconds(end_text)
         except ValueError:
-            raise InputError(f"{where}: start and end must be seconds (digits, one dot, an "
-                             f"optional exponent), found {start_text[:40]!r} "
-                             f"{end_text[:40]!r}") from None  # fmt: skip
+            raise InputError(
+                f"{where}: start and end must be seconds (digits, one dot, an "
+                f"optional exponent), found {start_text[:40]!r} "
+                f"{end_text[:40]!r}"
+            ) from None
         if end == start:
             raise InputError(f"{where}: segment {key} is empty (starts and ends at {start_text})")
         if end < start:
-            raise InputError(f"{where}: segment {key} ends ({end_text}) before it starts "
-                             f"({start_text})")  # fmt: skip
+            raise InputError(
+                f"{where}: segment {key} ends ({end_text}) before it starts ({start_text})"
+            )
         if recording not in recordings:
             raise InputError(f"{where}: recording {recording} is not in wav.scp")
-        out.append(SegmentSource(key=Path(key), recording=recordings[recording], start=start,
-                                 end=end, where=where))  # fmt: skip
+        out.append(
+            SegmentSource(
+                key=Path(key), recording=recordings[recording], start=start, end=end, where=where
+            )
+        )
     if not out:
         raise InputError(f"{path}: no segments")
     return out
@@ -153,20 +166,28 @@ def read_feats_scp(path: Path) -> list[Source]:
     out: list[Source] = []
     for number, fields in _lines(path):
         if len(fields) != 2:
-            raise InputError(f"{path}:{number}: expected 'utterance-id ark:offset', found "
-                             f"{' '.join(fields)!r}")  # fmt: skip
+            raise InputError(
+                f"{path}:{number}: expected 'utterance-id ark:offset', found {' '.join(fields)!r}"
+            )
         key, address = fields
         if _is_command(address):
-            raise InputError(f"{path}:{number}: {key} is a command ({address}); tokquant does "
-                             f"not run commands from feats.scp: write the features to an "
-                             f"archive (copy-feats) and list that")  # fmt: skip
+            raise InputError(
+                f"{path}:{number}: {key} is a command ({address}); tokquant does "
+                f"not run commands from feats.scp: write the features to an "
+                f"archive (copy-feats) and list that"
+            )
         parts = _ARK_ADDRESS.fullmatch(address)
         if parts is None:
-            raise InputError(f"{path}:{number}: expected 'utterance-id file.ark:offset', found "
-                             f"{address!r}")  # fmt: skip
-        out.append(ArkFeatures(key=Path(key), ark=resolve(parts["file"], path),
-                               address=f"{resolve(parts['file'], path)}:{parts['offset']}"
-                                       f"{parts['slice'] or ''}"))  # fmt: skip
+            raise InputError(
+                f"{path}:{number}: expected 'utterance-id file.ark:offset', found {address!r}"
+            )
+        out.append(
+            ArkFeatures(
+                key=Path(key),
+                ark=resolve(parts["file"], path),
+                address=f"{resolve(parts['file'], path)}:{parts['offset']}{parts['slice'] or ''}",
+            )
+        )
     if not out:
         raise InputError(f"{path}: lists no matrices")
     return out

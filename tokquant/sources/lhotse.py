@@ -70,8 +70,9 @@ class LhotseAudio(Source):
             samples = samples[None]
         if samples.size == 0:
             raise InputError(f"{self.origin}: audio has no samples")
-        yield WaveformReader(np.ascontiguousarray(samples.T), int(self.item.sampling_rate),
-                             self.origin)  # fmt: skip
+        yield WaveformReader(
+            np.ascontiguousarray(samples.T), int(self.item.sampling_rate), self.origin
+        )
 
 
 #: Audio source types lhotse may load for tokquant: a file, or bytes held in the
@@ -97,9 +98,11 @@ def check_sources(item: Any, where: str) -> None:
         for source in recording.sources:
             kind = getattr(source, "type", None)
             if kind not in SAFE_SOURCE_TYPES:
-                raise InputError(f"{where}: recording {recording.id} has a {kind!r} audio "
-                                 f"source, which tokquant never runs or fetches (only file "
-                                 f"and memory sources are read)")  # fmt: skip
+                raise InputError(
+                    f"{where}: recording {recording.id} has a {kind!r} audio "
+                    f"source, which tokquant never runs or fetches (only file "
+                    f"and memory sources are read)"
+                )
             if kind == "file":
                 check_regular(source.source)
 
@@ -140,12 +143,18 @@ def read_shar(folder: Path, field_name: str = "recording") -> list[Source]:
     expected = set(range(max(cuts | tars, default=-1) + 1))
     if cuts != expected or tars != expected:
         no_cuts, no_tars = sorted(expected - cuts), sorted(expected - tars)
-        what = (f"no cuts.{no_cuts[0]:06d}.jsonl.gz" if no_cuts
-                else f"no {field_name}.{no_tars[0]:06d}.tar")  # fmt: skip
-        raise InputError(f"{folder}: the Shar shards do not pair up ({what}); lhotse reads "
-                         f"a Shar folder only whole")  # fmt: skip
-    shards = sorted((int(m.group(1)), p) for p in folder.iterdir()
-                    if (m := _SHAR_CUTS.match(p.name)))  # fmt: skip
+        what = (
+            f"no cuts.{no_cuts[0]:06d}.jsonl.gz"
+            if no_cuts
+            else f"no {field_name}.{no_tars[0]:06d}.tar"
+        )
+        raise InputError(
+            f"{folder}: the Shar shards do not pair up ({what}); lhotse reads "
+            f"a Shar folder only whole"
+        )
+    shards = sorted(
+        (int(m.group(1)), p) for p in folder.iterdir() if (m := _SHAR_CUTS.match(p.name))
+    )
     out: list[Source] = []
     for index, cuts_path in shards:
         tar = folder / f"{field_name}.{index:06d}.tar"
@@ -156,17 +165,27 @@ def read_shar(folder: Path, field_name: str = "recording") -> list[Source]:
             raise InputError(f"{cuts_path}: not a lhotse cut manifest ({exc})") from None
         for cut_id in ids:
             if cut_id in tar_index.refused:
-                out.append(Failed(key=Path(cut_id), where=f"{tar}:{cut_id}",
-                                  message=tar_index.refused[cut_id]))  # fmt: skip
+                out.append(
+                    Failed(
+                        key=Path(cut_id), where=f"{tar}:{cut_id}", message=tar_index.refused[cut_id]
+                    )
+                )
                 continue
             # each cut's audio member (its other member is the cut's own .json)
             fields = tar_index.fields.get(cut_id, {})
             info = next((i for name, i in fields.items() if name != "json"), None)
             if info is None:
                 raise InputError(f"{tar}: no audio for cut {cut_id}")
-            out.append(TarMember(key=Path(cut_id), tar=tar, member=info.name,
-                                 offset=info.offset_data, size=info.size,
-                                 identity=tar_index.identity))  # fmt: skip
+            out.append(
+                TarMember(
+                    key=Path(cut_id),
+                    tar=tar,
+                    member=info.name,
+                    offset=info.offset_data,
+                    size=info.size,
+                    identity=tar_index.identity,
+                )
+            )
     if not out:
         raise InputError(f"{folder}: the Shar folder holds no cuts")
     return out

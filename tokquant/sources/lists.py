@@ -53,8 +53,9 @@ def read_fairseq_tsv(path: Path) -> list[Source]:
             continue
         fields = line.split("\t")
         if len(fields) != 2 or not fields[1].strip().isdigit() or not fields[0]:
-            raise InputError(f"{path}:{number}: expected 'relative/path<TAB>num_samples', "
-                             f"found {line!r}")  # fmt: skip
+            raise InputError(
+                f"{path}:{number}: expected 'relative/path<TAB>num_samples', found {line!r}"
+            )
         relative = Path(fields[0])
         if relative.is_absolute() or ".." in relative.parts:
             raise InputError(f"{path}:{number}: {fields[0]} is not a path inside the root")
@@ -82,8 +83,11 @@ def read_keyed_list(path: Path) -> list[Source]:
         if len(fields) != 2 or not fields[0].strip() or not fields[1].strip():
             raise InputError(f"{path}:{number}: expected 'key<TAB>path', found {line!r}")
         file = Path(fields[1].strip())
-        out.append(NamedFile(key=Path(fields[0].strip()),
-                             file=file if file.is_absolute() else path.parent / file))  # fmt: skip
+        out.append(
+            NamedFile(
+                key=Path(fields[0].strip()), file=file if file.is_absolute() else path.parent / file
+            )
+        )
     if not out:
         raise InputError(f"{path}: the list names no files")
     return out

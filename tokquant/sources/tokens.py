@@ -82,6 +82,8 @@ def token_sources(tok: Tokenizer, specs: list[Path]) -> list[TokenSource]:
     ]
     for root in (t for t in specs if is_corpus(t)):
         corpus = open_corpus_for(tok, root)
-        out += [TokenSource(f"{root}:{u.key}", Path(u.key + SUFFIX), corpus=corpus,
-                            channel=u.channel) for u in corpus.utterances()]  # fmt: skip
+        out += [
+            TokenSource(f"{root}:{u.key}", Path(u.key + SUFFIX), corpus=corpus, channel=u.channel)
+            for u in corpus.utterances()
+        ]
     return out

@@ -63,12 +63,15 @@ def expand_braces(pattern: str) -> list[str]:
             parts.append(body.split(","))
             count *= len(parts[-1])
         if count > MAX_TARS:
-            raise InputError(f"{pattern}: names more than {MAX_TARS:,} tar files "
-                             f"(brace patterns are counted before they are expanded)")  # fmt: skip
+            raise InputError(
+                f"{pattern}: names more than {MAX_TARS:,} tar files "
+                f"(brace patterns are counted before they are expanded)"
+            )
         position = match.end()
     parts.append([pattern[position:]])
-    lists = [[str(i).zfill(p[3]) for i in range(*p[:3])] if isinstance(p, tuple) else p
-             for p in parts]  # fmt: skip
+    lists = [
+        [str(i).zfill(p[3]) for i in range(*p[:3])] if isinstance(p, tuple) else p for p in parts
+    ]
     return ["".join(p) for p in itertools.product(*lists)]
 
 
@@ -170,8 +173,10 @@ class TarMember(Source):
         with open_regular(self.tar) as fh:
             st = os.fstat(fh.fileno())
             if self.identity is not None and identity(st) != self.identity:
-                raise InputError(f"{self.origin}: the tar changed since it was indexed "
-                                 f"(rewritten during the run?)")  # fmt: skip
+                raise InputError(
+                    f"{self.origin}: the tar changed since it was indexed "
+                    f"(rewritten during the run?)"
+                )
             if self.offset + self.size > st.st_size:
                 raise InputError(f"{self.origin}: the tar ends inside this member (truncated?)")
             yield _MemberFile(fh.fileno(), self.offset, self.size)
@@ -205,8 +210,9 @@ def sample_key(name: str) -> tuple[str, str] | None:
 def read_webdataset(spec: str, audio_member: str | None = None) -> list[Source]:
     """Every sample of the tars ``spec`` names, tar by tar, in member order."""
     if audio_member is not None and not audio_member.strip("."):
-        raise InputError(f"`audio_member` must name a field (flac, wav, seg.flac, ...), "
-                         f"found {audio_member!r}")  # fmt: skip
+        raise InputError(
+            f"`audio_member` must name a field (flac, wav, seg.flac, ...), found {audio_member!r}"
+        )
     return [s for tar in tar_paths(spec) for s in _samples(tar, audio_member)]
 
 
@@ -226,11 +232,15 @@ class TarIndex:
 def _unreadable(info: tarfile.TarInfo) -> str | None:
     """Why a member cannot be read exactly at its offset (None: it can)."""
     if info.issparse():
-        return (f"{info.name} is a sparse member (tar --sparse), whose bytes are not stored "
-                f"in order; write the tar without --sparse")  # fmt: skip
+        return (
+            f"{info.name} is a sparse member (tar --sparse), whose bytes are not stored "
+            f"in order; write the tar without --sparse"
+        )
     if info.islnk():
-        return (f"{info.name} is a hard link to {info.linkname}; write the tar with "
-                f"--hard-dereference so each member holds its bytes")  # fmt: skip
+        return (
+            f"{info.name} is a hard link to {info.linkname}; write the tar with "
+            f"--hard-dereference so each member holds its bytes"
+        )
     if info.issym():
         return f"{info.name} is a symbolic link member, which tokquant does not follow"
     if not info.isfile() and not info.isdir():
@@ -260,8 +270,11 @@ def index_tar(tar: Path, split: Any = None) -> TarIndex:
             if problem is not None:
                 refused.setdefault(key, problem)
             elif name in fields.get(key, {}):
-                refused.setdefault(key, f"member {parts[1]!r} of sample {key!r} appears twice in "
-                                        f"the tar (duplicate key)")  # fmt: skip
+                refused.setdefault(
+                    key,
+                    f"member {parts[1]!r} of sample {key!r} appears twice in "
+                    f"the tar (duplicate key)",
+                )
             else:
                 fields.setdefault(key, {})[name] = info
     return TarIndex(fields, refused, identity(st), list(keys))
@@ -286,8 +299,10 @@ def _members(fh: Any, tar: Path, size: int) -> Iterator[tarfile.TarInfo]:
                 raise InputError(f"{tar}: not an uncompressed tar file ({exc})") from None
             end = start
         if end == start and start > 0:  # tarfile stops without a word at a bad header
-            raise InputError(f"{tar}: bytes at offset {start} are not a tar header (a damaged "
-                             f"or truncated archive)")  # fmt: skip
+            raise InputError(
+                f"{tar}: bytes at offset {start} are not a tar header (a damaged "
+                f"or truncated archive)"
+            )
         start = _next_archive(fh, end, size)
 
 
@@ -333,12 +348,25 @@ def _samples(tar: Path, audio_member: str | None) -> list[Source]:
         name = _pick(members, audio_member)
         if name is None:
             wanted = audio_member.lower().lstrip(".") if audio_member else " or ".join(AUDIO_FIELDS)
-            out.append(Failed(key=Path(key), where=where,
-                              message=f"no {wanted} member (has {', '.join(sorted(members))})"))  # fmt: skip
+            out.append(
+                Failed(
+                    key=Path(key),
+                    where=where,
+                    message=f"no {wanted} member (has {', '.join(sorted(members))})",
+                )
+            )
             continue
         info = members[name]
-        out.append(TarMember(key=Path(key), tar=tar, member=info.name, offset=info.offset_data,
-                             size=info.size, identity=index.identity))  # fmt: skip
+        out.append(
+            TarMember(
+                key=Path(key),
+                tar=tar,
+                member=info.name,
+                offset=info.offset_data,
+                size=info.size,
+                identity=index.identity,
+            )
+        )
     if not out:
         raise InputError(f"{tar}: holds no samples")
     return out

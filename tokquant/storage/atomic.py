@@ -121,8 +121,10 @@ def not_a_file(path: Path, mode: int) -> str:
     (``mode`` from ``lstat``), whoever finds it first: the planner or the writer."""
     from tokquant.storage.regular import what_it_is
 
-    return (f"{shorten(str(path))}: exists and is {what_it_is(mode)}, not a regular file; "
-            f"tokquant replaces only files (remove it or choose another output)")  # fmt: skip
+    return (
+        f"{shorten(str(path))}: exists and is {what_it_is(mode)}, not a regular file; "
+        f"tokquant replaces only files (remove it or choose another output)"
+    )
 
 
 def _discard(tmp_path: Path) -> None:
@@ -138,8 +140,11 @@ def remove_stale_temp_files(folder: Path) -> int:
     many. Files of live processes (another rank writing here) are left alone."""
     removed = 0
     try:
-        names = [e.name for e in os.scandir(folder)
-                 if e.name.startswith(".") and e.is_file(follow_symlinks=False)]  # fmt: skip
+        names = [
+            e.name
+            for e in os.scandir(folder)
+            if e.name.startswith(".") and e.is_file(follow_symlinks=False)
+        ]
     except OSError:
         return 0
     for name in names:

@@ -53,18 +53,24 @@ class OutputFolder:
             while not parent.exists() and parent != parent.parent:
                 parent = parent.parent
             if parent.is_symlink() and not parent.exists():
-                raise OutputError(f"{out}: cannot create the output folder ({parent} is a "
-                                  f"symbolic link to nothing)") from None  # fmt: skip
+                raise OutputError(
+                    f"{out}: cannot create the output folder ({parent} is a "
+                    f"symbolic link to nothing)"
+                ) from None
             if not parent.is_dir():
-                raise OutputError(f"{out}: cannot create the output folder ({parent} is not a "
-                                  f"folder)") from None  # fmt: skip
+                raise OutputError(
+                    f"{out}: cannot create the output folder ({parent} is not a folder)"
+                ) from None
             if not os.access(parent, os.W_OK | os.X_OK) or _immutable(parent):
-                raise OutputError(f"{out}: cannot create the output folder ({parent} is not "
-                                  f"writable)") from None  # fmt: skip
+                raise OutputError(
+                    f"{out}: cannot create the output folder ({parent} is not writable)"
+                ) from None
             return
         except OSError as exc:
-            reason = {errno.ELOOP: "is a symbolic link loop",
-                      errno.ENOTDIR: "a folder on its path is a file"}.get(exc.errno)  # fmt: skip
+            reason = {
+                errno.ELOOP: "is a symbolic link loop",
+                errno.ENOTDIR: "a folder on its path is a file",
+            }.get(exc.errno)
             raise OutputError(
                 f"{out}: {reason or f'cannot be used ({exc.strerror or exc})'}"
             ) from None
@@ -132,10 +138,14 @@ class OutputFolder:
         return None
 
     def plan(
-        self, items: list[T], target_of: Callable[[T], Path],
-        source_of: Callable[[T], Path | None], *, overwrite: bool,
+        self,
+        items: list[T],
+        target_of: Callable[[T], Path],
+        source_of: Callable[[T], Path | None],
+        *,
+        overwrite: bool,
         reusable: Callable[[T, Path], str | None] | None = None,
-    ) -> tuple[list[tuple[T, Path]], int, list[str]]:  # fmt: skip
+    ) -> tuple[list[tuple[T, Path]], int, list[str]]:
         """``(item, target)`` pairs still to write, how many were skipped as existing, and
         the one-line failures of items whose target cannot exist (too long, a FIFO or link
         where it goes, a folder another output needs as a file). Clears temp files that
@@ -180,8 +190,10 @@ class OutputFolder:
                 continue
             why = reusable(item, target) if reusable is not None else None
             if why is not None:
-                raise InputError(f"{target}: {why}; pass `overwrite=True` to replace such "
-                                 f"outputs, or choose another `out`")  # fmt: skip
+                raise InputError(
+                    f"{target}: {why}; pass `overwrite=True` to replace such "
+                    f"outputs, or choose another `out`"
+                )
             skipped += 1
         return _nested_apart(plan, failures), skipped, failures
 
@@ -233,6 +245,8 @@ def _nested_apart(plan: list[tuple[T, Path]], failures: list[str]) -> list[tuple
         if clash is None:
             kept.append((item, target))
         else:
-            failures.append(f"{shorten(str(target))}: its folder {shorten(str(clash))} is "
-                            f"another input's output file")  # fmt: skip
+            failures.append(
+                f"{shorten(str(target))}: its folder {shorten(str(clash))} is "
+                f"another input's output file"
+            )
     return kept

@@ -33,8 +33,9 @@ def exclusive(path: Path, busy: str) -> Iterator[None]:
     while True:
         try:
             # never through a link, never blocking on a FIFO planted at the lock's name
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-                         | os.O_NONBLOCK, 0o644)  # fmt: skip
+            fd = os.open(
+                path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644
+            )
         except OSError as exc:
             if exc.errno == errno.ELOOP:  # O_NOFOLLOW's answer for a symbolic link
                 refuse_non_regular(path)

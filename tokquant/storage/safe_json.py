@@ -67,8 +67,7 @@ def loads(text: str | bytes, where: str, *, path_bytes: bool = False) -> Any:
     except ValueError as exc:  # JSONDecodeError, and anything else the parser refuses
         reason = str(exc).splitlines()[0][:120] if str(exc) else "invalid"
         raise FormatError(f"{where}: not valid JSON ({reason})") from None
-    _check(value, where, strings=_SURROGATE_ESCAPE.search(text) is not None,
-           path_bytes=path_bytes)  # fmt: skip
+    _check(value, where, strings=_SURROGATE_ESCAPE.search(text) is not None, path_bytes=path_bytes)
     return value
 
 

@@ -39,8 +39,10 @@ def is_corpus(path: Path) -> bool:
 def is_corpus_file(path: Path) -> bool:
     """A file tokquant writes into a corpus folder (shard, manifest or rank part)."""
     name = Path(path).name
-    return name == MANIFEST or (name.startswith(("shard-r", "manifest.rank")) and (
-        name.endswith(".safetensors") or name.endswith(".json")))  # fmt: skip
+    return name == MANIFEST or (
+        name.startswith(("shard-r", "manifest.rank"))
+        and (name.endswith(".safetensors") or name.endswith(".json"))
+    )
 
 
 def check_key(key: str) -> str:

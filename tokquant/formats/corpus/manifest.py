@@ -50,8 +50,13 @@ class ShardRecord:
     positions: list[int] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        record = {"file": self.file, "sha256": self.sha256, "utterances": self.utterances,
-                  "frames": self.frames, "entries": [e.to_json() for e in self.entries]}  # fmt: skip
+        record = {
+            "file": self.file,
+            "sha256": self.sha256,
+            "utterances": self.utterances,
+            "frames": self.frames,
+            "entries": [e.to_json() for e in self.entries],
+        }
         if self.positions is not None:
             record["positions"] = self.positions
         return record
@@ -104,8 +109,16 @@ class Manifest:
     @classmethod
     def read(cls, path: Path) -> Manifest:
         data = _read_manifest_json(path)
-        known = ("format", "format_version", "checkpoint_id", "quantizer", "columns",
-                 "frame_rate", "shards", "failures")  # fmt: skip
+        known = (
+            "format",
+            "format_version",
+            "checkpoint_id",
+            "quantizer",
+            "columns",
+            "frame_rate",
+            "shards",
+            "failures",
+        )
         failures = data.get("failures", [])
         return cls(
             checkpoint_id=data.get("checkpoint_id", ""),
@@ -122,7 +135,7 @@ class Manifest:
                     s.get("positions"),
                 )
                 for s in data["shards"]
-            ],  # fmt: skip
+            ],
             failures=failures if isinstance(failures, list) else [],
             extra={k: v for k, v in data.items() if k not in known},
         )
@@ -156,8 +169,11 @@ def _read_manifest_json(path: Path) -> dict[str, Any]:
 
 
 def _check_shard_record(path: Path, shard: Any) -> None:
-    if not (isinstance(shard, dict) and isinstance(shard.get("file"), str)
-            and isinstance(shard.get("entries"), list)):  # fmt: skip
+    if not (
+        isinstance(shard, dict)
+        and isinstance(shard.get("file"), str)
+        and isinstance(shard.get("entries"), list)
+    ):
         raise FormatError(f"{path}: manifest has a malformed shard entry")
     name = shard["file"]
     if "/" in name or "\\" in name or name.startswith(".") or not name:
@@ -174,9 +190,10 @@ def _check_shard_record(path: Path, shard: Any) -> None:
         check_key(entry[0])
     positions = shard.get("positions")
     if positions is not None and not (
-        isinstance(positions, list) and len(positions) == len(shard["entries"])
+        isinstance(positions, list)
+        and len(positions) == len(shard["entries"])
         and all(_is_int(p, 0, 2**62) for p in positions)
-    ):  # fmt: skip
+    ):
         raise FormatError(f"{path}: manifest shard {name} has malformed positions")
 
 

@@ -28,14 +28,17 @@ def merge_parts(root: Path, parts: Iterable[Path] | None = None) -> Manifest:
         ranks.add(part.extra.get("rank"))
         if merged is None:
             extra = {k: v for k, v in part.extra.items() if k not in _PART_ONLY}
-            merged = Manifest(part.checkpoint_id, part.quantizer, part.columns, part.frame_rate,
-                              extra=extra)  # fmt: skip
+            merged = Manifest(
+                part.checkpoint_id, part.quantizer, part.columns, part.frame_rate, extra=extra
+            )
         elif part.checkpoint_id != merged.checkpoint_id:
             raise InputError(f"{path}: made by another checkpoint than {paths[0]}")
         elif part.extra.get("run") != merged.extra.get("run"):
-            raise InputError(f"{path}: a part of another run than {paths[0]} "
-                             f"({_difference(merged.extra.get('run'), part.extra.get('run'))}); "
-                             f"merge one run's parts, or encode every rank again")  # fmt: skip
+            raise InputError(
+                f"{path}: a part of another run than {paths[0]} "
+                f"({_difference(merged.extra.get('run'), part.extra.get('run'))}); "
+                f"merge one run's parts, or encode every rank again"
+            )
         for shard in part.shards:
             if (Path(path).parent / shard.file).resolve().parent != root.resolve():
                 raise InputError(f"{path}: shard {shard.file} is not in {root}")
@@ -66,6 +69,9 @@ def _difference(a: object, b: object) -> str:
     if not isinstance(a, dict) or not isinstance(b, dict):
         return "one records no run, written by an older tokquant"
     names = {"inputs": "other inputs", "checkpoint_id": "another checkpoint"}
-    differ = [names.get(k, f"{k} {a.get(k)!r} vs {b.get(k)!r}")
-              for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]  # fmt: skip
+    differ = [
+        names.get(k, f"{k} {a.get(k)!r} vs {b.get(k)!r}")
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k)
+    ]
     return ", ".join(differ) or "other settings"

@@ -74,8 +74,9 @@ class Corpus:
         else:
             record = self.manifest.shards[s]
             try:
-                self._open[s] = open_shard(self.root, record, self.manifest,
-                                           where=str(self.root / record.file))  # fmt: skip
+                self._open[s] = open_shard(
+                    self.root, record, self.manifest, where=str(self.root / record.file)
+                )
             except FormatError as exc:
                 self._open[s] = exc
             open_now = [k for k, v in self._open.items() if isinstance(v, OpenShard)]

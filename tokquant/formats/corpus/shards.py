@@ -59,16 +59,20 @@ class OpenShard:
         first, end = int(self.offsets[i]), int(self.offsets[i + 1])
         a, b, _ = slice(start, stop).indices(end - first)
         a, b = first + a, first + max(a, b)
-        cols = [_in_range(self.where, g, self.handle.read(f"codes.{g}", a, b), card)
-                for g, card in enumerate(cardinalities)]  # fmt: skip
+        cols = [
+            _in_range(self.where, g, self.handle.read(f"codes.{g}", a, b), card)
+            for g, card in enumerate(cardinalities)
+        ]
         return stack_columns(cols, b - a)
 
     def read_all(self, cardinalities: list[int]) -> np.ndarray:
         """Codes ``[F, G]`` of every utterance, concatenated (utterance ``i`` is rows
         ``offsets[i]:offsets[i+1]``), range-checked; in the columns' smallest common
         unsigned dtype, as one shard is read whole by an export."""
-        cols = [_in_range(self.where, g, self.handle.read(f"codes.{g}"), card)
-                for g, card in enumerate(cardinalities)]  # fmt: skip
+        cols = [
+            _in_range(self.where, g, self.handle.read(f"codes.{g}"), card)
+            for g, card in enumerate(cardinalities)
+        ]
         frames = int(self.offsets[-1])
         return np.stack(cols, axis=1) if cols else np.zeros((frames, 0), np.uint8)
 
@@ -118,9 +122,12 @@ def open_shard(
 
 
 def _check_layout(
-    handle: TensorReader, meta: dict[str, str], record: ShardRecord, manifest: Manifest,
+    handle: TensorReader,
+    meta: dict[str, str],
+    record: ShardRecord,
+    manifest: Manifest,
     where: str,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     entries = record.entries
     if meta.get("keys") != json.dumps([e.key for e in entries]):
         raise FormatError(f"{where}: keys differ from the manifest")
@@ -142,9 +149,11 @@ def _check_layout(
         raise FormatError(f"{where}: offsets do not match the manifest")
     for g in range(len(manifest.columns)):
         name = f"codes.{g}"
-        if name not in names or handle.shape(name) != (int(offsets[-1]),) or (
-            handle.dtype(name).kind != "u"
-        ):  # fmt: skip
+        if (
+            name not in names
+            or handle.shape(name) != (int(offsets[-1]),)
+            or (handle.dtype(name).kind != "u")
+        ):
             raise FormatError(f"{where}: column {g} is not {int(offsets[-1])} unsigned codes")
     return offsets
 

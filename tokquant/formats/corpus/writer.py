@@ -20,16 +20,18 @@ from tokquant.storage.digest import file_sha256 as sha256_of
 from tokquant.storage.folder import OutputFolder
 
 
-def plan_id(keys: list[str], shard_size: int, checkpoint_id: str, cards: list[int],
-            run: object = None) -> str:  # fmt: skip
+def plan_id(
+    keys: list[str], shard_size: int, checkpoint_id: str, cards: list[int], run: object = None
+) -> str:
     """What identifies a resumable run: the same inputs, grouping, checkpoint, columns,
     and the run's settings (:func:`run_record`)."""
     blob = json.dumps([checkpoint_id, shard_size, keys, cards] + ([run] if run else [])).encode()
     return hashlib.sha256(blob).hexdigest()
 
 
-def run_record(origins: list[tuple[str, str]], checkpoint_id: str, **settings: object
-               ) -> dict[str, object]:  # fmt: skip
+def run_record(
+    origins: list[tuple[str, str]], checkpoint_id: str, **settings: object
+) -> dict[str, object]:
     """What defines a run across its ranks, recorded in every rank's part so that
     ``merge`` joins only parts of one run: a digest of every input (all ranks' keys and
     origins, in order), the checkpoint, and the settings that change codes or keys
@@ -67,9 +69,18 @@ class CorpusWriter:
         self._todo = [j for j in range(self.num_groups) if shard_name(self.rank, j) not in done]
 
     @classmethod
-    def open(cls, root: Path, header: Manifest, keys: list[str], *, shard_size: int,
-             rank: int, world: int, overwrite: bool,
-             positions: list[int] | None = None) -> CorpusWriter:  # fmt: skip
+    def open(
+        cls,
+        root: Path,
+        header: Manifest,
+        keys: list[str],
+        *,
+        shard_size: int,
+        rank: int,
+        world: int,
+        overwrite: bool,
+        positions: list[int] | None = None,
+    ) -> CorpusWriter:
         """Start or resume a rank's part under ``root``, holding the rank's lock until
         :meth:`close` (use as a context manager). Refuses a part of another plan, files
         of another run of this rank (another world size), and a rank that another
@@ -78,11 +89,13 @@ class CorpusWriter:
             raise InputError(f"`shard_size` must be >= 1, found {shard_size}")
         root = Path(root)
         lock = contextlib.ExitStack()
-        folder = lock.enter_context(OutputFolder(root).hold(
-            f".tokquant-rank{rank:05d}.lock",
-            f"{root}: rank {rank} of this corpus is being written by another tokquant run; "
-            f"wait for it to finish or choose another `out`",
-        ))  # fmt: skip
+        folder = lock.enter_context(
+            OutputFolder(root).hold(
+                f".tokquant-rank{rank:05d}.lock",
+                f"{root}: rank {rank} of this corpus is being written by another tokquant run; "
+                f"wait for it to finish or choose another `out`",
+            )
+        )
         try:
             part = cls._start_part(folder, header, keys, shard_size, rank, world, overwrite)
         except BaseException:
@@ -93,14 +106,24 @@ class CorpusWriter:
         return writer
 
     @staticmethod
-    def _start_part(folder: OutputFolder, header: Manifest, keys: list[str], shard_size: int,
-                    rank: int, world: int, overwrite: bool) -> Manifest:  # fmt: skip
-        plan = plan_id(keys, shard_size, header.checkpoint_id, header.cardinalities,
-                       header.extra.get("run"))  # fmt: skip
+    def _start_part(
+        folder: OutputFolder,
+        header: Manifest,
+        keys: list[str],
+        shard_size: int,
+        rank: int,
+        world: int,
+        overwrite: bool,
+    ) -> Manifest:
+        plan = plan_id(
+            keys, shard_size, header.checkpoint_id, header.cardinalities, header.extra.get("run")
+        )
         root = folder.root
         part_path = root / part_name(rank, world)
-        mine = [*root.glob(f"manifest.rank{rank:05d}-of-*.json"),
-                *root.glob(f"shard-r{rank:05d}-*.safetensors")]  # fmt: skip
+        mine = [
+            *root.glob(f"manifest.rank{rank:05d}-of-*.json"),
+            *root.glob(f"shard-r{rank:05d}-*.safetensors"),
+        ]
         if overwrite:  # this rank's files, and nothing else
             folder.remove([p.name for p in mine] + ([MANIFEST] if world == 1 else []))
         elif not part_path.exists() and mine:
@@ -116,8 +139,14 @@ class CorpusWriter:
                     f"pass `overwrite=True` to start again"
                 )
             return part
-        header.extra.update(tokquant=__version__, rank=rank, world_size=world, plan=plan,
-                            shard_size=shard_size, complete=False)  # fmt: skip
+        header.extra.update(
+            tokquant=__version__,
+            rank=rank,
+            world_size=world,
+            plan=plan,
+            shard_size=shard_size,
+            complete=False,
+        )
         # Recorded before its first shard: a run killed between writing that shard and
         # listing it must find its own part on resume, not "files of another run".
         header.write(part_path)
@@ -171,13 +200,24 @@ class CorpusWriter:
         first = j * self.shard_size
         ok = [(first + i, e, c) for i, (e, c, err) in enumerate(group) if err is None]
         path = self.root / name
-        write_shard(path, [(e.key, c) for _, e, c in ok], checkpoint_id=self.part.checkpoint_id,
-                    cardinalities=self.part.cardinalities)  # fmt: skip
+        write_shard(
+            path,
+            [(e.key, c) for _, e, c in ok],
+            checkpoint_id=self.part.checkpoint_id,
+            cardinalities=self.part.cardinalities,
+        )
         entries = [Entry(e.key, e.source, int(c.shape[0]), e.channel) for _, e, c in ok]
         positions = None if self.positions is None else [self.positions[i] for i, _, _ in ok]
-        self.part.shards.append(ShardRecord(name, sha256_of(path), len(entries),
-                                            sum(e.frames for e in entries), entries,
-                                            positions))  # fmt: skip
+        self.part.shards.append(
+            ShardRecord(
+                name,
+                sha256_of(path),
+                len(entries),
+                sum(e.frames for e in entries),
+                entries,
+                positions,
+            )
+        )
         self.part.failures += [[e.key, err] for e, _, err in group if err is not None]
         self.part.write(self.part_path)
         self.written += 1

@@ -31,8 +31,19 @@ from tokquant.jobs.export.plan import FORMATS, ExportOptions, ExportPlan, open_f
 from tokquant.jobs.export.run import export_shard, run
 from tokquant.jobs.report import Progress, RunReport
 
-__all__ = ["FORMATS", "LOCK", "PLAN", "ExportJob", "ExportOptions", "ExportPlan", "export",
-           "export_shard", "open_for_export", "plan", "run"]  # fmt: skip
+__all__ = [
+    "FORMATS",
+    "LOCK",
+    "PLAN",
+    "ExportJob",
+    "ExportOptions",
+    "ExportPlan",
+    "export",
+    "export_shard",
+    "open_for_export",
+    "plan",
+    "run",
+]
 
 
 @dataclass
@@ -58,11 +69,16 @@ class ExportJob:
     def run(self, progress: Progress | None = None) -> RunReport:
         """Export; the report's ``extra`` holds the vocabulary, pad id, bytes written,
         utterances, encode failures and (with ``metadata``) what was joined."""
-        options = ExportOptions(to=self.to, layout=self.layout, offsets=self.offsets,
-                                dedup=self.dedup,
-                                metadata=None if self.metadata is None else Path(self.metadata),
-                                split=self.split, workers=self.workers,
-                                overwrite=self.overwrite)  # fmt: skip
+        options = ExportOptions(
+            to=self.to,
+            layout=self.layout,
+            offsets=self.offsets,
+            dedup=self.dedup,
+            metadata=None if self.metadata is None else Path(self.metadata),
+            split=self.split,
+            workers=self.workers,
+            overwrite=self.overwrite,
+        )
         return run(plan(Path(self.corpus), Path(self.out), options), progress=progress)
 
 

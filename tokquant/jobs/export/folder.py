@@ -27,19 +27,25 @@ def check_out(out: Path, info: dict[str, Any], overwrite: bool) -> None:
     OutputFolder(out).check()
     for folder in ("data", "parts"):  # an export writes into these: never through a link
         if (out / folder).is_symlink():
-            raise OutputError(f"{out / folder}: is a symbolic link; tokquant writes into real "
-                              f"folders only (remove it)")  # fmt: skip
+            raise OutputError(
+                f"{out / folder}: is a symbolic link; tokquant writes into real "
+                f"folders only (remove it)"
+            )
     if (out / PLAN).is_file():
         splits = recorded_splits(out)
         split = info["split"]
         if overwrite:
             return
         if not splits:
-            raise OutputError(f"{out}: holds an export whose record cannot be read; "
-                              f"`overwrite=True` to replace it")  # fmt: skip
+            raise OutputError(
+                f"{out}: holds an export whose record cannot be read; "
+                f"`overwrite=True` to replace it"
+            )
         if split in splits and splits[split].get("info") != info:
-            raise OutputError(f"{out}: holds another export of split {split!r} (other corpus, "
-                              f"metadata or options); `overwrite=True` to replace it")  # fmt: skip
+            raise OutputError(
+                f"{out}: holds another export of split {split!r} (other corpus, "
+                f"metadata or options); `overwrite=True` to replace it"
+            )
         clash = _clashing(splits, info)
         if clash:
             raise OutputError(
@@ -50,24 +56,36 @@ def check_out(out: Path, info: dict[str, Any], overwrite: bool) -> None:
     elif out.is_dir() and any(e.name != LOCK for e in os.scandir(out)):
         if (out / LOCK).exists():  # an export is writing its first files right now
             raise OutputError(busy(out))
-        raise OutputError(f"{out}: is not empty and holds no tokquant export; choose an empty "
-                          f"folder (`overwrite=True` replaces only an earlier export)")  # fmt: skip
+        raise OutputError(
+            f"{out}: is not empty and holds no tokquant export; choose an empty "
+            f"folder (`overwrite=True` replaces only an earlier export)"
+        )
 
 
 #: What may differ between the splits of one export folder; all else they share.
-_PER_SPLIT = ("split", "corpus_manifest_sha256", "metadata_sha256", "utterances", "frames",
-              "tokquant")  # fmt: skip
+_PER_SPLIT = (
+    "split",
+    "corpus_manifest_sha256",
+    "metadata_sha256",
+    "utterances",
+    "frames",
+    "tokquant",
+)
 
 
 def _shared(info: Any) -> dict[str, Any]:
-    return {k: v for k, v in (info if isinstance(info, dict) else {}).items()
-            if k not in _PER_SPLIT}  # fmt: skip
+    return {
+        k: v for k, v in (info if isinstance(info, dict) else {}).items() if k not in _PER_SPLIT
+    }
 
 
 def _clashing(splits: dict[str, dict[str, Any]], info: dict[str, Any]) -> list[str]:
     """Other splits recorded in the folder that this export cannot stand beside."""
-    return sorted(s for s, r in splits.items()
-                  if s != info["split"] and _shared(r.get("info")) != _shared(info))  # fmt: skip
+    return sorted(
+        s
+        for s, r in splits.items()
+        if s != info["split"] and _shared(r.get("info")) != _shared(info)
+    )
 
 
 def busy(out: Path) -> str:
@@ -91,8 +109,7 @@ def recorded_splits(out: Path) -> dict[str, dict[str, Any]]:
     return {split if isinstance(split, str) else "": data}
 
 
-def claim(folder: OutputFolder, info: dict[str, Any], overwrite: bool, outputs: list[str]
-          ) -> None:  # fmt: skip
+def claim(folder: OutputFolder, info: dict[str, Any], overwrite: bool, outputs: list[str]) -> None:
     """Make ``out`` this export's folder (checked by :func:`check_out`): with
     ``overwrite``, the files of this split's earlier export and of other splits it
     cannot stand beside are removed (nothing else); the record then holds this split
@@ -100,8 +117,9 @@ def claim(folder: OutputFolder, info: dict[str, Any], overwrite: bool, outputs: 
     out = folder.root
     splits = recorded_splits(out) if (out / PLAN).is_file() else {}
     if overwrite:
-        dropped = {s: r for s, r in splits.items()
-                   if s == info["split"] or s in _clashing(splits, info)}  # fmt: skip
+        dropped = {
+            s: r for s, r in splits.items() if s == info["split"] or s in _clashing(splits, info)
+        }
         splits = {s: r for s, r in splits.items() if s not in dropped}
         keep = set(outputs).union(*(_outputs_of(out, r) for r in splits.values()))
         for record in dropped.values():
@@ -128,8 +146,16 @@ def _legacy_outputs(out: Path, info: dict[str, Any]) -> list[str]:
     split = info.get("split")
     if not isinstance(split, str) or not split or not all(c.isalnum() or c in "_-" for c in split):
         return []
-    patterns = {"parquet": [f"data/{split}-*-of-*.parquet"], "webdataset": [f"{split}-*.tar"],
-                "km": [f"parts/{split}-*", f"{split}.km", f"{split}.keys", f"{split}.durations",
-                       "dict.km.txt"]}.get(info.get("format"), [])  # fmt: skip
+    patterns = {
+        "parquet": [f"data/{split}-*-of-*.parquet"],
+        "webdataset": [f"{split}-*.tar"],
+        "km": [
+            f"parts/{split}-*",
+            f"{split}.km",
+            f"{split}.keys",
+            f"{split}.durations",
+            "dict.km.txt",
+        ],
+    }.get(info.get("format"), [])
     found = [p.relative_to(out).as_posix() for pattern in patterns for p in out.glob(pattern)]
     return ["README.md", *found]

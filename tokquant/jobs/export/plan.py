@@ -78,16 +78,18 @@ def plan(root: Path, out: Path, options: ExportOptions) -> ExportPlan:
     root, out = Path(root), Path(out)
     manifest = open_for_export(root)
     try:
-        layout = TokenLayout(tuple(manifest.cardinalities), options.layout, options.offsets,
-                             options.dedup)  # fmt: skip
+        layout = TokenLayout(
+            tuple(manifest.cardinalities), options.layout, options.offsets, options.dedup
+        )
     except ValueError as exc:  # a flat vocabulary beyond 64 bits
         raise InputError(f"{root}: {exc}; export without `offsets`") from None
     _check_format(manifest, layout, options)
     metadata, joined = _join_metadata(manifest, options.metadata)
     info = _info(root, manifest, layout, options)
     check_out(out, info, options.overwrite)
-    return ExportPlan(root, out, options, manifest, layout, info, _targets(manifest, options),
-                      metadata, joined)  # fmt: skip
+    return ExportPlan(
+        root, out, options, manifest, layout, info, _targets(manifest, options), metadata, joined
+    )
 
 
 def open_for_export(root: Path) -> corpus_format.Manifest:
@@ -95,8 +97,10 @@ def open_for_export(root: Path) -> corpus_format.Manifest:
     root = Path(root)
     if not corpus_format.is_corpus(root):
         if root.is_dir() and any(root.glob("manifest.rank*.json")):
-            raise InputError(f"{root}: an unmerged corpus (rank manifests only); run "
-                             f"`tokquant merge {root}` once every rank has finished")  # fmt: skip
+            raise InputError(
+                f"{root}: an unmerged corpus (rank manifests only); run "
+                f"`tokquant merge {root}` once every rank has finished"
+            )
         raise InputError(f"{root}: not a corpus folder (no {corpus_format.MANIFEST})")
     return corpus_format.Manifest.read(root / corpus_format.MANIFEST)
 
@@ -109,11 +113,15 @@ def _check_format(manifest: corpus_format.Manifest, layout: Any, options: Export
     from tokquant.formats.km import line_problem
 
     if layout.layout == "parallel" and layout.num_columns > 1:
-        raise InputError(f"km holds one unit per position, and these codes have "
-                         f"{layout.num_columns} columns: use `layout='interleave'` or `layout='delay'`")  # fmt: skip
+        raise InputError(
+            f"km holds one unit per position, and these codes have "
+            f"{layout.num_columns} columns: use `layout='interleave'` or `layout='delay'`"
+        )
     if layout.vocab_size > KM_MAX_VOCAB:
-        raise InputError(f"km lists every id in dict.km.txt, and this vocabulary has "
-                         f"{layout.vocab_size} (at most {KM_MAX_VOCAB}): use another format")  # fmt: skip
+        raise InputError(
+            f"km lists every id in dict.km.txt, and this vocabulary has "
+            f"{layout.vocab_size} (at most {KM_MAX_VOCAB}): use another format"
+        )
     if options.metadata is not None:
         raise InputError("km has no place for `metadata` columns: use parquet or webdataset")
     for _, _, entry in manifest.entries():
@@ -144,8 +152,9 @@ def _join_metadata(
     }
 
 
-def _info(root: Path, manifest: corpus_format.Manifest, layout: Any,
-          options: ExportOptions) -> dict[str, Any]:  # fmt: skip
+def _info(
+    root: Path, manifest: corpus_format.Manifest, layout: Any, options: ExportOptions
+) -> dict[str, Any]:
     """What the export is: recorded in the plan file, the card and Parquet's schema."""
     meta_digest = None if options.metadata is None else file_sha256(options.metadata)
     return {
@@ -169,13 +178,16 @@ def _info(root: Path, manifest: corpus_format.Manifest, layout: Any,
     }
 
 
-def _targets(manifest: corpus_format.Manifest,
-             options: ExportOptions) -> list[tuple[corpus_format.ShardRecord, str]]:  # fmt: skip
+def _targets(
+    manifest: corpus_format.Manifest, options: ExportOptions
+) -> list[tuple[corpus_format.ShardRecord, str]]:
     """An output file per shard that holds an utterance, numbered over those shards."""
     records = [record for record in manifest.shards if record.entries]
     if not records:
-        raise InputError("the corpus holds no utterances (every input failed at encode: "
-                         "see its manifest's failures); nothing to export")  # fmt: skip
+        raise InputError(
+            "the corpus holds no utterances (every input failed at encode: "
+            "see its manifest's failures); nothing to export"
+        )
     n, split = len(records), options.split
     if options.to == "parquet":
         names = [f"data/{split}-{i:05d}-of-{n:05d}.parquet" for i in range(n)]

@@ -29,8 +29,11 @@ def map_shards(fn: Callable[[Any], Any], tasks: list[Any], workers: int | None) 
         return
     context = multiprocessing.get_context("spawn")  # the parent may hold threads (progress)
     with contextlib.ExitStack() as stack:
-        pool = stack.enter_context(concurrent.futures.ProcessPoolExecutor(
-            count, mp_context=context, initializer=_watch_parent, initargs=(os.getpid(),)))  # fmt: skip
+        pool = stack.enter_context(
+            concurrent.futures.ProcessPoolExecutor(
+                count, mp_context=context, initializer=_watch_parent, initargs=(os.getpid(),)
+            )
+        )
         with _sigint_deferred():  # submit starts the workers (spawn: one per submit)
             futures = [pool.submit(fn, task) for task in tasks]
         try:

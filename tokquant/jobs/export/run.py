@@ -47,32 +47,60 @@ def run(plan: ExportPlan, *, progress: Progress | None = None) -> RunReport:
         check_out(p.out, p.info, options.overwrite)  # again: the folder is ours only now
         finished = _finished(p.out, options)
         claim(folder, p.info, options.overwrite, p.outputs)
-        todo = [] if finished else [
-            (record, target) for record, target in p.targets
-            if options.overwrite or not written(p.out / target, options)]  # fmt: skip
+        todo = (
+            []
+            if finished
+            else [
+                (record, target)
+                for record, target in p.targets
+                if options.overwrite or not written(p.out / target, options)
+            ]
+        )
         columns = p.metadata.columns if p.metadata else {}
         shards = [
-            _Shard(str(p.root), _header(p.manifest), record, str(p.out / target), options.to,
-                   p.layout, p.info, columns,
-                   [p.metadata.row(e.key) for e in record.entries] if p.metadata else [])
+            _Shard(
+                str(p.root),
+                _header(p.manifest),
+                record,
+                str(p.out / target),
+                options.to,
+                p.layout,
+                p.info,
+                columns,
+                [p.metadata.row(e.key) for e in record.entries] if p.metadata else [],
+            )
             for record, target in todo
-        ]  # fmt: skip
+        ]
         progress.start("export", sum(len(s.record.entries) for s in shards))
         for shard in map_shards(export_shard, shards, options.workers):
             progress.advance(len(shard.record.entries))
-        _finish(p.out, p.layout, options, p.info, [t for _, t in p.targets], columns,
-                assemble=not finished, positions=[r.positions for r, _ in p.targets])  # fmt: skip
+        _finish(
+            p.out,
+            p.layout,
+            options,
+            p.info,
+            [t for _, t in p.targets],
+            columns,
+            assemble=not finished,
+            positions=[r.positions for r, _ in p.targets],
+        )
     report = RunReport(done=len(todo), skipped=len(p.targets) - len(todo))
     report.frames = p.info["frames"]
     report.seconds = time.perf_counter() - started
-    report.extra = {**p.joined, "utterances": p.info["utterances"],
-                    "vocab_size": p.layout.vocab_size, "pad_id": p.layout.pad_id,
-                    "bytes": _size(p.out), "encode_failures": len(p.manifest.failures)}  # fmt: skip
+    report.extra = {
+        **p.joined,
+        "utterances": p.info["utterances"],
+        "vocab_size": p.layout.vocab_size,
+        "pad_id": p.layout.pad_id,
+        "bytes": _size(p.out),
+        "encode_failures": len(p.manifest.failures),
+    }
     return report
 
 
-def _check_corpus(root: Path, manifest: corpus_format.Manifest, workers: int | None,
-                  progress: Progress) -> None:  # fmt: skip
+def _check_corpus(
+    root: Path, manifest: corpus_format.Manifest, workers: int | None, progress: Progress
+) -> None:
     """``verify``'s check, shards in parallel; any problem refuses the export whole."""
     problems = corpus_format.manifest_problems(manifest)
     progress.start("check", len(manifest.shards))
@@ -83,8 +111,9 @@ def _check_corpus(root: Path, manifest: corpus_format.Manifest, workers: int | N
         problems += found
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise FormatError(f"{root}: fails its check: {problems[0]}{more}; "
-                          f"see `tokquant verify {root}`")  # fmt: skip
+        raise FormatError(
+            f"{root}: fails its check: {problems[0]}{more}; see `tokquant verify {root}`"
+        )
 
 
 def _check_one(task: tuple[str, corpus_format.Manifest, corpus_format.ShardRecord]) -> list[str]:
@@ -93,16 +122,18 @@ def _check_one(task: tuple[str, corpus_format.Manifest, corpus_format.ShardRecor
 
 
 def _header(manifest: corpus_format.Manifest) -> corpus_format.Manifest:
-    return corpus_format.Manifest(manifest.checkpoint_id, manifest.quantizer, manifest.columns,
-                                  manifest.frame_rate)  # fmt: skip
+    return corpus_format.Manifest(
+        manifest.checkpoint_id, manifest.quantizer, manifest.columns, manifest.frame_rate
+    )
 
 
 def export_shard(shard: _Shard) -> _Shard:
     """Read one corpus shard, lay its codes out, write its output file."""
     from tokquant.formats._export_rows import ExportRows
 
-    opened = corpus_format.open_shard(Path(shard.root), shard.record, shard.header,
-                                      where=shard.record.file)  # fmt: skip
+    opened = corpus_format.open_shard(
+        Path(shard.root), shard.record, shard.header, where=shard.record.file
+    )
     layout = shard.layout
     try:
         codes = opened.read_all(shard.header.cardinalities)
@@ -154,17 +185,31 @@ def _finished(out: Path, options: ExportOptions) -> bool:
     return all((out / name).exists() for name in names)
 
 
-def _finish(out: Path, layout: Any, options: ExportOptions, info: dict[str, Any],
-            targets: list[str], metadata_columns: dict[str, str], *, assemble: bool,
-            positions: list[list[int] | None]) -> None:  # fmt: skip
+def _finish(
+    out: Path,
+    layout: Any,
+    options: ExportOptions,
+    info: dict[str, Any],
+    targets: list[str],
+    metadata_columns: dict[str, str],
+    *,
+    assemble: bool,
+    positions: list[list[int] | None],
+) -> None:
     from tokquant.formats.dataset_card import write_card
 
     if options.to == "km":
         from tokquant.formats import km
 
         if assemble:
-            km.assemble([out / t for t in targets], out, options.split, layout.vocab_size,
-                        layout.dedup, positions)  # fmt: skip
+            km.assemble(
+                [out / t for t in targets],
+                out,
+                options.split,
+                layout.vocab_size,
+                layout.dedup,
+                positions,
+            )
         for part in (out / "parts").glob(f"{options.split}-*"):  # joined: spent
             part.unlink()
         with contextlib.suppress(OSError):
@@ -172,17 +217,25 @@ def _finish(out: Path, layout: Any, options: ExportOptions, info: dict[str, Any]
     pattern = {"parquet": "data/{}-*.parquet", "webdataset": "{}-*.tar"}.get(options.to)
     splits = sorted(recorded_splits(out))
     data_files = None if pattern is None else {s: pattern.format(s) for s in splits}
-    write_card(out / "README.md", info, columns=_columns(layout, options, metadata_columns),
-               data_files=data_files, last_shard=len(targets) - 1)  # fmt: skip
+    write_card(
+        out / "README.md",
+        info,
+        columns=_columns(layout, options, metadata_columns),
+        data_files=data_files,
+        last_shard=len(targets) - 1,
+    )
 
 
-def _columns(layout: Any, options: ExportOptions,
-             metadata_columns: dict[str, str]) -> list[tuple[str, str, str]]:  # fmt: skip
+def _columns(
+    layout: Any, options: ExportOptions, metadata_columns: dict[str, str]
+) -> list[tuple[str, str, str]]:
     from tokquant.data.layouts import LAYOUT_SHAPES
 
-    rows = [("key", "string", "corpus key (the input's path without extension)"),
-            ("codes", f"{layout.dtype.name} {LAYOUT_SHAPES[layout.layout]}", "token ids"),
-            ("num_frames", "int64", "frames of the utterance before dedup")]  # fmt: skip
+    rows = [
+        ("key", "string", "corpus key (the input's path without extension)"),
+        ("codes", f"{layout.dtype.name} {LAYOUT_SHAPES[layout.layout]}", "token ids"),
+        ("num_frames", "int64", "frames of the utterance before dedup"),
+    ]
     if layout.dedup:
         rows.append(("durations", "uint32 [T]", "frames each deduplicated frame stands for"))
     source = options.metadata.name if options.metadata else ""
