@@ -2,6 +2,12 @@
 
     apt-get install espeak-ng      # Debian package
     python scripts/make_sample_corpus.py [--out scripts/sample_data/audio]
+    python scripts/make_sample_corpus.py --heldout --out /tmp/heldout   # never trained on
+
+``--heldout`` writes 30 utterances of other voices and languages (German, French,
+Spanish, Italian, Hindi, Finnish, Welsh, Caribbean, New York and Received Pronunciation
+English, three sentences each in the language): what tokenizers and vocoders trained on
+the bundled corpus are scored on (``scripts/vocoder_quality.py``).
 
 Five voices read six sentences each at slightly varied speeds; espeak's 22.05 kHz output
 is resampled to 16 kHz with torchaudio and stored as 16-bit FLAC under
@@ -37,6 +43,95 @@ VOICES = {
     "sc_m": "en-gb-scotland+m3",
 }
 SAMPLE_RATE = 16_000
+#: Held-out voices: (name, espeak voice, three sentences in its language).
+HELDOUT = [
+    (
+        "de_m",
+        "de",
+        [
+            "Der Zug nach Berlin fährt um acht Uhr ab.",
+            "Wir haben den ganzen Nachmittag im Garten gearbeitet.",
+            "Kannst du mir bitte das Salz reichen?",
+        ],
+    ),
+    (
+        "fr_f",
+        "fr-fr+f2",
+        [
+            "Le chat dort sur le canapé depuis ce matin.",
+            "Nous partirons en vacances au bord de la mer.",
+            "Il fait très beau aujourd'hui à Paris.",
+        ],
+    ),
+    (
+        "es_m",
+        "es+m4",
+        [
+            "El mercado abre temprano todos los domingos.",
+            "Mi hermana estudia música en la universidad.",
+            "¿Dónde está la estación de autobuses?",
+        ],
+    ),
+    (
+        "it_f",
+        "it+f1",
+        [
+            "La pasta è pronta, venite a tavola.",
+            "Domani andremo a visitare il museo.",
+            "Il treno per Roma è in ritardo.",
+        ],
+    ),
+    (
+        "hi_m",
+        "hi",
+        ["मैं हर सुबह पार्क में टहलने जाता हूँ।", "आज बाज़ार में बहुत भीड़ थी।", "क्या आप मेरी मदद कर सकते हैं?"],
+    ),
+    (
+        "fi_f",
+        "fi+f3",
+        [
+            "Talvella järvi jäätyy kokonaan.",
+            "Hän luki kirjan yhdessä illassa.",
+            "Huomenna sataa luultavasti lunta.",
+        ],
+    ),
+    (
+        "cy_m",
+        "cy+m1",
+        [
+            "Mae'r tywydd yn braf heddiw.",
+            "Rydw i'n hoffi darllen llyfrau.",
+            "Ble mae'r orsaf drenau?",
+        ],
+    ),
+    (
+        "car_f",
+        "en-029+f4",
+        [
+            "The market sells fresh fish every morning.",
+            "She walked along the beach until sunset.",
+            "Could you tell me the way to the harbour?",
+        ],
+    ),
+    (
+        "nyc_m",
+        "en-us-nyc+m5",
+        [
+            "The subway was late again this morning.",
+            "He ordered a coffee and a bagel to go.",
+            "Our apartment looks out over the river.",
+        ],
+    ),
+    (
+        "rp_f",
+        "en-gb-x-rp+f5",
+        [
+            "The garden party was cancelled because of rain.",
+            "Please close the door quietly behind you.",
+            "A letter arrived from an old friend.",
+        ],
+    ),
+]
 
 
 def synthesize(text: str, voice: str, speed: int) -> np.ndarray:
@@ -51,18 +146,28 @@ def synthesize(text: str, voice: str, speed: int) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "sample_data" / "audio")
+    parser.add_argument(
+        "--heldout",
+        action="store_true",
+        help="other voices and languages, for scoring (not bundled)",
+    )
     args = parser.parse_args()
     if shutil.which("espeak-ng") is None:
         raise SystemExit("espeak-ng not found: apt-get install espeak-ng")
-    seconds = 0.0
-    for v, (name, voice) in enumerate(VOICES.items()):
-        for i, text in enumerate(SENTENCES):
+    plan = (
+        [(name, voice, sentences) for name, voice, sentences in HELDOUT]
+        if args.heldout
+        else [(name, voice, SENTENCES) for name, voice in VOICES.items()]
+    )
+    seconds, count = 0.0, 0
+    for v, (name, voice, sentences) in enumerate(plan):
+        for i, text in enumerate(sentences):
             audio = synthesize(text, voice, speed=150 + 10 * ((i + v) % 3))
             path = args.out / name / f"utt{i:02d}.flac"
             path.parent.mkdir(parents=True, exist_ok=True)
             sf.write(str(path), np.clip(audio, -1, 1), SAMPLE_RATE, subtype="PCM_16")
             seconds += len(audio) / SAMPLE_RATE
-    count = len(VOICES) * len(SENTENCES)
+            count += 1
     print(f"wrote {count} utterances, {seconds:.1f} s of audio, to {args.out}")
 
 

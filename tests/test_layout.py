@@ -130,7 +130,7 @@ def test_cli_commands_parse_build_run_and_print_in_under_30_lines():
         if signature > params + 2 or body > 30:
             long.append(f"{command.callback.__name__}: {params} options in {signature} "
                         f"lines, body {body} lines")  # fmt: skip
-    assert len(app.registered_commands) == 10 and not long, long
+    assert len(app.registered_commands) == 12 and not long, long
 
 
 @pytest.mark.parametrize("family", sorted(FAMILY_PARAMS))
@@ -205,7 +205,7 @@ def test_the_cli_says_flags_where_the_library_names_parameters():
 def test_no_job_imports_another_job():
     """Jobs share helpers (load, report, features, batcher), never each other: a token
     source is a source (``sources.tokens``), not something stats takes from decode."""
-    jobs = ("encode", "decode", "stats", "audit", "train", "inspect", "export")
+    jobs = ("encode", "decode", "stats", "audit", "train", "train_vocoder", "inspect", "export")
     graph = import_graph()
     sideways = []
     for job in jobs:

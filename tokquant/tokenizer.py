@@ -254,18 +254,47 @@ class Tokenizer(nn.Module):
         codes += self.encode_batch(batch, levels=levels, beam=beam) if batch else []
         return codes[0] if single else codes
 
-    def decode_audio(self, codes: torch.Tensor, *, n_iter: int = 32) -> torch.Tensor:
-        """A waveform ``[N]`` float32 at :attr:`sample_rate` from codes ``[T, G]``, through
-        Griffin-Lim (an approximate vocoder for listening checks): log-mel and fbank front
-        ends only; an SSL layer or MFCC has no inverse here."""
+    def decode_audio(
+        self, codes: Any, *, vocoder: Any = None, n_iter: int = 32
+    ) -> torch.Tensor | list[torch.Tensor]:
+        """A waveform ``[N]`` float32 at :attr:`sample_rate` from codes ``[T, G]`` (a list
+        of codes gives a list of waveforms). With ``vocoder`` (a file from
+        ``tokquant train-vocoder`` for this checkpoint, or one loaded once with
+        :func:`tokquant.formats.vocoder.load_vocoder`) any audio front end decodes, long
+        inputs in chunks; without, Griffin-Lim (an approximate inversion for listening
+        checks) decodes log-mel and fbank features. Sample ``n`` of the result lines up
+        with sample ``n`` of the encoded audio."""
         from tokquant.audio.vocoder import to_audio
 
         kind = self.config.frontend.kind
-        if kind not in ("logmel", "fbank"):
+        if kind == "none":
             raise ValueError(
-                f"decode_audio needs a logmel or fbank front end; this one is {kind!r}"
-                f" (decode gives its features)"
+                "decode_audio needs an audio front end: this tokenizer reads "
+                "feature files (decode gives its features)"
             )
+        if vocoder is None and kind not in ("logmel", "fbank"):
+            raise ValueError(
+                f"decode_audio needs a vocoder for a {kind!r} front end (Griffin-Lim inverts "
+                f"logmel and fbank only); train one with tokquant train-vocoder"
+            )
+        net = None
+        if vocoder is not None:
+            from tokquant.vocoder.decoding import open_vocoder
+
+            net = open_vocoder(vocoder, self)
+        single = not isinstance(codes, (list, tuple))
+        waves = []
+        for item in [codes] if single else list(codes):
+            features = self.decode(self._checked_codes(item)).float().cpu().numpy()
+            if net is None:
+                waves.append(torch.from_numpy(to_audio(self.config.frontend, features, n_iter)))
+            else:
+                from tokquant.vocoder.decoding import vocode
+
+                waves.append(vocode(net, features, self.config.frontend.win_length // 2))
+        return waves[0] if single else waves
+
+    def _checked_codes(self, codes: Any) -> torch.Tensor:
         codes = torch.as_tensor(codes, device=self.device)
         if codes.ndim != 2 or codes.dtype.is_floating_point:
             raise ValueError(
@@ -273,8 +302,7 @@ class Tokenizer(nn.Module):
             )
         if codes.shape[0] == 0:
             raise ValueError("codes are empty ([0, G]): there is no frame to decode")
-        features = self.decode(codes).float().cpu().numpy()
-        return torch.from_numpy(to_audio(self.config.frontend, features, n_iter=n_iter))
+        return codes
 
     def columns(self, levels: int | None = None) -> tuple[list[str], list[int]]:
         """Names and cardinalities of the code columns (the first ``levels`` for RVQ)."""

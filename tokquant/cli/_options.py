@@ -72,6 +72,13 @@ INPUTS_HELP = (
     "(shards-{000..009}.tar), Parquet files or folders, saved datasets."
 )
 Inputs = Annotated[list[Path], typer.Argument(help=INPUTS_HELP)]
+DataOption = Annotated[
+    list[Path] | None,
+    typer.Option("--data", "-d", help=INPUTS_HELP + " Repeatable."),
+]
+MoreDataOption = Annotated[
+    list[Path] | None, typer.Argument(help="More data paths (so --data a b c works).")
+]
 TokenInputs = Annotated[
     list[Path], typer.Argument(help="Token files, folders, list files, or corpus folders.")
 ]

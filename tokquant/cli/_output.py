@@ -175,6 +175,17 @@ class Output:
     def json(self, data: Any) -> None:
         self.out.file.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
+    def key_values(self, title: str, summary: dict[str, Any], *, json_out: bool) -> None:
+        """A job's summary as JSON, or a two-column table (floats to 4 digits)."""
+        if json_out:
+            self.json(summary)
+            return
+        rows = [
+            [k.replace("_", " "), f"{v:.4g}" if isinstance(v, float) else v]
+            for k, v in summary.items()
+        ]
+        self.table(title, ["", "value"], rows, numeric=False)
+
     def summary(
         self, report: RunReport, verb: str, *, json_out: bool, columns: dict[str, Any] | None = None
     ) -> None:
@@ -243,3 +254,13 @@ class _Tracker:
     def advance(self, n: int = 1) -> None:
         if self.bar is not None and self.task is not None and n:
             self.bar.advance(self.task, n)
+
+
+def other_rank() -> bool:
+    """A torchrun rank other than 0: it prints nothing but errors (the job joins the
+    group itself; this is only who speaks)."""
+    env = os.environ
+    return env.get("WORLD_SIZE", "1") not in ("", "0", "1") and env.get("RANK", "0") not in (
+        "",
+        "0",
+    )

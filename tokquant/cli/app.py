@@ -23,12 +23,14 @@ from tokquant.cli._output import FLAG_SOURCE, as_flags
 from tokquant.cli.audit import audit
 from tokquant.cli.decode import decode
 from tokquant.cli.encode import encode
+from tokquant.cli.evaluate import eval_
 from tokquant.cli.export import export
 from tokquant.cli.import_ import import_checkpoint
 from tokquant.cli.info import info
 from tokquant.cli.merge import merge
 from tokquant.cli.stats import stats
 from tokquant.cli.train import train
+from tokquant.cli.train_vocoder import train_vocoder
 from tokquant.cli.verify import verify
 from tokquant.errors import INTERRUPTED
 
@@ -65,6 +67,8 @@ def _main(
 for command in (train, encode, decode, stats, audit, export, info, verify, merge):
     app.command()(command)
 app.command(name="import")(import_checkpoint)
+app.command(name="train-vocoder")(train_vocoder)
+app.command(name="eval")(eval_)
 
 
 def _flags() -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -23,11 +24,19 @@ AudioOption = Annotated[
     typer.Option(
         "--audio",
         metavar="",
-        help="Write .wav through Griffin-Lim (logmel/fbank front ends; an approximate "
-        "vocoder, for listening checks) instead of .npy features.",
+        help="Write .wav instead of .npy features: through --vocoder, else Griffin-Lim "
+        "(logmel/fbank front ends; an approximate inversion, for listening checks).",
     ),
 ]
 LevelsOption = Annotated[int | None, typer.Option(help="RVQ: decode with the first N levels only.")]
+
+VocoderOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="With --audio: a vocoder from `tokquant train-vocoder` for this checkpoint "
+        "(default: Griffin-Lim, log-mel and fbank only)."
+    ),
+]
 
 
 def decode(
@@ -38,6 +47,7 @@ def decode(
     levels: LevelsOption = None,
     overwrite: Overwrite = False,
     device: Device = "cpu",
+    vocoder: VocoderOption = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:

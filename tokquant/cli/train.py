@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from tokquant.cli._options import (
-    INPUTS_HELP,
     AudioColumn,
     AudioMember,
     ChannelMode,
     Channels,
+    DataOption,
     Device,
     JsonOut,
     KeyColumn,
     Layout,
+    MoreDataOption,
     Overwrite,
     Quiet,
     Segments,
 )
-from tokquant.cli._output import Output
+from tokquant.cli._output import Output, other_rank
 from tokquant.cli._request import request
 
 Interpolate = Annotated[float | None, typer.Option(help="Override train.interpolate (0 to 1).")]
@@ -38,13 +38,6 @@ MaxFrames = Annotated[
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Config YAML (see configs/).")]
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write (.safetensors).")]
-DataOption = Annotated[
-    list[Path] | None,
-    typer.Option("--data", "-d", help=INPUTS_HELP + " Repeatable."),
-]
-MoreDataOption = Annotated[
-    list[Path] | None, typer.Argument(help="More data paths (so --data a b c works).")
-]
 StepsOption = Annotated[int | None, typer.Option(help="Override train.steps.")]
 BatchFramesOption = Annotated[int | None, typer.Option(help="Override train.batch_frames.")]
 LrOption = Annotated[float | None, typer.Option(help="Override train.lr.")]
@@ -81,31 +74,11 @@ def train(
     from tokquant.jobs import TrainJob
 
     job = request(TrainJob, locals(), data=[*(data or []), *(more_data or [])])
-    ui = Output(json_mode=json_out, quiet=quiet or json_out or _other_rank())
+    ui = Output(json_mode=json_out, quiet=quiet or json_out or other_rank())
     with ui.tracker(with_metrics=True) as progress:
         report = job.run(progress)
     for warning in report.warnings:
         ui.warn(warning)
     if report.rank == 0:
-        _print_summary(ui, report.summary, json_out)
+        ui.key_values("train", report.summary, json_out=json_out)
     report.end_process()
-
-
-def _print_summary(ui: Output, summary: dict, json_out: bool) -> None:
-    if json_out:
-        ui.json(summary)
-        return
-    rows = [
-        [k.replace("_", " "), f"{v:.4g}" if isinstance(v, float) else v] for k, v in summary.items()
-    ]
-    ui.table("train", ["", "value"], rows, numeric=False)
-
-
-def _other_rank() -> bool:
-    """A torchrun rank other than 0: it prints nothing but errors (the job joins the
-    group itself; this is only who speaks)."""
-    env = os.environ
-    return env.get("WORLD_SIZE", "1") not in ("", "0", "1") and env.get("RANK", "0") not in (
-        "",
-        "0",
-    )

@@ -26,7 +26,10 @@ _LAZY = {
     "AuditJob": "tokquant.jobs.audit",
     "ExportJob": "tokquant.jobs.export",
     "TrainJob": "tokquant.jobs.train",
-    "TrainReport": "tokquant.jobs.train",
+    "TrainReport": "tokquant.jobs.report",
+    "TrainVocoderJob": "tokquant.jobs.train_vocoder",
+    "EvalJob": "tokquant.jobs.evaluate",
+    "EvalReport": "tokquant.jobs.evaluate",
     "InfoJob": "tokquant.jobs.inspect",
     "VerifyJob": "tokquant.jobs.inspect",
     "MergeJob": "tokquant.jobs.inspect",
@@ -42,11 +45,13 @@ if TYPE_CHECKING:
     from tokquant.jobs.audit import AuditJob, AuditReport  # noqa: F401
     from tokquant.jobs.decode import DecodeJob  # noqa: F401
     from tokquant.jobs.encode import EncodeJob  # noqa: F401
+    from tokquant.jobs.evaluate import EvalJob, EvalReport  # noqa: F401
     from tokquant.jobs.export import ExportJob  # noqa: F401
     from tokquant.jobs.inspect import ImportJob, InfoJob, MergeJob, VerifyJob  # noqa: F401
-    from tokquant.jobs.report import RunReport  # noqa: F401
+    from tokquant.jobs.report import RunReport, TrainReport  # noqa: F401
     from tokquant.jobs.stats import StatsJob, StatsReport  # noqa: F401
-    from tokquant.jobs.train import TrainJob, TrainReport  # noqa: F401
+    from tokquant.jobs.train import TrainJob  # noqa: F401
+    from tokquant.jobs.train_vocoder import TrainVocoderJob  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -23,17 +23,21 @@ from tokquant.storage.folder import OutputFolder
 from tokquant.tokenizer import Tokenizer
 
 
-def check_decode_options(tok: Tokenizer, *, audio: bool, levels: int | None) -> None:
+def check_decode_options(
+    tok: Tokenizer, *, audio: bool, levels: int | None, vocoder: object = None
+) -> None:
     config = tok.config
+    if vocoder is not None and not audio:
+        raise InputError("`vocoder` decodes to audio: set `audio` too")
     if audio and not takes_audio(config):
         raise InputError(
             f"{tok.checkpoint_path}: `audio` needs a checkpoint with an audio front end"
         )
-    if audio and config.frontend.kind not in ("logmel", "fbank"):
+    if audio and vocoder is None and config.frontend.kind not in ("logmel", "fbank"):
         raise InputError(
             f"{tok.checkpoint_path}: `audio` needs a logmel or fbank front end; {config.frontend.kind} "
-            f"tokens decode to features (.npy) only (there is no way back from "
-            f"{config.frontend.model or config.frontend.kind} features to audio here)"
+            f"tokens decode to audio through a vocoder trained for them (train-vocoder, "
+            f"then `vocoder`); Griffin-Lim inverts mels only"
         )
     if levels is not None and (not tok.quantizer.supports_levels or levels < 1):
         raise InputError("`levels` applies to RVQ checkpoints, as a number >= 1")
@@ -46,9 +50,11 @@ def write_decoded(
     *,
     audio: bool,
     levels: int | None = None,
+    vocoder: object = None,
 ) -> int:
     """Decode ``codes`` (their first ``levels`` columns) to ``.npy`` features, or with
-    ``audio`` to a Griffin-Lim wav; returns the frame count."""
+    ``audio`` to a wav (through ``vocoder``, a checked
+    :class:`~tokquant.vocoder.model.Vocoder`, else Griffin-Lim); returns the frame count."""
     if levels is not None:
         if levels > codes.shape[1]:
             raise InputError(
@@ -58,7 +64,13 @@ def write_decoded(
     features = decode_codes(tok, codes)
     if audio:
         frontend = tok.config.frontend
-        write_wav(out_path, to_audio(frontend, features), frontend.sample_rate)
+        if vocoder is not None:
+            from tokquant.vocoder.decoding import vocode
+
+            wave = vocode(vocoder, features, frontend.win_length // 2).numpy()
+        else:
+            wave = to_audio(frontend, features)
+        write_wav(out_path, wave, frontend.sample_rate)
     else:
         write_features(out_path, features)
     return int(codes.shape[0])
@@ -73,13 +85,14 @@ def to_files(
     levels: int | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
+    vocoder: object = None,
 ) -> RunReport:
     """Decode every source into ``out``, mirroring its key."""
     suffix = ".wav" if audio else ".npy"
 
     def work(source: TokenSource, target: Path) -> int:
         codes, _ = source.load(tok)
-        return write_decoded(tok, codes, target, audio=audio, levels=levels)
+        return write_decoded(tok, codes, target, audio=audio, levels=levels, vocoder=vocoder)
 
     return run_each(
         sources,
@@ -131,7 +144,8 @@ def run_each(
 @dataclass
 class DecodeJob:
     """``tokquant decode``: token files, folders, lists or corpora -> ``.npy`` features
-    (or with ``audio`` Griffin-Lim wavs) under ``out``, mirroring their keys.
+    (or with ``audio`` wavs: through ``vocoder``, a file from ``train-vocoder``, else
+    Griffin-Lim) under ``out``, mirroring their keys.
 
     Example:
         >>> DecodeJob("model.safetensors", ["tokens/"], "features/").run()
@@ -144,6 +158,7 @@ class DecodeJob:
     levels: int | None = None
     overwrite: bool = False
     device: str = "cpu"
+    vocoder: str | Path | None = None
 
     def run(self, progress: Progress | None = None) -> RunReport:
         from tokquant.jobs.load import open_tokenizer
@@ -152,7 +167,12 @@ class DecodeJob:
         out = Path(self.out)
         OutputFolder(out).create()
         sources = token_sources(tok, [Path(p) for p in self.tokens])
-        check_decode_options(tok, audio=self.audio, levels=self.levels)
+        check_decode_options(tok, audio=self.audio, levels=self.levels, vocoder=self.vocoder)
+        vocoder = None
+        if self.vocoder is not None:
+            from tokquant.vocoder.decoding import open_vocoder
+
+            vocoder = open_vocoder(self.vocoder, tok)
         return to_files(
             tok,
             sources,
@@ -161,4 +181,5 @@ class DecodeJob:
             levels=self.levels,
             overwrite=self.overwrite,
             progress=progress,
+            vocoder=vocoder,
         )

@@ -39,3 +39,24 @@ class NoProgress:
 
     def advance(self, n: int = 1) -> None:
         pass
+
+
+@dataclass
+class TrainReport:
+    """What training gave: ``summary`` (steps, frames, losses, validation numbers, seconds,
+    and on rank 0 the checkpoint and its id), what it warned about, and the rank."""
+
+    summary: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    rank: int = 0
+    #: joined a torchrun group in this process (and left it when done)
+    joined: bool = False
+
+    def end_process(self) -> None:
+        """End a rank that joined a torchrun group here, skipping interpreter teardown
+        (gloo can abort in its own teardown after a clean exit: see
+        :func:`tokquant.distributed.exit_now`). Nothing for a single process."""
+        if self.joined:
+            from tokquant import distributed
+
+            distributed.exit_now(0)

@@ -13,7 +13,7 @@ from tokquant.jobs.features import FeatureReader, decode_codes
 from tokquant.jobs.load import InputOptions
 from tokquant.jobs.report import NoProgress, Progress
 from tokquant.sources import Source, SourceOptions, input_suffixes, sources_for
-from tokquant.sources.tokens import TokenSource
+from tokquant.sources.tokens import TokenSource, check_pair, pair_input
 from tokquant.stats import ColumnStats, ReconstructionAccumulator, UsageCounter
 from tokquant.tokenizer import Tokenizer
 
@@ -68,7 +68,7 @@ def collect(
             continue
         usage.add(codes)
         if inputs is not None and reader is not None and recon is not None:
-            item = _pair(by_key, inputs, i, source, channel)
+            item = pair_input(by_key, inputs, i, source, channel)
             reference = _paired_features(reader, item, source, channel)
             if reference.shape[0] != codes.shape[0]:
                 raise InputError(
@@ -81,28 +81,11 @@ def collect(
     return StatsReport(len(sources), usage, columns, recon, failures)
 
 
-def _pair(
-    by_key: dict[str, Source],
-    inputs: list[Source],
-    i: int,
-    source: TokenSource,
-    channel: int | None,
-) -> Source:
-    """The input whose key is the tokens' key (a folder of audio and its folder of tokens,
-    a manifest and its corpus), else the one in the same position."""
-    key = source.stem.removesuffix(f".ch{channel}") if channel is not None else source.stem
-    return by_key.get(key, inputs[i])
-
-
 def _paired_features(
     reader: FeatureReader, item: Source, source: TokenSource, channel: int | None
 ) -> np.ndarray:
     """The features ``source`` was encoded from; their names must agree."""
-    name = source.name
-    if channel is not None:
-        name = name.removesuffix(f".ch{channel}")
-    if item.stem(input_suffixes(reader.config)).name != name:
-        raise InputError(f"{item.origin}: does not pair with {source.label} (names differ)")
+    check_pair(item, source, channel, input_suffixes(reader.config))
     return reader.whole(item.with_channel(channel))
 
 

@@ -5,34 +5,13 @@ and rank 0 writes the checkpoint; the result equals one process training on the 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tokquant.errors import InputError, OutputError
 from tokquant.jobs.load import InputOptions
-from tokquant.jobs.report import NoProgress, Progress
-
-
-@dataclass
-class TrainReport:
-    """What training gave: ``summary`` (steps, frames, losses, validation numbers, seconds,
-    and on rank 0 the checkpoint and its id), what it warned about, and the rank."""
-
-    summary: dict[str, Any]
-    warnings: list[str] = field(default_factory=list)
-    rank: int = 0
-    #: joined a torchrun group in this process (and left it when done)
-    joined: bool = False
-
-    def end_process(self) -> None:
-        """End a rank that joined a torchrun group here, skipping interpreter teardown
-        (gloo can abort in its own teardown after a clean exit: see
-        :func:`tokquant.distributed.exit_now`). Nothing for a single process."""
-        if self.joined:
-            from tokquant import distributed
-
-            distributed.exit_now(0)
+from tokquant.jobs.report import NoProgress, Progress, TrainReport
 
 
 @dataclass

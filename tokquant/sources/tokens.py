@@ -17,6 +17,7 @@ from tokquant.sources.files import expand_inputs
 if TYPE_CHECKING:
     import numpy as np
 
+    from tokquant.sources.base import Source
     from tokquant.tokenizer import Tokenizer
 
 
@@ -87,3 +88,27 @@ def token_sources(tok: Tokenizer, specs: list[Path]) -> list[TokenSource]:
             for u in corpus.utterances()
         ]
     return out
+
+
+def pair_input(
+    by_key: dict[str, Source],
+    inputs: list[Source],
+    i: int,
+    source: TokenSource,
+    channel: int | None,
+) -> Source:
+    """The input whose key is the tokens' key (a folder of audio and its folder of tokens,
+    a manifest and its corpus), else the one in the same position."""
+    key = source.stem.removesuffix(f".ch{channel}") if channel is not None else source.stem
+    return by_key.get(key, inputs[i])
+
+
+def check_pair(
+    item: Source, source: TokenSource, channel: int | None, suffixes: tuple[str, ...]
+) -> None:
+    """Refuse an input whose name is not the tokens' (paired by position, not key)."""
+    name = source.name
+    if channel is not None:
+        name = name.removesuffix(f".ch{channel}")
+    if item.stem(suffixes).name != name:
+        raise InputError(f"{item.origin}: does not pair with {source.label} (names differ)")

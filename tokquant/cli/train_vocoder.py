@@ -1,0 +1,82 @@
+"""``tokquant train-vocoder``: a waveform decoder for a tokenizer's tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tokquant.cli._options import (
+    AudioColumn,
+    AudioMember,
+    ChannelMode,
+    Channels,
+    CheckpointPath,
+    DataOption,
+    Device,
+    JsonOut,
+    KeyColumn,
+    MoreDataOption,
+    Overwrite,
+    Quiet,
+    Segments,
+    SslWeights,
+)
+from tokquant.cli._output import Output, other_rank
+from tokquant.cli._request import request
+
+OutOption = Annotated[Path, typer.Option("--out", "-o", help="Vocoder to write (.safetensors).")]
+StepsOption = Annotated[int, typer.Option(help="Training steps.")]
+BatchOption = Annotated[int, typer.Option(help="Segments per step.")]
+SegmentFramesOption = Annotated[int, typer.Option(help="Frames per training segment.")]
+LrOption = Annotated[float, typer.Option(help="Peak learning rate (cosine schedule).")]
+SeedOption = Annotated[int, typer.Option(help="Seed of the segment draws and the weights.")]
+AdversarialOption = Annotated[
+    bool,
+    typer.Option(
+        "--adversarial",
+        metavar="",
+        help="Add multi-period and multi-resolution discriminators (for long GPU runs).",
+    ),
+]
+
+
+def train_vocoder(
+    checkpoint: CheckpointPath,
+    out: OutOption,
+    data: DataOption = None,
+    more_data: MoreDataOption = None,
+    steps: StepsOption = 2000,
+    batch: BatchOption = 16,
+    segment_frames: SegmentFramesOption = 32,
+    lr: LrOption = 2e-3,
+    seed: SeedOption = 0,
+    adversarial: AdversarialOption = False,
+    channels: Channels = ChannelMode.mix,
+    device: Device = "cpu",
+    ssl_weights: SslWeights = None,
+    overwrite: Overwrite = False,
+    audio_column: AudioColumn = "audio",
+    key_column: KeyColumn = None,
+    audio_member: AudioMember = None,
+    segments: Segments = None,
+    json_out: JsonOut = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train a decoder from CHECKPOINT's tokens to audio, on what decode gives it (the
+    decoded features of --data), and write it to --out (a .safetensors file).
+
+    Running it again after a stop continues from its last saved state (OUT.state).
+    """
+    from tokquant.jobs import TrainVocoderJob
+
+    job = request(TrainVocoderJob, locals(), data=[*(data or []), *(more_data or [])])
+    ui = Output(json_mode=json_out, quiet=quiet or json_out or other_rank())
+    with ui.tracker(with_metrics=True) as progress:
+        report = job.run(progress)
+    for warning in report.warnings:
+        ui.warn(warning)
+    if report.rank == 0:
+        ui.key_values("train-vocoder", report.summary, json_out=json_out)
+    report.end_process()

@@ -1,0 +1,116 @@
+"""Vocoder file: a trained waveform decoder as safetensors, no pickle.
+
+Layout: the decoder's ``state_dict`` tensors and string metadata:
+
+===================  =====================================================
+``format``           ``tokquant-vocoder``
+``format_version``   ``1``
+``tokquant``         version that wrote it
+``config``           the :class:`~tokquant.vocoder.model.VocoderConfig` as JSON
+``checkpoint_id``    the id of the tokenizer checkpoint it decodes
+``summary``          JSON of training results (steps, losses, seconds)
+===================  =====================================================
+
+A decoder is made for one tokenizer: decoding another's tokens is refused by id (and by
+rate and feature size), since its features would mean something else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tokquant import __version__
+from tokquant.errors import FormatError, InputError
+from tokquant.formats._safetensors import check_header, write_safetensors
+from tokquant.storage.atomic import atomic_path
+from tokquant.storage.digest import file_sha256
+from tokquant.storage.safe_json import loads as json_loads
+
+FORMAT = "tokquant-vocoder"
+FORMAT_VERSION = "1"
+
+
+@dataclass
+class VocoderFile:
+    vocoder: Any  # tokquant.vocoder.model.Vocoder
+    checkpoint_id: str
+    id: str
+    path: Path
+    summary: dict[str, Any]
+
+
+def save_vocoder(
+    vocoder: Any, path: Path, checkpoint_id: str, summary: dict[str, Any] | None = None
+) -> str:
+    """Write atomically; return the file's sha256."""
+    tensors = {k: v.detach().cpu().float().numpy() for k, v in vocoder.state_dict().items()}
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "tokquant": __version__,
+        "config": json.dumps(vocoder.config.to_dict(), sort_keys=True),
+        "checkpoint_id": checkpoint_id,
+        "summary": json.dumps(summary or {}, sort_keys=True),
+    }
+    with atomic_path(Path(path)) as tmp:
+        write_safetensors(tmp, tensors, metadata)
+    return file_sha256(Path(path))
+
+
+def load_vocoder(path: Path, device: torch.device | str = "cpu") -> VocoderFile:
+    """Read a vocoder file; any problem is one :class:`FormatError` line."""
+    from safetensors import SafetensorError, safe_open
+
+    from tokquant.vocoder.model import Vocoder, VocoderConfig
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: vocoder not found")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+            check_header(path, meta, FORMAT, FORMAT_VERSION, "vocoder")
+            state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as exc:
+        if isinstance(exc, FormatError):
+            raise
+        raise FormatError(
+            f"{path}: not a tokquant vocoder (unreadable safetensors: "
+            f"{str(exc).splitlines()[0] if str(exc) else exc!r})"
+        ) from None
+    raw = json_loads(meta.get("config") or "null", f"{path}: vocoder config")
+    try:
+        config = VocoderConfig.from_dict(raw if isinstance(raw, dict) else {})
+        with torch.device("meta"):  # shapes first: a hostile config allocates nothing
+            expected = Vocoder(config).state_dict()
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise FormatError(f"{path}: vocoder config is invalid: {exc}") from None
+    if set(expected) != set(state):
+        raise FormatError(
+            f"{path}: not a vocoder of its config (tensors differ: "
+            f"{', '.join(sorted(set(expected) ^ set(state))[:3])})"
+        )
+    for name, tensor in state.items():
+        if tuple(tensor.shape) != tuple(expected[name].shape) or not tensor.is_floating_point():
+            raise FormatError(
+                f"{path}: tensor {name} has shape {list(tensor.shape)}, "
+                f"expected {list(expected[name].shape)}"
+            )
+        if not torch.isfinite(tensor).all():
+            raise FormatError(f"{path}: tensor {name} holds NaN or Inf")
+    vocoder = Vocoder(config)
+    vocoder.load_state_dict(state)
+    vocoder.eval()
+    summary = json_loads(meta.get("summary") or "{}", f"{path}: vocoder summary")
+    return VocoderFile(
+        vocoder.to(device),
+        str(meta.get("checkpoint_id", "")),
+        file_sha256(path),
+        path,
+        summary if isinstance(summary, dict) else {},
+    )

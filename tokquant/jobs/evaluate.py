@@ -1,0 +1,189 @@
+"""The eval job: tokens decoded to audio (a vocoder, else Griffin-Lim) and scored against
+the audio they were encoded from, as the field's tables score codecs
+(:mod:`tokquant.audio.metrics`): per file and overall, with the codes' bitrates."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tokquant.errors import InputError, TokquantError
+from tokquant.jobs.features import decode_codes
+from tokquant.jobs.load import InputOptions
+from tokquant.jobs.report import NoProgress, Progress
+
+
+@dataclass
+class EvalReport:
+    """``rows``: per file, its key, seconds and scores; ``overall``: each score's mean
+    over the files that have it; ``missing``: one line per score whose package is not
+    installed; ``reference``: the original audio's own DNSMOS (the ceiling)."""
+
+    decoder: str
+    rows: list[dict[str, Any]]
+    overall: dict[str, float]
+    reference: dict[str, float]
+    bitrate_kbps: float
+    entropy_kbps: float
+    missing: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    checkpoint_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+@dataclass
+class EvalJob(InputOptions):
+    """``tokquant eval``: decode ``tokens`` and score them against ``audio`` (the inputs
+    they were encoded from, paired by key, else by position).
+
+    Example:
+        >>> EvalJob("rvq.safetensors", ["tokens/"], ["wavs/"], vocoder="rvq.vocoder.safetensors").run()
+    """
+
+    checkpoint: str | Path
+    tokens: list[str | Path]
+    audio: list[str | Path]
+    #: a file from ``train-vocoder`` for this checkpoint (None: Griffin-Lim)
+    vocoder: str | Path | None = None
+    #: a folder for one PNG per file: the original's and the decoded audio's log-mel
+    plot: str | Path | None = None
+    device: str = "cpu"
+    ssl_weights: str | Path | None = None
+
+    def run(self, progress: Progress | None = None) -> EvalReport:
+        from tokquant.audio import metrics
+        from tokquant.jobs.encode_outputs import made_by
+        from tokquant.jobs.load import open_tokenizer
+        from tokquant.sources import input_suffixes, sources_for, takes_audio
+        from tokquant.sources.tokens import check_pair, pair_input, token_sources
+
+        progress = progress or NoProgress()
+        started = time.perf_counter()
+        tok = open_tokenizer(self.checkpoint, self.device, self.ssl_weights)
+        if not takes_audio(tok.config):
+            raise InputError(f"{self.checkpoint}: reads feature files; eval scores audio")
+        decode = self._decoder(tok)
+        sources = token_sources(tok, [Path(p) for p in self.tokens])
+        refs = sources_for(
+            tok.config, [Path(p) for p in self.audio], outputs=False, options=self.source_options()
+        )
+        if len(refs) != len(sources):
+            raise InputError(
+                f"`audio` names {len(refs)} input(s) for {len(sources)} tokenized input(s)"
+            )
+        suffixes = input_suffixes(tok.config)
+        by_key = {}
+        for item in refs:
+            by_key.setdefault(item.stem(suffixes).as_posix(), item)
+        missing = metrics.missing_packages()
+        rate = tok.config.frontend.sample_rate
+        rows, reference, failures, all_codes = [], [], [], []
+        progress.start("eval", len(sources))
+        for i, source in enumerate(sources):
+            try:
+                codes, channel = source.load(tok)
+                item = pair_input(by_key, refs, i, source, channel)
+                check_pair(item, source, channel, suffixes)
+                original = _read(item.with_channel(channel), rate)
+                decoded = decode(codes)
+                scores = metrics.score(original, decoded, rate, skip=missing)
+                if not {"dnsmos_ovrl"} & set(missing):
+                    reference.append(metrics.dnsmos(metrics.at_16k(original, rate)))
+                rows.append(
+                    {"key": source.stem, "seconds": round(len(original) / rate, 3), **scores}
+                )
+                all_codes.append(codes)
+                if self.plot is not None:
+                    _plot(Path(self.plot), source.stem, original, decoded, rate)
+            except TokquantError as exc:
+                failures.append(str(exc))
+            progress.advance()
+        cards = (
+            [int(c) for c in tok.column_cardinalities[: all_codes[0].shape[1]]] if all_codes else []
+        )
+        frame_rate = tok.config.features.frame_rate or tok.config.frontend.frame_rate
+        return EvalReport(
+            decoder=Path(self.vocoder).name if self.vocoder is not None else "griffin-lim",
+            rows=rows,
+            overall=_means(rows),
+            reference=_means(reference),
+            bitrate_kbps=metrics.bitrate_kbps(frame_rate, cards),
+            entropy_kbps=metrics.entropy_kbps(all_codes, cards, frame_rate),
+            missing=sorted(set(missing.values())),
+            failures=failures,
+            seconds=time.perf_counter() - started,
+            checkpoint_id=made_by(tok),
+        )
+
+    def _decoder(self, tok: Any) -> Any:
+        """``codes -> waveform`` at the tokenizer's rate, aligned with its input."""
+        front = tok.config.frontend
+        if self.vocoder is not None:
+            from tokquant.vocoder.decoding import open_vocoder, vocode
+
+            net = open_vocoder(self.vocoder, tok)
+            return lambda codes: vocode(
+                net, decode_codes(tok, codes), front.win_length // 2
+            ).numpy()
+        if front.kind not in ("logmel", "fbank"):
+            raise InputError(
+                f"{self.checkpoint}: a {front.kind} front end decodes to audio only "
+                f"through a vocoder (train-vocoder, then `vocoder`)"
+            )
+        from tokquant.audio.vocoder import to_audio
+
+        return lambda codes: to_audio(front, decode_codes(tok, codes))
+
+
+def _read(item: Any, rate: int) -> np.ndarray:
+    from tokquant.audio.frontend import AudioSource
+
+    with item.open_audio() as reader:
+        source = AudioSource(reader, rate, item.channel)
+        return source.read(0, source.num_samples).numpy().astype(np.float64)
+
+
+def _means(rows: list[dict[str, Any]]) -> dict[str, float]:
+    keys = [k for k in (rows[0] if rows else {}) if k not in ("key", "seconds")]
+    out = {}
+    for k in keys:
+        values = [r[k] for r in rows if r.get(k) is not None]
+        if values:
+            out[k] = float(np.mean(values))
+    return out
+
+
+def _plot(folder: Path, key: str, original: np.ndarray, decoded: np.ndarray, rate: int) -> None:
+    """The two log-mel spectrograms, one above the other, as ``folder/KEY.png``."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InputError("`plot` needs matplotlib: pip install 'tokquant[plot]'") from None
+    from tokquant.audio import metrics
+    from tokquant.sources import output_path
+    from tokquant.storage.atomic import atomic_path
+
+    fig, axes = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
+    for ax, wave, title in ((axes[0], original, "original"), (axes[1], decoded, "decoded")):
+        mel = metrics.log_mel(metrics.at_16k(wave, rate))
+        ax.imshow(mel.T, origin="lower", aspect="auto", cmap="magma")
+        ax.set_title(f"{key}: {title}")
+    axes[1].set_xlabel("frame (16 ms)")
+    fig.tight_layout()
+    target = output_path(folder, Path(key), ".png")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)

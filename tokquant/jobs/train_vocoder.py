@@ -1,0 +1,229 @@
+"""The train-vocoder job: a tokenizer checkpoint and audio -> a waveform decoder for its
+tokens (:mod:`tokquant.vocoder`), trained on the features decode will give it.
+
+Inputs are read as ``train`` reads them (files, folders, lists, manifests, tars, Parquet;
+``channels``), a failing input fails alone. Under torchrun the ranks draw their own
+segments and average gradients; rank 0 writes. A run saves its state beside ``out``
+(``OUT.state``) every tenth of its steps, and the same job run again continues from it:
+the same draws, weights and optimiser as a run that never stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tokquant.errors import InputError, OutputError, TokquantError
+from tokquant.jobs.load import InputOptions
+from tokquant.jobs.report import NoProgress, Progress, TrainReport
+
+
+@dataclass
+class TrainVocoderJob(InputOptions):
+    """``tokquant train-vocoder``: a decoder from ``checkpoint``'s tokens to audio,
+    trained on ``data``, written to ``out``. Defaults are the shipped recipe.
+
+    Example:
+        >>> TrainVocoderJob("rvq.safetensors", ["wavs/"], "rvq.vocoder.safetensors").run()
+    """
+
+    checkpoint: str | Path
+    data: list[str | Path]
+    out: str | Path
+    steps: int = 2000
+    batch: int = 16
+    segment_frames: int = 32
+    lr: float = 2e-3
+    seed: int = 0
+    #: adversarial training (multi-period and multi-resolution discriminators), for GPUs
+    adversarial: bool = False
+    #: speed perturbation factors each input is also trained at (1.0: as recorded)
+    speeds: tuple[float, ...] = (1.0,)
+    channels: str = "mix"
+    device: str = "cpu"
+    ssl_weights: str | Path | None = None
+    overwrite: bool = False
+
+    def run(self, progress: Progress | None = None) -> TrainReport:
+        """Train and write ``out``; the report's summary holds the steps, time, final
+        losses, the inputs' frames and the vocoder's id."""
+        from tokquant import distributed
+        from tokquant.devices import resolve_device
+
+        out = Path(self.out)
+        if out.is_dir():
+            raise OutputError(f"{out}: is a folder; name the vocoder file to write")
+        if out.exists() and not self.overwrite:
+            raise OutputError(f"{out}: exists; pass `overwrite=True` to replace it")
+        training = self.training()
+        training.check()
+        dev = resolve_device(self.device)
+        joined = distributed.init_from_env(dev)
+        rank, world = distributed.world()
+        try:
+            report = self._train(training, dev, out, rank, world, progress or NoProgress())
+        except BaseException:
+            if joined:
+                import torch.distributed as dist
+
+                dist.destroy_process_group()
+            raise
+        if joined:
+            distributed.leave()
+        report.rank, report.joined = rank, joined
+        return report
+
+    def training(self) -> Any:
+        from tokquant.vocoder.train import VocoderTraining
+
+        return VocoderTraining(
+            steps=self.steps,
+            batch=self.batch,
+            segment_frames=self.segment_frames,
+            lr=self.lr,
+            seed=self.seed,
+            adversarial=self.adversarial,
+            speeds=tuple(self.speeds),
+        )
+
+    def _train(
+        self, training: Any, dev: Any, out: Path, rank: int, world: int, progress: Progress
+    ) -> TrainReport:
+        from tokquant.formats.vocoder import save_vocoder
+        from tokquant.jobs.encode_outputs import made_by
+        from tokquant.jobs.load import open_tokenizer
+        from tokquant.sources import takes_audio
+        from tokquant.vocoder.train import build, train_vocoder
+
+        tok = open_tokenizer(self.checkpoint, str(dev), self.ssl_weights)
+        if not takes_audio(tok.config):
+            raise InputError(
+                f"{self.checkpoint}: reads feature files; a vocoder is trained "
+                f"on audio, for a tokenizer with an audio front end"
+            )
+        pairs, failures = self._pairs(tok, training.speeds, progress)
+        vocoder = build(tok, training)
+        state_path = out.with_name(out.name + ".state")
+        state = _resumable(state_path, made_by(tok), training)
+        if state is not None:
+            vocoder.load_state_dict(state["model"])
+            getattr(progress, "note", lambda m: None)(
+                f"resuming from step {state['step']} ({state_path.name})"
+            )
+        start = 0 if state is None else int(state["step"])
+        every = max(1, training.steps // 10)
+        progress.start("train-vocoder", training.steps)
+        progress.advance(start)
+        update = getattr(progress, "update", None)
+
+        def on_step(step: int, metrics: dict[str, float]) -> None:
+            progress.advance()
+            if update is not None:
+                update(step, {k: metrics[k] for k in ("stft", "mel") if k in metrics})
+            if rank == 0 and step % every == 0 and step < training.steps:
+                _save_state(state_path, vocoder, result_box, step, made_by(tok), training)
+
+        result_box: dict[str, Any] = {}
+        result = train_vocoder(
+            vocoder,
+            pairs,
+            training,
+            device=dev,
+            rank=rank,
+            world=world,
+            start_step=start,
+            state=state,
+            on_step=on_step,
+            optimizer_box=result_box,
+        )
+        summary = {
+            **result["summary"],
+            "inputs": len(pairs),
+            "frames": sum(p.features.shape[0] for p in pairs),
+        }
+        if rank == 0:
+            summary["vocoder"] = str(out)
+            summary["vocoder_id"] = save_vocoder(vocoder.cpu(), out, made_by(tok), summary)
+            state_path.unlink(missing_ok=True)
+        return TrainReport(summary, warnings=failures)
+
+    def _pairs(
+        self, tok: Any, speeds: tuple[float, ...], progress: Progress
+    ) -> tuple[list[Any], list[str]]:
+        """Every input's decoded features and audio; an input that cannot be read fails
+        alone (its line in the report's warnings)."""
+        from tokquant.audio.frontend import AudioSource
+        from tokquant.sources import sources_for
+        from tokquant.vocoder.train import make_pair, perturbed
+
+        items = sources_for(
+            tok.config,
+            [Path(p) for p in self.data],
+            channels=self.channels,
+            outputs=False,
+            options=self.source_options(),
+        )
+        rate = tok.config.frontend.sample_rate
+        pairs, failures = [], []
+        progress.start("prepare", len(items))
+        for item in items:
+            try:
+                with item.open_audio() as reader:
+                    source = AudioSource(reader, rate, item.channel)
+                    wave = source.read(0, source.num_samples).numpy()
+                made = [make_pair(tok, perturbed(wave, rate, speed)) for speed in speeds]
+                if made[0] is None:
+                    failures.append(f"{item.origin}: shorter than one frame")
+                pairs += [pair for pair in made if pair is not None]
+            except TokquantError as exc:
+                failures.append(str(exc))
+            progress.advance()
+        if not pairs:
+            raise InputError(f"no usable audio in {', '.join(map(str, self.data))}")
+        return pairs, failures
+
+
+def _fields(training: Any) -> dict[str, Any]:
+    return dataclasses.asdict(training)
+
+
+def _resumable(path: Path, checkpoint_id: str, training: Any) -> dict[str, Any] | None:
+    """The state an earlier run of this same job left at ``path``, else None (a state of
+    another checkpoint or recipe is not resumed: the run starts over)."""
+    if not path.is_file() or path.is_symlink():
+        return None
+    from tokquant.storage.torch_load import quiet_torch_load
+
+    try:
+        state = quiet_torch_load(path)
+    except Exception:  # noqa: BLE001 - an unreadable state is started over, not trusted
+        return None
+    if (
+        not isinstance(state, dict)
+        or state.get("checkpoint_id") != checkpoint_id
+        or state.get("training") != _fields(training)
+    ):
+        return None
+    return state
+
+
+def _save_state(
+    path: Path, vocoder: Any, box: dict[str, Any], step: int, checkpoint_id: str, training: Any
+) -> None:
+    import torch
+
+    from tokquant.storage.atomic import atomic_path
+
+    state = {
+        "step": step,
+        "model": vocoder.state_dict(),
+        "optimizer": box["optimizer"].state_dict(),
+        "checkpoint_id": checkpoint_id,
+        "training": _fields(training),
+    }
+    if box.get("adversary") is not None:
+        state["adversary"] = box["adversary"].state_dict()
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)

@@ -1,0 +1,69 @@
+"""Decoding features to audio with a trained decoder: which decoder may decode which
+tokens, and long inputs in chunks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tokquant.errors import InputError
+from tokquant.vocoder.model import Vocoder
+
+#: Frames per chunk when decoding long inputs (30 s at 100 frames/s).
+CHUNK_FRAMES = 3000
+
+
+def open_vocoder(vocoder: Any, tok: Any) -> Any:
+    """``vocoder`` (a path, or a loaded :class:`~tokquant.formats.vocoder.VocoderFile`)
+    checked to be made for ``tok``: the same checkpoint id, sample rate, hop and
+    feature size. Returns the :class:`~tokquant.vocoder.model.Vocoder` on ``tok``'s
+    device."""
+    from tokquant.formats.vocoder import VocoderFile, load_vocoder
+
+    loaded = vocoder if isinstance(vocoder, VocoderFile) else load_vocoder(Path(vocoder))
+    config, front = loaded.vocoder.config, tok.config.frontend
+    where = loaded.path.name
+    if tok.checkpoint_id is not None and loaded.checkpoint_id != tok.checkpoint_id:
+        raise InputError(
+            f"{where}: a vocoder for another tokenizer (checkpoint "
+            f"{loaded.checkpoint_id[:12]}, not {tok.checkpoint_id[:12]}); train "
+            f"one for this checkpoint with train-vocoder"
+        )
+    if (config.sample_rate, config.hop) != (front.sample_rate, front.hop_length):
+        raise InputError(
+            f"{where}: decodes {config.sample_rate} Hz audio, {config.hop} "
+            f"samples per frame; this tokenizer's frames are "
+            f"{front.hop_length} samples at {front.sample_rate} Hz"
+        )
+    if config.feature_dim != int(tok.mean.numel()):
+        raise InputError(
+            f"{where}: reads {config.feature_dim} features per frame; this "
+            f"tokenizer decodes {int(tok.mean.numel())}"
+        )
+    return loaded.vocoder.to(tok.mean.device)
+
+
+@torch.no_grad()
+def vocode(
+    vocoder: Vocoder,
+    features: np.ndarray | torch.Tensor,
+    offset: int,
+    chunk_frames: int = CHUNK_FRAMES,
+) -> torch.Tensor:
+    """Audio ``[offset + T * hop]`` of features ``[T, F]``, decoded in chunks of
+    ``chunk_frames`` frames. Each chunk is decoded with :attr:`Vocoder.receptive_frames`
+    frames of context on both sides and keeps its own frames' samples only, so a long
+    input decodes as it would whole (to float rounding) in bounded memory."""
+    feats = torch.as_tensor(np.asarray(features, dtype=np.float32))
+    device = vocoder.mean.device
+    total, hop, context = feats.shape[0], vocoder.config.hop, vocoder.receptive_frames
+    pieces = [torch.zeros(offset)]
+    for t0 in range(0, total, chunk_frames):
+        t1 = min(total, t0 + chunk_frames)
+        a, b = max(0, t0 - context), min(total, t1 + context)
+        wave = vocoder(feats[None, a:b].to(device))[0].cpu()
+        pieces.append(wave[(t0 - a) * hop : (t1 - a) * hop])
+    return torch.cat(pieces)

@@ -1,0 +1,272 @@
+"""Training a waveform decoder on what decode will give it.
+
+The inputs are the tokenizer's decoded features, ``decode(encode(x))``, not its clean
+features: the decoder learns to undo the quantisation error too, which costs more than
+the phase that Griffin-Lim must guess (issue 30's measurements). Each input is encoded
+and decoded once, up front; training then draws random segments of ``segment_frames``
+frames and the audio under them. Frame ``t`` covers samples ``[t * hop, t * hop + win)``
+(tokquant's framing), so its centre is ``win / 2`` after ``t * hop``; the decoder's
+frame ``t`` is centred at ``t * hop``: targets start ``win / 2`` samples late, and a
+decoded waveform gets ``win / 2`` samples of silence in front.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from tokquant.errors import InputError, TrainingError
+from tokquant.vocoder.losses import (
+    Discriminators,
+    SpectralLoss,
+    discriminator_loss,
+    generator_loss,
+)
+from tokquant.vocoder.model import Vocoder, VocoderConfig
+
+#: A callback ``(step, metrics)`` after every training step.
+StepCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class VocoderTraining:
+    """How to train; the defaults are the shipped recipe (a few minutes on 2 CPU cores
+    for the bundled corpus)."""
+
+    steps: int = 2000
+    batch: int = 16
+    segment_frames: int = 32
+    lr: float = 2e-3
+    seed: int = 0
+    #: adversarial terms (multi-period and multi-resolution discriminators): for long
+    #: GPU runs; a few thousand CPU steps are better spent on the spectral losses
+    adversarial: bool = False
+    mel_weight: float = 1.0
+    #: speed perturbation: each input is also trained on at these speeds (resampled, so
+    #: pitch and formants move too), which widens 5 voices into many; 1.0 is the input
+    speeds: tuple[float, ...] = (1.0,)
+    dim: int = 256
+    intermediate: int = 768
+    layers: int = 6
+
+    def check(self) -> None:
+        for name in ("steps", "batch", "segment_frames", "dim", "intermediate", "layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InputError(f"`{name}` must be an integer >= 1, found {value!r}")
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
+            raise InputError(f"`lr` must be in (0, 1), found {self.lr!r}")
+        if not self.speeds or not all(0.5 <= s <= 2.0 for s in self.speeds):
+            raise InputError(f"`speeds` must be factors in [0.5, 2], found {self.speeds!r}")
+
+
+@dataclass
+class Pair:
+    """One input: its decoded features ``[T, F]`` and its audio from the first frame's
+    centre, ``[T * hop]`` samples (zero-padded at the end)."""
+
+    features: np.ndarray
+    audio: np.ndarray
+
+
+def frame_offset(tok: Any) -> int:
+    """Samples from a frame's start to its centre (``win / 2``)."""
+    return tok.config.frontend.win_length // 2
+
+
+def make_pair(tok: Any, wave: np.ndarray) -> Pair | None:
+    """``wave`` (mono, at the tokenizer's rate) as a training pair; None when shorter
+    than one frame."""
+    front = tok.config.frontend
+    frames = front.num_frames(len(wave))
+    if frames == 0:
+        return None
+    codes = tok.encode_audio(wave, front.sample_rate)
+    features = tok.decode(codes).float().cpu().numpy()
+    start, size = frame_offset(tok), frames * front.hop_length
+    audio = np.zeros(size, dtype=np.float32)
+    piece = wave[start : start + size]
+    audio[: len(piece)] = piece
+    return Pair(features.astype(np.float32), audio)
+
+
+def perturbed(wave: np.ndarray, rate: int, speed: float) -> np.ndarray:
+    """``wave`` played ``speed`` times as fast (its pitch and formants moved as much):
+    the samples read as if recorded at ``rate * speed``, resampled to ``rate``."""
+    if speed == 1.0:
+        return wave
+    from tokquant.audio._torchaudio import torchaudio
+
+    source = round(rate * speed)
+    return torchaudio()[0].resample(torch.from_numpy(wave), source, rate).numpy()
+
+
+def build(tok: Any, training: VocoderTraining) -> Vocoder:
+    """A decoder for ``tok``'s features, normalised by the tokenizer's own statistics."""
+    front = tok.config.frontend
+    config = VocoderConfig(
+        feature_dim=int(tok.mean.numel()),
+        hop=front.hop_length,
+        sample_rate=front.sample_rate,
+        dim=training.dim,
+        intermediate=training.intermediate,
+        layers=training.layers,
+    )
+    with torch.random.fork_rng():  # the initial weights follow the seed, not the caller's state
+        torch.manual_seed(training.seed)
+        vocoder = Vocoder(config)
+    vocoder.mean.copy_(tok.mean.detach().cpu().reshape(-1))
+    vocoder.std.copy_(tok.std.detach().cpu().reshape(-1).clamp(min=1e-5))
+    return vocoder
+
+
+def train_vocoder(
+    vocoder: Vocoder,
+    pairs: Sequence[Pair],
+    training: VocoderTraining,
+    *,
+    device: torch.device | str = "cpu",
+    rank: int = 0,
+    world: int = 1,
+    start_step: int = 0,
+    state: dict[str, Any] | None = None,
+    on_step: StepCallback | None = None,
+    optimizer_box: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train ``vocoder`` in place from ``start_step`` to ``training.steps``; returns the
+    summary and the optimiser state (for a resume). Under torchrun each rank draws its
+    own segments and the gradients are averaged."""
+    from tokquant import distributed
+
+    training.check()
+    usable = [p for p in pairs if p.features.shape[0] >= training.segment_frames]
+    if not usable:
+        raise InputError(
+            f"no input is as long as a training segment "
+            f"({training.segment_frames} frames): lower `segment_frames`"
+        )
+    device = torch.device(device)
+    vocoder.to(device).train()
+    loss_fn = SpectralLoss(vocoder.config.sample_rate, mel_weight=training.mel_weight).to(device)
+    opt = torch.optim.AdamW(vocoder.parameters(), lr=training.lr, betas=(0.8, 0.99))
+    adversary = (
+        _Adversary(loss_fn.resolutions, training.lr, device, world)
+        if training.adversarial
+        else None
+    )
+    if state:
+        opt.load_state_dict(state["optimizer"])
+        if adversary is not None and "adversary" in state:
+            adversary.load_state_dict(state["adversary"])
+    if optimizer_box is not None:  # where a caller saving the state mid-run finds them
+        optimizer_box["optimizer"] = opt
+        optimizer_box["adversary"] = adversary
+    gen = np.random.default_rng(training.seed + 1000 * rank)
+    for _ in range(start_step):  # the same draws as an uninterrupted run
+        _draw(usable, training, vocoder.config.hop, gen)
+    weights = np.array([p.features.shape[0] for p in usable], dtype=np.float64)
+    history: list[dict[str, float]] = []
+    started = time.perf_counter()
+    for step in range(start_step, training.steps):
+        for group in opt.param_groups:
+            group["lr"] = _cosine(training.lr, step, training.steps)
+        feats, audio = _draw(usable, training, vocoder.config.hop, gen, weights)
+        feats, audio = feats.to(device), audio.to(device)
+        decoded = vocoder(feats)
+        metrics = loss_fn(decoded, audio)
+        loss = metrics["loss"]
+        if adversary is not None:
+            loss, metrics = adversary.step(audio, decoded, metrics)
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"vocoder loss became {float(loss)} at step {step}; try a lower `lr`"
+            )
+        opt.zero_grad()
+        loss.backward()
+        if world > 1:
+            distributed.average_gradients(vocoder, world)
+        torch.nn.utils.clip_grad_norm_(vocoder.parameters(), 10.0)
+        opt.step()
+        shown = {k: float(v.detach()) for k, v in metrics.items()}
+        history.append(shown)
+        if on_step is not None:
+            on_step(step + 1, shown)
+    vocoder.eval()
+    last = history[-50:]
+    summary = {
+        "steps": training.steps,
+        "seconds": round(time.perf_counter() - started, 2),
+        **{f"final_{k}": float(np.mean([h[k] for h in last])) for k in (last[0] if last else {})},
+    }
+    return {"summary": summary, "optimizer": opt.state_dict()}
+
+
+class _Adversary:
+    """The discriminators and their optimiser: each step trains them on real vs decoded
+    audio, then gives the decoder's loss (HiFi-GAN's weights: mel x 45, feature
+    matching x 2, plus the STFT terms)."""
+
+    def __init__(
+        self, resolutions: list[tuple[int, int]], lr: float, device: torch.device, world: int
+    ) -> None:
+        self.discs = Discriminators(resolutions).to(device)
+        self.opt = torch.optim.AdamW(self.discs.parameters(), lr=lr, betas=(0.8, 0.99))
+        self.world = world
+
+    def step(
+        self, audio: torch.Tensor, decoded: torch.Tensor, metrics: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        from tokquant import distributed
+
+        d_loss = discriminator_loss(self.discs(audio), self.discs(decoded.detach()))
+        self.opt.zero_grad()
+        d_loss.backward()
+        if self.world > 1:
+            distributed.average_gradients(self.discs, self.world)
+        self.opt.step()
+        adversarial, matching = generator_loss(self.discs(audio), self.discs(decoded))
+        loss = 45.0 * metrics["mel"] + metrics["stft"] + adversarial + 2.0 * matching
+        return loss, {**metrics, "adv": adversarial, "fm": matching, "disc": d_loss}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"discs": self.discs.state_dict(), "opt": self.opt.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.discs.load_state_dict(state["discs"])
+        self.opt.load_state_dict(state["opt"])
+
+
+def _cosine(lr: float, step: int, steps: int) -> float:
+    """Linear warm-up over the first 2% of steps, then a cosine to a tenth of ``lr``."""
+    warm = max(1, steps // 50)
+    if step < warm:
+        return lr * (step + 1) / warm
+    t = (step - warm) / max(1, steps - warm)
+    return lr * (0.1 + 0.45 * (1 + math.cos(math.pi * t)))
+
+
+def _draw(
+    pairs: Sequence[Pair],
+    training: VocoderTraining,
+    hop: int,
+    gen: np.random.Generator,
+    weights: np.ndarray | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of random segments, inputs drawn in proportion to their length."""
+    if weights is None:
+        weights = np.array([p.features.shape[0] for p in pairs], dtype=np.float64)
+    picks = gen.choice(len(pairs), size=training.batch, p=weights / weights.sum())
+    n = training.segment_frames
+    feats, audio = [], []
+    for i in picks:
+        p = pairs[int(i)]
+        t0 = int(gen.integers(0, p.features.shape[0] - n + 1))
+        feats.append(p.features[t0 : t0 + n])
+        audio.append(p.audio[t0 * hop : (t0 + n) * hop])
+    return torch.from_numpy(np.stack(feats)), torch.from_numpy(np.stack(audio))
