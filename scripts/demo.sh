@@ -2,8 +2,9 @@
 # The main job end to end on the bundled sample corpus (30 utterances, 5 espeak-ng voices,
 # 16 kHz FLAC): set up, train a BSQ and an RVQ tokenizer on log-mels, encode the audio,
 # decode back to wav (Griffin-Lim), report codebook usage and reconstruction, train a
-# vocoder for the RVQ tokens and decode and score them through it, and export the RVQ
-# tokens as a Parquet dataset an LM trainer loads (MusicGen delay pattern).
+# vocoder for the RVQ tokens (2,000 steps: a third of the recipe) and decode and score
+# them through it, and export the RVQ tokens as a Parquet dataset an LM trainer loads
+# (MusicGen delay pattern).
 # Outputs land in runs/demo/. About 10 minutes on 2 CPU cores after the install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +25,7 @@ done
 $TQ info "$OUT/logmel-bsq-16bit/tokens/us_m/utt00.tokens.safetensors"
 echo "== vocoder: RVQ tokens -> audio"
 RVQ=$OUT/logmel-rvq-8x1024
-$TQ train-vocoder "$RVQ.safetensors" --data "$AUDIO" --out "$RVQ.vocoder.safetensors" --overwrite
+$TQ train-vocoder "$RVQ.safetensors" --data "$AUDIO" --out "$RVQ.vocoder.safetensors" --steps 2000 --overwrite
 $TQ decode "$RVQ.safetensors" "$RVQ/tokens" --out "$RVQ/wav-vocoder" --audio \
   --vocoder "$RVQ.vocoder.safetensors" --overwrite
 $TQ eval "$RVQ.safetensors" "$RVQ/tokens" --audio "$AUDIO" --vocoder "$RVQ.vocoder.safetensors"

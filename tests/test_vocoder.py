@@ -183,7 +183,7 @@ def test_an_ssl_unit_vocoder_beats_silence_and_noise(tmp_path, tmp_path_factory)
     assert res.code == 0, res.err
     out = tmp_path / "units.vocoder.safetensors"
     res = run_cli("train-vocoder", ckpt, "--data", data, "--out", out, "--steps", "80",
-                  "--batch", "8", "-q")  # fmt: skip
+                  "--batch", "8", "--speed", "1", "-q")  # fmt: skip
     assert res.code == 0, res.err
     tok = tokquant.load(ckpt)
     held = sorted((SAMPLES / "gb_f").glob("*.flac"))[0]  # a voice it never heard
@@ -226,3 +226,17 @@ def test_adversarial_training_runs_and_its_discriminators_resume(logmel_rvq, tmp
                              adversarial=True).run()  # fmt: skip
     assert {"final_adv", "final_fm", "final_disc"} <= set(report.summary)
     assert all(np.isfinite(v) for k, v in report.summary.items() if k.startswith("final_"))
+
+
+def test_speed_perturbation_moves_pitch_and_length_by_the_factor():
+    from tokquant.vocoder.train import perturbed
+
+    rate, f0 = 16000, 200.0
+    wave = np.sin(2 * np.pi * f0 * np.arange(rate) / rate).astype(np.float32)
+    assert perturbed(wave, rate, 1.0) is wave
+    for speed in (0.85, 1.16):
+        out = perturbed(wave, rate, speed)
+        assert abs(len(out) - rate / speed) <= 1
+        spectrum = np.abs(np.fft.rfft(out * np.hanning(len(out))))
+        peak = np.argmax(spectrum) * rate / len(out)
+        assert peak == pytest.approx(f0 * speed, abs=rate / len(out))

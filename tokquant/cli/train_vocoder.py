@@ -32,6 +32,15 @@ BatchOption = Annotated[int, typer.Option(help="Segments per step.")]
 SegmentFramesOption = Annotated[int, typer.Option(help="Frames per training segment.")]
 LrOption = Annotated[float, typer.Option(help="Peak learning rate (cosine schedule).")]
 SeedOption = Annotated[int, typer.Option(help="Seed of the segment draws and the weights.")]
+SpeedsOption = Annotated[
+    list[float],
+    typer.Option(
+        "--speed",
+        metavar="FACTOR",
+        help="Speed perturbation: train on each input also at this speed (pitch moves too). "
+        "Repeatable; --speed 1 alone trains on the inputs as recorded.",
+    ),
+]
 AdversarialOption = Annotated[
     bool,
     typer.Option(
@@ -47,12 +56,13 @@ def train_vocoder(
     out: OutOption,
     data: DataOption = None,
     more_data: MoreDataOption = None,
-    steps: StepsOption = 2000,
+    steps: StepsOption = 6000,
     batch: BatchOption = 16,
     segment_frames: SegmentFramesOption = 32,
     lr: LrOption = 2e-3,
     seed: SeedOption = 0,
     adversarial: AdversarialOption = False,
+    speeds: SpeedsOption = [0.85, 0.92, 1.0, 1.08, 1.16],  # noqa: B006
     channels: Channels = ChannelMode.mix,
     device: Device = "cpu",
     ssl_weights: SslWeights = None,

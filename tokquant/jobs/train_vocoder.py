@@ -32,7 +32,7 @@ class TrainVocoderJob(InputOptions):
     checkpoint: str | Path
     data: list[str | Path]
     out: str | Path
-    steps: int = 2000
+    steps: int = 6000
     batch: int = 16
     segment_frames: int = 32
     lr: float = 2e-3
@@ -40,7 +40,7 @@ class TrainVocoderJob(InputOptions):
     #: adversarial training (multi-period and multi-resolution discriminators), for GPUs
     adversarial: bool = False
     #: speed perturbation factors each input is also trained at (1.0: as recorded)
-    speeds: tuple[float, ...] = (1.0,)
+    speeds: tuple[float, ...] = (0.85, 0.92, 1.0, 1.08, 1.16)
     channels: str = "mix"
     device: str = "cpu"
     ssl_weights: str | Path | None = None

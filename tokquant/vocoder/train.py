@@ -5,9 +5,10 @@ features: the decoder learns to undo the quantisation error too, which costs mor
 the phase that Griffin-Lim must guess (issue 30's measurements). Each input is encoded
 and decoded once, up front; training then draws random segments of ``segment_frames``
 frames and the audio under them. Frame ``t`` covers samples ``[t * hop, t * hop + win)``
-(tokquant's framing), so its centre is ``win / 2`` after ``t * hop``; the decoder's
-frame ``t`` is centred at ``t * hop``: targets start ``win / 2`` samples late, and a
-decoded waveform gets ``win / 2`` samples of silence in front.
+(tokquant's framing), so a segment's audio target starts at its first frame's centre,
+``win / 2`` samples after ``t * hop``, and a decoded waveform gets ``win / 2`` samples of
+silence in front: sample ``n`` of the decoded audio lines up with sample ``n`` of the
+encoded audio.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ StepCallback = Callable[[int, dict[str, float]], None]
 
 @dataclass
 class VocoderTraining:
-    """How to train; the defaults are the shipped recipe (a few minutes on 2 CPU cores
-    for the bundled corpus)."""
+    """How to train; the defaults are the shipped recipe (about 11 minutes on 2 CPU
+    cores for the bundled corpus; ``scripts/vocoder_quality.py`` scores it)."""
 
-    steps: int = 2000
+    steps: int = 6000
     batch: int = 16
     segment_frames: int = 32
     lr: float = 2e-3
@@ -49,8 +50,9 @@ class VocoderTraining:
     adversarial: bool = False
     mel_weight: float = 1.0
     #: speed perturbation: each input is also trained on at these speeds (resampled, so
-    #: pitch and formants move too), which widens 5 voices into many; 1.0 is the input
-    speeds: tuple[float, ...] = (1.0,)
+    #: pitch and formants move too), which widens 5 voices into many; 1.0 is the input.
+    #: On unseen voices it raised PESQ-WB from 1.66 to 1.78 and DNSMOS OVRL from 2.16 to 2.26
+    speeds: tuple[float, ...] = (0.85, 0.92, 1.0, 1.08, 1.16)
     dim: int = 256
     intermediate: int = 768
     layers: int = 6
