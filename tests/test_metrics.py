@@ -91,7 +91,8 @@ def test_eval_scores_every_file_and_the_bitrates(logmel_rvq, encoded, tmp_path):
         assert 0 < row["mel_distance"] < 2 and 0 <= row.get("stoi", 0.5) <= 1
     assert set(report["overall"]) >= {"mel_distance", "stft_distance"}
     assert len(list((tmp_path / "png").glob("*.png"))) == 6
-    table = run_cli("eval", logmel_rvq, encoded, "--audio", SAMPLES / "gb_m")
+    one = SAMPLES / "gb_m" / "utt00.flac"
+    table = run_cli("eval", logmel_rvq, encoded / "utt00.tokens.safetensors", "--audio", one)
     assert table.code == 0 and "kbps nominal" in table.err and "all" in table.out
 
 
@@ -99,7 +100,8 @@ def test_a_missing_package_is_one_line_and_the_rest_is_scored(logmel_rvq, encode
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "pesq" else real(name, *a))  # fmt: skip
-    res = run_cli("eval", logmel_rvq, encoded, "--audio", SAMPLES / "gb_m", "--json")
+    res = run_cli("eval", logmel_rvq, encoded / "utt01.tokens.safetensors", "--audio",
+                  SAMPLES / "gb_m" / "utt01.flac", "--json")  # fmt: skip
     assert res.code == 0, res.err
     warnings = [line for line in res.err.splitlines() if line.startswith("warning:")]
     assert warnings == [

@@ -223,7 +223,10 @@ def test_ssl_tokens_decode_to_features_and_refuse_audio(ssl_setup, tmp_path):
     _, data, ckpt = ssl_setup
     run_cli("encode", ckpt, data / "a.wav", "--out", tmp_path / "t", "-q")
     res = run_cli("decode", ckpt, tmp_path / "t", "--out", tmp_path / "d", "--audio")
-    assert res.code == 2 and "decode to features (.npy) only" in error_lines(res)[0]
+    assert (
+        res.code == 2 and "ssl tokens decode to audio only through a vocoder" in error_lines(res)[0]
+    )
+    assert "then --vocoder" in error_lines(res)[0]
     assert run_cli("decode", ckpt, tmp_path / "t", "--out", tmp_path / "d", "-q").code == 0
     assert np.load(tmp_path / "d" / "a.npy").shape == (num_frames(int(3.1 * 16000)), 768)
     res = run_cli("stats", ckpt, tmp_path / "t", "--features", data / "a.wav", "--json")
