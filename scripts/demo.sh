@@ -5,7 +5,7 @@
 # vocoder for the RVQ tokens (2,000 steps: a third of the recipe) and decode and score
 # them through it, and export the RVQ tokens as a Parquet dataset an LM trainer loads
 # (MusicGen delay pattern).
-# Outputs land in runs/demo/. About 10 minutes on 2 CPU cores after the install.
+# Outputs land in runs/demo/. About 7 minutes on 2 CPU cores after the install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
