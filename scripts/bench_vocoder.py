@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 import tokquant  # noqa: E402
 from tokquant.audio.vocoder import to_audio  # noqa: E402
 from tokquant.formats.vocoder import load_vocoder  # noqa: E402
-from tokquant.vocoder.decoding import open_vocoder, vocode  # noqa: E402
+from tokquant.vocoder.decoding import frame_offset, open_vocoder, vocode  # noqa: E402
 from tokquant.vocoder.losses import SpectralLoss  # noqa: E402
 from tokquant.vocoder.train import VocoderTraining, _draw, make_pair  # noqa: E402
 
@@ -52,7 +52,7 @@ def main() -> None:
     ]
     features = tok.decode(tok.encode_audio(speech, rate)).float().numpy()
     net = open_vocoder(load_vocoder(args.vocoder), tok)
-    offset = tok.config.frontend.win_length // 2
+    offset = frame_offset(tok)
     print(f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"{args.seconds:.0f} s of speech ({features.shape[0]} frames)")  # fmt: skip
     voc = best_of(lambda: vocode(net, features, offset))

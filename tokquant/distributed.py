@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 
 def world() -> tuple[int, int]:
@@ -85,6 +88,25 @@ def mean_over_ranks(value: float, world_size: int) -> float:
     t = torch.tensor([value], dtype=torch.float64)
     dist.all_reduce(t)
     return float(t.item()) / world_size
+
+
+def in_group(device: torch.device, work: Callable[[int, int], T]) -> tuple[T, int, bool]:
+    """``(work(rank, world), rank, joined)``: ``work`` run in the torchrun group this
+    process joins here (if ``WORLD_SIZE`` > 1), left once every rank is done (no rank
+    leaves while rank 0 still writes), torn down at once if ``work`` fails."""
+    joined = init_from_env(device)
+    rank, size = world()
+    try:
+        result = work(rank, size)
+    except BaseException:
+        if joined:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+        raise
+    if joined:
+        leave()
+    return result, rank, joined
 
 
 def leave() -> None:

@@ -289,9 +289,9 @@ class Tokenizer(nn.Module):
             if net is None:
                 waves.append(torch.from_numpy(to_audio(self.config.frontend, features, n_iter)))
             else:
-                from tokquant.vocoder.decoding import vocode
+                from tokquant.vocoder.decoding import frame_offset, vocode
 
-                waves.append(vocode(net, features, self.config.frontend.win_length // 2))
+                waves.append(vocode(net, features, frame_offset(self)))
         return waves[0] if single else waves
 
     def _checked_codes(self, codes: Any) -> torch.Tensor:

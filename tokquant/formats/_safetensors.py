@@ -93,6 +93,28 @@ def check_header(path: Path, meta: dict[str, str], fmt: str, version: str, what:
         )
 
 
+def read_tagged(
+    path: Path, fmt: str, version: str, what: str
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """``(metadata, tensors)`` of a tokquant safetensors file whose header says ``fmt``
+    / ``version`` (checkpoints, vocoders): any problem is one :class:`FormatError` line."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+            check_header(path, meta, fmt, version, what)
+            state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as exc:
+        if isinstance(exc, FormatError):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else repr(exc)
+        raise FormatError(
+            f"{path}: not a tokquant {what} (unreadable safetensors: {first})"
+        ) from None
+    return meta, state
+
+
 _NP_DTYPES = {name: dtype for dtype, name in _DTYPES.items()}
 #: The safetensors library's own bound on a header.
 MAX_HEADER_BYTES = 100 << 20

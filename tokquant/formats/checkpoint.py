@@ -28,7 +28,7 @@ import torch
 from tokquant import __version__
 from tokquant.config import TokenizerConfig
 from tokquant.errors import ConfigError, FormatError, InputError
-from tokquant.formats._safetensors import check_header, write_safetensors
+from tokquant.formats._safetensors import read_tagged, write_safetensors
 from tokquant.storage.atomic import atomic_path
 from tokquant.storage.digest import file_sha256
 from tokquant.storage.safe_json import loads as json_loads
@@ -121,19 +121,7 @@ def read_checkpoint_metadata(path: Path) -> dict[str, Any]:
 
 
 def _read_safetensors(path: Path) -> tuple[Any, dict[str, torch.Tensor], dict[str, Any]]:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            check_header(path, meta, FORMAT, FORMAT_VERSION, "checkpoint")
-            state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as exc:
-        if isinstance(exc, FormatError):
-            raise
-        raise FormatError(
-            f"{path}: not a tokquant checkpoint (unreadable safetensors: {exc})"
-        ) from None
+    meta, state = read_tagged(path, FORMAT, FORMAT_VERSION, "checkpoint")
     if "config" not in meta:
         raise FormatError(f"{path}: checkpoint metadata has no valid config JSON")
     config = json_loads(meta["config"], f"{path}: checkpoint config")

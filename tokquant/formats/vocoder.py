@@ -26,7 +26,7 @@ import torch
 
 from tokquant import __version__
 from tokquant.errors import FormatError, InputError
-from tokquant.formats._safetensors import check_header, write_safetensors
+from tokquant.formats._safetensors import read_tagged, write_safetensors
 from tokquant.storage.atomic import atomic_path
 from tokquant.storage.digest import file_sha256
 from tokquant.storage.safe_json import loads as json_loads
@@ -64,25 +64,12 @@ def save_vocoder(
 
 def load_vocoder(path: Path, device: torch.device | str = "cpu") -> VocoderFile:
     """Read a vocoder file; any problem is one :class:`FormatError` line."""
-    from safetensors import SafetensorError, safe_open
-
     from tokquant.vocoder.model import Vocoder, VocoderConfig
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: vocoder not found")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            check_header(path, meta, FORMAT, FORMAT_VERSION, "vocoder")
-            state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as exc:
-        if isinstance(exc, FormatError):
-            raise
-        raise FormatError(
-            f"{path}: not a tokquant vocoder (unreadable safetensors: "
-            f"{str(exc).splitlines()[0] if str(exc) else exc!r})"
-        ) from None
+    meta, state = read_tagged(path, FORMAT, FORMAT_VERSION, "vocoder")
     raw = json_loads(meta.get("config") or "null", f"{path}: vocoder config")
     try:
         config = VocoderConfig.from_dict(raw if isinstance(raw, dict) else {})

@@ -31,6 +31,34 @@ def samples(cell: Any, column: str, rate: Any = None) -> tuple[Any, int]:
     raise ValueError(f"column {column!r}: a cell holds neither decoded audio nor audio bytes")
 
 
+def encode_cells(
+    tok: Any,
+    cells: Any,
+    column: str,
+    rates: Any = None,
+    *,
+    levels: int | None,
+    beam: int | None,
+    batch_frames: int,
+) -> list[Any]:
+    """Codes ``[T, G]`` of each cell of a batch (:func:`samples`; ``rates`` per row
+    where cells are arrays), channels averaged whatever their number, as
+    ``tokquant encode`` mixes a file's."""
+    decoded = [
+        samples(cell, column, None if rates is None else rates[i]) for i, cell in enumerate(cells)
+    ]
+    if not decoded:
+        return []
+    return tok.encode_audio(
+        [w for w, _ in decoded],
+        [r for _, r in decoded],
+        channel="mix",
+        levels=levels,
+        beam=beam,
+        batch_frames=batch_frames,
+    )
+
+
 def _channels_first(wave: Any) -> Any:
     """``[N, C]`` (as soundfile and ``datasets`` give several channels) -> ``[C, N]``."""
     return wave.T if wave.ndim == 2 and wave.shape[0] > wave.shape[1] else wave

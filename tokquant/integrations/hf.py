@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tokquant.integrations.cells import samples
+from tokquant.integrations.cells import encode_cells
 
 
 class Tokenize:
@@ -71,26 +71,13 @@ class Tokenize:
         """``batch[audio_column]`` (a batch of ``datasets.map(batched=True)``) -> the
         columns ``codes`` (``[T, G]`` lists) and ``num_frames``."""
         tok = self._tokenizer(rank)
-        waves, rates = (
-            zip(
-                *(samples(cell, self.audio_column) for cell in batch[self.audio_column]),
-                strict=True,
-            )
-            if batch[self.audio_column]
-            else ((), ())
-        )
-        # channels averaged, whatever their number, as `tokquant encode` mixes a file's
-        codes = (
-            tok.encode_audio(
-                list(waves),
-                list(rates),
-                channel="mix",
-                levels=self.levels,
-                beam=self.beam,
-                batch_frames=self.batch_frames,
-            )
-            if waves
-            else []
+        codes = encode_cells(
+            tok,
+            batch[self.audio_column],
+            self.audio_column,
+            levels=self.levels,
+            beam=self.beam,
+            batch_frames=self.batch_frames,
         )
         return {
             "codes": [c.cpu().tolist() for c in codes],

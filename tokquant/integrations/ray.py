@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tokquant.integrations.cells import samples
+from tokquant.integrations.cells import encode_cells
 
 
 class Tokenize:
@@ -45,24 +45,14 @@ class Tokenize:
         ``num_frames`` added; its other columns pass through."""
         import numpy as np
 
-        cells = batch[self.audio_column]
-        rates = batch.get(self.rate_column)
-        decoded = [
-            samples(cell, self.audio_column, None if rates is None else rates[i])
-            for i, cell in enumerate(cells)
-        ]
-        # channels averaged, whatever their number, as `tokquant encode` mixes a file's
-        codes = (
-            self.tok.encode_audio(
-                [w for w, _ in decoded],
-                [r for _, r in decoded],
-                channel="mix",
-                levels=self.levels,
-                beam=self.beam,
-                batch_frames=self.batch_frames,
-            )
-            if decoded
-            else []
+        codes = encode_cells(
+            self.tok,
+            batch[self.audio_column],
+            self.audio_column,
+            batch.get(self.rate_column),
+            levels=self.levels,
+            beam=self.beam,
+            batch_frames=self.batch_frames,
         )
         column = np.empty(len(codes), dtype=object)  # rows of different lengths
         for i, c in enumerate(codes):

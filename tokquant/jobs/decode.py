@@ -65,9 +65,9 @@ def write_decoded(
     if audio:
         frontend = tok.config.frontend
         if vocoder is not None:
-            from tokquant.vocoder.decoding import vocode
+            from tokquant.vocoder.decoding import frame_offset, vocode
 
-            wave = vocode(vocoder, features, frontend.win_length // 2).numpy()
+            wave = vocode(vocoder, features, frame_offset(tok)).numpy()
         else:
             wave = to_audio(frontend, features)
         write_wav(out_path, wave, frontend.sample_rate)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from tokquant.errors import InputError, TokquantError
-from tokquant.jobs.features import decode_codes
+from tokquant.jobs.features import decode_codes, source_audio
 from tokquant.jobs.load import InputOptions
 from tokquant.jobs.report import NoProgress, Progress
 
@@ -93,7 +93,7 @@ class EvalJob(InputOptions):
                 codes, channel = source.load(tok)
                 item = pair_input(by_key, refs, i, source, channel)
                 check_pair(item, source, channel, suffixes)
-                original = _read(item.with_channel(channel), rate)
+                original = source_audio(item.with_channel(channel), rate).astype(np.float64)
                 decoded = decode(codes)
                 scores = metrics.score(original, decoded, rate, skip=missing)
                 if not {"dnsmos_ovrl"} & set(missing):
@@ -128,12 +128,10 @@ class EvalJob(InputOptions):
         """``codes -> waveform`` at the tokenizer's rate, aligned with its input."""
         front = tok.config.frontend
         if self.vocoder is not None:
-            from tokquant.vocoder.decoding import open_vocoder, vocode
+            from tokquant.vocoder.decoding import frame_offset, open_vocoder, vocode
 
             net = open_vocoder(self.vocoder, tok)
-            return lambda codes: vocode(
-                net, decode_codes(tok, codes), front.win_length // 2
-            ).numpy()
+            return lambda codes: vocode(net, decode_codes(tok, codes), frame_offset(tok)).numpy()
         if front.kind not in ("logmel", "fbank"):
             raise InputError(
                 f"{self.checkpoint}: a {front.kind} front end decodes to audio only "
@@ -142,14 +140,6 @@ class EvalJob(InputOptions):
         from tokquant.audio.vocoder import to_audio
 
         return lambda codes: to_audio(front, decode_codes(tok, codes))
-
-
-def _read(item: Any, rate: int) -> np.ndarray:
-    from tokquant.audio.frontend import AudioSource
-
-    with item.open_audio() as reader:
-        source = AudioSource(reader, rate, item.channel)
-        return source.read(0, source.num_samples).numpy().astype(np.float64)
 
 
 def _means(rows: list[dict[str, Any]]) -> dict[str, float]:

@@ -88,3 +88,13 @@ def decode_codes(tok: Tokenizer, codes: np.ndarray) -> np.ndarray:
     """``[T, G]`` codes -> ``[T, F]`` float32 features."""
     c = torch.from_numpy(np.ascontiguousarray(codes, dtype=np.int64)).to(tok.mean.device)
     return tok.decode(c).cpu().numpy().astype(np.float32)
+
+
+def source_audio(item: Source, rate: int) -> np.ndarray:
+    """An audio input whole: float32 mono (or its ``channel``) at ``rate``, resampled as
+    the front end resamples it."""
+    from tokquant.audio.frontend import AudioSource
+
+    with item.open_audio() as reader:
+        source = AudioSource(reader, rate, item.channel)
+        return source.read(0, source.num_samples).numpy()

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokquant.errors import InputError, OutputError
+from tokquant.errors import InputError
 from tokquant.jobs.load import InputOptions
 from tokquant.jobs.report import NoProgress, Progress, TrainReport
+from tokquant.storage.folder import check_output_file
 
 
 @dataclass
@@ -45,23 +46,11 @@ class TrainJob(InputOptions):
 
         cfg = self._config()
         out = Path(self.out)
-        if out.is_dir():
-            raise OutputError(f"{out}: is a folder; name the checkpoint file to write")
-        if out.exists() and not self.overwrite:
-            raise OutputError(f"{out}: exists; pass `overwrite=True` to replace it")
+        check_output_file(out, self.overwrite, "checkpoint")
         dev = resolve_device(self.device)
-        joined = distributed.init_from_env(dev)
-        rank, _ = distributed.world()
-        try:
-            report = self._train(cfg, dev, out, rank, progress or NoProgress())
-        except BaseException:
-            if joined:
-                import torch.distributed as dist
-
-                dist.destroy_process_group()
-            raise
-        if joined:  # no rank leaves while rank 0 still writes
-            distributed.leave()
+        report, rank, joined = distributed.in_group(
+            dev, lambda rank, _: self._train(cfg, dev, out, rank, progress or NoProgress())
+        )
         report.rank, report.joined = rank, joined
         return report
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokquant.errors import InputError, OutputError, TokquantError
+from tokquant.errors import InputError, TokquantError
 from tokquant.jobs.load import InputOptions
 from tokquant.jobs.report import NoProgress, Progress, TrainReport
+from tokquant.storage.folder import check_output_file
 
 
 @dataclass
@@ -53,25 +54,16 @@ class TrainVocoderJob(InputOptions):
         from tokquant.devices import resolve_device
 
         out = Path(self.out)
-        if out.is_dir():
-            raise OutputError(f"{out}: is a folder; name the vocoder file to write")
-        if out.exists() and not self.overwrite:
-            raise OutputError(f"{out}: exists; pass `overwrite=True` to replace it")
+        check_output_file(out, self.overwrite, "vocoder")
         training = self.training()
         training.check()
         dev = resolve_device(self.device)
-        joined = distributed.init_from_env(dev)
-        rank, world = distributed.world()
-        try:
-            report = self._train(training, dev, out, rank, world, progress or NoProgress())
-        except BaseException:
-            if joined:
-                import torch.distributed as dist
-
-                dist.destroy_process_group()
-            raise
-        if joined:
-            distributed.leave()
+        report, rank, joined = distributed.in_group(
+            dev,
+            lambda rank, world: self._train(
+                training, dev, out, rank, world, progress or NoProgress()
+            ),
+        )
         report.rank, report.joined = rank, joined
         return report
 
@@ -154,7 +146,7 @@ class TrainVocoderJob(InputOptions):
     ) -> tuple[list[Any], list[str]]:
         """Every input's decoded features and audio; an input that cannot be read fails
         alone (its line in the report's warnings)."""
-        from tokquant.audio.frontend import AudioSource
+        from tokquant.jobs.features import source_audio
         from tokquant.sources import sources_for
         from tokquant.vocoder.train import make_pair, perturbed
 
@@ -170,9 +162,7 @@ class TrainVocoderJob(InputOptions):
         progress.start("prepare", len(items))
         for item in items:
             try:
-                with item.open_audio() as reader:
-                    source = AudioSource(reader, rate, item.channel)
-                    wave = source.read(0, source.num_samples).numpy()
+                wave = source_audio(item, rate)
                 made = [make_pair(tok, perturbed(wave, rate, speed)) for speed in speeds]
                 if made[0] is None:
                     failures.append(f"{item.origin}: shorter than one frame")

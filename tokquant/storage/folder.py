@@ -28,6 +28,15 @@ from tokquant.storage.lock import exclusive
 T = TypeVar("T")
 
 
+def check_output_file(path: Path, overwrite: bool, what: str) -> None:
+    """A single output file (a checkpoint, a vocoder) may be written at ``path``: not a
+    folder, and not an existing file unless ``overwrite``."""
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; name the {what} file to write")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path}: exists; pass `overwrite=True` to replace it")
+
+
 class OutputFolder:
     """``root`` as the place a job's outputs go."""
 

@@ -16,6 +16,12 @@ from tokquant.vocoder.model import Vocoder
 CHUNK_FRAMES = 3000
 
 
+def frame_offset(tok: Any) -> int:
+    """Samples from a frame's start to its centre (``win / 2``): a decoded waveform
+    starts with this much silence, so its sample ``n`` is the encoded audio's ``n``."""
+    return tok.config.frontend.win_length // 2
+
+
 def open_vocoder(vocoder: Any, tok: Any) -> Any:
     """``vocoder`` (a path, or a loaded :class:`~tokquant.formats.vocoder.VocoderFile`)
     checked to be made for ``tok``: the same checkpoint id, sample rate, hop and

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from tokquant.errors import InputError, TrainingError
+from tokquant.vocoder.decoding import frame_offset
 from tokquant.vocoder.losses import (
     Discriminators,
     SpectralLoss,
@@ -75,11 +76,6 @@ class Pair:
 
     features: np.ndarray
     audio: np.ndarray
-
-
-def frame_offset(tok: Any) -> int:
-    """Samples from a frame's start to its centre (``win / 2``)."""
-    return tok.config.frontend.win_length // 2
 
 
 def make_pair(tok: Any, wave: np.ndarray) -> Pair | None:
@@ -170,9 +166,9 @@ def train_vocoder(
         optimizer_box["optimizer"] = opt
         optimizer_box["adversary"] = adversary
     gen = np.random.default_rng(training.seed + 1000 * rank)
-    for _ in range(start_step):  # the same draws as an uninterrupted run
-        _draw(usable, training, vocoder.config.hop, gen)
     weights = np.array([p.features.shape[0] for p in usable], dtype=np.float64)
+    for _ in range(start_step):  # the same draws as an uninterrupted run
+        _draw(usable, training, vocoder.config.hop, gen, weights)
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     for step in range(start_step, training.steps):
