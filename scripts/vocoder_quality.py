@@ -23,6 +23,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.bench_ray import cpu_model  # noqa: E402
+
 TQ = str(Path(sys.executable).parent / "tokquant")
 DEMO = ROOT / "runs" / "demo"
 VOCODERS = ROOT / "runs" / "vocoders"
@@ -32,13 +36,6 @@ COLUMNS = [("mel_distance", "mel dist ↓"), ("stoi", "STOI ↑"), ("pesq_wb", "
 
 def run(*args: str) -> str:
     return subprocess.run(args, check=True, capture_output=True, text=True).stdout
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def main() -> None:
