@@ -12,3 +12,7 @@ fi
 # Test-only peer for `tokquant import dac`: its quantizer module needs only torch and
 # einops, while the package's own dependencies (descript-audiotools) are large.
 .venv/bin/python -m pip install -q --no-deps "descript-audio-codec==1.0.0"
+# Test-only: the Vocos and BigVGAN packages, whose mels and models the tests compare with
+# tokquant's. Their code needs only what the dev extra has; their own dependency lists
+# (pytorch-lightning for vocos' training, tensorboard and nnAudio for bigvgan's) are not.
+.venv/bin/python -m pip install -q --no-deps "vocos==0.1.0" "bigvgan==2.4.1"

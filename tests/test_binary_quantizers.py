@@ -347,7 +347,21 @@ def test_codebook_entropy_gradient_when_a_code_probability_underflows(entropy):
 #: (and the beam config with 30 steps too: its own are 0, the fit alone).
 SHIPPED = ["bsq-16bit", "lfq-14bit", "logmel-bsq-16bit", "logmel-fsq-16bit",
            "logmel-lfq-16bit", "logmel-rvq-8x1024", "logmel-rvq-8x256-beam5",
-           "rvq-8x1024"]  # fmt: skip
+           "rvq-8x1024", "logmel-vocos-rvq-8x1024", "logmel-bigvgan-bsq-16bit"]  # fmt: skip
+#: Configs that are another shipped config on a pretrained vocoder's mel: each front end
+#: and each quantizer trains above, and these hold nothing else new (checked below).
+ON_VOCODER_MELS = {"logmel-vocos-bsq-16bit": "logmel-bsq-16bit",
+                   "logmel-bigvgan-rvq-8x1024": "logmel-rvq-8x1024"}  # fmt: skip
+
+
+def test_configs_on_vocoder_mels_change_only_the_front_end():
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent / "configs"
+    for name, base in ON_VOCODER_MELS.items():
+        ours, theirs = (yaml.safe_load((root / f"{n}.yaml").read_text()) for n in (name, base))
+        assert ours.pop("frontend") != theirs.pop("frontend")
+        assert ours == theirs, name
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -363,7 +377,7 @@ def test_shipped_configs_train_on_logmels_without_a_non_finite_loss(tmp_path, na
     root = Path(__file__).resolve().parent.parent
     configs = {p.stem: yaml.safe_load(p.read_text()) for p in (root / "configs").glob("*.yaml")}
     assert {stem for stem, c in configs.items()
-            if c.get("frontend", {}).get("kind") != "ssl"} == set(SHIPPED)  # fmt: skip
+            if c.get("frontend", {}).get("kind") != "ssl"} == {*SHIPPED, *ON_VOCODER_MELS}  # fmt: skip
     config = configs[name]
     if "frontend" not in config:
         logmel = configs["logmel-bsq-16bit"]

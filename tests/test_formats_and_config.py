@@ -49,6 +49,11 @@ def test_expected_shipped_configs_exist():
         ({"projection": {"kind": "conv"}}, "projection.kind: must be one of linear, mlp, none"),
         ({"train": []}, "train: must be a mapping"),
         ({"quantizer": {"code_dim": None}}, "quantizer.code_dim: must not be null"),
+        ({"frontend": {"kind": "logmel", "power": 3}}, "frontend.power: must be 1 or 2"),
+        ({"frontend": {"kind": "logmel", "mel_scale": "mel"}}, "frontend.mel_scale: must be one of htk, slaney"),
+        ({"frontend": {"kind": "logmel", "mel_norm": "l2"}}, "frontend.mel_norm: must be null or slaney"),
+        ({"frontend": {"kind": "logmel", "reflect_pad": 201}}, "frontend.reflect_pad: must be an integer in [0, 200]"),
+        ({"frontend": {"kind": "fbank", "power": 1}}, "frontend.power: a fbank front end does not read it"),
     ],
 )  # fmt: skip
 def test_config_errors_name_the_key(data, message):

@@ -13,18 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tokquant.audio.ssl_models import HOP, RECEPTIVE_FIELD, SAMPLE_RATE, ssl_model
 from tokquant.checks import (
     check_setting,
     coerce_field,
-    format_bytes,
     int_in,
-    machine_memory,
     number,
     one_of,
     shown,
 )
-from tokquant.choices import FEATURE_LAYOUTS, FRONTENDS
+from tokquant.choices import FEATURE_LAYOUTS
+from tokquant.config_frontend import FrontendConfig, stored
 from tokquant.config_yaml import load_yaml
 from tokquant.errors import ConfigError
 from tokquant.quantizers.params import FAMILY_PARAMS, BSQParams, Params
@@ -85,18 +83,7 @@ def _quantizer_to_dict(params: Params) -> dict[str, Any]:
         for f in dataclasses.fields(FAMILY_PARAMS[family])
         if not f.metadata.get("later")
     }
-    return {**flat, **_stored(params), "family": params.family}
-
-
-def _stored(section: Any) -> dict[str, Any]:
-    """A config section as a checkpoint stores it: a field marked ``later`` (added after
-    format version 1) only away from its default, so checkpoints that do not use it keep
-    their bytes and ids."""
-    return {
-        f.name: getattr(section, f.name)
-        for f in dataclasses.fields(section)
-        if not (f.metadata.get("later") and getattr(section, f.name) == f.default)
-    }
+    return {**flat, **stored(params), "family": params.family}
 
 
 @dataclass
@@ -128,127 +115,6 @@ class FeatureConfig:
             _int_range("features.dim", self.dim, 1, 1 << 16)
         if self.frame_rate is not None:
             _positive("features.frame_rate", self.frame_rate)
-
-
-SSL_MERGES = ("mean", "concat")
-SSL_PRECISIONS = ("float32", "float16", "bfloat16")
-#: Fields only an SSL front end reads; other kinds leave them out of checkpoints.
-SSL_FIELDS = (
-    "model",
-    "layers",
-    "layer_merge",
-    "weights",
-    "weights_sha256",
-    "window_seconds",
-    "context_seconds",
-    "precision",
-)
-
-
-@dataclass
-class FrontendConfig:
-    """Audio to features, on torchaudio. ``kind: none`` means inputs are feature files.
-
-    Frames use no centring padding: a signal of ``L`` samples at ``sample_rate`` gives
-    ``1 + (L - win_length) // hop_length`` frames (0 when ``L < win_length``), frame ``t``
-    covering samples ``[t * hop_length, t * hop_length + win_length)``.
-    """
-
-    kind: str = "none"
-    sample_rate: int = 16000
-    n_fft: int = 400
-    win_length: int = 400
-    hop_length: int = 160
-    n_mels: int = 80
-    f_min: float = 0.0
-    f_max: float | None = None
-    log_floor: float = 1e-5
-    n_mfcc: int = 13
-    # kind: ssl (tokquant.audio.ssl). The model fixes the rate and the 400/320 framing.
-    model: str = ""
-    layers: list[int] = field(default_factory=lambda: [6])
-    layer_merge: str = "mean"
-    weights: str | None = None
-    weights_sha256: str | None = None
-    window_seconds: float = 30.0
-    context_seconds: float = 1.0
-    precision: str = "float32"
-
-    @property
-    def feature_dim(self) -> int:
-        if self.kind == "ssl":
-            width = ssl_model(self.model).embed_dim
-            return width * (len(self.layers) if self.layer_merge == "concat" else 1)
-        return self.n_mfcc if self.kind == "mfcc" else self.n_mels
-
-    @property
-    def frame_rate(self) -> float:
-        return self.sample_rate / self.hop_length
-
-    def num_frames(self, num_samples: int) -> int:
-        """Frames of ``num_samples`` samples at :attr:`sample_rate` (an SSL model's
-        framing too, once validated: 400-sample field, 320-sample hop)."""
-        win, hop = self.win_length, self.hop_length
-        return 0 if num_samples < win else 1 + (num_samples - win) // hop
-
-    def to_dict(self) -> dict[str, Any]:
-        """The fields this kind reads (a log-mel checkpoint holds no SSL keys)."""
-        data = dataclasses.asdict(self)
-        if self.kind != "ssl":
-            data = {k: v for k, v in data.items() if k not in SSL_FIELDS}
-        return data
-
-    def validate(self) -> None:
-        _choice("frontend.kind", self.kind, FRONTENDS)
-        if self.kind == "ssl":
-            self._validate_ssl()
-        _int_range("frontend.sample_rate", self.sample_rate, 1000, 384_000)
-        _int_range("frontend.n_fft", self.n_fft, 16, 1 << 16)
-        _int_range("frontend.win_length", self.win_length, 16, self.n_fft)
-        _int_range("frontend.hop_length", self.hop_length, 1, self.win_length)
-        _int_range("frontend.n_mels", self.n_mels, 1, self.n_fft // 2 + 1)
-        _int_range("frontend.n_mfcc", self.n_mfcc, 1, self.n_mels)
-        _non_negative("frontend.f_min", self.f_min)
-        nyquist = self.sample_rate / 2
-        f_max = nyquist if self.f_max is None else self.f_max
-        if not self.f_min < f_max <= nyquist:
-            raise ConfigError(
-                f"frontend.f_max: must be in (f_min, sample_rate / 2 = {nyquist:g}], found {f_max!r}"
-            )
-        _positive("frontend.log_floor", self.log_floor)
-
-    def _check_window_memory(self, heads: int, frame_rate: float) -> None:
-        """Attention over one window holds ``heads x frames^2`` float32 scores: refuse a
-        window whose scores alone exceed this machine's memory (``1e308`` seconds would
-        otherwise overflow, and an hour would need 1.2 TiB), naming the size."""
-        frames = (self.window_seconds + 2 * self.context_seconds) * frame_rate
-        need = heads * frames * frames * 4.0
-        have = machine_memory()
-        if not need <= have:  # inf and nan too
-            raise ConfigError(
-                f"frontend.window_seconds: windows of {self.window_seconds:g} s (+ context) "
-                f"need about {format_bytes(need)} for attention, more than this machine's "
-                f"{format_bytes(have)}; the default is 30"
-            )
-
-    def _validate_ssl(self) -> None:
-        arch = ssl_model(self.model)  # ConfigError naming the known models
-        if not isinstance(self.layers, list) or not self.layers:
-            raise ConfigError("frontend.layers: must be a non-empty list of layer numbers")
-        for layer in self.layers:
-            _int_range("frontend.layers", layer, 1, arch.num_layers)
-        if len(set(self.layers)) != len(self.layers):
-            raise ConfigError(f"frontend.layers: holds a layer twice ({self.layers})")
-        _choice("frontend.layer_merge", self.layer_merge, SSL_MERGES)
-        _choice("frontend.precision", self.precision, SSL_PRECISIONS)
-        _positive("frontend.window_seconds", self.window_seconds)
-        _non_negative("frontend.context_seconds", self.context_seconds)
-        if self.window_seconds * SAMPLE_RATE < RECEPTIVE_FIELD:
-            raise ConfigError("frontend.window_seconds: must cover one frame (0.025 s)")
-        self._check_window_memory(arch.num_heads, SAMPLE_RATE / HOP)
-        # The model fixes its framing: 400-sample receptive field, 320-sample hop, 16 kHz.
-        self.sample_rate, self.hop_length = SAMPLE_RATE, HOP
-        self.win_length = self.n_fft = RECEPTIVE_FIELD
 
 
 @dataclass
@@ -315,7 +181,7 @@ class TokenizerConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self) | {
             "quantizer": _quantizer_to_dict(self.quantizer),
-            "projection": _stored(self.projection),
+            "projection": stored(self.projection),
             "frontend": self.frontend.to_dict(),
         }
 

@@ -261,7 +261,9 @@ class Tokenizer(nn.Module):
         of codes gives a list of waveforms). With ``vocoder`` (a file from
         ``tokquant train-vocoder`` for this checkpoint, or one loaded once with
         :func:`tokquant.formats.vocoder.load_vocoder`) any audio front end decodes, long
-        inputs in chunks; without, Griffin-Lim (an approximate inversion for listening
+        inputs in chunks; a Vocos or BigVGAN folder or Hub id (or one loaded once with
+        :func:`tokquant.vocoder.pretrained.load_pretrained`) decodes a tokenizer on that
+        vocoder's mel. Without, Griffin-Lim (an approximate inversion for listening
         checks) decodes log-mel and fbank features. Sample ``n`` of the result lines up
         with sample ``n`` of the encoded audio."""
         from tokquant.audio.vocoder import to_audio
@@ -291,7 +293,7 @@ class Tokenizer(nn.Module):
             else:
                 from tokquant.vocoder.decoding import frame_offset, vocode
 
-                waves.append(vocode(net, features, frame_offset(self)))
+                waves.append(vocode(net, features, frame_offset(self, net)))
         return waves[0] if single else waves
 
     def _checked_codes(self, codes: Any) -> torch.Tensor:

@@ -2,12 +2,15 @@
 
 Griffin-Lim, the way back to audio, lives in :mod:`tokquant.audio.vocoder`.
 
-Frames are not centred: frame ``t`` covers resampled samples
+By default frames are not centred: frame ``t`` covers resampled samples
 ``[t * hop, t * hop + win)``, so a signal of ``L`` samples has
 ``1 + (L - win) // hop`` frames (0 when ``L < win``) and any frame range can be computed
 from exactly the samples it covers. Streaming reads each chunk's samples (plus the
 resampler's filter margin) and nothing else, which is what makes chunked features, and
 so tokens, equal to whole-file ones while memory stays bounded by the chunk size.
+A pretrained vocoder's mel may mirror ``reflect_pad`` samples onto each end first
+(``torch.stft(center=True)``); :func:`read_frames` mirrors them when a block reaches past
+an end, so that framing streams the same way.
 
 Floating-point results of an FFT or a matrix product can change in the last bit with the
 number of frames computed together, which could flip a code sitting on a boundary. So
@@ -62,13 +65,14 @@ class FrontEnd:
         return self.config.feature_dim
 
     def num_frames(self, num_samples: int) -> int:
-        c = self.config
-        return 0 if num_samples < c.win_length else 1 + (num_samples - c.win_length) // c.hop_length
+        return self.config.num_frames(num_samples)
 
     def sample_range(self, f0: int, f1: int) -> tuple[int, int]:
-        """Samples covered by frames ``[f0, f1)``."""
+        """Samples covered by frames ``[f0, f1)`` (below 0 or past the end where the
+        framing mirrors the ends)."""
         c = self.config
-        return f0 * c.hop_length, (f1 - 1) * c.hop_length + c.win_length
+        start = f0 * c.hop_length - c.reflect_pad
+        return start, start + (f1 - f0 - 1) * c.hop_length + c.win_length
 
     def windows(self, total: int) -> list[tuple[int, int, int, int]]:
         """Blocks of :data:`BLOCK_FRAMES`, each computed from its own samples alone
@@ -89,20 +93,37 @@ class FrontEnd:
         return log_mel
 
     def _log_mel(self, wave: torch.Tensor) -> torch.Tensor:
+        """torchaudio's ``MelSpectrogram`` step by step (the same calls, so the same
+        bits), with BigVGAN's ``power_eps`` between the STFT and the power."""
         c = self.config
         if self._mel is None:
-            self._mel = torchaudio()[1].MelSpectrogram(
-                sample_rate=c.sample_rate,
-                n_fft=c.n_fft,
-                win_length=c.win_length,
-                hop_length=c.hop_length,
-                f_min=c.f_min,
-                f_max=c.f_max,
-                n_mels=c.n_mels,
-                power=2.0,
-                center=False,
+            functional, transforms, _ = torchaudio()
+            self._mel = (
+                transforms.Spectrogram(
+                    n_fft=c.n_fft,
+                    win_length=c.win_length,
+                    hop_length=c.hop_length,
+                    power=None,
+                    center=False,
+                ),
+                functional.melscale_fbanks(
+                    c.n_fft // 2 + 1,
+                    c.f_min,
+                    c.f_max or c.sample_rate / 2,
+                    c.n_mels,
+                    c.sample_rate,
+                    norm=c.mel_norm,
+                    mel_scale=c.mel_scale,
+                ),
             )
-        return self._mel(wave).clamp(min=c.log_floor).log().T.contiguous()
+        stft, banks = self._mel
+        spec = stft(wave)  # [freq, T] complex
+        if c.power_eps:
+            spec = (torch.view_as_real(spec).pow(2).sum(-1) + c.power_eps).pow(c.power / 2)
+        else:
+            spec = spec.abs() if c.power == 1.0 else spec.abs().pow(c.power)
+        mel = torch.matmul(spec.transpose(-1, -2), banks)  # [T, n_mels]
+        return mel.clamp(min=c.log_floor).log().contiguous()
 
     def _fbank(self, wave: torch.Tensor) -> torch.Tensor:
         kaldi = torchaudio()[2]
@@ -170,6 +191,17 @@ class AudioSource:
         return self._resampling.resample(chunk, in0, start, stop)
 
 
+def read_frames(source: AudioSource, start: int, stop: int) -> torch.Tensor:
+    """Samples ``[start, stop)``, the ones before 0 and from the end on mirrored from
+    inside (``reflect`` padding: sample ``-k`` is sample ``k``)."""
+    n = source.num_samples
+    a, b = max(0, start), min(n, stop)
+    wave = source.read(a, b)
+    if (a, b) == (start, stop):
+        return wave
+    return torch.nn.functional.pad(wave[None], (a - start, stop - b), mode="reflect")[0]
+
+
 def stream_features(
     path: Path,
     frontend: AnyFrontEnd,
@@ -204,14 +236,14 @@ def reader_features(
         c = frontend.config
         raise InputError(
             f"{path}: audio is shorter than one frame ({source.num_samples} samples at "
-            f"{c.sample_rate} Hz, a frame needs {c.win_length})"
+            f"{c.sample_rate} Hz, a frame needs {c.min_samples})"
         )
     step = total if chunk_frames is None else max(1, chunk_frames)
     blocks: list[np.ndarray] = []
     held = 0
     for own0, own1, in0, in1 in frontend.windows(total):
         s0, s1 = frontend.sample_range(in0, in1)
-        feats = frontend.features(source.read(s0, s1))
+        feats = frontend.features(read_frames(source, s0, s1))
         if feats.shape[0] != in1 - in0:  # a front-end setting disagreeing with the formula
             raise InputError(
                 f"{path}: front end gave {feats.shape[0]} frames for {in1 - in0}; "

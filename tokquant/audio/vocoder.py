@@ -27,16 +27,16 @@ def to_audio(config: FrontendConfig, features: np.ndarray, n_iter: int = 32) -> 
         raise InputError(f"`audio` needs a logmel or fbank front end, this checkpoint has {c.kind}")
     energies = torch.from_numpy(np.asarray(features, dtype=np.float32)).exp()  # [T, n_mels]
     banks, n_fft = _filterbank(c)  # [n_mels, n_freq]
-    power = (energies @ torch.linalg.pinv(banks).T).clamp(min=0.0).T  # [n_freq, T]
+    spec = (energies @ torch.linalg.pinv(banks).T).clamp(min=0.0).T  # [n_freq, T], |X|^power
     gl = torchaudio()[1].GriffinLim(
-        n_fft=n_fft, win_length=c.win_length, hop_length=c.hop_length, power=2.0, n_iter=n_iter
+        n_fft=n_fft, win_length=c.win_length, hop_length=c.hop_length, power=c.power, n_iter=n_iter
     )
     torch.manual_seed(0)  # Griffin-Lim starts from random phase: make it repeatable
-    wave = gl(power)
+    wave = gl(spec)
     if c.kind == "fbank":
         wave = _deemphasis(wave) / 32768.0
-    # Griffin-Lim centres frames; ours start at t * hop: shift by half a window.
-    wave = torch.cat([torch.zeros(c.win_length // 2), wave])
+    # Griffin-Lim centres frame t on sample t * hop; ours is centred on first_centre + t * hop.
+    wave = torch.cat([torch.zeros(c.first_centre), wave])
     peak = float(wave.abs().max()) if wave.numel() else 0.0
     return (wave / peak * 0.9 if peak > 1.0 else wave).numpy()
 
@@ -50,7 +50,13 @@ def _filterbank(c: FrontendConfig) -> tuple[torch.Tensor, int]:
         )
         return torch.nn.functional.pad(banks, (0, 1)), n_fft  # Kaldi drops the Nyquist bin
     fb = functional.melscale_fbanks(
-        c.n_fft // 2 + 1, c.f_min, c.f_max or c.sample_rate / 2, c.n_mels, c.sample_rate
+        c.n_fft // 2 + 1,
+        c.f_min,
+        c.f_max or c.sample_rate / 2,
+        c.n_mels,
+        c.sample_rate,
+        norm=c.mel_norm,
+        mel_scale=c.mel_scale,
     )
     return fb.T, c.n_fft
 

@@ -33,8 +33,9 @@ LevelsOption = Annotated[int | None, typer.Option(help="RVQ: decode with the fir
 VocoderOption = Annotated[
     Path | None,
     typer.Option(
-        help="With --audio: a vocoder from `tokquant train-vocoder` for this checkpoint "
-        "(default: Griffin-Lim, log-mel and fbank only)."
+        help="With --audio: a vocoder from `tokquant train-vocoder` for this checkpoint, or a "
+        "Vocos/BigVGAN folder or Hub id for a checkpoint on its mel "
+        "(configs/logmel-vocos-*, logmel-bigvgan-*). Default: Griffin-Lim (log-mel, fbank)."
     ),
 ]
 

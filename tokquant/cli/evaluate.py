@@ -32,7 +32,10 @@ AudioOption = Annotated[
 ]
 VocoderOption = Annotated[
     Path | None,
-    typer.Option(help="A vocoder from train-vocoder for this checkpoint (default: Griffin-Lim)."),
+    typer.Option(
+        help="A vocoder from train-vocoder for this checkpoint, or a Vocos/BigVGAN folder or "
+        "Hub id for a checkpoint on its mel (default: Griffin-Lim)."
+    ),
 ]
 PlotOption = Annotated[
     Path | None, typer.Option(help="A folder for one PNG per file: original vs decoded log-mel.")

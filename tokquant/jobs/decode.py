@@ -67,7 +67,7 @@ def write_decoded(
         if vocoder is not None:
             from tokquant.vocoder.decoding import frame_offset, vocode
 
-            wave = vocode(vocoder, features, frame_offset(tok)).numpy()
+            wave = vocode(vocoder, features, frame_offset(tok, vocoder)).numpy()
         else:
             wave = to_audio(frontend, features)
         write_wav(out_path, wave, frontend.sample_rate)
@@ -165,7 +165,6 @@ class DecodeJob:
 
         tok = open_tokenizer(self.checkpoint, self.device)
         out = Path(self.out)
-        OutputFolder(out).create()
         sources = token_sources(tok, [Path(p) for p in self.tokens])
         check_decode_options(tok, audio=self.audio, levels=self.levels, vocoder=self.vocoder)
         vocoder = None
@@ -173,6 +172,7 @@ class DecodeJob:
             from tokquant.vocoder.decoding import open_vocoder
 
             vocoder = open_vocoder(self.vocoder, tok)
+        OutputFolder(out).create()  # once every input is known good: no empty folder
         return to_files(
             tok,
             sources,

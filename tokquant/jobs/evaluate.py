@@ -52,7 +52,8 @@ class EvalJob(InputOptions):
     checkpoint: str | Path
     tokens: list[str | Path]
     audio: list[str | Path]
-    #: a file from ``train-vocoder`` for this checkpoint (None: Griffin-Lim)
+    #: a file from ``train-vocoder`` for this checkpoint, or a Vocos/BigVGAN folder or Hub
+    #: id for a checkpoint on its mel (None: Griffin-Lim)
     vocoder: str | Path | None = None
     #: a folder for one PNG per file: the original's and the decoded audio's log-mel
     plot: str | Path | None = None
@@ -131,7 +132,9 @@ class EvalJob(InputOptions):
             from tokquant.vocoder.decoding import frame_offset, open_vocoder, vocode
 
             net = open_vocoder(self.vocoder, tok)
-            return lambda codes: vocode(net, decode_codes(tok, codes), frame_offset(tok)).numpy()
+            return lambda codes: vocode(
+                net, decode_codes(tok, codes), frame_offset(tok, net)
+            ).numpy()
         if front.kind not in ("logmel", "fbank"):
             raise InputError(
                 f"{self.checkpoint}: a {front.kind} front end decodes to audio only "

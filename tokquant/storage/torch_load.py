@@ -26,9 +26,12 @@ def quiet_torch_load(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_state_dict(path: Path, *, suffix: str | None = None) -> dict[str, torch.Tensor]:
+def load_state_dict(
+    path: Path, *, suffix: str | None = None, inner: str | None = None
+) -> dict[str, torch.Tensor]:
     """A state dict from ``.safetensors`` or a weights-only ``.pt``/``.pth`` (no pickle
-    code); ``suffix`` names the format of a file whose own name does not (a download)."""
+    code); ``suffix`` names the format of a file whose own name does not (a download).
+    A ``.pt`` may nest it under ``"state_dict"``, or ``inner`` (BigVGAN's ``"generator"``)."""
     import torch
 
     path = Path(path)
@@ -46,8 +49,9 @@ def load_state_dict(path: Path, *, suffix: str | None = None) -> dict[str, torch
             f"{path}: not a state dict file (expected a weights-only .pt/.pth or a "
             f".safetensors file of tensors)"
         ) from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
+    for key in ("state_dict", inner):
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise FormatError(f"{path}: not a state dict of tensors")
     for name, tensor in state.items():

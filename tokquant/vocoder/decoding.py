@@ -4,7 +4,7 @@ tokens, and long inputs in chunks."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -12,23 +12,38 @@ import torch
 from tokquant.errors import InputError
 from tokquant.vocoder.model import Vocoder
 
+if TYPE_CHECKING:
+    from tokquant.vocoder.pretrained import PretrainedVocoder
+
 #: Frames per chunk when decoding long inputs (30 s at 100 frames/s).
 CHUNK_FRAMES = 3000
 
 
-def frame_offset(tok: Any) -> int:
-    """Samples from a frame's start to its centre (``win / 2``): a decoded waveform
-    starts with this much silence, so its sample ``n`` is the encoded audio's ``n``."""
-    return tok.config.frontend.win_length // 2
+def frame_offset(tok: Any, vocoder: Any = None) -> int:
+    """Silence a decoded waveform starts with, so that its sample ``n`` is the encoded
+    audio's ``n``: a train-vocoder decoder (and Griffin-Lim) starts at frame 0's centre;
+    a pretrained one reproduces its own framing's audio, from sample 0."""
+    if getattr(vocoder, "aligned_to_input", False):
+        return 0
+    return tok.config.frontend.first_centre
 
 
 def open_vocoder(vocoder: Any, tok: Any) -> Any:
-    """``vocoder`` (a path, or a loaded :class:`~tokquant.formats.vocoder.VocoderFile`)
-    checked to be made for ``tok``: the same checkpoint id, sample rate, hop and
-    feature size. Returns the :class:`~tokquant.vocoder.model.Vocoder` on ``tok``'s
-    device."""
+    """``vocoder`` checked to be made for ``tok``, on ``tok``'s device. A file from
+    train-vocoder (a path, or a loaded :class:`~tokquant.formats.vocoder.VocoderFile`)
+    must carry ``tok``'s checkpoint id, sample rate, hop and feature size; a Vocos or
+    BigVGAN model (a folder, a Hub id, or a loaded
+    :class:`~tokquant.vocoder.pretrained.PretrainedVocoder`) needs ``tok``'s front end to
+    compute its mel."""
     from tokquant.formats.vocoder import VocoderFile, load_vocoder
+    from tokquant.vocoder.pretrained import PretrainedVocoder, check_frontend, load_pretrained
 
+    if isinstance(vocoder, PretrainedVocoder) or not (
+        isinstance(vocoder, VocoderFile) or Path(vocoder).is_file()
+    ):
+        net = vocoder if isinstance(vocoder, PretrainedVocoder) else load_pretrained(vocoder)
+        check_frontend(net, tok.config.frontend)
+        return net.to(tok.mean.device)
     loaded = vocoder if isinstance(vocoder, VocoderFile) else load_vocoder(Path(vocoder))
     config, front = loaded.vocoder.config, tok.config.frontend
     where = loaded.path.name
@@ -54,7 +69,7 @@ def open_vocoder(vocoder: Any, tok: Any) -> Any:
 
 @torch.no_grad()
 def vocode(
-    vocoder: Vocoder,
+    vocoder: Vocoder | PretrainedVocoder,
     features: np.ndarray | torch.Tensor,
     offset: int,
     chunk_frames: int = CHUNK_FRAMES,
@@ -64,7 +79,7 @@ def vocode(
     frames of context on both sides and keeps its own frames' samples only, so a long
     input decodes as it would whole (to float rounding) in bounded memory."""
     feats = torch.as_tensor(np.asarray(features, dtype=np.float32))
-    device = vocoder.mean.device
+    device = next(vocoder.parameters()).device
     total, hop, context = feats.shape[0], vocoder.config.hop, vocoder.receptive_frames
     pieces = [torch.zeros(offset)]
     for t0 in range(0, total, chunk_frames):
