@@ -142,6 +142,21 @@ def test_frame_count_follows_the_documented_formula(kind, length):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_a_window_shorter_than_the_fft_frames_and_streams_as_documented(tmp_path, kind):
+    """n_fft 512, win_length 400: torch frames n_fft samples (the window centred in them),
+    Kaldi win_length; either way the formula, and so streaming, agrees with the front end."""
+    config = FrontendConfig(kind=kind, n_fft=512, win_length=400)
+    fe = FrontEnd(config)
+    assert config.frame_length == (400 if kind == "fbank" else 512)
+    path = write(tmp_path / "x.wav", speechlike(3.1, 16000), 16000, "PCM_16")
+    whole = audio_features(path, fe, chunk_frames=None)
+    y = torch.from_numpy(sf.read(str(path), dtype="float32")[0])
+    assert whole.shape[0] == fe.num_frames(len(y)) == fe.features(y).shape[0]
+    assert whole.shape[0] == 1 + (len(y) - config.frame_length) // 160
+    assert np.array_equal(audio_features(path, fe, chunk_frames=100), whole)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_front_ends_match_torchaudio_references(kind):
     wave = torch.from_numpy(speechlike(1.0, 16000))
     fe = FrontEnd(FrontendConfig(kind=kind))

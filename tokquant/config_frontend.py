@@ -53,9 +53,9 @@ class FrontendConfig:
     """Audio to features, on torchaudio. ``kind: none`` means inputs are feature files.
 
     A signal of ``L`` samples at ``sample_rate``, with ``p = reflect_pad`` samples mirrored
-    onto each end, gives ``1 + (L + 2p - win_length) // hop_length`` frames (0 when that
+    onto each end, gives ``1 + (L + 2p - frame_length) // hop_length`` frames (0 when that
     is below one, or ``L <= p``), frame ``t`` covering samples
-    ``[t * hop_length - p, t * hop_length - p + win_length)``. By default ``p = 0``: no
+    ``[t * hop_length - p, t * hop_length - p + frame_length)``. By default ``p = 0``: no
     centring, each frame computed from samples of the signal alone.
     """
 
@@ -109,18 +109,25 @@ class FrontendConfig:
         return (
             0
             if num_samples < self.min_samples
-            else 1 + (num_samples + 2 * self.reflect_pad - self.win_length) // self.hop_length
+            else 1 + (num_samples + 2 * self.reflect_pad - self.frame_length) // self.hop_length
         )
+
+    @property
+    def frame_length(self) -> int:
+        """Samples one frame reads: ``n_fft`` for log-mel and MFCC (torch frames ``n_fft``
+        samples, the ``win_length`` window centred in them), ``win_length`` for fbank
+        (Kaldi pads each frame's FFT itself) and SSL models."""
+        return self.n_fft if self.kind in ("logmel", "mfcc") else self.win_length
 
     @property
     def min_samples(self) -> int:
         """The shortest signal with a frame (a mirrored end needs ``reflect_pad + 1``)."""
-        return max(self.win_length - 2 * self.reflect_pad, self.reflect_pad + 1)
+        return max(self.frame_length - 2 * self.reflect_pad, self.reflect_pad + 1)
 
     @property
     def first_centre(self) -> int:
         """The sample frame 0 is centred on."""
-        return self.win_length // 2 - self.reflect_pad
+        return self.frame_length // 2 - self.reflect_pad
 
     def to_dict(self) -> dict[str, Any]:
         """The fields this kind reads (a log-mel checkpoint holds no SSL keys)."""
@@ -155,7 +162,7 @@ class FrontendConfig:
             raise ConfigError(
                 f"frontend.mel_norm: must be null or slaney, found {shown(self.mel_norm)}"
             )
-        check_setting("frontend.reflect_pad", self.reflect_pad, int_in(0, self.win_length // 2))
+        check_setting("frontend.reflect_pad", self.reflect_pad, int_in(0, self.frame_length // 2))
         mel_only = ("power", "power_eps", "mel_scale", "mel_norm")
         unread = {"fbank": mel_only, "ssl": (*mel_only, "reflect_pad")}.get(self.kind, ())
         for f in dataclasses.fields(self):

@@ -3,8 +3,8 @@
 Griffin-Lim, the way back to audio, lives in :mod:`tokquant.audio.vocoder`.
 
 By default frames are not centred: frame ``t`` covers resampled samples
-``[t * hop, t * hop + win)``, so a signal of ``L`` samples has
-``1 + (L - win) // hop`` frames (0 when ``L < win``) and any frame range can be computed
+``[t * hop, t * hop + n)`` (``n``: ``FrontendConfig.frame_length``), so a signal of ``L``
+samples has ``1 + (L - n) // hop`` frames (0 when ``L < n``) and any frame range can be computed
 from exactly the samples it covers. Streaming reads each chunk's samples (plus the
 resampler's filter margin) and nothing else, which is what makes chunked features, and
 so tokens, equal to whole-file ones while memory stays bounded by the chunk size.
@@ -72,7 +72,7 @@ class FrontEnd:
         framing mirrors the ends)."""
         c = self.config
         start = f0 * c.hop_length - c.reflect_pad
-        return start, start + (f1 - f0 - 1) * c.hop_length + c.win_length
+        return start, start + (f1 - f0 - 1) * c.hop_length + c.frame_length
 
     def windows(self, total: int) -> list[tuple[int, int, int, int]]:
         """Blocks of :data:`BLOCK_FRAMES`, each computed from its own samples alone
