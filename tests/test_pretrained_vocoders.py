@@ -207,6 +207,12 @@ def test_decode_and_the_api_give_aligned_audio_through_a_folder(
     assert len(api) == (codes.shape[0] - 1) * 256
     griffin_lim = tok.decode_audio(codes)  # the fallback knows the mirrored framing too
     assert abs(len(griffin_lim) - len(api)) <= 256
+    # eval scores through the folder too: the decoded audio lines up with the input
+    res = run_cli("eval", vocos_tokenizer, tmp_path / "tok", "--audio", wav, "--vocoder",
+                  vocos_folder[0], "--json")  # fmt: skip
+    assert res.code == 0, res.err
+    report = json.loads(res.out)
+    assert report["decoder"] == vocos_folder[0].name and report["rows"][0]["mel_distance"] > 0
     # BigVGAN's mel is another: refused in one line, and nothing written
     res = run_cli("decode", vocos_tokenizer, tmp_path / "tok", "-o", tmp_path / "no", "--audio",
                   "--vocoder", bigvgan_folder[0])  # fmt: skip
