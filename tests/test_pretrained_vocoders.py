@@ -227,6 +227,27 @@ def test_decode_and_the_api_give_aligned_audio_through_a_folder(
     assert "charactr/vocos-mel-24khz: cannot fetch from the Hugging Face Hub" in proc.stderr
 
 
+def test_bigvgan_weights_saved_without_weight_norm_load_too(tmp_path):
+    """The published generator keeps weight norm; a copy saved after folding it (as
+    inference scripts do) has plain weights, and loads into a folded model."""
+    import contextlib
+    import io
+
+    from bigvgan.bigvgan import BigVGAN
+    from bigvgan.env import AttrDict
+
+    torch.manual_seed(1)
+    model = BigVGAN(AttrDict(dict(BIGVGAN_24K))).eval()
+    with contextlib.redirect_stdout(io.StringIO()):
+        model.remove_weight_norm()
+    model._save_pretrained(tmp_path)
+    assert not any(k.endswith("weight_v") for k in model.state_dict())
+    mels = torch.randn(1, 100, 40, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        theirs, ours = model(mels)[:, 0], load_pretrained(tmp_path)(mels.transpose(1, 2))
+    assert (ours - theirs).abs().max() <= 1e-5
+
+
 def test_a_tokenizer_on_another_mel_is_refused(logmel_rvq, vocos_folder):
     import tokquant
 
