@@ -97,7 +97,7 @@ class FrontEnd:
         bits), with BigVGAN's ``power_eps`` between the STFT and the power."""
         c = self.config
         if self._mel is None:
-            functional, transforms, _ = torchaudio()
+            transforms = torchaudio()[1]
             self._mel = (
                 transforms.Spectrogram(
                     n_fft=c.n_fft,
@@ -106,15 +106,7 @@ class FrontEnd:
                     power=None,
                     center=False,
                 ),
-                functional.melscale_fbanks(
-                    c.n_fft // 2 + 1,
-                    c.f_min,
-                    c.f_max or c.sample_rate / 2,
-                    c.n_mels,
-                    c.sample_rate,
-                    norm=c.mel_norm,
-                    mel_scale=c.mel_scale,
-                ),
+                mel_banks(c),
             )
         stft, banks = self._mel
         spec = stft(wave)  # [freq, T] complex
@@ -140,6 +132,20 @@ class FrontEnd:
             dither=0.0,
             snip_edges=True,
         )
+
+
+def mel_banks(c: FrontendConfig) -> torch.Tensor:
+    """``[n_fft // 2 + 1, n_mels]`` mel filters of a log-mel or MFCC front end (the
+    features' own, and Griffin-Lim's way back)."""
+    return torchaudio()[0].melscale_fbanks(
+        c.n_fft // 2 + 1,
+        c.f_min,
+        c.f_max or c.sample_rate / 2,
+        c.n_mels,
+        c.sample_rate,
+        norm=c.mel_norm,
+        mel_scale=c.mel_scale,
+    )
 
 
 def build_frontend(config: FrontendConfig, device: torch.device | str = "cpu") -> AnyFrontEnd:

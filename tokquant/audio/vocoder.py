@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from tokquant.audio._torchaudio import torchaudio
+from tokquant.audio.frontend import mel_banks
 from tokquant.config import FrontendConfig
 from tokquant.errors import InputError
 
@@ -42,23 +43,14 @@ def to_audio(config: FrontendConfig, features: np.ndarray, n_iter: int = 32) -> 
 
 
 def _filterbank(c: FrontendConfig) -> tuple[torch.Tensor, int]:
-    functional, _, kaldi = torchaudio()
+    kaldi = torchaudio()[2]
     if c.kind == "fbank":
         n_fft = 1 << (c.win_length - 1).bit_length()  # Kaldi rounds to a power of two
         banks, _ = kaldi.get_mel_banks(
             c.n_mels, n_fft, float(c.sample_rate), c.f_min, c.f_max or 0.0, 100.0, -500.0, 1.0
         )
         return torch.nn.functional.pad(banks, (0, 1)), n_fft  # Kaldi drops the Nyquist bin
-    fb = functional.melscale_fbanks(
-        c.n_fft // 2 + 1,
-        c.f_min,
-        c.f_max or c.sample_rate / 2,
-        c.n_mels,
-        c.sample_rate,
-        norm=c.mel_norm,
-        mel_scale=c.mel_scale,
-    )
-    return fb.T, c.n_fft
+    return mel_banks(c).T, c.n_fft
 
 
 def _deemphasis(wave: torch.Tensor) -> torch.Tensor:
