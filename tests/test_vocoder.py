@@ -50,6 +50,91 @@ def test_chunked_decoding_equals_whole():
         assert torch.allclose(vocode(net, feats, 200, chunk_frames=chunk), whole, atol=1e-5)
 
 
+def _front(**changes):
+    from tokquant.config_frontend import FrontendConfig
+
+    return FrontendConfig(kind="logmel", n_mels=40, **changes)
+
+
+@pytest.mark.parametrize("changes", [{}, {"power": 1.0, "reflect_pad": 200}])
+def test_the_mel_match_scales_by_a_uniform_band_ratio_exactly(changes):
+    """Closed form: features ``+1`` in every band ask for ``e`` times the energy, so each
+    bin's gain is ``e`` and the audio is the input times ``e ** (strength / power)``
+    (away from the ends, where the match's framing mirrors the signal)."""
+    from tokquant.audio.frontend import FrontEnd
+    from tokquant.audio.vocoder import match_mel
+
+    front = _front(**changes)
+    speech = torch.from_numpy(sf.read(SPEAKER[0], dtype="float32")[0])
+    padded = torch.nn.functional.pad(speech[None], (front.reflect_pad,) * 2, mode="reflect")[0]
+    features = FrontEnd(front).features(padded)  # as the streaming reader frames them
+    assert torch.equal(match_mel(front, speech, features + 1.0, strength=0.0), speech)
+    inner = slice(front.first_centre + 3 * front.n_fft, len(speech) - 3 * front.n_fft)
+    for strength in (0.5, 1.0):
+        matched = match_mel(front, speech, features + 1.0, strength=strength)
+        assert matched.shape == speech.shape
+        assert torch.equal(matched[: front.first_centre], speech[: front.first_centre])
+        expected = speech[inner] * np.exp(strength / front.power)
+        assert torch.allclose(matched[inner], expected, atol=1e-4), strength
+
+
+def test_the_mel_match_moves_band_energies_toward_the_features_and_blocks_equal_whole():
+    """Bands 15-24 asked for 4x their energy (and the rest unchanged): strength 1 brings
+    the output's log-mel in those bands most of the way there, 0.5 about half of it;
+    matching in short blocks gives the whole signal's samples."""
+    from tokquant.audio.frontend import FrontEnd
+    from tokquant.audio.vocoder import match_mel
+
+    front = _front()
+    speech = torch.from_numpy(sf.read(SPEAKER[1], dtype="float32")[0])
+    features = FrontEnd(front).features(speech)
+    target = features.clone()
+    target[:, 15:25] += np.log(4.0)
+    loud = features[:, 15:25].mean(1) > features[:, 15:25].mean()  # frames above the floor
+    moved = {}
+    for strength in (0.5, 1.0):
+        out = FrontEnd(front).features(match_mel(front, speech, target, strength))
+        moved[strength] = float((out - features)[loud][:, 17:23].mean() / np.log(4.0))
+    assert 0.8 < moved[1.0] < 1.1 and 0.4 < moved[0.5] < 0.6, moved
+    whole = match_mel(front, speech, target, 0.5, block_frames=10_000)
+    for block in (7, 37, 100):
+        assert torch.allclose(match_mel(front, speech, target, 0.5, block_frames=block), whole,
+                              atol=1e-5), block  # fmt: skip
+
+
+def test_mel_match_is_checked_and_its_defaults_agree(trained_vocoder, logmel_rvq, tmp_path):
+    import inspect
+
+    import tokquant
+    from tokquant.audio.vocoder import MEL_MATCH, match_mel
+    from tokquant.cli.decode import decode
+    from tokquant.cli.evaluate import eval_
+    from tokquant.jobs import DecodeJob, EvalJob
+    from tokquant.tokenizer import Tokenizer
+
+    defaults = {DecodeJob.mel_match, EvalJob.mel_match,
+                inspect.signature(Tokenizer.decode_audio).parameters["mel_match"].default,
+                inspect.signature(decode).parameters["mel_match"].default,
+                inspect.signature(eval_).parameters["mel_match"].default}  # fmt: skip
+    assert defaults == {MEL_MATCH}
+    tok = tokquant.load(logmel_rvq)
+    codes = tok.encode_audio(sf.read(SPEAKER[0], dtype="float32")[0], 16000)
+    plain = tok.decode_audio(codes, vocoder=trained_vocoder, mel_match=0.0)
+    features = tok.decode(codes).numpy()
+    assert torch.equal(plain, vocode(load_vocoder(trained_vocoder).vocoder, features, 200))
+    assert torch.allclose(tok.decode_audio(codes, vocoder=trained_vocoder),
+                          match_mel(tok.config.frontend, plain, features), atol=1e-6)  # fmt: skip
+    for bad in (-0.1, 1.5, True):
+        with pytest.raises(InputError, match="`mel_match` must be a number in"):
+            tok.decode_audio(codes, vocoder=trained_vocoder, mel_match=bad)
+    with pytest.raises(InputError, match="needs a logmel front end"):
+        match_mel(_front().__class__(kind="fbank"), plain, features)
+    assert run_cli("encode", logmel_rvq, SPEAKER[0], "--out", tmp_path / "t", "-q").code == 0
+    res = run_cli("decode", logmel_rvq, tmp_path / "t", "--out", tmp_path / "w", "--audio",
+                  "--vocoder", trained_vocoder, "--mel-match", "2")  # fmt: skip
+    assert res.code == 2 and len(error_lines(res)) == 1 and not (tmp_path / "w").exists(), res.err
+
+
 @pytest.fixture(scope="module")
 def trained_vocoder(logmel_rvq, tmp_path_factory):
     out = tmp_path_factory.mktemp("voc") / "v.safetensors"

@@ -255,7 +255,7 @@ class Tokenizer(nn.Module):
         return codes[0] if single else codes
 
     def decode_audio(
-        self, codes: Any, *, vocoder: Any = None, n_iter: int = 32
+        self, codes: Any, *, vocoder: Any = None, n_iter: int = 32, mel_match: float = 0.5
     ) -> torch.Tensor | list[torch.Tensor]:
         """A waveform ``[N]`` float32 at :attr:`sample_rate` from codes ``[T, G]`` (a list
         of codes gives a list of waveforms). With ``vocoder`` (a file from
@@ -263,9 +263,11 @@ class Tokenizer(nn.Module):
         :func:`tokquant.formats.vocoder.load_vocoder`) any audio front end decodes, long
         inputs in chunks; a Vocos or BigVGAN folder or Hub id (or one loaded once with
         :func:`tokquant.vocoder.pretrained.load_pretrained`) decodes a tokenizer on that
-        vocoder's mel. Without, Griffin-Lim (an approximate inversion for listening
-        checks) decodes log-mel and fbank features. Sample ``n`` of the result lines up
-        with sample ``n`` of the encoded audio."""
+        vocoder's mel. A log-mel tokenizer's vocoder output then has each frame's band
+        energies moved ``mel_match`` of the way toward the tokens' (0: off; see
+        :func:`tokquant.audio.vocoder.match_mel`). Without a vocoder, Griffin-Lim (an
+        approximate inversion for listening checks) decodes log-mel and fbank features.
+        Sample ``n`` of the result lines up with sample ``n`` of the encoded audio."""
         from tokquant.audio.vocoder import to_audio
 
         kind = self.config.frontend.kind
@@ -281,8 +283,9 @@ class Tokenizer(nn.Module):
             )
         net = None
         if vocoder is not None:
-            from tokquant.vocoder.decoding import open_vocoder
+            from tokquant.vocoder.decoding import check_mel_match, open_vocoder
 
+            check_mel_match(mel_match)
             net = open_vocoder(vocoder, self)
         single = not isinstance(codes, (list, tuple))
         waves = []
@@ -291,9 +294,9 @@ class Tokenizer(nn.Module):
             if net is None:
                 waves.append(torch.from_numpy(to_audio(self.config.frontend, features, n_iter)))
             else:
-                from tokquant.vocoder.decoding import frame_offset, vocode
+                from tokquant.vocoder.decoding import decode_features
 
-                waves.append(vocode(net, features, frame_offset(self, net)))
+                waves.append(decode_features(net, self, features, mel_match))
         return waves[0] if single else waves
 
     def _checked_codes(self, codes: Any) -> torch.Tensor:

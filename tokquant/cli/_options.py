@@ -160,3 +160,12 @@ SslWeights = Annotated[
         "checkpoint recorded (checked against the sha256 it recorded).",
     ),
 ]
+MelMatch = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="With --vocoder, log-mel tokenizers: move each frame's band energies this far "
+        "(in log) toward the tokens' (0: the vocoder's output as it is).",
+    ),
+]

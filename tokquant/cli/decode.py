@@ -11,6 +11,7 @@ from tokquant.cli._options import (
     CheckpointPath,
     Device,
     JsonOut,
+    MelMatch,
     OutDir,
     Overwrite,
     Quiet,
@@ -49,6 +50,7 @@ def decode(
     overwrite: Overwrite = False,
     device: Device = "cpu",
     vocoder: VocoderOption = None,
+    mel_match: MelMatch = 0.5,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:

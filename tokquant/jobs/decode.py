@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from tokquant.audio.io import write_wav
-from tokquant.audio.vocoder import to_audio
+from tokquant.audio.vocoder import MEL_MATCH, to_audio
 from tokquant.errors import InputError, OutputError, OutputNameError, TokquantError
 from tokquant.formats.features import write_features
 from tokquant.formats.tokens import SUFFIX
@@ -24,9 +24,17 @@ from tokquant.tokenizer import Tokenizer
 
 
 def check_decode_options(
-    tok: Tokenizer, *, audio: bool, levels: int | None, vocoder: object = None
+    tok: Tokenizer,
+    *,
+    audio: bool,
+    levels: int | None,
+    vocoder: object = None,
+    mel_match: float = MEL_MATCH,
 ) -> None:
+    from tokquant.vocoder.decoding import check_mel_match
+
     config = tok.config
+    check_mel_match(mel_match)
     if vocoder is not None and not audio:
         raise InputError("`vocoder` decodes to audio: set `audio` too")
     if audio and not takes_audio(config):
@@ -51,10 +59,12 @@ def write_decoded(
     audio: bool,
     levels: int | None = None,
     vocoder: object = None,
+    mel_match: float = MEL_MATCH,
 ) -> int:
     """Decode ``codes`` (their first ``levels`` columns) to ``.npy`` features, or with
     ``audio`` to a wav (through ``vocoder``, a checked
-    :class:`~tokquant.vocoder.model.Vocoder`, else Griffin-Lim); returns the frame count."""
+    :class:`~tokquant.vocoder.model.Vocoder`, and ``mel_match``, else Griffin-Lim);
+    returns the frame count."""
     if levels is not None:
         if levels > codes.shape[1]:
             raise InputError(
@@ -65,9 +75,9 @@ def write_decoded(
     if audio:
         frontend = tok.config.frontend
         if vocoder is not None:
-            from tokquant.vocoder.decoding import frame_offset, vocode
+            from tokquant.vocoder.decoding import decode_features
 
-            wave = vocode(vocoder, features, frame_offset(tok, vocoder)).numpy()
+            wave = decode_features(vocoder, tok, features, mel_match).numpy()
         else:
             wave = to_audio(frontend, features)
         write_wav(out_path, wave, frontend.sample_rate)
@@ -86,13 +96,16 @@ def to_files(
     overwrite: bool = False,
     progress: Progress | None = None,
     vocoder: object = None,
+    mel_match: float = MEL_MATCH,
 ) -> RunReport:
     """Decode every source into ``out``, mirroring its key."""
     suffix = ".wav" if audio else ".npy"
 
     def work(source: TokenSource, target: Path) -> int:
         codes, _ = source.load(tok)
-        return write_decoded(tok, codes, target, audio=audio, levels=levels, vocoder=vocoder)
+        return write_decoded(
+            tok, codes, target, audio=audio, levels=levels, vocoder=vocoder, mel_match=mel_match
+        )
 
     return run_each(
         sources,
@@ -159,6 +172,9 @@ class DecodeJob:
     overwrite: bool = False
     device: str = "cpu"
     vocoder: str | Path | None = None
+    #: log-mel tokenizers, with ``vocoder``: how far each frame's band energies are moved
+    #: toward the tokens' (0: the vocoder's output as it is, 1: all the way)
+    mel_match: float = MEL_MATCH
 
     def run(self, progress: Progress | None = None) -> RunReport:
         from tokquant.jobs.load import open_tokenizer
@@ -166,7 +182,13 @@ class DecodeJob:
         tok = open_tokenizer(self.checkpoint, self.device)
         out = Path(self.out)
         sources = token_sources(tok, [Path(p) for p in self.tokens])
-        check_decode_options(tok, audio=self.audio, levels=self.levels, vocoder=self.vocoder)
+        check_decode_options(
+            tok,
+            audio=self.audio,
+            levels=self.levels,
+            vocoder=self.vocoder,
+            mel_match=self.mel_match,
+        )
         vocoder = None
         if self.vocoder is not None:
             from tokquant.vocoder.decoding import open_vocoder
@@ -182,4 +204,5 @@ class DecodeJob:
             overwrite=self.overwrite,
             progress=progress,
             vocoder=vocoder,
+            mel_match=self.mel_match,
         )

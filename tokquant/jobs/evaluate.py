@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from tokquant.audio.vocoder import MEL_MATCH
 from tokquant.errors import InputError, TokquantError
 from tokquant.jobs.features import decode_codes, source_audio
 from tokquant.jobs.load import InputOptions
@@ -55,6 +56,9 @@ class EvalJob(InputOptions):
     #: a file from ``train-vocoder`` for this checkpoint, or a Vocos/BigVGAN folder or Hub
     #: id for a checkpoint on its mel (None: Griffin-Lim)
     vocoder: str | Path | None = None
+    #: log-mel tokenizers, with ``vocoder``: how far each frame's band energies are moved
+    #: toward the tokens' (:func:`~tokquant.audio.vocoder.match_mel`; 0: off)
+    mel_match: float = MEL_MATCH
     #: a folder for one PNG per file: the original's and the decoded audio's log-mel
     plot: str | Path | None = None
     device: str = "cpu"
@@ -129,11 +133,12 @@ class EvalJob(InputOptions):
         """``codes -> waveform`` at the tokenizer's rate, aligned with its input."""
         front = tok.config.frontend
         if self.vocoder is not None:
-            from tokquant.vocoder.decoding import frame_offset, open_vocoder, vocode
+            from tokquant.vocoder.decoding import check_mel_match, decode_features, open_vocoder
 
+            check_mel_match(self.mel_match)
             net = open_vocoder(self.vocoder, tok)
-            return lambda codes: vocode(
-                net, decode_codes(tok, codes), frame_offset(tok, net)
+            return lambda codes: decode_features(
+                net, tok, decode_codes(tok, codes), self.mel_match
             ).numpy()
         if front.kind not in ("logmel", "fbank"):
             raise InputError(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from tokquant.audio.vocoder import MEL_MATCH, match_mel
 from tokquant.errors import InputError
 from tokquant.vocoder.model import Vocoder
 
@@ -65,6 +66,28 @@ def open_vocoder(vocoder: Any, tok: Any) -> Any:
             f"tokenizer decodes {int(tok.mean.numel())}"
         )
     return loaded.vocoder.to(tok.mean.device)
+
+
+def decode_features(
+    vocoder: Vocoder | PretrainedVocoder,
+    tok: Any,
+    features: np.ndarray | torch.Tensor,
+    mel_match: float = MEL_MATCH,
+) -> torch.Tensor:
+    """Audio of ``tok``'s decoded ``features`` through ``vocoder``, its sample ``n`` the
+    encoded audio's ``n``. For a log-mel tokenizer each frame's band energies are then
+    moved ``mel_match`` of the way toward the features' (:func:`~tokquant.audio.vocoder.
+    match_mel`; 0: the vocoder's output as it is)."""
+    wave = vocode(vocoder, features, frame_offset(tok, vocoder))
+    front = tok.config.frontend
+    if mel_match and front.kind == "logmel":
+        wave = match_mel(front, wave, features, mel_match)
+    return wave
+
+
+def check_mel_match(value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise InputError(f"`mel_match` must be a number in [0, 1], found {value!r}")
 
 
 @torch.no_grad()
