@@ -1,5 +1,6 @@
-"""Vocoder speed on this machine: decoding (x real time) through a trained vocoder vs
-Griffin-Lim (32 iterations), and one training step's time and peak memory.
+"""Vocoder speed on this machine: decoding (x real time) through a trained vocoder, with
+and without the mel match, vs Griffin-Lim (32 iterations), and one training step's time
+and peak memory.
 
     python scripts/bench_vocoder.py CKPT VOCODER [--seconds 60]
 """
@@ -23,7 +24,12 @@ sys.path.insert(0, str(ROOT))
 import tokquant  # noqa: E402
 from tokquant.audio.vocoder import to_audio  # noqa: E402
 from tokquant.formats.vocoder import load_vocoder  # noqa: E402
-from tokquant.vocoder.decoding import frame_offset, open_vocoder, vocode  # noqa: E402
+from tokquant.vocoder.decoding import (  # noqa: E402
+    decode_features,
+    frame_offset,
+    open_vocoder,
+    vocode,
+)
 from tokquant.vocoder.losses import SpectralLoss  # noqa: E402
 from tokquant.vocoder.train import VocoderTraining, _draw, make_pair  # noqa: E402
 
@@ -56,8 +62,11 @@ def main() -> None:
     print(f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"{args.seconds:.0f} s of speech ({features.shape[0]} frames)")  # fmt: skip
     voc = best_of(lambda: vocode(net, features, offset))
+    matched = best_of(lambda: decode_features(net, tok, features))
     gl = best_of(lambda: to_audio(tok.config.frontend, features), repeats=1)
     print(f"vocoder decode: {voc:.2f} s ({args.seconds / voc:.0f}x real time)")
+    print(f"vocoder + mel match (the default): {matched:.2f} s "
+          f"({args.seconds / matched:.0f}x real time)")  # fmt: skip
     print(f"Griffin-Lim decode: {gl:.2f} s ({args.seconds / gl:.1f}x real time)")
     training = VocoderTraining()
     pair = make_pair(tok, speech[: 20 * rate])

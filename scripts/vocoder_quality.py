@@ -5,8 +5,9 @@ For each demo tokenizer (``runs/demo/*.safetensors``, from ``scripts/demo.sh``),
 encodes the held-out corpus (``make_sample_corpus.py --heldout``: 30 utterances, 10 voices,
 9 languages), decodes it through Griffin-Lim and through a vocoder trained on the bundled
 corpus with the shipped recipe (``runs/vocoders/NAME.vocoder.safetensors``, trained here
-if missing: about 11 minutes each on 2 cores), and scores both with ``tokquant eval``.
-Prints a Markdown table and the machine.
+if missing: about 11 minutes each on 2 cores) with and without the mel match, and scores
+them with ``tokquant eval``; then the same on the bundled corpus the vocoders were trained
+on. Prints two Markdown tables and the machine.
 
     python scripts/vocoder_quality.py [--names logmel-rvq-8x1024 logmel-bsq-16bit]
 """
@@ -32,6 +33,9 @@ DEMO = ROOT / "runs" / "demo"
 VOCODERS = ROOT / "runs" / "vocoders"
 COLUMNS = [("mel_distance", "mel dist ↓"), ("stoi", "STOI ↑"), ("pesq_wb", "PESQ-WB ↑"),
            ("dnsmos_ovrl", "DNSMOS OVRL ↑")]  # fmt: skip
+#: Each decoder's name in the tables and its eval options (VOCODER: the vocoder's path).
+DECODERS = [("griffin-lim", []), ("vocoder", ["--vocoder", "VOCODER", "--mel-match", "0"]),
+            ("vocoder + mel match", ["--vocoder", "VOCODER"])]  # fmt: skip
 
 
 def run(*args: str) -> str:
@@ -56,25 +60,32 @@ def main() -> None:
                 run(TQ, "train-vocoder", str(ckpt), "--data", str(ROOT / "scripts/sample_data/audio"),
                     "--out", str(vocoder), "-q")  # fmt: skip
                 trained[name] = time.perf_counter() - start
-            tokens = Path(tmp) / name
-            run(TQ, "encode", str(ckpt), str(heldout), "--out", str(tokens), "-q")
-            for decoder in ("griffin-lim", "vocoder"):
-                extra = ["--vocoder", str(vocoder)] if decoder == "vocoder" else []
-                report = json.loads(run(TQ, "eval", str(ckpt), str(tokens), "--audio",
-                                        str(heldout), "--json", "-q", *extra))  # fmt: skip
-                rows.append((name, decoder, report))
-    print(
-        f"{cpu_model()}, {os.cpu_count()} cores; 30 held-out utterances (10 voices, 9 "
-        f"languages); scores at 16 kHz\n"
-    )
-    print("| tokenizer | kbps | decoder | " + " | ".join(h for _, h in COLUMNS) + " |")
-    print("| --- | --- | --- | " + " | ".join("---" for _ in COLUMNS) + " |")
-    for name, decoder, report in rows:
-        cells = [f"{report['overall'].get(k, float('nan')):.3f}" for k, _ in COLUMNS]
-        print(f"| {name} | {report['bitrate_kbps']:.1f} | {decoder} | " + " | ".join(cells) + " |")
-    reference = rows[0][2]["reference"].get("dnsmos_ovrl")
-    if reference is not None:
-        print(f"| original audio | | | | | | {reference:.3f} |")
+            for audio, where in (
+                (heldout, "held-out"),
+                (ROOT / "scripts/sample_data/audio", "heard"),
+            ):
+                tokens = Path(tmp) / where / name
+                run(TQ, "encode", str(ckpt), str(audio), "--out", str(tokens), "-q")
+                for decoder, extra in DECODERS:
+                    extra = [a.replace("VOCODER", str(vocoder)) for a in extra]
+                    report = json.loads(run(TQ, "eval", str(ckpt), str(tokens), "--audio",
+                                            str(audio), "--json", "-q", *extra))  # fmt: skip
+                    rows.append((where, name, decoder, report))
+    print(f"{cpu_model()}, {os.cpu_count()} cores; scores at 16 kHz")
+    for where, title in (("held-out", "30 held-out utterances (10 voices, 9 languages)"),
+                         ("heard", "the bundled corpus the vocoders were trained on")):  # fmt: skip
+        table = [row[1:] for row in rows if row[0] == where]
+        print(f"\n{title}:\n")
+        print("| tokenizer | kbps | decoder | " + " | ".join(h for _, h in COLUMNS) + " |")
+        print("| --- | --- | --- | " + " | ".join("---" for _ in COLUMNS) + " |")
+        for name, decoder, report in table:
+            cells = [f"{report['overall'].get(k, float('nan')):.3f}" for k, _ in COLUMNS]
+            print(
+                f"| {name} | {report['bitrate_kbps']:.1f} | {decoder} | " + " | ".join(cells) + " |"
+            )
+        reference = table[0][2]["reference"].get("dnsmos_ovrl")
+        if reference is not None:
+            print(f"| original audio | | | | | | {reference:.3f} |")
     for name, seconds in trained.items():
         print(f"\nvocoder for {name} trained here in {seconds / 60:.1f} min")
 
