@@ -264,3 +264,17 @@ def other_rank() -> bool:
         "",
         "0",
     )
+
+
+def run_training(job: Any, command: str, *, json_out: bool, quiet: bool) -> None:
+    """``train`` and ``train-vocoder``: run ``job`` with a progress bar showing its
+    losses, then its warnings and (rank 0 only) its summary; a torchrun rank then leaves
+    the group."""
+    ui = Output(json_mode=json_out, quiet=quiet or json_out or other_rank())
+    with ui.tracker(with_metrics=True) as progress:
+        report = job.run(progress)
+    for warning in report.warnings:
+        ui.warn(warning)
+    if report.rank == 0:
+        ui.key_values(command, report.summary, json_out=json_out)
+    report.end_process()

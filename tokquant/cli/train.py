@@ -22,7 +22,7 @@ from tokquant.cli._options import (
     Quiet,
     Segments,
 )
-from tokquant.cli._output import Output, other_rank
+from tokquant.cli._output import run_training
 from tokquant.cli._request import request
 
 Interpolate = Annotated[float | None, typer.Option(help="Override train.interpolate (0 to 1).")]
@@ -74,11 +74,4 @@ def train(
     from tokquant.jobs import TrainJob
 
     job = request(TrainJob, locals(), data=[*(data or []), *(more_data or [])])
-    ui = Output(json_mode=json_out, quiet=quiet or json_out or other_rank())
-    with ui.tracker(with_metrics=True) as progress:
-        report = job.run(progress)
-    for warning in report.warnings:
-        ui.warn(warning)
-    if report.rank == 0:
-        ui.key_values("train", report.summary, json_out=json_out)
-    report.end_process()
+    run_training(job, "train", json_out=json_out, quiet=quiet)

@@ -23,7 +23,7 @@ from tokquant.cli._options import (
     Segments,
     SslWeights,
 )
-from tokquant.cli._output import Output, other_rank
+from tokquant.cli._output import run_training
 from tokquant.cli._request import request
 
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="Vocoder to write (.safetensors).")]
@@ -82,11 +82,4 @@ def train_vocoder(
     from tokquant.jobs import TrainVocoderJob
 
     job = request(TrainVocoderJob, locals(), data=[*(data or []), *(more_data or [])])
-    ui = Output(json_mode=json_out, quiet=quiet or json_out or other_rank())
-    with ui.tracker(with_metrics=True) as progress:
-        report = job.run(progress)
-    for warning in report.warnings:
-        ui.warn(warning)
-    if report.rank == 0:
-        ui.key_values("train-vocoder", report.summary, json_out=json_out)
-    report.end_process()
+    run_training(job, "train-vocoder", json_out=json_out, quiet=quiet)
