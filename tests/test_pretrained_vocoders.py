@@ -299,6 +299,12 @@ def test_hostile_or_broken_folders_are_one_line_and_run_nothing(
     (bad / "config.json").write_text(json.dumps(config | {"upsample_initial_channel": 10**9}))
     with pytest.raises(FormatError, match="upsample_initial_channel must be an integer in"):
         load_pretrained(bad)
+    # a value too big to print is quoted short: the error stays one bounded line
+    for value in (list(range(100_000)), 10**4000, "x" * 100_000):
+        (bad / "config.json").write_text(json.dumps(config | {"upsample_initial_channel": value}))
+        with pytest.raises(FormatError, match="upsample_initial_channel must be an") as err:
+            load_pretrained(bad)
+        assert len(str(err.value)) < 400 and "\n" not in str(err.value)
     # a config cannot ask for a CUDA kernel to be compiled
     bad = copy_folder(bigvgan, tmp_path / "kernel")
     (bad / "config.json").write_text(json.dumps(config | {"use_cuda_kernel": True}))

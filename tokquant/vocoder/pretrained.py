@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tokquant.checks import shown
 from tokquant.config import FrontendConfig
 from tokquant.errors import FormatError, InputError
 from tokquant.formats.pretrained_vocoder import PretrainedFolder, read_pretrained
@@ -187,7 +188,7 @@ def _build_vocos(folder: PretrainedFolder) -> nn.Module:
         section = _section(folder.config, part, where)
         if folder.config[part].get("class_path") != class_path:
             raise FormatError(
-                f"{where}: {part} is {folder.config[part].get('class_path')!r}; tokquant "
+                f"{where}: {part} is {shown(folder.config[part].get('class_path'))}; tokquant "
                 f"reads mel Vocos models ({class_path})"
             )
         sections[part] = section
@@ -335,7 +336,7 @@ def _section(config: dict[str, Any], part: str, where: str) -> dict[str, Any]:
 def _number(section: dict[str, Any], key: str, where: str) -> float:
     value = section.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise FormatError(f"{where}: config {key} must be a number, found {value!r}")
+        raise FormatError(f"{where}: config {key} must be a number, found {shown(value)}")
     return value
 
 
@@ -343,7 +344,7 @@ def _int(section: dict[str, Any], key: str, lo: int, hi: int, where: str) -> int
     value = section.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise FormatError(
-            f"{where}: config {key} must be an integer in [{lo}, {hi}], found {value!r}"
+            f"{where}: config {key} must be an integer in [{lo}, {hi}], found {shown(value)}"
         )
     return value
 
