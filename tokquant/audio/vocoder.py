@@ -9,6 +9,8 @@ repeatable.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -95,6 +97,9 @@ def match_mel(
     if strength == 0 or total == 0 or wave.shape[0] - centre <= c.n_fft // 2:
         return wave
     banks = mel_banks(c)  # [n_freq, n_mels]
+    nearest = _nearest_covered(banks)
+    window = torch.hann_window(c.win_length)
+    stft = dict(n_fft=c.n_fft, hop_length=hop, win_length=c.win_length, window=window)
     margin = c.n_fft // hop + 2
     pieces = [wave[:centre]]
     for t0 in range(0, total, block_frames):
@@ -102,7 +107,8 @@ def match_mel(
         a, b = max(0, t0 - margin), min(total, t1 + margin)
         start = centre + a * hop
         stop = wave.shape[0] if b == total else min(wave.shape[0], centre + b * hop + c.n_fft)
-        matched = _match_block(c, wave[start:stop], target[a:b], banks, strength)
+        block = wave[start:stop]  # longer than half a window: the whole is, or a margin is
+        matched = _match_block(c, block, target[a:b], banks, nearest, stft, strength)
         keep_stop = wave.shape[0] if t1 == total else centre + t1 * hop
         pieces.append(matched[centre + t0 * hop - start : keep_stop - start])
     return torch.cat(pieces)
@@ -121,18 +127,16 @@ def _match_block(
     wave: torch.Tensor,
     target: torch.Tensor,
     banks: torch.Tensor,
+    nearest: torch.Tensor,
+    stft: dict[str, Any],
     strength: float,
 ) -> torch.Tensor:
     """One block: its STFT frame ``j`` is centred on its sample ``j * hop``."""
-    if wave.shape[0] <= c.n_fft // 2:
-        return wave
-    window = torch.hann_window(c.win_length)
-    stft = dict(n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.win_length, window=window)
     spec = torch.stft(wave, **stft, center=True, return_complex=True)  # [n_freq, N]
     n = min(spec.shape[1], target.shape[0])
     power = spec[:, :n].abs().pow(c.power).T  # [n, n_freq]
     measured = (power @ banks).clamp(min=c.log_floor).log()
     ratio = (target[:n] - measured).clamp(-9.0, 9.0).exp()  # [n, n_mels], a factor of e^9 at most
     gain = (ratio @ banks.T) / banks.sum(1).clamp(min=1e-12)  # [n, n_freq]
-    spec[:, :n] = spec[:, :n] * gain[:, _nearest_covered(banks)].T.pow(strength / c.power)
+    spec[:, :n] = spec[:, :n] * gain[:, nearest].T.pow(strength / c.power)
     return torch.istft(spec, **stft, center=True, length=wave.shape[0])
