@@ -255,7 +255,7 @@ class Tokenizer(nn.Module):
         return codes[0] if single else codes
 
     def decode_audio(
-        self, codes: Any, *, vocoder: Any = None, n_iter: int = 32, mel_match: float = 0.5
+        self, codes: Any, *, vocoder: Any = None, n_iter: int = 32, mel_match: float | None = None
     ) -> torch.Tensor | list[torch.Tensor]:
         """A waveform ``[N]`` float32 at :attr:`sample_rate` from codes ``[T, G]`` (a list
         of codes gives a list of waveforms). With ``vocoder`` (a file from
@@ -264,8 +264,8 @@ class Tokenizer(nn.Module):
         inputs in chunks; a Vocos or BigVGAN folder or Hub id (or one loaded once with
         :func:`tokquant.vocoder.pretrained.load_pretrained`) decodes a tokenizer on that
         vocoder's mel. A log-mel tokenizer's vocoder output then has each frame's band
-        energies moved ``mel_match`` of the way toward the tokens' (0: off; see
-        :func:`tokquant.audio.vocoder.match_mel`). Without a vocoder, Griffin-Lim (an
+        energies moved ``mel_match`` of the way toward the tokens' (0: off; None: 0.5 for a
+        train-vocoder file, 0 for Vocos/BigVGAN; see :func:`tokquant.audio.vocoder.match_mel`). Without a vocoder, Griffin-Lim (an
         approximate inversion for listening checks) decodes log-mel and fbank features.
         Sample ``n`` of the result lines up with sample ``n`` of the encoded audio."""
         from tokquant.audio.vocoder import to_audio
@@ -300,6 +300,11 @@ class Tokenizer(nn.Module):
         return waves[0] if single else waves
 
     def _checked_codes(self, codes: Any) -> torch.Tensor:
+        if isinstance(codes, torch.Tensor) and (codes.is_meta or codes.is_sparse):
+            what = "a meta tensor: it has a shape but holds no codes" if codes.is_meta else (
+                "sparse: pass codes.to_dense()"
+            )
+            raise ValueError(f"codes is {what}")
         codes = torch.as_tensor(codes, device=self.device)
         if codes.ndim != 2 or codes.dtype.is_floating_point:
             raise ValueError(

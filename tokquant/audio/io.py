@@ -35,6 +35,12 @@ SUFFIXES = (
 )
 
 
+#: The sample rates a header may claim. Below 1 kHz no speech is left, and a tiny file
+#: claiming 1 Hz resamples into hundreds of millions of samples at the tokenizer's rate.
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 768_000
+
+
 class AudioReader:
     """An open audio file: ``sample_rate``, ``num_samples``, ``channels``, ranged reads.
 
@@ -72,6 +78,12 @@ class AudioReader:
         if self.num_samples <= 0:
             self.close()
             raise InputError(f"{self.path}: audio has no samples")
+        if not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
+            self.close()
+            raise InputError(
+                f"{self.path}: its header says {self.sample_rate} Hz, outside "
+                f"[{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}] (a damaged or hostile header?)"
+            )
 
     @classmethod
     def from_bytes(cls, data: bytes | BinaryIO, name: str) -> AudioReader:
@@ -117,6 +129,13 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     """Write float audio ``[n]`` as 16-bit PCM wav, atomically; clipped to [-1, 1]."""
     import soundfile as sf
 
-    clipped = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+    audio = np.asarray(audio, dtype=np.float32)
+    bad = ~np.isfinite(audio)
+    if bad.any():  # clipping would write NaN as -1.0: a wav of garbage that looks fine
+        raise InputError(
+            f"{path}: decoded audio holds NaN or Inf (first at sample {int(np.argmax(bad))}); "
+            f"not written"
+        )
+    clipped = np.clip(audio, -1.0, 1.0)
     with atomic_path(path) as tmp:
         sf.write(str(tmp), clipped, sample_rate, subtype="PCM_16", format="WAV")

@@ -72,6 +72,8 @@ def score(
 ) -> dict[str, float | None]:
     """Every score of ``decoded`` against ``reference`` (mono, both at ``rate``), but
     those in ``skip``; None where a score is undefined (PESQ on silence)."""
+    check_scorable(reference, rate, "reference audio")
+    check_scorable(decoded, rate, "decoded audio")
     ref, est = at_16k(reference, rate), at_16k(decoded, rate)
     n = min(len(ref), len(est))
     ref, est = ref[:n], est[:n]
@@ -81,14 +83,50 @@ def score(
     if "stft_distance" not in skip:
         out["stft_distance"] = stft_distance(ref, est)
     if "stoi" not in skip:
-        from pystoi import stoi
-
-        out["stoi"] = float(stoi(ref, est, RATE, extended=False))
+        out["stoi"] = stoi(ref, est)
     if "pesq_wb" not in skip:
         out["pesq_wb"] = pesq_wb(ref, est)
     if not {"dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"} <= set(skip):
         out.update(dnsmos(est))
     return {k: v for k, v in out.items() if k not in skip}
+
+
+#: The shortest audio scored: PESQ needs a quarter second, and the widest STFT of the
+#: distances (2,048 points, centred) needs more than half its window.
+MIN_SECONDS = 0.25
+#: Audio louder than this is no recording of sound: PESQ's filters overflow on it.
+MAX_PEAK = 100.0
+
+
+def check_scorable(wave: np.ndarray, rate: int, what: str) -> None:
+    """ValueError naming why ``wave`` cannot be scored (too short, NaN or Inf, far
+    louder than audio in [-1, 1]): one line for its file, never an error deep inside a
+    scoring package."""
+    wave = np.asarray(wave)
+    if len(wave) < MIN_SECONDS * rate:
+        raise ValueError(
+            f"{what} is {len(wave) / rate:.3f} s, too short to score (at least "
+            f"{MIN_SECONDS} s)"
+        )
+    if not np.isfinite(wave).all():
+        raise ValueError(f"{what} holds NaN or Inf")
+    peak = float(np.abs(wave).max())
+    if peak > MAX_PEAK:
+        raise ValueError(f"{what} peaks at {peak:.3g}, far outside [-1, 1]")
+
+
+def stoi(reference: np.ndarray, decoded: np.ndarray) -> float | None:
+    """STOI (Taal et al. 2011) of 16 kHz audio; None where too little speech is left
+    after silent frames are dropped (pystoi then returns 1e-5 with a warning, which
+    would read as a score)."""
+    import warnings
+
+    from pystoi import stoi as pystoi
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = float(pystoi(reference, decoded, RATE, extended=False))
+    return None if any("Not enough" in str(w.message) for w in caught) else value
 
 
 def _mel_banks(n_fft: int) -> torch.Tensor:

@@ -38,11 +38,18 @@ def to_audio(config: FrontendConfig, features: np.ndarray, n_iter: int = 32) -> 
     energies = torch.from_numpy(np.asarray(features, dtype=np.float32)).exp()  # [T, n_mels]
     banks, n_fft = _filterbank(c)  # [n_mels, n_freq]
     spec = (energies @ torch.linalg.pinv(banks).T).clamp(min=0.0).T  # [n_freq, T], |X|^power
+    frames = spec.shape[1]
+    # Griffin-Lim's centred STFT mirrors half a window at each end, which needs more
+    # than half a window of signal: a short input is decoded with its last frame
+    # repeated, then cut back to its own (T - 1) x hop samples.
+    needed = n_fft // (2 * c.hop_length) + 2
+    if frames < needed:
+        spec = torch.cat([spec, spec[:, -1:].expand(-1, needed - frames)], dim=1)
     gl = torchaudio()[1].GriffinLim(
         n_fft=n_fft, win_length=c.win_length, hop_length=c.hop_length, power=c.power, n_iter=n_iter
     )
     torch.manual_seed(0)  # Griffin-Lim starts from random phase: make it repeatable
-    wave = gl(spec)
+    wave = gl(spec)[: (frames - 1) * c.hop_length]
     if c.kind == "fbank":
         wave = _deemphasis(wave) / 32768.0
     # Griffin-Lim centres frame t on sample t * hop; ours is centred on first_centre + t * hop.

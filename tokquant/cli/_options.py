@@ -161,11 +161,13 @@ SslWeights = Annotated[
     ),
 ]
 MelMatch = Annotated[
-    float,
+    float | None,
     typer.Option(
         min=0.0,
         max=1.0,
+        show_default=False,
         help="With --vocoder, log-mel tokenizers: move each frame's band energies this far "
-        "(in log) toward the tokens' (0: the vocoder's output as it is).",
+        "(in log) toward the tokens' (0: the vocoder's output as it is). Default: 0.5 for a "
+        "train-vocoder file (measured, README), 0 for Vocos/BigVGAN (their own output).",
     ),
 ]

@@ -50,7 +50,7 @@ def decode(
     overwrite: Overwrite = False,
     device: Device = "cpu",
     vocoder: VocoderOption = None,
-    mel_match: MelMatch = 0.5,
+    mel_match: MelMatch = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:

@@ -58,7 +58,7 @@ def eval_(
     tokens: TokenInputs,
     audio: AudioOption,
     vocoder: VocoderOption = None,
-    mel_match: MelMatch = 0.5,
+    mel_match: MelMatch = None,
     plot: PlotOption = None,
     device: Device = "cpu",
     ssl_weights: SslWeights = None,

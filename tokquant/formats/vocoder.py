@@ -62,6 +62,16 @@ def save_vocoder(
     return file_sha256(Path(path))
 
 
+def check_weight(tensor: torch.Tensor, where: str) -> None:
+    """A decoder weight is a real floating-point tensor of finite values: an integer or
+    complex tensor, or NaN/Inf, would decode to garbage (or a traceback) far from here."""
+    if not tensor.is_floating_point():
+        raise FormatError(f"{where} has dtype {str(tensor.dtype).removeprefix('torch.')}, "
+                          f"not floating point")
+    if not torch.isfinite(tensor).all():
+        raise FormatError(f"{where} holds NaN or Inf")
+
+
 def load_vocoder(path: Path, device: torch.device | str = "cpu") -> VocoderFile:
     """Read a vocoder file; any problem is one :class:`FormatError` line."""
     from tokquant.vocoder.model import Vocoder, VocoderConfig
@@ -83,13 +93,14 @@ def load_vocoder(path: Path, device: torch.device | str = "cpu") -> VocoderFile:
             f"{', '.join(sorted(set(expected) ^ set(state))[:3])})"
         )
     for name, tensor in state.items():
-        if tuple(tensor.shape) != tuple(expected[name].shape) or not tensor.is_floating_point():
+        if tuple(tensor.shape) != tuple(expected[name].shape):
             raise FormatError(
                 f"{path}: tensor {name} has shape {list(tensor.shape)}, "
                 f"expected {list(expected[name].shape)}"
             )
-        if not torch.isfinite(tensor).all():
-            raise FormatError(f"{path}: tensor {name} holds NaN or Inf")
+        check_weight(tensor, f"{path}: tensor {name}")
+    if not bool((state["std"] > 0).all()):
+        raise FormatError(f"{path}: tensor std holds a value <= 0 (features are divided by it)")
     vocoder = Vocoder(config)
     vocoder.load_state_dict(state)
     vocoder.eval()

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from tokquant.audio.io import write_wav
-from tokquant.audio.vocoder import MEL_MATCH, to_audio
+from tokquant.audio.vocoder import to_audio
 from tokquant.errors import InputError, OutputError, OutputNameError, TokquantError
 from tokquant.formats.features import write_features
 from tokquant.formats.tokens import SUFFIX
@@ -29,7 +29,7 @@ def check_decode_options(
     audio: bool,
     levels: int | None,
     vocoder: object = None,
-    mel_match: float = MEL_MATCH,
+    mel_match: float | None = None,
 ) -> None:
     from tokquant.vocoder.decoding import check_mel_match
 
@@ -59,7 +59,7 @@ def write_decoded(
     audio: bool,
     levels: int | None = None,
     vocoder: object = None,
-    mel_match: float = MEL_MATCH,
+    mel_match: float | None = None,
 ) -> int:
     """Decode ``codes`` (their first ``levels`` columns) to ``.npy`` features, or with
     ``audio`` to a wav (through ``vocoder``, a checked
@@ -96,7 +96,7 @@ def to_files(
     overwrite: bool = False,
     progress: Progress | None = None,
     vocoder: object = None,
-    mel_match: float = MEL_MATCH,
+    mel_match: float | None = None,
 ) -> RunReport:
     """Decode every source into ``out``, mirroring its key."""
     suffix = ".wav" if audio else ".npy"
@@ -173,8 +173,9 @@ class DecodeJob:
     device: str = "cpu"
     vocoder: str | Path | None = None
     #: log-mel tokenizers, with ``vocoder``: how far each frame's band energies are moved
-    #: toward the tokens' (0: the vocoder's output as it is, 1: all the way)
-    mel_match: float = MEL_MATCH
+    #: toward the tokens' (0: the vocoder's output as it is, 1: all the way; None: the
+    #: decoder's default, 0.5 for a train-vocoder file and 0 for Vocos/BigVGAN)
+    mel_match: float | None = None
 
     def run(self, progress: Progress | None = None) -> RunReport:
         from tokquant.jobs.load import open_tokenizer

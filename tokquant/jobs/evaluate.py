@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from tokquant.audio.vocoder import MEL_MATCH
-from tokquant.errors import InputError, TokquantError
+from tokquant.errors import InputError, OutputError, OutputNameError, TokquantError
 from tokquant.jobs.features import decode_codes, source_audio
 from tokquant.jobs.load import InputOptions
 from tokquant.jobs.report import NoProgress, Progress
+from tokquant.storage.folder import OutputFolder
 
 
 @dataclass
@@ -44,7 +44,8 @@ class EvalReport:
 @dataclass
 class EvalJob(InputOptions):
     """``tokquant eval``: decode ``tokens`` and score them against ``audio`` (the inputs
-    they were encoded from, paired by key, else by position).
+    they were encoded from, paired by key: the same key, or the one file whose path
+    ends in it).
 
     Example:
         >>> EvalJob("rvq.safetensors", ["tokens/"], ["wavs/"], vocoder="rvq.vocoder.safetensors").run()
@@ -57,8 +58,9 @@ class EvalJob(InputOptions):
     #: id for a checkpoint on its mel (None: Griffin-Lim)
     vocoder: str | Path | None = None
     #: log-mel tokenizers, with ``vocoder``: how far each frame's band energies are moved
-    #: toward the tokens' (:func:`~tokquant.audio.vocoder.match_mel`; 0: off)
-    mel_match: float = MEL_MATCH
+    #: toward the tokens' (:func:`~tokquant.audio.vocoder.match_mel`; 0: off; None: the
+    #: decoder's default, 0.5 for a train-vocoder file and 0 for Vocos/BigVGAN)
+    mel_match: float | None = None
     #: a folder for one PNG per file: the original's and the decoded audio's log-mel
     plot: str | Path | None = None
     device: str = "cpu"
@@ -69,10 +71,15 @@ class EvalJob(InputOptions):
         from tokquant.jobs.encode_outputs import made_by
         from tokquant.jobs.load import open_tokenizer
         from tokquant.sources import input_suffixes, sources_for, takes_audio
-        from tokquant.sources.tokens import check_pair, pair_input, token_sources
+        from tokquant.sources.tokens import pair_input, token_sources
 
         progress = progress or NoProgress()
         started = time.perf_counter()
+        plots = None
+        if self.plot is not None:  # refused before any scoring, made only once all is good
+            plots = OutputFolder(self.plot)
+            plots.check()
+            _matplotlib()
         tok = open_tokenizer(self.checkpoint, self.device, self.ssl_weights)
         if not takes_audio(tok.config):
             raise InputError(f"{self.checkpoint}: reads feature files; eval scores audio")
@@ -86,29 +93,34 @@ class EvalJob(InputOptions):
                 f"`audio` names {len(refs)} input(s) for {len(sources)} tokenized input(s)"
             )
         suffixes = input_suffixes(tok.config)
-        by_key = {}
-        for item in refs:
-            by_key.setdefault(item.stem(suffixes).as_posix(), item)
         missing = metrics.missing_packages()
         rate = tok.config.frontend.sample_rate
         rows, reference, failures, all_codes = [], [], [], []
+        if plots is not None:
+            plots.create()
         progress.start("eval", len(sources))
-        for i, source in enumerate(sources):
+        for source in sources:
             try:
                 codes, channel = source.load(tok)
-                item = pair_input(by_key, refs, i, source, channel)
-                check_pair(item, source, channel, suffixes)
+                item = pair_input(refs, source, channel, suffixes)
                 original = source_audio(item.with_channel(channel), rate).astype(np.float64)
                 decoded = decode(codes)
-                scores = metrics.score(original, decoded, rate, skip=missing)
-                if not {"dnsmos_ovrl"} & set(missing):
-                    reference.append(metrics.dnsmos(metrics.at_16k(original, rate)))
+                try:
+                    scores = metrics.score(original, decoded, rate, skip=missing)
+                    if "dnsmos_ovrl" not in missing:
+                        reference.append(metrics.dnsmos(metrics.at_16k(original, rate)))
+                except ValueError as exc:  # too short, not finite, far too loud
+                    raise InputError(f"{source.label}: {exc}") from None
                 rows.append(
                     {"key": source.stem, "seconds": round(len(original) / rate, 3), **scores}
                 )
                 all_codes.append(codes)
-                if self.plot is not None:
-                    _plot(Path(self.plot), source.stem, original, decoded, rate)
+                if plots is not None:
+                    _plot(plots, source.stem, original, decoded, rate)
+            except OutputError as exc:
+                if not isinstance(exc, OutputNameError):
+                    raise  # a full disk stops the run
+                failures.append(str(exc))
             except TokquantError as exc:
                 failures.append(str(exc))
             progress.advance()
@@ -160,8 +172,7 @@ def _means(rows: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-def _plot(folder: Path, key: str, original: np.ndarray, decoded: np.ndarray, rate: int) -> None:
-    """The two log-mel spectrograms, one above the other, as ``folder/KEY.png``."""
+def _matplotlib() -> Any:
     try:
         import matplotlib
 
@@ -169,19 +180,29 @@ def _plot(folder: Path, key: str, original: np.ndarray, decoded: np.ndarray, rat
         import matplotlib.pyplot as plt
     except ImportError:
         raise InputError("`plot` needs matplotlib: pip install 'tokquant[plot]'") from None
+    return plt
+
+
+def _plot(
+    folder: OutputFolder, key: str, original: np.ndarray, decoded: np.ndarray, rate: int
+) -> None:
+    """The two log-mel spectrograms, one above the other, as ``KEY.png`` in ``folder``
+    (written as every output is: never through a symbolic link below the folder)."""
     from tokquant.audio import metrics
     from tokquant.sources import output_path
     from tokquant.storage.atomic import atomic_path
 
+    plt = _matplotlib()
+    target = folder.file(output_path(folder.root, Path(key), ".png"))
     fig, axes = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
-    for ax, wave, title in ((axes[0], original, "original"), (axes[1], decoded, "decoded")):
-        mel = metrics.log_mel(metrics.at_16k(wave, rate))
-        ax.imshow(mel.T, origin="lower", aspect="auto", cmap="magma")
-        ax.set_title(f"{key}: {title}")
-    axes[1].set_xlabel("frame (16 ms)")
-    fig.tight_layout()
-    target = output_path(folder, Path(key), ".png")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
+    try:
+        for ax, wave, title in ((axes[0], original, "original"), (axes[1], decoded, "decoded")):
+            mel = metrics.log_mel(metrics.at_16k(wave, rate))
+            ax.imshow(mel.T, origin="lower", aspect="auto", cmap="magma")
+            ax.set_title(f"{key}: {title}")
+        axes[1].set_xlabel("frame (16 ms)")
+        fig.tight_layout()
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format="png", dpi=80)
+    finally:
+        plt.close(fig)

@@ -97,4 +97,13 @@ def source_audio(item: Source, rate: int) -> np.ndarray:
 
     with item.open_audio() as reader:
         source = AudioSource(reader, rate, item.channel)
-        return source.read(0, source.num_samples).numpy()
+        total = source.num_samples
+        out = np.empty(total, dtype=np.float32)  # the result's own size, nothing more
+        for start in range(0, total, _BLOCK):  # resampling works on one block at a time
+            stop = min(total, start + _BLOCK)
+            out[start:stop] = source.read(start, stop).numpy()
+        return out
+
+
+#: Samples per block when an input is read whole (about 1 minute at 16 kHz).
+_BLOCK = 1 << 20

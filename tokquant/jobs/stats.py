@@ -6,14 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from tokquant.errors import InputError, TokquantError
 from tokquant.jobs.features import FeatureReader, decode_codes
 from tokquant.jobs.load import InputOptions
 from tokquant.jobs.report import NoProgress, Progress
-from tokquant.sources import Source, SourceOptions, input_suffixes, sources_for
-from tokquant.sources.tokens import TokenSource, check_pair, pair_input
+from tokquant.sources import SourceOptions, input_suffixes, sources_for
+from tokquant.sources.tokens import TokenSource, pair_input
 from tokquant.stats import ColumnStats, ReconstructionAccumulator, UsageCounter
 from tokquant.tokenizer import Tokenizer
 
@@ -44,9 +42,6 @@ def collect(
     progress = progress or NoProgress()
     inputs = sources_for(tok.config, features, options=where) if features else None
     reader = FeatureReader.of(tok, layout) if inputs is not None else None
-    by_key: dict[str, Source] = {}  # the first input of each key, looked up per source
-    for item in inputs or []:
-        by_key.setdefault(item.stem(input_suffixes(tok.config)).as_posix(), item)
     if inputs is not None and len(inputs) != len(sources):
         raise InputError(
             f"`features` names {len(inputs)} file(s) for {len(sources)} tokenized input(s)"
@@ -59,7 +54,7 @@ def collect(
     )
     failures: list[str] = []
     progress.start("stats", len(sources))
-    for i, source in enumerate(sources):
+    for source in sources:
         try:
             codes, channel = source.load(tok)
         except TokquantError as exc:
@@ -68,8 +63,8 @@ def collect(
             continue
         usage.add(codes)
         if inputs is not None and reader is not None and recon is not None:
-            item = pair_input(by_key, inputs, i, source, channel)
-            reference = _paired_features(reader, item, source, channel)
+            item = pair_input(inputs, source, channel, input_suffixes(tok.config))
+            reference = reader.whole(item.with_channel(channel))
             if reference.shape[0] != codes.shape[0]:
                 raise InputError(
                     f"{item.origin}: {reference.shape[0]} frames, {source.label} has "
@@ -79,14 +74,6 @@ def collect(
         progress.advance()
     columns = usage.result(tok.column_names, top)
     return StatsReport(len(sources), usage, columns, recon, failures)
-
-
-def _paired_features(
-    reader: FeatureReader, item: Source, source: TokenSource, channel: int | None
-) -> np.ndarray:
-    """The features ``source`` was encoded from; their names must agree."""
-    check_pair(item, source, channel, input_suffixes(reader.config))
-    return reader.whole(item.with_channel(channel))
 
 
 @dataclass

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokquant.errors import InputError
 from tokquant.jobs.load import InputOptions
 from tokquant.jobs.report import NoProgress, Progress, TrainReport
-from tokquant.storage.folder import check_output_file
+from tokquant.storage.folder import check_not_an_input, check_output_file
 
 
 @dataclass
@@ -87,8 +86,7 @@ class TrainJob(InputOptions):
         items = sources_for(
             cfg, [Path(p) for p in self.data], channels=self.channels, outputs=False, options=where
         )
-        if out.resolve() in {item.path.resolve() for item in items if item.path is not None}:
-            raise InputError(f"{out}: output path equals an input")
+        check_not_an_input(out, (item.path for item in items))
         frontend = build_frontend(cfg.frontend, dev) if takes_audio(cfg) else None
         if cfg.frontend.kind == "ssl":  # the checkpoint names the exact encoder weights
             cfg.frontend.weights_sha256 = frontend.weights_sha256

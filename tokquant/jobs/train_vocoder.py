@@ -18,7 +18,7 @@ from typing import Any
 from tokquant.errors import InputError, TokquantError
 from tokquant.jobs.load import InputOptions
 from tokquant.jobs.report import NoProgress, Progress, TrainReport
-from tokquant.storage.folder import check_output_file
+from tokquant.storage.folder import check_not_an_input, check_output_file
 
 
 @dataclass
@@ -54,7 +54,7 @@ class TrainVocoderJob(InputOptions):
         from tokquant.devices import resolve_device
 
         out = Path(self.out)
-        check_output_file(out, self.overwrite, "vocoder")
+        check_output_file(out, self.overwrite, "vocoder", (self.checkpoint, self.ssl_weights))
         training = self.training()
         training.check()
         dev = resolve_device(self.device)
@@ -98,8 +98,9 @@ class TrainVocoderJob(InputOptions):
         pairs, failures = self._pairs(tok, training.speeds, progress)
         vocoder = build(tok, training)
         state_path = out.with_name(out.name + ".state")
-        state = _resumable(state_path, made_by(tok), training)
+        state = None if self.overwrite else _resumable(state_path, made_by(tok), training)
         if state is not None:
+            _check_state(state_path, state, vocoder, training)
             vocoder.load_state_dict(state["model"])
             getattr(progress, "note", lambda m: None)(
                 f"resuming from step {state['step']} ({state_path.name})"
@@ -157,6 +158,7 @@ class TrainVocoderJob(InputOptions):
             outputs=False,
             options=self.source_options(),
         )
+        check_not_an_input(Path(self.out), (item.path for item in items))
         rate = tok.config.frontend.sample_rate
         pairs, failures = [], []
         progress.start("prepare", len(items))
@@ -171,7 +173,9 @@ class TrainVocoderJob(InputOptions):
                 failures.append(str(exc))
             progress.advance()
         if not pairs:
-            raise InputError(f"no usable audio in {', '.join(map(str, self.data))}")
+            more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+            why = f"{failures[0]}{more}" if failures else "no input"
+            raise InputError(f"no usable audio in {', '.join(map(str, self.data))}: {why}")
         return pairs, failures
 
 
@@ -197,6 +201,59 @@ def _resumable(path: Path, checkpoint_id: str, training: Any) -> dict[str, Any] 
     ):
         return None
     return state
+
+
+def _check_state(path: Path, state: dict[str, Any], vocoder: Any, training: Any) -> None:
+    """A state of this job (its ids match) whose content is whole: a step within the
+    run, the decoder's tensors, an optimiser state of the decoder's shapes. Anything
+    else is one line naming the file, before a single draw is replayed."""
+
+    def refuse(why: str) -> InputError:
+        return InputError(
+            f"{path}: cannot resume from this train-vocoder state ({why}); remove it, or "
+            f"pass `overwrite=True` to start over"
+        )
+
+    import torch
+
+    from tokquant.checks import shown
+    from tokquant.errors import FormatError
+    from tokquant.formats.vocoder import check_weight
+
+    for key in ("model", "step", "optimizer", *(("adversary",) if training.adversarial else ())):
+        if key not in state:
+            raise refuse(f"no {key!r}")
+    step = state["step"]
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= training.steps:
+        raise refuse(f"step must be an integer in [0, {training.steps}], found {shown(step)}")
+    expected = vocoder.state_dict()
+    model = state["model"]
+    if not isinstance(model, dict) or set(model) != set(expected):
+        raise refuse("its decoder tensors are not this decoder's")
+    for name, tensor in model.items():
+        if not isinstance(tensor, torch.Tensor) or tensor.shape != expected[name].shape:
+            raise refuse(f"tensor {name} is not of shape {list(expected[name].shape)}")
+        try:
+            check_weight(tensor, f"tensor {name}")
+        except FormatError as exc:
+            raise refuse(str(exc)) from None
+    shapes = [p.shape for p in vocoder.parameters()]
+    optimizer = state["optimizer"]
+    groups = optimizer.get("param_groups") if isinstance(optimizer, dict) else None
+    moments = optimizer.get("state") if isinstance(optimizer, dict) else None
+    if not isinstance(groups, list) or not isinstance(moments, dict):
+        raise refuse("its optimizer state is not AdamW's")
+    for index, entry in moments.items():
+        if not isinstance(index, int) or not 0 <= index < len(shapes) or not isinstance(entry, dict):
+            raise refuse("its optimizer state is not for this decoder")
+        for name in ("exp_avg", "exp_avg_sq"):
+            value = entry.get(name)
+            if not isinstance(value, torch.Tensor) or value.shape != shapes[index]:
+                raise refuse(f"optimizer {name} of parameter {index} is not of its shape")
+    try:
+        torch.optim.AdamW(vocoder.parameters()).load_state_dict(optimizer)
+    except (ValueError, TypeError, KeyError, RuntimeError) as exc:
+        raise refuse(f"its optimizer state does not load: {str(exc).splitlines()[0][:100]}") from None
 
 
 def _save_state(

@@ -91,24 +91,28 @@ def token_sources(tok: Tokenizer, specs: list[Path]) -> list[TokenSource]:
 
 
 def pair_input(
-    by_key: dict[str, Source],
-    inputs: list[Source],
-    i: int,
-    source: TokenSource,
-    channel: int | None,
+    inputs: list[Source], source: TokenSource, channel: int | None, suffixes: tuple[str, ...]
 ) -> Source:
-    """The input whose key is the tokens' key (a folder of audio and its folder of tokens,
-    a manifest and its corpus), else the one in the same position."""
+    """The input the tokens of ``source`` were encoded from: the one whose key is the
+    tokens' whole key (a folder of audio and its folder of tokens, a manifest and its
+    corpus), else the one file whose path ends in that key (``spk1/x`` pairs with
+    ``wav/spk1/x.wav``, never ``wav/spk2/x.wav``). Anything else is refused, naming the
+    key: a base name alone pairs nothing."""
     key = source.stem.removesuffix(f".ch{channel}") if channel is not None else source.stem
-    return by_key.get(key, inputs[i])
-
-
-def check_pair(
-    item: Source, source: TokenSource, channel: int | None, suffixes: tuple[str, ...]
-) -> None:
-    """Refuse an input whose name is not the tokens' (paired by position, not key)."""
-    name = source.name
-    if channel is not None:
-        name = name.removesuffix(f".ch{channel}")
-    if item.stem(suffixes).name != name:
-        raise InputError(f"{item.origin}: does not pair with {source.label} (names differ)")
+    parts = tuple(Path(key).parts)
+    found = [item for item in inputs if item.stem(suffixes).as_posix() == key]
+    if not found:
+        found = [
+            item
+            for item in inputs
+            if item.path is not None
+            and tuple(strip_suffix(item.path, suffixes).parts[-len(parts) :]) == parts
+        ]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise InputError(f"{source.label}: no reference audio has its key ({key})")
+    raise InputError(
+        f"{source.label}: its key ({key}) names {len(found)} reference inputs "
+        f"({found[0].origin}, {found[1].origin}); name the references by their whole key"
+    )

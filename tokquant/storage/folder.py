@@ -21,20 +21,36 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from tokquant.errors import InputError, OutputError
+from tokquant.errors import InputError, OutputError, OutputNameError
 from tokquant.storage.atomic import not_a_file, remove_stale_temp_files, shorten
 from tokquant.storage.lock import exclusive
 
 T = TypeVar("T")
 
 
-def check_output_file(path: Path, overwrite: bool, what: str) -> None:
+def check_output_file(
+    path: Path, overwrite: bool, what: str, inputs: Iterable[Path | None] = ()
+) -> None:
     """A single output file (a checkpoint, a vocoder) may be written at ``path``: not a
-    folder, and not an existing file unless ``overwrite``."""
+    folder, not one of the job's ``inputs`` (``overwrite`` or not: replacing what the
+    job reads loses it), and not an existing file unless ``overwrite``."""
     if path.is_dir():
         raise OutputError(f"{path}: is a folder; name the {what} file to write")
+    check_not_an_input(path, inputs)
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: exists; pass `overwrite=True` to replace it")
+
+
+def check_not_an_input(path: Path, inputs: Iterable[Path | None]) -> None:
+    """InputError when ``path`` is (the same file as) one of ``inputs``."""
+    try:
+        target = os.stat(path)
+    except OSError:
+        return  # nothing there yet (or unreachable: the write will say why)
+    for source in inputs:
+        with contextlib.suppress(OSError):
+            if source is not None and os.path.samestat(target, os.stat(source)):
+                raise InputError(f"{path}: output path equals an input ({source})")
 
 
 class OutputFolder:
@@ -145,6 +161,15 @@ class OutputFolder:
             except OSError:  # missing: created as a real folder when written
                 return None
         return None
+
+    def file(self, target: Path) -> Path:
+        """``target`` (a path below the folder) if an output may be written there: its
+        name within the system's limits and no folder below the root a symbolic link;
+        an :class:`OutputNameError` naming why otherwise (that output fails alone)."""
+        problem = name_too_long(target) or self.linked(target.parent)
+        if problem is not None:
+            raise OutputNameError(f"{shorten(str(target))}: {problem}")
+        return target
 
     def plan(
         self,

@@ -55,6 +55,6 @@ def load_state_dict(
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise FormatError(f"{path}: not a state dict of tensors")
     for name, tensor in state.items():
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+        if (tensor.is_floating_point() or tensor.is_complex()) and not torch.isfinite(tensor).all():
             raise FormatError(f"{path}: tensor {name} holds NaN or Inf")
     return state

@@ -72,20 +72,36 @@ def decode_features(
     vocoder: Vocoder | PretrainedVocoder,
     tok: Any,
     features: np.ndarray | torch.Tensor,
-    mel_match: float = MEL_MATCH,
+    mel_match: float | None = None,
 ) -> torch.Tensor:
     """Audio of ``tok``'s decoded ``features`` through ``vocoder``, its sample ``n`` the
     encoded audio's ``n``. For a log-mel tokenizer each frame's band energies are then
     moved ``mel_match`` of the way toward the features' (:func:`~tokquant.audio.vocoder.
-    match_mel`; 0: the vocoder's output as it is)."""
+    match_mel`; 0: the vocoder's output as it is; None: the vocoder's own default,
+    :func:`default_mel_match`). Audio that is not finite is refused, never returned."""
     wave = vocode(vocoder, features, frame_offset(tok, vocoder))
+    strength = default_mel_match(vocoder) if mel_match is None else mel_match
     front = tok.config.frontend
-    if mel_match and front.kind == "logmel":
-        wave = match_mel(front, wave, features, mel_match)
+    if strength and front.kind == "logmel":
+        wave = match_mel(front, wave, features, strength)
+    if not bool(torch.isfinite(wave).all()):
+        raise InputError(
+            f"{getattr(vocoder, 'name', 'the vocoder')}: decoded audio holds NaN or Inf "
+            f"(its weights or normalisation are broken); nothing written"
+        )
     return wave
 
 
-def check_mel_match(value: float) -> None:
+def default_mel_match(vocoder: Any) -> float:
+    """The mel match a decoder gets unless told: :data:`MEL_MATCH` for a decoder
+    trained here, where it was measured (README); 0 for a Vocos or BigVGAN model, whose
+    published weights it was never measured on, so their own output is what you hear."""
+    return 0.0 if getattr(vocoder, "aligned_to_input", False) else MEL_MATCH
+
+
+def check_mel_match(value: float | None) -> None:
+    if value is None:
+        return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise InputError(f"`mel_match` must be a number in [0, 1], found {value!r}")
 

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from tokquant.checks import check_setting, int_in, optional
+
 
 @dataclass
 class VocoderConfig:
@@ -47,7 +49,43 @@ class VocoderConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown vocoder config keys: {', '.join(unknown)}")
-        return cls(**data)
+        missing = sorted(f.name for f in dataclasses.fields(cls) if f.name not in data)
+        required = [n for n in missing if n in ("feature_dim", "hop", "sample_rate")]
+        if required:
+            raise ValueError(f"vocoder config lacks {', '.join(required)}")
+        config = cls(**data)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """Every size within :data:`LIMITS`, and a geometry that gives ``T * hop``
+        samples for ``T`` frames: a config from a file is checked before anything is
+        built (a million layers would take minutes and gigabytes even on the meta device)."""
+        for name, (lo, hi) in LIMITS.items():
+            value = getattr(self, name)
+            check = optional(int_in(lo, hi)) if name == "n_fft" else int_in(lo, hi)
+            check_setting(name, value, check)
+        if self.kernel % 2 == 0:
+            raise ValueError(f"kernel: must be odd (a centred convolution), found {self.kernel}")
+        if self.fft_size < self.hop or (self.fft_size - self.hop) % 2:
+            raise ValueError(
+                f"n_fft: must be at least hop ({self.hop}) and differ from it by an even "
+                f"number, so that T frames give T x hop samples; found {self.fft_size}"
+            )
+
+
+#: The bounds of each size in a vocoder config (far above any published decoder:
+#: Vocos' largest is 512 wide, 1536 hidden, 8 layers).
+LIMITS: dict[str, tuple[int, int]] = {
+    "feature_dim": (1, 4096),
+    "hop": (1, 8192),
+    "sample_rate": (1000, 768_000),
+    "dim": (1, 4096),
+    "intermediate": (1, 16384),
+    "layers": (1, 64),
+    "n_fft": (1, 32768),
+    "kernel": (1, 63),
+}
 
 
 class ConvNeXtBlock(nn.Module):

@@ -32,6 +32,7 @@ from tokquant.checks import shown
 from tokquant.config import FrontendConfig
 from tokquant.errors import FormatError, InputError
 from tokquant.formats.pretrained_vocoder import PretrainedFolder, read_pretrained
+from tokquant.formats.vocoder import check_weight
 
 NAMES = {"vocos": "Vocos", "bigvgan": "BigVGAN"}
 #: The front-end fields a pretrained vocoder's mel fixes.
@@ -303,6 +304,7 @@ def _check_state(where: str, expected: dict[str, Any], state: dict[str, torch.Te
                 f"{where} weights: {name} has shape {list(tensor.shape)}, its config "
                 f"makes {list(expected[name].shape)}"
             )
+        check_weight(tensor, f"{where} weights: {name}")
 
 
 def _receptive_frames(kind: str, net: nn.Module) -> int:

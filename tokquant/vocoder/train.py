@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tokquant.checks import shown
 from tokquant.errors import InputError, TrainingError
 from tokquant.vocoder.decoding import frame_offset
 from tokquant.vocoder.losses import (
@@ -30,7 +31,7 @@ from tokquant.vocoder.losses import (
     discriminator_loss,
     generator_loss,
 )
-from tokquant.vocoder.model import Vocoder, VocoderConfig
+from tokquant.vocoder.model import LIMITS, Vocoder, VocoderConfig
 
 #: A callback ``(step, metrics)`` after every training step.
 StepCallback = Callable[[int, dict[str, float]], None]
@@ -59,14 +60,44 @@ class VocoderTraining:
     layers: int = 6
 
     def check(self) -> None:
-        for name in ("steps", "batch", "segment_frames", "dim", "intermediate", "layers"):
+        for name, hi in TRAINING_LIMITS.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InputError(f"`{name}` must be an integer >= 1, found {value!r}")
-        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
-            raise InputError(f"`lr` must be in (0, 1), found {self.lr!r}")
-        if not self.speeds or not all(0.5 <= s <= 2.0 for s in self.speeds):
-            raise InputError(f"`speeds` must be factors in [0.5, 2], found {self.speeds!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= hi:
+                raise InputError(f"`{name}` must be an integer in [1, {hi:,}], found {shown(value)}")
+        if self.batch * self.segment_frames > MAX_BATCH_FRAMES:
+            raise InputError(
+                f"`batch` x `segment_frames` is {self.batch * self.segment_frames:,} frames a "
+                f"step, over {MAX_BATCH_FRAMES:,}; lower one of them"
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise InputError(f"`seed` must be an integer >= 0, found {shown(self.seed)}")
+        if not isinstance(self.adversarial, bool):
+            raise InputError(f"`adversarial` must be True or False, found {shown(self.adversarial)}")
+        if isinstance(self.lr, bool) or not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
+            raise InputError(f"`lr` must be in (0, 1), found {shown(self.lr)}")
+        if (
+            not isinstance(self.speeds, (tuple, list))
+            or not 1 <= len(self.speeds) <= 16
+            or not all(
+                isinstance(s, (int, float)) and not isinstance(s, bool) and 0.5 <= s <= 2.0
+                for s in self.speeds
+            )
+        ):
+            raise InputError(f"`speeds` must be 1 to 16 factors in [0.5, 2], found {shown(self.speeds)}")
+
+
+#: Bounds of the recipe's integers: far above any useful run, low enough that a typo
+#: (``batch=100000000``) is refused before memory is allocated for it.
+TRAINING_LIMITS = {
+    "steps": 100_000_000,
+    "batch": 4096,
+    "segment_frames": 100_000,
+    "dim": LIMITS["dim"][1],
+    "intermediate": LIMITS["intermediate"][1],
+    "layers": LIMITS["layers"][1],
+}
+#: Frames one step may hold (``batch * segment_frames``): 16 x 32 is the recipe.
+MAX_BATCH_FRAMES = 1_000_000
 
 
 @dataclass
@@ -161,7 +192,13 @@ def train_vocoder(
     if state:
         opt.load_state_dict(state["optimizer"])
         if adversary is not None and "adversary" in state:
-            adversary.load_state_dict(state["adversary"])
+            try:
+                adversary.load_state_dict(state["adversary"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+                raise InputError(
+                    f"cannot resume the discriminators from the saved state "
+                    f"({str(exc).splitlines()[0][:100]}); pass `overwrite=True` to start over"
+                ) from None
     if optimizer_box is not None:  # where a caller saving the state mid-run finds them
         optimizer_box["optimizer"] = opt
         optimizer_box["adversary"] = adversary
