@@ -301,8 +301,10 @@ class Tokenizer(nn.Module):
 
     def _checked_codes(self, codes: Any) -> torch.Tensor:
         if isinstance(codes, torch.Tensor) and (codes.is_meta or codes.is_sparse):
-            what = "a meta tensor: it has a shape but holds no codes" if codes.is_meta else (
-                "sparse: pass codes.to_dense()"
+            what = (
+                "a meta tensor: it has a shape but holds no codes"
+                if codes.is_meta
+                else ("sparse: pass codes.to_dense()")
             )
             raise ValueError(f"codes is {what}")
         codes = torch.as_tensor(codes, device=self.device)

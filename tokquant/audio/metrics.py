@@ -105,8 +105,7 @@ def check_scorable(wave: np.ndarray, rate: int, what: str) -> None:
     wave = np.asarray(wave)
     if len(wave) < MIN_SECONDS * rate:
         raise ValueError(
-            f"{what} is {len(wave) / rate:.3f} s, too short to score (at least "
-            f"{MIN_SECONDS} s)"
+            f"{what} is {len(wave) / rate:.3f} s, too short to score (at least {MIN_SECONDS} s)"
         )
     if not np.isfinite(wave).all():
         raise ValueError(f"{what} holds NaN or Inf")

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from tokquant.errors import FormatError
+from tokquant.storage.regular import open_regular_fd
 from tokquant.storage.safe_json import loads as json_loads
 
 _DTYPES = {
@@ -134,7 +135,7 @@ class TensorReader:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        self._fd = open_regular_fd(self.path)  # a FIFO or /dev/zero would never end
         self._tensors: dict[str, tuple[np.dtype, tuple[int, ...], int]] | None = None
         self._metadata: dict[str, str] = {}
 

@@ -66,8 +66,9 @@ def check_weight(tensor: torch.Tensor, where: str) -> None:
     """A decoder weight is a real floating-point tensor of finite values: an integer or
     complex tensor, or NaN/Inf, would decode to garbage (or a traceback) far from here."""
     if not tensor.is_floating_point():
-        raise FormatError(f"{where} has dtype {str(tensor.dtype).removeprefix('torch.')}, "
-                          f"not floating point")
+        raise FormatError(
+            f"{where} has dtype {str(tensor.dtype).removeprefix('torch.')}, not floating point"
+        )
     if not torch.isfinite(tensor).all():
         raise FormatError(f"{where} holds NaN or Inf")
 

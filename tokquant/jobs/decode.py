@@ -17,6 +17,7 @@ from tokquant.formats.features import write_features
 from tokquant.formats.tokens import SUFFIX
 from tokquant.jobs.features import decode_codes
 from tokquant.jobs.report import NoProgress, Progress, RunReport
+from tokquant.jobs.request import Request
 from tokquant.sources import output_path, strip_suffix, takes_audio
 from tokquant.sources.tokens import TokenSource, token_sources
 from tokquant.storage.folder import OutputFolder
@@ -155,7 +156,7 @@ def run_each(
 
 
 @dataclass
-class DecodeJob:
+class DecodeJob(Request):
     """``tokquant decode``: token files, folders, lists or corpora -> ``.npy`` features
     (or with ``audio`` wavs: through ``vocoder``, a file from ``train-vocoder``, else
     Griffin-Lim) under ``out``, mirroring their keys.

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from tokquant.errors import FormatError, InputError, OutputError
+from tokquant.jobs.request import Request
 from tokquant.storage.safe_json import loads as json_loads
 
 
 @dataclass
-class InfoJob:
+class InfoJob(Request):
     """What a checkpoint, a token file or a corpus folder is: kind, ids, config, shapes."""
 
     path: str | Path
@@ -87,7 +88,7 @@ def _sniff(path: Path) -> str | None:
 
 
 @dataclass
-class VerifyJob:
+class VerifyJob(Request):
     """Check a corpus against its manifest: checksums, counts, keys, offsets, codes."""
 
     corpus: str | Path
@@ -113,7 +114,7 @@ class VerifyJob:
 
 
 @dataclass
-class MergeJob:
+class MergeJob(Request):
     """Write ``corpus/manifest.json`` from its rank parts (every rank finished, one run)."""
 
     corpus: str | Path
@@ -134,7 +135,7 @@ class MergeJob:
 
 
 @dataclass
-class ImportJob:
+class ImportJob(Request):
     """A peer's RVQ (vector-quantize-pytorch ``vqp``, ``encodec``, ``dac``) as a tokquant
     checkpoint whose codes equal the peer's."""
 

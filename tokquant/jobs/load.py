@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tokquant.errors import InputError
+from tokquant.jobs.request import Request
 
 if TYPE_CHECKING:
     from tokquant.sources import SourceOptions
@@ -30,7 +31,7 @@ def open_tokenizer(
 
 
 @dataclass(kw_only=True)
-class InputOptions:
+class InputOptions(Request):
     """Where a job's inputs live, as its request's keyword fields (the CLI's
     ``--audio-column``, ``--key-column``, ``--audio-member``, ``--segments``)."""
 

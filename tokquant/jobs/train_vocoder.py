@@ -244,7 +244,11 @@ def _check_state(path: Path, state: dict[str, Any], vocoder: Any, training: Any)
     if not isinstance(groups, list) or not isinstance(moments, dict):
         raise refuse("its optimizer state is not AdamW's")
     for index, entry in moments.items():
-        if not isinstance(index, int) or not 0 <= index < len(shapes) or not isinstance(entry, dict):
+        if (
+            not isinstance(index, int)
+            or not 0 <= index < len(shapes)
+            or not isinstance(entry, dict)
+        ):
             raise refuse("its optimizer state is not for this decoder")
         for name in ("exp_avg", "exp_avg_sq"):
             value = entry.get(name)
@@ -253,7 +257,9 @@ def _check_state(path: Path, state: dict[str, Any], vocoder: Any, training: Any)
     try:
         torch.optim.AdamW(vocoder.parameters()).load_state_dict(optimizer)
     except (ValueError, TypeError, KeyError, RuntimeError) as exc:
-        raise refuse(f"its optimizer state does not load: {str(exc).splitlines()[0][:100]}") from None
+        raise refuse(
+            f"its optimizer state does not load: {str(exc).splitlines()[0][:100]}"
+        ) from None
 
 
 def _save_state(

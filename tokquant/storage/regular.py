@@ -51,6 +51,16 @@ def open_regular(path: str | Path) -> BinaryIO:
     """``path`` opened for reading in binary, if it is a regular file (a symbolic link
     to one is read: the user's own links in an input tree are inputs); InputError
     saying what it is otherwise."""
+    fd = open_regular_fd(path)
+    try:
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_regular_fd(path: str | Path) -> int:
+    """As :func:`open_regular`, a descriptor (for ``pread``: shards, token files)."""
     path = Path(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -61,7 +71,7 @@ def open_regular(path: str | Path) -> BinaryIO:
         if not stat.S_ISREG(mode):
             raise InputError(f"{path}: {what_it_is(mode)}, not a regular file")
         os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
+        return fd
     except BaseException:
         os.close(fd)
         raise

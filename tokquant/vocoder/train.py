@@ -63,7 +63,9 @@ class VocoderTraining:
         for name, hi in TRAINING_LIMITS.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= hi:
-                raise InputError(f"`{name}` must be an integer in [1, {hi:,}], found {shown(value)}")
+                raise InputError(
+                    f"`{name}` must be an integer in [1, {hi:,}], found {shown(value)}"
+                )
         if self.batch * self.segment_frames > MAX_BATCH_FRAMES:
             raise InputError(
                 f"`batch` x `segment_frames` is {self.batch * self.segment_frames:,} frames a "
@@ -72,7 +74,9 @@ class VocoderTraining:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise InputError(f"`seed` must be an integer >= 0, found {shown(self.seed)}")
         if not isinstance(self.adversarial, bool):
-            raise InputError(f"`adversarial` must be True or False, found {shown(self.adversarial)}")
+            raise InputError(
+                f"`adversarial` must be True or False, found {shown(self.adversarial)}"
+            )
         if isinstance(self.lr, bool) or not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
             raise InputError(f"`lr` must be in (0, 1), found {shown(self.lr)}")
         if (
@@ -83,7 +87,9 @@ class VocoderTraining:
                 for s in self.speeds
             )
         ):
-            raise InputError(f"`speeds` must be 1 to 16 factors in [0.5, 2], found {shown(self.speeds)}")
+            raise InputError(
+                f"`speeds` must be 1 to 16 factors in [0.5, 2], found {shown(self.speeds)}"
+            )
 
 
 #: Bounds of the recipe's integers: far above any useful run, low enough that a typo

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tokquant.errors import FormatError
+from tokquant.errors import FormatError, InputError
 from tokquant.formats._columns import out_of_range, pack_columns, stack_columns
 from tokquant.formats._safetensors import TensorReader, check_header, write_safetensors
 from tokquant.formats.corpus.keys import FORMAT_VERSION, SHARD_FORMAT, check_key, name_problem
@@ -98,11 +98,12 @@ def open_shard(
     matched are the ones decoded, and a shard truncated meanwhile is an error, not a crash."""
     path = root / record.file
     try:
-        handle = TensorReader(path)
-    except FileNotFoundError:
-        raise FormatError(f"{where}: missing") from None
-    except OSError as exc:
-        raise FormatError(f"{where}: cannot open ({exc.strerror or exc})") from None
+        handle = TensorReader(path)  # a FIFO or a device is refused, never read
+    except InputError as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        raise FormatError(
+            f"{where}: {'missing' if reason == 'file not found' else reason}"
+        ) from None
     try:
         if handle.sha256() != record.sha256:
             raise FormatError(f"{where}: checksum does not match the manifest")

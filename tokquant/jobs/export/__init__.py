@@ -30,6 +30,7 @@ from tokquant.jobs.export.folder import LOCK, PLAN
 from tokquant.jobs.export.plan import FORMATS, ExportOptions, ExportPlan, open_for_export, plan
 from tokquant.jobs.export.run import export_shard, run
 from tokquant.jobs.report import Progress, RunReport
+from tokquant.jobs.request import Request
 
 __all__ = [
     "FORMATS",
@@ -47,7 +48,7 @@ __all__ = [
 
 
 @dataclass
-class ExportJob:
+class ExportJob(Request):
     """``tokquant export``: a corpus into the files LM trainers read (Parquet, WebDataset
     tars, fairseq km), resumable; several splits may share ``out``.
 
