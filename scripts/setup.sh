@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+# FFmpeg's shared libraries, through which `datasets` decodes an Audio() column
+# (torchcodec); the tests of tokquant.integrations.hf read such columns. Debian's
+# packages, installed where this runs as root and they are missing.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! ldconfig -p | grep -q libavcodec; then
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    libavcodec59 libavformat59 libavutil57 libswresample4 libavfilter8 libavdevice59 libswscale6 >/dev/null
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi

@@ -58,9 +58,15 @@ def encode_on_ray(job: EncodeJob, progress: Progress | None = None) -> RunReport
     tok = open_tokenizer(job.checkpoint, "cpu", job.ssl_weights)  # the plan only
     items = job.sources(tok)
     job.options(tok)  # every check a task would make, made once here
-    OutputFolder(job.out).create()
+    OutputFolder(job.out).check()
     tasks = unit_count(items) or -(-len(items) // max(1, job.shard_size))
     started_here = _connect(ray, job.ray_address)
+    try:
+        OutputFolder(job.out).create()  # once the cluster answered: no empty folder left
+    except BaseException:
+        if started_here:
+            ray.shutdown()
+        raise
     start = time.perf_counter()
     try:
         report = _run_tasks(ray, job, made_by(tok), tasks, progress, len(items))
@@ -90,11 +96,12 @@ def _connect(ray: Any, address: str | None) -> bool:
     import logging
 
     local = address is None and "RAY_ADDRESS" not in os.environ
+    _probe(address or os.environ.get("RAY_ADDRESS"))
     try:
         ray.init(
             address=address,
             include_dashboard=False if local else None,
-            logging_level=logging.WARNING,
+            logging_level=logging.ERROR,  # its warnings are not the run's (--quiet, --json)
             log_to_driver=False,
             runtime_env={"env_vars": OFFLINE},
         )
@@ -104,6 +111,30 @@ def _connect(ray: Any, address: str | None) -> bool:
             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         ) from None
     return True
+
+
+#: Seconds to wait for a cluster's address to answer before Ray is asked to join it:
+#: Ray itself retries a silent address for minutes, deaf to Ctrl-C.
+CONNECT_SECONDS = 10.0
+
+
+def _probe(address: str | None) -> None:
+    """InputError, within :data:`CONNECT_SECONDS`, when ``host:port`` (or
+    ``ray://host:port``) takes no connection; ``auto``, ``local`` and no address are
+    Ray's to resolve."""
+    import socket
+
+    if not address or address in ("auto", "local"):
+        return
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise InputError(f"`ray_address` must be HOST:PORT (or ray://HOST:PORT), found {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise InputError(f"cannot reach the Ray cluster at {address}: {reason}") from None
 
 
 def _run_tasks(
