@@ -335,10 +335,11 @@ def to_corpus(
             writer.add(Entry(keys[i], item.origin, 0, item.channel), codes, error)
             if codes is not None:
                 report.done += 1
-                report.frames += int(codes.shape[0])
             progress.advance()
         part = writer.finish()
     report.seconds = time.perf_counter() - start
+    # every utterance of the rank's shards, as ``done`` counts them: resumed ones too
+    report.frames = sum(int(record.frames) for record in part.shards)
     report.failures = [f"{key}: {message}" for key, message in part.failures]
     report.extra = {"shards_written": writer.written, "shards_resumed": writer.resumed}
     return report

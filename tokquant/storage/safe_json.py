@@ -47,19 +47,37 @@ def _constant(text: str) -> float:
     raise _Refused(f"{text}, which is no finite number")
 
 
-def loads(text: str | bytes, where: str, *, path_bytes: bool = False) -> Any:
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Refused(f"the key {key[:40]!r} twice in one object")
+        out[key] = value
+    return out
+
+
+def loads(
+    text: str | bytes, where: str, *, path_bytes: bool = False, unique_keys: bool = False
+) -> Any:
     """Parse ``text``; a :class:`FormatError` ``where: ...`` for anything but plain JSON
     of finite numbers, valid Unicode and at most :data:`MAX_DEPTH` levels. ``path_bytes``
     allows the one kind of lone surrogate a file of ours holds: ``\udc80``-``\udcff``,
     how ``os.fsdecode`` spells a file-name byte that is not UTF-8 (a corpus manifest
-    records its inputs' paths as they are)."""
+    records its inputs' paths as they are). ``unique_keys`` refuses an object that gives
+    a key twice (a config, where Python's ``json`` would silently keep the last)."""
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
             raise FormatError(f"{where}: JSON is not UTF-8") from None
     try:
-        value = json.loads(text, parse_float=_float, parse_int=_int, parse_constant=_constant)
+        value = json.loads(
+            text,
+            parse_float=_float,
+            parse_int=_int,
+            parse_constant=_constant,
+            object_pairs_hook=_unique if unique_keys else None,
+        )
     except RecursionError:
         raise FormatError(f"{where}: JSON nested too deep (over {MAX_DEPTH} levels)") from None
     except _Refused as exc:

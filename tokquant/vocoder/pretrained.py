@@ -220,12 +220,18 @@ def _build_vocos(folder: PretrainedFolder) -> nn.Module:
     return _loaded(build, folder, weight_norm=False)
 
 
+#: The widest BigVGAN this loader builds (the published ones start at 1,536 channels).
+_MAX_CHANNELS = 8192
+
+
 def _build_bigvgan(folder: PretrainedFolder) -> nn.Module:
     from bigvgan.bigvgan import BigVGAN
     from bigvgan.env import AttrDict
 
     c, where = folder.config, folder.source
     rates = _ints(c, "upsample_rates", 1, 16, where)
+    if 2 ** len(rates) > _MAX_CHANNELS:  # each stage halves the channels
+        raise FormatError(f"{where}: config upsample_rates has {len(rates)} stages, at most 13")
     kernels = _ints(c, "upsample_kernel_sizes", 1, 64, where)
     dilations = c.get("resblock_dilation_sizes")
     if len(rates) != len(kernels) or not isinstance(dilations, list):
@@ -234,7 +240,9 @@ def _build_bigvgan(folder: PretrainedFolder) -> nn.Module:
         num_mels=_int(c, "num_mels", 1, 1024, where),
         upsample_rates=rates,
         upsample_kernel_sizes=kernels,
-        upsample_initial_channel=_int(c, "upsample_initial_channel", 2 ** len(rates), 8192, where),
+        upsample_initial_channel=_int(
+            c, "upsample_initial_channel", 2 ** len(rates), _MAX_CHANNELS, where
+        ),
         resblock=str(c.get("resblock", "1")),
         resblock_kernel_sizes=_ints(c, "resblock_kernel_sizes", 1, 64, where),
         resblock_dilation_sizes=[_ints({"d": d}, "d", 1, 64, where) for d in dilations],
