@@ -98,8 +98,11 @@ def to_files(
     progress: Progress | None = None,
     vocoder: object = None,
     mel_match: float | None = None,
+    settings: dict | None = None,
 ) -> RunReport:
-    """Decode every source into ``out``, mirroring its key."""
+    """Decode every source into ``out``, mirroring its key. Existing outputs are kept
+    only where the folder's record (:data:`RECORD`) says this run's ``settings`` made
+    them; outputs of other settings are refused unless ``overwrite``."""
     suffix = ".wav" if audio else ".npy"
 
     def work(source: TokenSource, target: Path) -> int:
@@ -107,6 +110,15 @@ def to_files(
         return write_decoded(
             tok, codes, target, audio=audio, levels=levels, vocoder=vocoder, mel_match=mel_match
         )
+
+    record = _read_record(out)
+    settings = settings or {}
+
+    def reusable(source: TokenSource, target: Path) -> str | None:
+        if record is None or record == settings:
+            return None  # no record: outputs of a tokquant that kept none are kept
+        changed = sorted(k for k in {*record, *settings} if record.get(k) != settings.get(k))
+        return f"was decoded with other settings ({', '.join(changed)})"
 
     return run_each(
         sources,
@@ -117,7 +129,59 @@ def to_files(
         label="decode",
         progress=progress,
         root=out,
+        reusable=reusable,
+        before=lambda: _write_record(out, settings),
     )
+
+
+#: The record of the settings a folder's decoded outputs were made with.
+RECORD = ".tokquant-decode.json"
+
+
+def _read_record(out: Path) -> dict | None:
+    from tokquant.storage.regular import read_regular
+    from tokquant.storage.safe_json import loads
+
+    path = out / RECORD
+    if not path.exists():
+        return None
+    try:
+        data = loads(read_regular(path), str(path))
+    except TokquantError:
+        return {"record": "unreadable"}
+    return data.get("settings") if isinstance(data, dict) else {"record": "unreadable"}
+
+
+def _write_record(out: Path, settings: dict) -> None:
+    import json
+
+    from tokquant.storage.atomic import atomic_path
+
+    with atomic_path(out / RECORD) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        json.dump({"format": "tokquant-decode", "settings": settings}, fh, sort_keys=True)
+
+
+def decode_settings(
+    tok: Tokenizer, *, audio: bool, levels: int | None, vocoder: object, mel_match: float | None
+) -> dict:
+    """What makes a decoded output what it is: the checkpoint, features or audio, the
+    levels, and for audio the decoder (a vocoder file's sha256, a pretrained folder's
+    name) and the mel match it applies."""
+    from tokquant.jobs.encode_outputs import made_by
+
+    settings: dict = {"checkpoint_id": made_by(tok), "audio": audio, "levels": levels}
+    if audio:
+        settings["decoder"] = "griffin-lim" if vocoder is None else _decoder_id(vocoder)
+        if vocoder is not None:
+            from tokquant.vocoder.decoding import default_mel_match
+
+            settings["mel_match"] = default_mel_match(vocoder) if mel_match is None else mel_match
+    return settings
+
+
+def _decoder_id(vocoder: object) -> str:
+    identity = getattr(vocoder, "file_id", None) or getattr(vocoder, "source", None)
+    return str(identity) if identity is not None else type(vocoder).__name__
 
 
 def run_each(
@@ -130,13 +194,19 @@ def run_each(
     label: str,
     root: Path,
     progress: Progress | None = None,
+    reusable: Callable | None = None,
+    before: Callable[[], None] | None = None,
 ) -> RunReport:
     """``work(item, target) -> frames`` for every item whose target needs writing; a
-    failing item is recorded and the others go on, but a write error stops the run."""
+    failing item is recorded and the others go on, but a write error stops the run.
+    ``reusable`` says why an existing target may not be kept (see
+    :meth:`OutputFolder.plan`); ``before`` runs once the plan stands, before any write."""
     progress = progress or NoProgress()
     plan, skipped, failures = OutputFolder(root).plan(
-        items, target_of, source_of, overwrite=overwrite
+        items, target_of, source_of, overwrite=overwrite, reusable=reusable
     )
+    if before is not None:
+        before()
     report = RunReport(skipped=skipped, failures=failures)
     start = time.perf_counter()
     progress.start(label, len(plan))
@@ -197,6 +267,9 @@ class DecodeJob(Request):
 
             vocoder = open_vocoder(self.vocoder, tok)
         OutputFolder(out).create()  # once every input is known good: no empty folder
+        settings = decode_settings(
+            tok, audio=self.audio, levels=self.levels, vocoder=vocoder, mel_match=self.mel_match
+        )
         return to_files(
             tok,
             sources,
@@ -207,4 +280,5 @@ class DecodeJob(Request):
             progress=progress,
             vocoder=vocoder,
             mel_match=self.mel_match,
+            settings=settings,
         )

@@ -65,7 +65,9 @@ def open_vocoder(vocoder: Any, tok: Any) -> Any:
             f"{where}: reads {config.feature_dim} features per frame; this "
             f"tokenizer decodes {int(tok.mean.numel())}"
         )
-    return loaded.vocoder.to(tok.mean.device)
+    net = loaded.vocoder.to(tok.mean.device)
+    net.file_id = loaded.id  # what decoded outputs record as their decoder
+    return net
 
 
 def decode_features(
