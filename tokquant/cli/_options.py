@@ -45,7 +45,7 @@ Layout = Annotated[
 ]
 JsonOut = Annotated[bool, typer.Option("--json", metavar="", help="Print machine-readable JSON.")]
 Quiet = Annotated[
-    bool, typer.Option("--quiet", "-q", metavar="", help="No progress bars or notes.")
+    bool, typer.Option("--quiet", "-q", metavar="", help="Only errors and warnings: no progress bars, notes or tables (--json still prints).")
 ]
 OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 CheckpointPath = Annotated[

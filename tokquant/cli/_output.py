@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -132,6 +134,9 @@ class Output:
         the job's first task on: a job that stops before it (a bad input, a missing
         checkpoint) prints its one error line and nothing else. It also prints a job's
         notes, and with ``with_metrics`` each step's metrics (training)."""
+        if not self.quiet and not self.err.is_terminal:  # a log file: lines, not a bar
+            yield _LogTracker(self.note, _log_seconds())
+            return
         with contextlib.ExitStack() as stack:
             yield _Tracker(
                 lambda: stack.enter_context(self.progress(with_metrics=with_metrics)), self.note
@@ -160,7 +165,10 @@ class Output:
         *,
         numeric: bool = True,
     ) -> None:
-        """Print a table; ``numeric`` right-aligns every column but the first."""
+        """Print a table (not with ``--quiet``: the exit code says how it went, and
+        ``--json`` prints the same data); ``numeric`` right-aligns every column but the first."""
+        if self.quiet:
+            return
         table = Table(
             title=None if title is None else Text(printable(title)),
             title_justify="left",
@@ -254,6 +262,64 @@ class _Tracker:
     def advance(self, n: int = 1) -> None:
         if self.bar is not None and self.task is not None and n:
             self.bar.advance(self.task, n)
+
+
+#: Seconds between progress lines when stderr is no terminal (a log, a pipe, SLURM's
+#: output file), where a bar would only be drawn when the work ends.
+LOG_SECONDS = 30.0
+
+
+def _log_seconds() -> float:
+    value = os.environ.get("TOKQUANT_PROGRESS_SECONDS", "")
+    try:
+        seconds = float(value) if value else LOG_SECONDS
+    except ValueError:
+        return LOG_SECONDS
+    return seconds if math.isfinite(seconds) and seconds >= 0 else LOG_SECONDS
+
+
+class _LogTracker:
+    """Progress as a line every ``interval`` seconds (and one when a task starts):
+    ``train-vocoder 1200/6000 (20%), 5m12s, about 20m48s left, stft=1.2 mel=0.41``."""
+
+    def __init__(self, note: Callable[[str], None], interval: float) -> None:
+        self.note, self.interval = note, interval
+        self.label, self.total, self.done, self.metrics = "", 0, 0, ""
+        self.started = self.last = time.monotonic()
+
+    def start(self, label: str, total: int) -> None:
+        self.label, self.total, self.done, self.metrics = label, total, 0, ""
+        self.started = self.last = time.monotonic()
+        self.note(f"{label}: 0/{total}")
+
+    def update(self, completed: int, metrics: dict[str, float]) -> None:
+        self.done = completed
+        self.metrics = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+        self._maybe_print()
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        self._maybe_print()
+
+    def _maybe_print(self) -> None:
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            return
+        self.last = now
+        elapsed = now - self.started
+        line = f"{self.label}: {self.done}/{self.total}"
+        if self.total:
+            line += f" ({100 * self.done / self.total:.0f}%)"
+        line += f", {_clock(elapsed)}"
+        if 0 < self.done < self.total:
+            line += f", about {_clock(elapsed * (self.total - self.done) / self.done)} left"
+        self.note(line + (f", {self.metrics}" if self.metrics else ""))
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
 def other_rank() -> bool:
