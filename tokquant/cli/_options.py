@@ -44,8 +44,23 @@ Layout = Annotated[
     ),
 ]
 JsonOut = Annotated[bool, typer.Option("--json", metavar="", help="Print machine-readable JSON.")]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        show_default=False,
+        help="CPU threads for torch. Default: OMP_NUM_THREADS if set, else the CPUs this "
+        "process may use (affinity, SLURM_CPUS_PER_TASK, cgroup quota).",
+    ),
+]
 Quiet = Annotated[
-    bool, typer.Option("--quiet", "-q", metavar="", help="Only errors and warnings: no progress bars, notes or tables (--json still prints).")
+    bool,
+    typer.Option(
+        "--quiet",
+        "-q",
+        metavar="",
+        help="Only errors and warnings: no progress bars, notes or tables (--json still prints).",
+    ),
 ]
 OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 CheckpointPath = Annotated[

@@ -18,6 +18,7 @@ from tokquant.cli._options import (
     Quiet,
     Segments,
     SslWeights,
+    Threads,
 )
 from tokquant.cli._output import Output
 from tokquant.cli._request import request
@@ -34,6 +35,7 @@ def audit(
     key_column: KeyColumn = None,
     audio_member: AudioMember = None,
     segments: Segments = None,
+    threads: Threads = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:

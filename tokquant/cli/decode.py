@@ -15,6 +15,7 @@ from tokquant.cli._options import (
     OutDir,
     Overwrite,
     Quiet,
+    Threads,
     TokenInputs,
 )
 from tokquant.cli._output import Output
@@ -51,6 +52,7 @@ def decode(
     device: Device = "cpu",
     vocoder: VocoderOption = None,
     mel_match: MelMatch = None,
+    threads: Threads = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:

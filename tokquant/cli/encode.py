@@ -29,6 +29,7 @@ from tokquant.cli._options import (
     Shards,
     ShardSize,
     SslWeights,
+    Threads,
     Workers,
 )
 from tokquant.cli._output import Output
@@ -59,6 +60,7 @@ def encode(
     segments: Segments = None,
     engine: EngineOption = Engine.local,  # type: ignore[attr-defined]
     ray_address: RayAddress = None,
+    threads: Threads = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:

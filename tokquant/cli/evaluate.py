@@ -18,6 +18,7 @@ from tokquant.cli._options import (
     Quiet,
     Segments,
     SslWeights,
+    Threads,
     TokenInputs,
 )
 from tokquant.cli._output import Output
@@ -66,6 +67,7 @@ def eval_(
     key_column: KeyColumn = None,
     audio_member: AudioMember = None,
     segments: Segments = None,
+    threads: Threads = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:

@@ -19,6 +19,7 @@ from tokquant.cli._options import (
     Quiet,
     Segments,
     SslWeights,
+    Threads,
     TokenInputs,
 )
 from tokquant.cli._output import Output
@@ -51,6 +52,7 @@ def stats(
     key_column: KeyColumn = None,
     audio_member: AudioMember = None,
     segments: Segments = None,
+    threads: Threads = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:

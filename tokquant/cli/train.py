@@ -21,6 +21,7 @@ from tokquant.cli._options import (
     Overwrite,
     Quiet,
     Segments,
+    Threads,
 )
 from tokquant.cli._output import run_training
 from tokquant.cli._request import request
@@ -63,6 +64,7 @@ def train(
     key_column: KeyColumn = None,
     audio_member: AudioMember = None,
     segments: Segments = None,
+    threads: Threads = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:

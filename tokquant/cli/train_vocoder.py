@@ -22,6 +22,7 @@ from tokquant.cli._options import (
     Quiet,
     Segments,
     SslWeights,
+    Threads,
 )
 from tokquant.cli._output import run_training
 from tokquant.cli._request import request
@@ -71,6 +72,7 @@ def train_vocoder(
     key_column: KeyColumn = None,
     audio_member: AudioMember = None,
     segments: Segments = None,
+    threads: Threads = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:

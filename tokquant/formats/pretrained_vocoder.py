@@ -85,7 +85,11 @@ def read_pretrained(source: str | Path) -> PretrainedFolder:
 def _read_config(path: Path) -> dict[str, Any]:
     raw = read_regular(path)
     try:
-        data = load_yaml(path, raw) if path.suffix == ".yaml" else json_loads(raw, str(path), unique_keys=True)
+        data = (
+            load_yaml(path, raw)
+            if path.suffix == ".yaml"
+            else json_loads(raw, str(path), unique_keys=True)
+        )
     except ConfigError as exc:
         raise FormatError(str(exc)) from None
     if not isinstance(data, dict):

@@ -40,9 +40,7 @@ def samples(cell: Any, column: str, rate: Any = None, row: int | None = None) ->
         return _local_file(path, where)
     if isinstance(blob, np.ndarray) and blob.dtype.kind in "fiu" and blob.ndim in (1, 2):
         if rate is None:
-            raise ValueError(
-                f"{where}: an array of samples needs its sample rate (a rate column)"
-            )
+            raise ValueError(f"{where}: an array of samples needs its sample rate (a rate column)")
         return _channels_first(blob), _rate(rate, where)
     raise ValueError(f"{where}: a cell holds neither decoded audio nor audio bytes or a path")
 

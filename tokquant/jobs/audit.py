@@ -122,8 +122,15 @@ class AuditJob(InputOptions):
     device: str = "cpu"
     ssl_weights: str | Path | None = None
 
+    #: CPU threads for torch (None: OMP_NUM_THREADS if set, else the CPUs this process
+    #: may use: affinity, SLURM_CPUS_PER_TASK, cgroup quota)
+    threads: int | None = None
+
     def run(self, progress: Progress | None = None) -> AuditReport:
         """The report, its ``checkpoint_id`` set; per-input failures are in it."""
+        from tokquant.devices import use_threads
+
+        use_threads(self.threads)
         from tokquant.jobs.load import open_tokenizer
         from tokquant.sources import sources_for
 

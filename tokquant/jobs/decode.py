@@ -248,7 +248,14 @@ class DecodeJob(Request):
     #: decoder's default, 0.5 for a train-vocoder file and 0 for Vocos/BigVGAN)
     mel_match: float | None = None
 
+    #: CPU threads for torch (None: OMP_NUM_THREADS if set, else the CPUs this process
+    #: may use: affinity, SLURM_CPUS_PER_TASK, cgroup quota)
+    threads: int | None = None
+
     def run(self, progress: Progress | None = None) -> RunReport:
+        from tokquant.devices import use_threads
+
+        use_threads(self.threads)
         from tokquant.jobs.load import open_tokenizer
 
         tok = open_tokenizer(self.checkpoint, self.device)

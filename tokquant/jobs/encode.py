@@ -57,9 +57,16 @@ class EncodeJob(InputOptions):
     #: ``RAY_ADDRESS``, else a new local one)
     ray_address: str | None = None
 
+    #: CPU threads for torch (None: OMP_NUM_THREADS if set, else the CPUs this process
+    #: may use: affinity, SLURM_CPUS_PER_TASK, cgroup quota)
+    threads: int | None = None
+
     def run(self, progress: Progress | None = None) -> RunReport:
         """Encode; the report's ``columns`` hold the tokens written and bits per frame,
         its ``extra`` the rank (and with ``shards`` the shards written and resumed)."""
+        from tokquant.devices import use_threads
+
+        use_threads(self.threads)
         from tokquant.jobs.load import open_tokenizer
         from tokquant.jobs.ranks import resolve_rank
         from tokquant.storage.folder import OutputFolder

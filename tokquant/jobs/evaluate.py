@@ -66,7 +66,14 @@ class EvalJob(InputOptions):
     device: str = "cpu"
     ssl_weights: str | Path | None = None
 
+    #: CPU threads for torch (None: OMP_NUM_THREADS if set, else the CPUs this process
+    #: may use: affinity, SLURM_CPUS_PER_TASK, cgroup quota)
+    threads: int | None = None
+
     def run(self, progress: Progress | None = None) -> EvalReport:
+        from tokquant.devices import use_threads
+
+        use_threads(self.threads)
         from tokquant.audio import metrics
         from tokquant.jobs.encode_outputs import made_by
         from tokquant.jobs.load import open_tokenizer

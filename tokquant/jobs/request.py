@@ -30,7 +30,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "kind": choices.PEER_KINDS,
 }
 #: Integer fields that count something and must be at least 1.
-COUNTS = {"shard_size", "num_shards", "levels", "beam", "batch_frames", "batch",
+COUNTS = {"shard_size", "num_shards", "levels", "beam", "batch_frames", "batch", "threads",
           "segment_frames", "max_frames"}  # fmt: skip
 
 

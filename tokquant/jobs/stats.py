@@ -96,8 +96,15 @@ class StatsJob(InputOptions):
     device: str = "cpu"
     ssl_weights: str | Path | None = None
 
+    #: CPU threads for torch (None: OMP_NUM_THREADS if set, else the CPUs this process
+    #: may use: affinity, SLURM_CPUS_PER_TASK, cgroup quota)
+    threads: int | None = None
+
     def run(self, progress: Progress | None = None) -> StatsReport:
         """The report, its ``checkpoint_id`` set; per-source failures are in it."""
+        from tokquant.devices import use_threads
+
+        use_threads(self.threads)
         from tokquant.jobs.load import open_tokenizer
         from tokquant.sources.tokens import token_sources
 

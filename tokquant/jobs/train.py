@@ -37,9 +37,16 @@ class TrainJob(InputOptions):
     overwrite: bool = False
     device: str = "cpu"
 
+    #: CPU threads for torch (None: OMP_NUM_THREADS if set, else the CPUs this process
+    #: may use: affinity, SLURM_CPUS_PER_TASK, cgroup quota)
+    threads: int | None = None
+
     def run(self, progress: Progress | None = None) -> TrainReport:
         """Train. ``progress`` gets the loading and training counts, one-line notes
         (``note``) and each step's metrics (``update``) where it has those methods."""
+        from tokquant.devices import use_threads
+
+        use_threads(self.threads)
         from tokquant import distributed
         from tokquant.devices import resolve_device
 

@@ -47,9 +47,16 @@ class TrainVocoderJob(InputOptions):
     ssl_weights: str | Path | None = None
     overwrite: bool = False
 
+    #: CPU threads for torch (None: OMP_NUM_THREADS if set, else the CPUs this process
+    #: may use: affinity, SLURM_CPUS_PER_TASK, cgroup quota)
+    threads: int | None = None
+
     def run(self, progress: Progress | None = None) -> TrainReport:
         """Train and write ``out``; the report's summary holds the steps, time, final
         losses, the inputs' frames and the vocoder's id."""
+        from tokquant.devices import use_threads
+
+        use_threads(self.threads)
         from tokquant import distributed
         from tokquant.devices import resolve_device
 
