@@ -11,7 +11,11 @@ Layout: the tokenizer's ``state_dict`` tensors (``mean``, ``std``, ``project_in.
 ``summary``        optional JSON of training results (steps, losses, usage)
 =================  =======================================================
 
-A checkpoint's id is the sha256 of the file's bytes; token files record it. Loading never
+A checkpoint's id names what makes its codes: the sha256 of its config and tensors
+(:func:`content_id`; ``id_scheme`` ``content-v1`` in the metadata), not of the training
+summary beside them, whose floats differ in the last digits with the thread count. Files
+written before that scheme (no ``id_scheme``) keep their id, the sha256 of the file's
+bytes, so their token files still pair with them. Token files record the id. Loading never
 unpickles: safetensors holds no code, and a ``.pt`` file (a dict with ``config`` and
 ``state_dict``) is read with ``torch.load(weights_only=True)``.
 """
@@ -56,9 +60,43 @@ def save_checkpoint(tokenizer: Tokenizer, path: Path, summary: dict[str, Any] | 
         "tokquant": __version__,
         "config": tokenizer.config.to_json(),
         "summary": json.dumps(summary or {}, sort_keys=True),
+        "id_scheme": ID_SCHEME,
     }
     with atomic_path(path) as tmp:
         write_safetensors(tmp, tensors, metadata)
+    return content_id(metadata["config"], tensors)
+
+
+#: How new checkpoints' ids are computed (:func:`content_id`).
+ID_SCHEME = "content-v1"
+
+
+def content_id(config_json: str, tensors: dict[str, Any]) -> str:
+    """sha256 of the config (as stored) and every tensor's name, dtype, shape and bytes,
+    in name order: what makes codes, and nothing else."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256(b"tokquant-checkpoint-content-v1\0")
+    digest.update(config_json.encode("utf-8") + b"\0")
+    for name in sorted(tensors):
+        value = tensors[name]
+        array = np.ascontiguousarray(
+            value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
+        )
+        digest.update(f"{name}\0{array.dtype.str}\0{list(array.shape)}\0".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def checkpoint_id(path: Path) -> str:
+    """The id of the checkpoint at ``path`` (see the module's docstring)."""
+    path = Path(path)
+    if path.suffix != ".pt":
+        meta, state = read_tagged(path, FORMAT, FORMAT_VERSION, "checkpoint")
+        if meta.get("id_scheme") == ID_SCHEME and "config" in meta:
+            return content_id(meta["config"], state)
     return file_sha256(path)
 
 
@@ -67,10 +105,11 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> Checkpoin
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: checkpoint not found")
+    ident = None
     if path.suffix == ".pt":
         config_dict, state, summary = _read_pt(path)
     else:
-        config_dict, state, summary = _read_safetensors(path)
+        config_dict, state, summary, ident = _read_safetensors(path)
     try:
         config = TokenizerConfig.from_dict(config_dict)
     except (ConfigError, TypeError, ValueError) as exc:
@@ -105,28 +144,35 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> Checkpoin
     tokenizer = Tokenizer(config)  # now no larger than the tensors already read
     tokenizer.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
     tokenizer.eval()
-    return Checkpoint(tokenizer.to(device), file_sha256(path), path, summary)
+    return Checkpoint(tokenizer.to(device), ident or file_sha256(path), path, summary)
 
 
 def read_checkpoint_metadata(path: Path) -> dict[str, Any]:
     """Metadata and tensor shapes without building the model (for ``tokquant info``)."""
-    config, state, summary = (
-        _read_pt(path) if Path(path).suffix == ".pt" else _read_safetensors(path)
-    )
+    if Path(path).suffix == ".pt":
+        config, state, summary = _read_pt(path)
+        ident = None
+    else:
+        config, state, summary, ident = _read_safetensors(path)
     return {
+        "id": ident or file_sha256(Path(path)),
         "config": config,
         "summary": summary,
         "tensors": {k: list(v.shape) for k, v in state.items()},
     }
 
 
-def _read_safetensors(path: Path) -> tuple[Any, dict[str, torch.Tensor], dict[str, Any]]:
+def _read_safetensors(
+    path: Path,
+) -> tuple[Any, dict[str, torch.Tensor], dict[str, Any], str | None]:
+    """Config, tensors, summary, and the content id where the file uses that scheme."""
     meta, state = read_tagged(path, FORMAT, FORMAT_VERSION, "checkpoint")
     if "config" not in meta:
         raise FormatError(f"{path}: checkpoint metadata has no valid config JSON")
     config = json_loads(meta["config"], f"{path}: checkpoint config")
     summary = json_loads(meta.get("summary") or "{}", f"{path}: checkpoint summary")
-    return config, state, summary if isinstance(summary, dict) else {}
+    ident = content_id(meta["config"], state) if meta.get("id_scheme") == ID_SCHEME else None
+    return config, state, summary if isinstance(summary, dict) else {}, ident
 
 
 def _read_pt(path: Path) -> tuple[Any, dict[str, torch.Tensor], dict[str, Any]]:

@@ -9,7 +9,7 @@ cardinality (U8, U16, U32, U64). String metadata:
 ``format``            ``tokquant-tokens``
 ``format_version``    ``1``
 ``tokquant``          version that wrote it
-``checkpoint_id``     sha256 of the checkpoint file that encoded it
+``checkpoint_id``     the id of the checkpoint that encoded it (its config and tensors)
 ``quantizer``         JSON of the quantizer config
 ``frame_rate``        frames per second, or empty when unknown
 ``num_frames``        T

@@ -58,7 +58,7 @@ class InfoJob(Request):
             return {
                 "kind": "checkpoint",
                 "path": str(file),
-                "id": ckpt_format.file_sha256(file),
+                "id": meta["id"],
                 "config": meta["config"],
                 "summary": {k: v for k, v in meta["summary"].items() if k != "history"},
                 "tensors": meta["tensors"],
