@@ -105,11 +105,34 @@ class _Run:
 _run = _Run()
 
 
-def main(argv: list[str] | None = None) -> None:
+#: Commands whose work needs torch: it is imported before their work starts, while a
+#: Ctrl-C still ends the process at once (see :mod:`tokquant.cli.entry`).
+_TORCH_COMMANDS = {"train", "encode", "decode", "stats", "audit", "eval", "train-vocoder",
+                   "import", "export"}  # fmt: skip
+
+
+def _import_torch(argv: list[str], interrupt: object) -> None:
+    """``import torch`` under ``interrupt`` (a handler that exits) when ``argv`` runs a
+    command that needs it: never for ``--help``, so help stays torch-free."""
+    if interrupt is None or not argv or argv[0] not in _TORCH_COMMANDS:
+        return
+    if {"-h", "--help"} & set(argv):
+        return
+    previous = signal.signal(signal.SIGINT, interrupt)  # type: ignore[arg-type]
+    try:
+        import torch  # noqa: F401 - torch-free start-up: only for commands that need it
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def main(argv: list[str] | None = None, *, interrupt: object = None) -> None:
+    """Run the CLI on ``argv``; ``interrupt`` is the SIGINT handler that ends the process
+    at once (the entry point's), used while torch imports."""
     argv = list(sys.argv[1:] if argv is None else argv)
     _run.debug = False
     from tokquant.errors import TokquantError
 
+    _import_torch(argv, interrupt)
     try:
         previous = signal.signal(signal.SIGINT, _on_sigint)
     except ValueError:  # not the main thread: leave signals alone
