@@ -86,16 +86,20 @@ INPUTS_HELP = (
     "key<TAB>path), Kaldi wav.scp/feats.scp, fairseq .tsv, WebDataset tars "
     "(shards-{000..009}.tar), Parquet files or folders, saved datasets."
 )
-Inputs = Annotated[list[Path], typer.Argument(help=INPUTS_HELP)]
+Inputs = Annotated[list[Path], typer.Argument(metavar="INPUTS...", help=INPUTS_HELP)]
 DataOption = Annotated[
     list[Path] | None,
-    typer.Option("--data", "-d", help=INPUTS_HELP + " Repeatable."),
+    typer.Option("--data", "-d", metavar="<path>", help=INPUTS_HELP + " Repeatable."),
 ]
 MoreDataOption = Annotated[
-    list[Path] | None, typer.Argument(help="More data paths (so --data a b c works).")
+    list[Path] | None,
+    typer.Argument(metavar="[DATA]...", help="More --data paths (so --data a b c works)."),
 ]
 TokenInputs = Annotated[
-    list[Path], typer.Argument(help="Token files, folders, list files, or corpus folders.")
+    list[Path],
+    typer.Argument(
+        metavar="TOKENS...", help="Token files, folders, list files, or corpus folders."
+    ),
 ]
 AudioColumn = Annotated[
     str, typer.Option(help="Parquet / datasets inputs: the column holding audio (bytes or paths).")

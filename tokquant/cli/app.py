@@ -12,6 +12,7 @@ import sys
 from typing import Annotated
 
 import typer
+from typer.core import TyperArgument
 
 try:  # typer >= 0.20 carries its own copy of click
     from typer._click import exceptions as click_errors
@@ -34,9 +35,20 @@ from tokquant.cli.train_vocoder import train_vocoder
 from tokquant.cli.verify import verify
 from tokquant.errors import INTERRUPTED
 
+
+def _argument_type(self: TyperArgument, ctx: object) -> str | None:
+    """An argument that takes several paths shows ``<path>...`` in help, as its
+    ``--options`` show ``<path>`` (typer writes the annotation: ``<list[Path]>``)."""
+    shown = _typer_argument_type(self, ctx)
+    return shown.replace("<list[Path]>", "<path>...") if shown else shown
+
+
+_typer_argument_type = TyperArgument.display_type_rich
+TyperArgument.display_type_rich = _argument_type  # type: ignore[method-assign]
+
 app = typer.Typer(
     name="tokquant",
-    help="Turn audio and feature sequences into discrete tokens (BSQ, LFQ, RVQ) and back.",
+    help="Turn audio and feature sequences into discrete tokens (BSQ, LFQ, RVQ, FSQ) and back.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

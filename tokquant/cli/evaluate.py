@@ -28,8 +28,9 @@ AudioOption = Annotated[
     list[Path],
     typer.Option(
         "--audio",
-        help="The audio the tokens were encoded from (files, folders, manifests: paired by "
-        "key, else in order). Repeatable.",
+        metavar="<path>",
+        help="The audio the tokens were encoded from (files, folders, manifests), paired by "
+        "key: the tokens' key, or the one file whose path ends in it. Repeatable.",
     ),
 ]
 VocoderOption = Annotated[

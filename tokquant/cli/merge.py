@@ -13,7 +13,10 @@ from tokquant.cli._output import Output
 CorpusOption = Annotated[Path, typer.Argument(help="Corpus folder the ranks wrote into.")]
 PartsOption = Annotated[
     list[Path] | None,
-    typer.Argument(help="Rank manifests to join (default: every manifest.rank*.json in it)."),
+    typer.Argument(
+        metavar="[PARTS]...",
+        help="Rank manifests to join (default: every manifest.rank*.json in it).",
+    ),
 ]
 
 

@@ -29,6 +29,7 @@ FeaturesOption = Annotated[
     list[Path] | None,
     typer.Option(
         "--features",
+        metavar="<path>",
         help="The encoded inputs (feature or audio files, same names as the tokens) to add "
         "reconstruction error, in the feature domain.",
     ),

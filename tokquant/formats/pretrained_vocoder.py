@@ -57,6 +57,7 @@ def is_hub_id(source: str | Path) -> bool:
     return (
         bool(_HUB_ID.fullmatch(text))
         and not Path(text).exists()
+        and not Path(text).parent.is_dir()  # runs/vocos with runs/ here: a mistyped path
         and Path(text).suffix not in (".safetensors", ".pt", ".pth", ".bin")
     )
 
@@ -66,6 +67,11 @@ def read_pretrained(source: str | Path) -> PretrainedFolder:
     cache when offline); any problem is one :class:`~tokquant.errors.InputError` or
     :class:`~tokquant.errors.FormatError` line."""
     folder = _download(str(source)) if is_hub_id(source) else Path(source)
+    if not folder.exists():
+        raise InputError(
+            f"{source}: no such file or folder (a vocoder is a file from train-vocoder, a "
+            f"Vocos or BigVGAN folder, or a Hub id such as charactr/vocos-mel-24khz)"
+        )
     if not folder.is_dir():
         raise InputError(
             f"{source}: vocoder not found (a file from train-vocoder, a Vocos or BigVGAN "

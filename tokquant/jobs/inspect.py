@@ -10,12 +10,14 @@ from typing import Any
 
 from tokquant.errors import FormatError, InputError, OutputError
 from tokquant.jobs.request import Request
+from tokquant.storage.regular import open_regular
 from tokquant.storage.safe_json import loads as json_loads
 
 
 @dataclass
 class InfoJob(Request):
-    """What a checkpoint, a token file or a corpus folder is: kind, ids, config, shapes."""
+    """What a checkpoint, a vocoder, a token file or a corpus folder is: kind, ids,
+    config, shapes."""
 
     path: str | Path
 
@@ -23,6 +25,7 @@ class InfoJob(Request):
         from tokquant.formats import checkpoint as ckpt_format
         from tokquant.formats import corpus as corpus_format
         from tokquant.formats import tokens as tokens_format
+        from tokquant.formats import vocoder as vocoder_format
 
         file = Path(self.path)
         if file.is_dir() and not corpus_format.is_corpus(file):
@@ -64,7 +67,18 @@ class InfoJob(Request):
                 "tensors": meta["tensors"],
                 "parameters": sum(_numel(s) for s in meta["tensors"].values()),
             }
-        raise FormatError(f"{file}: neither a tokquant checkpoint nor a token file")
+        if kind == vocoder_format.FORMAT:
+            loaded = vocoder_format.load_vocoder(file)
+            return {
+                "kind": "vocoder",
+                "path": str(file),
+                "id": loaded.id,
+                "checkpoint_id": loaded.checkpoint_id,
+                "config": loaded.vocoder.config.to_dict(),
+                "summary": loaded.summary,
+                "parameters": sum(p.numel() for p in loaded.vocoder.parameters()),
+            }
+        raise FormatError(f"{file}: neither a tokquant checkpoint, vocoder nor token file")
 
 
 def _numel(shape: list[int]) -> int:
@@ -77,13 +91,13 @@ def _numel(shape: list[int]) -> int:
 def _sniff(path: Path) -> str | None:
     """The ``format`` metadata of a safetensors file, read from its JSON header only."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             size = int.from_bytes(fh.read(8), "little")
             if not 2 <= size <= 100 << 20:
                 return None
             header = json_loads(fh.read(size), str(path))
         return header.get("__metadata__", {}).get("format")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError):  # InputError is a ValueError
         return None
 
 
