@@ -128,3 +128,23 @@ def logmel_rvq(tmp_path_factory) -> Path:
     return train_logmel(tmp_path_factory.mktemp("logmel-rvq"),
                         "family: rvq, num_levels: 3, num_embeddings: 32",
                         train="steps: 5, batch_frames: 256, kmeans_iters: 2")  # fmt: skip
+
+
+def content_id(path: Path) -> str:
+    """A checkpoint's id computed here from its file with the safetensors library
+    (README, File formats): sha256 of the config JSON as stored, then each tensor's
+    name, dtype, shape and little-endian bytes in name order; not the library's code."""
+    import hashlib
+
+    from safetensors import safe_open
+
+    with safe_open(str(path), "np") as fh:
+        meta = fh.metadata()
+        assert meta.get("id_scheme") == "content-v1"
+        digest = hashlib.sha256(b"tokquant-checkpoint-content-v1\0")
+        digest.update(meta["config"].encode("utf-8") + b"\0")
+        for name in sorted(fh.keys()):
+            array = np.ascontiguousarray(fh.get_tensor(name))
+            digest.update(f"{name}\0{array.dtype.str}\0{list(array.shape)}\0".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()

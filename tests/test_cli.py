@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -17,7 +16,7 @@ import torch
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
-from tests.conftest import make_features, run_cli, write_config
+from tests.conftest import content_id, make_features, run_cli, write_config
 from tokquant.formats.checkpoint import load_checkpoint
 from tokquant.formats.tokens import read_tokens
 
@@ -44,10 +43,7 @@ def test_train_encode_decode_match_the_library_exactly(tmp_path, corpus, family)
     res = run_cli("train", "--config", config, "--data", corpus, "--out", ckpt, "--json")
     assert res.code == 0, res.err
     summary = json.loads(res.out)
-    assert (
-        summary["steps"] == 40
-        and summary["checkpoint_id"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
-    )
+    assert summary["steps"] == 40 and summary["checkpoint_id"] == content_id(ckpt)
 
     res = run_cli("encode", ckpt, corpus, "--out", tmp_path / "tok")
     assert res.code == 0, res.err
@@ -209,7 +205,7 @@ def test_token_file_is_readable_with_plain_numpy_and_safetensors(tmp_path, train
         meta = fh.metadata()
     assert list(arrays) == ["codes.0"] and arrays["codes.0"].dtype == np.uint8  # 8 bits
     assert meta["format"] == "tokquant-tokens" and meta["format_version"] == "1"
-    assert meta["checkpoint_id"] == hashlib.sha256(trained.read_bytes()).hexdigest()
+    assert meta["checkpoint_id"] == content_id(trained)
     assert int(meta["num_frames"]) == 120 and float(meta["frame_rate"]) == 50.0
     assert json.loads(meta["columns"]) == [
         {"name": "bits0-7", "cardinality": 256, "bits": 8, "dtype": "uint8"}
@@ -278,7 +274,7 @@ def test_info_describes_checkpoint_and_token_file(tmp_path, trained, corpus):
     res = run_cli("info", trained, "--json")
     data = json.loads(res.out)
     assert data["kind"] == "checkpoint" and data["config"]["quantizer"]["code_dim"] == 8
-    assert data["id"] == hashlib.sha256(trained.read_bytes()).hexdigest()
+    assert data["id"] == content_id(trained)
     assert data["tensors"]["project_in.weight"] == [8, 12]
     run_cli("encode", trained, corpus / "b.npy", "--out", tmp_path)
     res = run_cli("info", tmp_path / "b.tokens.safetensors")
@@ -360,7 +356,7 @@ def test_bad_inputs_fail_alone_with_exit_1(tmp_path, trained, corpus):
             ["train", "-c", "{tmp}/good.yaml", "-d", "{corpus}", "-o", "{ckpt}"],
             "exists; pass --overwrite",
         ),
-        (["info", "{corpus}/a.npy"], "neither a tokquant checkpoint nor a token file"),
+        (["info", "{corpus}/a.npy"], "neither a tokquant checkpoint, vocoder nor token file"),
         (["decode", "{corpus}/a.npy", "{corpus}", "--out", "{tmp}/o"], "not a tokquant checkpoint"),
     ],
 )

@@ -50,5 +50,7 @@ def test_decoded_arrays_give_the_same_codes(logmel_rvq, reference):
     out = fn({"audio": cells})
     for f, codes in zip(FILES[:4], out["codes"], strict=True):
         assert np.array_equal(np.asarray(codes), reference[_key(f)])
+    with pytest.raises(ValueError, match="row 0: x.flac: file not found"):
+        fn({"audio": [{"path": "x.flac"}]})  # a path-only cell is read, where it exists
     with pytest.raises(ValueError, match="neither decoded audio nor audio bytes"):
-        fn({"audio": [{"path": "x.flac"}]})
+        fn({"audio": [{"path": None, "bytes": None}]})

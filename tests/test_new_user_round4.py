@@ -174,9 +174,9 @@ def test_flags_show_no_bool_metavar_and_piped_tables_keep_whole_ids(tmp_path, ck
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}  # as a shell
     done = subprocess.run([sys.executable, "-m", "tokquant", "info", ckpt],
                           capture_output=True, text=True, env=env)  # a pipe: 80 columns  # fmt: skip
-    from tokquant.storage.digest import file_sha256
+    from tests.conftest import content_id
 
-    assert file_sha256(ckpt) in done.stdout
+    assert content_id(ckpt) in done.stdout
 
 
 def test_info_describes_a_corpus_folder(tmp_path, ckpt):

@@ -319,7 +319,7 @@ def test_hostile_or_broken_folders_are_one_line_and_run_nothing(
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="not a Vocos .* or BigVGAN .* vocoder folder"):
         load_pretrained(tmp_path / "empty")
-    with pytest.raises(InputError, match="vocoder not found"):
+    with pytest.raises(InputError, match="missing.safetensors: no such file or folder"):
         load_pretrained(tmp_path / "missing.safetensors")
 
 

@@ -38,7 +38,7 @@ SUFFIXES = (
 #: The sample rates a header may claim. Below 1 kHz no speech is left, and a tiny file
 #: claiming 1 Hz resamples into hundreds of millions of samples at the tokenizer's rate.
 MIN_SAMPLE_RATE = 1000
-MAX_SAMPLE_RATE = 768_000
+MAX_SAMPLE_RATE = 10_000_000
 
 
 class AudioReader:

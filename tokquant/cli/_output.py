@@ -279,8 +279,8 @@ def _log_seconds() -> float:
 
 
 class _LogTracker:
-    """Progress as a line every ``interval`` seconds (and one when a task starts):
-    ``train-vocoder 1200/6000 (20%), 5m12s, about 20m48s left, stft=1.2 mel=0.41``."""
+    """Progress as a line every ``interval`` seconds (none for work done sooner):
+    ``train-vocoder: 1200/6000 (20%), 5m12s, about 20m48s left, stft=1.2 mel=0.41``."""
 
     def __init__(self, note: Callable[[str], None], interval: float) -> None:
         self.note, self.interval = note, interval
@@ -290,7 +290,6 @@ class _LogTracker:
     def start(self, label: str, total: int) -> None:
         self.label, self.total, self.done, self.metrics = label, total, 0, ""
         self.started = self.last = time.monotonic()
-        self.note(f"{label}: 0/{total}")
 
     def update(self, completed: int, metrics: dict[str, float]) -> None:
         self.done = completed

@@ -196,15 +196,7 @@ def train_vocoder(
         else None
     )
     if state:
-        opt.load_state_dict(state["optimizer"])
-        if adversary is not None and "adversary" in state:
-            try:
-                adversary.load_state_dict(state["adversary"])
-            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-                raise InputError(
-                    f"cannot resume the discriminators from the saved state "
-                    f"({str(exc).splitlines()[0][:100]}); pass `overwrite=True` to start over"
-                ) from None
+        _restore(opt, adversary, state)
     if optimizer_box is not None:  # where a caller saving the state mid-run finds them
         optimizer_box["optimizer"] = opt
         optimizer_box["adversary"] = adversary
@@ -281,6 +273,19 @@ class _Adversary:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.discs.load_state_dict(state["discs"])
         self.opt.load_state_dict(state["opt"])
+
+
+def _restore(opt: torch.optim.Optimizer, adversary: Any, state: dict[str, Any]) -> None:
+    """The optimiser (and discriminators) of a saved state, or one line saying why not."""
+    opt.load_state_dict(state["optimizer"])
+    if adversary is not None and "adversary" in state:
+        try:
+            adversary.load_state_dict(state["adversary"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise InputError(
+                f"cannot resume the discriminators from the saved state "
+                f"({str(exc).splitlines()[0][:100]}); pass `overwrite=True` to start over"
+            ) from None
 
 
 def _cosine(lr: float, step: int, steps: int) -> float:
