@@ -117,6 +117,9 @@ def test_mel_match_is_checked_and_its_defaults_agree(trained_vocoder, logmel_rvq
                 inspect.signature(decode).parameters["mel_match"].default,
                 inspect.signature(eval_).parameters["mel_match"].default}  # fmt: skip
     assert defaults == {None}  # each decoder's own default: MEL_MATCH for a trained one
+    from tokquant.vocoder.decoding import default_mel_match
+
+    assert default_mel_match(load_vocoder(trained_vocoder).vocoder) == MEL_MATCH
     tok = tokquant.load(logmel_rvq)
     codes = tok.encode_audio(sf.read(SPEAKER[0], dtype="float32")[0], 16000)
     plain = tok.decode_audio(codes, vocoder=trained_vocoder, mel_match=0.0)
