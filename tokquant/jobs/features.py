@@ -99,11 +99,14 @@ def source_audio(item: Source, rate: int) -> np.ndarray:
         source = AudioSource(reader, rate, item.channel)
         total = source.num_samples
         out = np.empty(total, dtype=np.float32)  # the result's own size, nothing more
-        for start in range(0, total, _BLOCK):  # resampling works on one block at a time
-            stop = min(total, start + _BLOCK)
+        block = _BLOCK_SECONDS * rate  # a whole number of the resampler's periods
+        for start in range(0, total, block):  # so blocks give the whole input's samples
+            stop = min(total, start + block)
             out[start:stop] = source.read(start, stop).numpy()
         return out
 
 
-#: Samples per block when an input is read whole (about 1 minute at 16 kHz).
-_BLOCK = 1 << 20
+#: Seconds per block when an input is read whole. A block of whole seconds at the target
+#: rate holds whole periods of any rational resampling (its phases repeat every
+#: ``rate / gcd`` output samples), so the blocks' samples are the whole read's, bit for bit.
+_BLOCK_SECONDS = 60
