@@ -642,6 +642,32 @@ def test_ctrl_c_at_any_moment_is_one_line_and_130(ckpt, voices, tmp_path):
             assert proc.returncode == 0 and "encode" in out, (proc.returncode, err)
 
 
+def test_torch_is_imported_while_ctrl_c_ends_the_process_at_once(monkeypatch):
+    """The C++ abort came from a KeyboardInterrupt raised inside ``import torch``: the
+    CLI imports torch first, under the handler that writes the line and exits."""
+    import builtins
+
+    from tokquant.cli import app
+
+    seen, real_import = [], builtins.__import__
+
+    def spy(name, *args, **kwargs):
+        if name == "torch":
+            seen.append(signal.getsignal(signal.SIGINT))
+        return real_import(name, *args, **kwargs)
+
+    def handler(signum, frame):  # stands in for tokquant.cli.entry.exit_interrupted
+        raise AssertionError("not called here")
+
+    monkeypatch.setattr(builtins, "__import__", spy)
+    app._import_torch(["encode", "m.safetensors", "wavs/"], handler)
+    assert seen == [handler] and signal.getsignal(signal.SIGINT) is not handler
+    seen.clear()
+    app._import_torch(["encode", "--help"], handler)  # help stays torch-free
+    app._import_torch(["verify", "c/"], handler)
+    assert seen == []
+
+
 # 24. the checkpoint id names what makes codes --------------------------------------------------
 
 
