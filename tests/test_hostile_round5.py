@@ -123,6 +123,15 @@ def test_train_vocoder_out_naming_an_input_is_refused_even_with_overwrite(ckpt, 
     assert ckpt.read_bytes() == kept
 
 
+def test_stats_plot_never_replaces_an_input_and_a_folder_is_refused_first(ckpt, tokens):
+    token_file = tokens / "spk1" / "x.tokens.safetensors"
+    before = token_file.read_bytes()
+    res = run_cli("stats", ckpt, token_file, "--plot", token_file)
+    assert "output path equals an input" in one_error(res) and token_file.read_bytes() == before
+    res = run_cli("stats", ckpt, token_file, "--plot", tokens)
+    assert "is a folder; name the plot file to write" in one_error(res)
+
+
 # 3. every field of every request is checked ---------------------------------------------
 
 

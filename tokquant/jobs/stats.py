@@ -13,6 +13,7 @@ from tokquant.jobs.report import NoProgress, Progress
 from tokquant.sources import SourceOptions, input_suffixes, sources_for
 from tokquant.sources.tokens import TokenSource, pair_input
 from tokquant.stats import ColumnStats, ReconstructionAccumulator, UsageCounter
+from tokquant.storage.folder import check_output_file
 from tokquant.tokenizer import Tokenizer
 
 
@@ -108,6 +109,13 @@ class StatsJob(InputOptions):
         from tokquant.jobs.load import open_tokenizer
         from tokquant.sources.tokens import token_sources
 
+        if self.plot is not None:  # refused before the work, never over an input
+            check_output_file(
+                Path(self.plot),
+                True,
+                "plot",
+                [Path(self.checkpoint), *map(Path, self.tokens), *map(Path, self.features or [])],
+            )
         tok = open_tokenizer(self.checkpoint, self.device, self.ssl_weights)
         sources = token_sources(tok, [Path(p) for p in self.tokens])
         where = self.source_options()
