@@ -121,6 +121,20 @@ def test_train_vocoder_out_naming_an_input_is_refused_even_with_overwrite(ckpt, 
         assert "output path equals an input" in one_error(res)
         assert out.read_bytes() == before
     assert ckpt.read_bytes() == kept
+    state = tmp_path / "v.safetensors.state"  # written as the run goes: a link is refused first
+    state.symlink_to(tmp_path / "elsewhere")
+    res = run_cli("train-vocoder", ckpt, "-d", data, "-o", tmp_path / "v.safetensors")
+    assert "exists and is a symbolic link" in one_error(res)
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_train_out_naming_its_config_is_refused_even_with_overwrite(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "frontend: {kind: logmel, n_mels: 40}\nquantizer: {family: bsq, code_dim: 8}\n"
+    )
+    res = run_cli("train", "-c", config, "-d", SAMPLES / "us_m", "-o", config, "--overwrite")
+    assert "output path equals an input" in one_error(res) and "bsq" in config.read_text()
 
 
 def test_stats_plot_never_replaces_an_input_and_a_folder_is_refused_first(ckpt, tokens):

@@ -52,7 +52,7 @@ class TrainJob(InputOptions):
 
         cfg = self._config()
         out = Path(self.out)
-        check_output_file(out, self.overwrite, "checkpoint")
+        check_output_file(out, self.overwrite, "checkpoint", (Path(self.config),))
         dev = resolve_device(self.device)
         report, rank, joined = distributed.in_group(
             dev, lambda rank, _: self._train(cfg, dev, out, rank, progress or NoProgress())

@@ -18,6 +18,7 @@ from typing import Any
 from tokquant.errors import InputError, TokquantError
 from tokquant.jobs.load import InputOptions
 from tokquant.jobs.report import NoProgress, Progress, TrainReport
+from tokquant.storage.atomic import refuse_non_regular
 from tokquant.storage.folder import check_not_an_input, check_output_file
 
 
@@ -62,6 +63,9 @@ class TrainVocoderJob(InputOptions):
 
         out = Path(self.out)
         check_output_file(out, self.overwrite, "vocoder", (self.checkpoint, self.ssl_weights))
+        # the state is written as the run goes: a link or FIFO there is refused now, not
+        # a tenth of the way in
+        refuse_non_regular(out.with_name(out.name + ".state"))
         training = self.training()
         training.check()
         dev = resolve_device(self.device)
