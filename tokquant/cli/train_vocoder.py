@@ -79,7 +79,8 @@ def train_vocoder(
     """Train a decoder from CHECKPOINT's tokens to audio, on what decode gives it (the
     decoded features of --data), and write it to --out (a .safetensors file).
 
-    Running it again after a stop continues from its last saved state (OUT.state).
+    Running it again after a stop continues from its last saved state (OUT.state);
+    --overwrite starts over.
     """
     from tokquant.jobs import TrainVocoderJob
 
