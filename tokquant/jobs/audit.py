@@ -129,11 +129,10 @@ class AuditJob(InputOptions):
     def run(self, progress: Progress | None = None) -> AuditReport:
         """The report, its ``checkpoint_id`` set; per-input failures are in it."""
         from tokquant.devices import use_threads
-
-        use_threads(self.threads)
         from tokquant.jobs.load import open_tokenizer
         from tokquant.sources import sources_for
 
+        use_threads(self.threads)
         tok = open_tokenizer(self.checkpoint, self.device, self.ssl_weights)
         where = self.source_options()
         items = sources_for(

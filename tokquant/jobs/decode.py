@@ -254,10 +254,9 @@ class DecodeJob(Request):
 
     def run(self, progress: Progress | None = None) -> RunReport:
         from tokquant.devices import use_threads
-
-        use_threads(self.threads)
         from tokquant.jobs.load import open_tokenizer
 
+        use_threads(self.threads)
         tok = open_tokenizer(self.checkpoint, self.device)
         out = Path(self.out)
         sources = token_sources(tok, [Path(p) for p in self.tokens])

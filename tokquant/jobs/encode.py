@@ -65,12 +65,11 @@ class EncodeJob(InputOptions):
         """Encode; the report's ``columns`` hold the tokens written and bits per frame,
         its ``extra`` the rank (and with ``shards`` the shards written and resumed)."""
         from tokquant.devices import use_threads
-
-        use_threads(self.threads)
         from tokquant.jobs.load import open_tokenizer
         from tokquant.jobs.ranks import resolve_rank
         from tokquant.storage.folder import OutputFolder
 
+        use_threads(self.threads)
         if self.engine not in ENGINES:
             raise InputError(f"`engine` must be one of {', '.join(ENGINES)}, found {self.engine!r}")
         if self.engine == "ray":

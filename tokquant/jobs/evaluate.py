@@ -71,15 +71,14 @@ class EvalJob(InputOptions):
     threads: int | None = None
 
     def run(self, progress: Progress | None = None) -> EvalReport:
-        from tokquant.devices import use_threads
-
-        use_threads(self.threads)
         from tokquant.audio import metrics
+        from tokquant.devices import use_threads
         from tokquant.jobs.encode_outputs import made_by
         from tokquant.jobs.load import open_tokenizer
         from tokquant.sources import input_suffixes, sources_for, takes_audio
         from tokquant.sources.tokens import pair_input, token_sources
 
+        use_threads(self.threads)
         progress = progress or NoProgress()
         started = time.perf_counter()
         plots = None

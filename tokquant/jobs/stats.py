@@ -104,11 +104,10 @@ class StatsJob(InputOptions):
     def run(self, progress: Progress | None = None) -> StatsReport:
         """The report, its ``checkpoint_id`` set; per-source failures are in it."""
         from tokquant.devices import use_threads
-
-        use_threads(self.threads)
         from tokquant.jobs.load import open_tokenizer
         from tokquant.sources.tokens import token_sources
 
+        use_threads(self.threads)
         if self.plot is not None:  # refused before the work, never over an input
             check_output_file(
                 Path(self.plot),

@@ -44,12 +44,10 @@ class TrainJob(InputOptions):
     def run(self, progress: Progress | None = None) -> TrainReport:
         """Train. ``progress`` gets the loading and training counts, one-line notes
         (``note``) and each step's metrics (``update``) where it has those methods."""
-        from tokquant.devices import use_threads
+        from tokquant import distributed
+        from tokquant.devices import resolve_device, use_threads
 
         use_threads(self.threads)
-        from tokquant import distributed
-        from tokquant.devices import resolve_device
-
         cfg = self._config()
         out = Path(self.out)
         check_output_file(out, self.overwrite, "checkpoint", (Path(self.config),))

@@ -55,12 +55,10 @@ class TrainVocoderJob(InputOptions):
     def run(self, progress: Progress | None = None) -> TrainReport:
         """Train and write ``out``; the report's summary holds the steps, time, final
         losses, the inputs' frames and the vocoder's id."""
-        from tokquant.devices import use_threads
+        from tokquant import distributed
+        from tokquant.devices import resolve_device, use_threads
 
         use_threads(self.threads)
-        from tokquant import distributed
-        from tokquant.devices import resolve_device
-
         out = Path(self.out)
         check_output_file(out, self.overwrite, "vocoder", (self.checkpoint, self.ssl_weights))
         # the state is written as the run goes: a link or FIFO there is refused now, not
