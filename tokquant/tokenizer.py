@@ -268,7 +268,8 @@ class Tokenizer(nn.Module):
         train-vocoder file, 0 for Vocos/BigVGAN; see :func:`tokquant.audio.vocoder.match_mel`). Without a vocoder, Griffin-Lim (an
         approximate inversion for listening checks) decodes log-mel and fbank features.
         Sample ``n`` of the result lines up with sample ``n`` of the encoded audio."""
-        from tokquant.audio.vocoder import to_audio
+        from tokquant.decoders import decode, open_decoder
+        from tokquant.vocoder.decoding import check_mel_match
 
         kind = self.config.frontend.kind
         if kind == "none":
@@ -281,22 +282,13 @@ class Tokenizer(nn.Module):
                 f"decode_audio needs a vocoder for a {kind!r} front end (Griffin-Lim inverts "
                 f"logmel and fbank only); train one with tokquant train-vocoder"
             )
-        net = None
-        if vocoder is not None:
-            from tokquant.vocoder.decoding import check_mel_match, open_vocoder
-
-            check_mel_match(mel_match)
-            net = open_vocoder(vocoder, self)
+        check_mel_match(mel_match)
+        decoder = open_decoder(vocoder, self, n_iter=n_iter)
         single = not isinstance(codes, (list, tuple))
         waves = []
         for item in [codes] if single else list(codes):
             features = self.decode(self._checked_codes(item)).float().cpu().numpy()
-            if net is None:
-                waves.append(torch.from_numpy(to_audio(self.config.frontend, features, n_iter)))
-            else:
-                from tokquant.vocoder.decoding import decode_features
-
-                waves.append(decode_features(net, self, features, mel_match))
+            waves.append(decode(decoder, self, features, mel_match))
         return waves[0] if single else waves
 
     def _checked_codes(self, codes: Any) -> torch.Tensor:

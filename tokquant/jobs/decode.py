@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from tokquant.audio.io import write_wav
-from tokquant.audio.vocoder import to_audio
+from tokquant.decoders.base import Decoder
 from tokquant.errors import InputError, OutputError, OutputNameError, TokquantError
 from tokquant.formats.features import write_features
 from tokquant.formats.tokens import SUFFIX
@@ -63,9 +63,9 @@ def write_decoded(
     mel_match: float | None = None,
 ) -> int:
     """Decode ``codes`` (their first ``levels`` columns) to ``.npy`` features, or with
-    ``audio`` to a wav (through ``vocoder``, a checked
-    :class:`~tokquant.vocoder.model.Vocoder`, and ``mel_match``, else Griffin-Lim);
-    returns the frame count."""
+    ``audio`` to a wav (through ``vocoder``, a :class:`~tokquant.decoders.Decoder` opened
+    for ``tok`` or what :func:`~tokquant.decoders.open_decoder` opens: None is
+    Griffin-Lim, and ``mel_match``); returns the frame count."""
     if levels is not None:
         if levels > codes.shape[1]:
             raise InputError(
@@ -74,14 +74,11 @@ def write_decoded(
         codes = codes[:, :levels]
     features = decode_codes(tok, codes)
     if audio:
-        frontend = tok.config.frontend
-        if vocoder is not None:
-            from tokquant.vocoder.decoding import decode_features
+        from tokquant.decoders import decode, open_decoder
 
-            wave = decode_features(vocoder, tok, features, mel_match).numpy()
-        else:
-            wave = to_audio(frontend, features)
-        write_wav(out_path, wave, frontend.sample_rate)
+        decoder = vocoder if isinstance(vocoder, Decoder) else open_decoder(vocoder, tok)
+        wave = decode(decoder, tok, features, mel_match).numpy()
+        write_wav(out_path, wave, tok.config.frontend.sample_rate)
     else:
         write_features(out_path, features)
     return int(codes.shape[0])
@@ -171,17 +168,11 @@ def decode_settings(
 
     settings: dict = {"checkpoint_id": made_by(tok), "audio": audio, "levels": levels}
     if audio:
-        settings["decoder"] = "griffin-lim" if vocoder is None else _decoder_id(vocoder)
-        if vocoder is not None:
-            from tokquant.vocoder.decoding import default_mel_match
-
-            settings["mel_match"] = default_mel_match(vocoder) if mel_match is None else mel_match
+        decoder = vocoder if isinstance(vocoder, Decoder) else None
+        settings["decoder"] = "griffin-lim" if decoder is None else decoder.identity
+        if decoder is not None and decoder.mel_match is not None:
+            settings["mel_match"] = decoder.mel_match if mel_match is None else mel_match
     return settings
-
-
-def _decoder_id(vocoder: object) -> str:
-    identity = getattr(vocoder, "file_id", None) or getattr(vocoder, "source", None)
-    return str(identity) if identity is not None else type(vocoder).__name__
 
 
 def run_each(
@@ -268,10 +259,10 @@ class DecodeJob(Request):
             mel_match=self.mel_match,
         )
         vocoder = None
-        if self.vocoder is not None:
-            from tokquant.vocoder.decoding import open_vocoder
+        if self.audio:
+            from tokquant.decoders import open_decoder
 
-            vocoder = open_vocoder(self.vocoder, tok)
+            vocoder = open_decoder(self.vocoder, tok)
         OutputFolder(out).create()  # once every input is known good: no empty folder
         settings = decode_settings(
             tok, audio=self.audio, levels=self.levels, vocoder=vocoder, mel_match=self.mel_match

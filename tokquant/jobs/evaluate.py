@@ -149,23 +149,18 @@ class EvalJob(InputOptions):
 
     def _decoder(self, tok: Any) -> Any:
         """``codes -> waveform`` at the tokenizer's rate, aligned with its input."""
-        front = tok.config.frontend
-        if self.vocoder is not None:
-            from tokquant.vocoder.decoding import check_mel_match, decode_features, open_vocoder
+        from tokquant.decoders import decode, open_decoder
+        from tokquant.vocoder.decoding import check_mel_match
 
-            check_mel_match(self.mel_match)
-            net = open_vocoder(self.vocoder, tok)
-            return lambda codes: decode_features(
-                net, tok, decode_codes(tok, codes), self.mel_match
-            ).numpy()
-        if front.kind not in ("logmel", "fbank"):
+        front = tok.config.frontend
+        if self.vocoder is None and front.kind not in ("logmel", "fbank"):
             raise InputError(
                 f"{self.checkpoint}: a {front.kind} front end decodes to audio only "
                 f"through a vocoder (train-vocoder, then `vocoder`)"
             )
-        from tokquant.audio.vocoder import to_audio
-
-        return lambda codes: to_audio(front, decode_codes(tok, codes))
+        check_mel_match(self.mel_match)
+        decoder = open_decoder(self.vocoder, tok)
+        return lambda codes: decode(decoder, tok, decode_codes(tok, codes), self.mel_match).numpy()
 
 
 def _means(rows: list[dict[str, Any]]) -> dict[str, float]:
