@@ -97,9 +97,10 @@ def to_files(
     mel_match: float | None = None,
     settings: dict | None = None,
 ) -> RunReport:
-    """Decode every source into ``out``, mirroring its key. Existing outputs are kept
-    only where the folder's record (:data:`RECORD`) says this run's ``settings`` made
-    them; outputs of other settings are refused unless ``overwrite``."""
+    """Decode every source into ``out``, mirroring its key. With ``settings``
+    (:func:`decode_settings`) existing outputs are kept only where the folder's record
+    (:data:`RECORD`) says these settings made them; outputs of other settings are refused
+    unless ``overwrite``, and the record is written before the first output."""
     suffix = ".wav" if audio else ".npy"
 
     def work(source: TokenSource, target: Path) -> int:
@@ -108,11 +109,10 @@ def to_files(
             tok, codes, target, audio=audio, levels=levels, vocoder=vocoder, mel_match=mel_match
         )
 
-    record = _read_record(out)
-    settings = settings or {}
+    record = _read_record(out) if settings is not None else None
 
     def reusable(source: TokenSource, target: Path) -> str | None:
-        if record is None or record == settings:
+        if record is None or settings is None or record == settings:
             return None  # no record: outputs of a tokquant that kept none are kept
         changed = sorted(k for k in {*record, *settings} if record.get(k) != settings.get(k))
         return f"was decoded with other settings ({', '.join(changed)})"
@@ -127,7 +127,7 @@ def to_files(
         progress=progress,
         root=out,
         reusable=reusable,
-        before=lambda: _write_record(out, settings),
+        before=None if settings is None else lambda: _write_record(out, settings),
     )
 
 
