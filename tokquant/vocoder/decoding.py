@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from tokquant.audio.vocoder import MEL_MATCH
 from tokquant.decoders.chunks import CHUNK_FRAMES, frame_offset, vocode
 from tokquant.errors import InputError
 from tokquant.vocoder.model import Vocoder
@@ -55,10 +54,10 @@ def decode_features(
 
 
 def default_mel_match(vocoder: Any) -> float:
-    """The mel match a decoder gets unless told: :data:`MEL_MATCH` for a decoder
-    trained here, where it was measured (README); 0 for a Vocos or BigVGAN model, whose
-    published weights it was never measured on, so their own output is what you hear."""
-    return 0.0 if getattr(vocoder, "aligned_to_input", False) else MEL_MATCH
+    """The mel match the network ``vocoder`` gets unless told: its decoder's own
+    (:data:`~tokquant.audio.vocoder.MEL_MATCH` for a decoder trained here, where it was measured; 0 for a Vocos or
+    BigVGAN model, whose published weights it was never measured on)."""
+    return float(as_decoder(vocoder).mel_match or 0.0)
 
 
 def check_mel_match(value: float | None) -> None:
