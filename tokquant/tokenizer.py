@@ -277,11 +277,6 @@ class Tokenizer(nn.Module):
                 "decode_audio needs an audio front end: this tokenizer reads "
                 "feature files (decode gives its features)"
             )
-        if vocoder is None and kind not in ("logmel", "fbank"):
-            raise ValueError(
-                f"decode_audio needs a vocoder for a {kind!r} front end (Griffin-Lim inverts "
-                f"logmel and fbank only); train one with tokquant train-vocoder"
-            )
         check_mel_match(mel_match)
         decoder = open_decoder(vocoder, self, n_iter=n_iter)
         single = not isinstance(codes, (list, tuple))

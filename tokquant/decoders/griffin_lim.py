@@ -25,8 +25,9 @@ class GriffinLim(Decoder):
     def check(self, tok: Tokenizer) -> None:
         kind = tok.config.frontend.kind
         if kind not in ("logmel", "fbank"):
+            where = f"{tok.checkpoint_path}: " if tok.checkpoint_path is not None else ""
             raise InputError(
-                f"{kind} tokens decode to audio only through a vocoder trained for them "
+                f"{where}{kind} tokens decode to audio only through a vocoder trained for them "
                 f"(train-vocoder, then `vocoder`); Griffin-Lim inverts logmel and fbank "
                 f"features"
             )

@@ -90,26 +90,12 @@ def content_id(config_json: str, tensors: dict[str, Any]) -> str:
     return digest.hexdigest()
 
 
-def checkpoint_id(path: Path) -> str:
-    """The id of the checkpoint at ``path`` (see the module's docstring)."""
-    path = Path(path)
-    if path.suffix != ".pt":
-        meta, state = read_tagged(path, FORMAT, FORMAT_VERSION, "checkpoint")
-        if meta.get("id_scheme") == ID_SCHEME and "config" in meta:
-            return content_id(meta["config"], state)
-    return file_sha256(path)
-
-
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> Checkpoint:
     """Read a ``.safetensors`` checkpoint (or a weights-only ``.pt``); clean errors only."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: checkpoint not found")
-    ident = None
-    if path.suffix == ".pt":
-        config_dict, state, summary = _read_pt(path)
-    else:
-        config_dict, state, summary, ident = _read_safetensors(path)
+    config_dict, state, summary, ident = _read(path)
     try:
         config = TokenizerConfig.from_dict(config_dict)
     except (ConfigError, TypeError, ValueError) as exc:
@@ -144,22 +130,28 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> Checkpoin
     tokenizer = Tokenizer(config)  # now no larger than the tensors already read
     tokenizer.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
     tokenizer.eval()
-    return Checkpoint(tokenizer.to(device), ident or file_sha256(path), path, summary)
+    return Checkpoint(tokenizer.to(device), ident, path, summary)
 
 
 def read_checkpoint_metadata(path: Path) -> dict[str, Any]:
     """Metadata and tensor shapes without building the model (for ``tokquant info``)."""
-    if Path(path).suffix == ".pt":
-        config, state, summary = _read_pt(path)
-        ident = None
-    else:
-        config, state, summary, ident = _read_safetensors(path)
+    config, state, summary, ident = _read(Path(path))
     return {
-        "id": ident or file_sha256(Path(path)),
+        "id": ident,
         "config": config,
         "summary": summary,
         "tensors": {k: list(v.shape) for k, v in state.items()},
     }
+
+
+def _read(path: Path) -> tuple[Any, dict[str, torch.Tensor], dict[str, Any], str]:
+    """Config, tensors, summary and the checkpoint's id: its content id where the file
+    uses that scheme, else the sha256 of its bytes (``.pt`` files, older checkpoints)."""
+    if path.suffix == ".pt":
+        config, state, summary = _read_pt(path)
+        return config, state, summary, file_sha256(path)
+    config, state, summary, ident = _read_safetensors(path)
+    return config, state, summary, ident or file_sha256(path)
 
 
 def _read_safetensors(

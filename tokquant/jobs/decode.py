@@ -42,12 +42,6 @@ def check_decode_options(
         raise InputError(
             f"{tok.checkpoint_path}: `audio` needs a checkpoint with an audio front end"
         )
-    if audio and vocoder is None and config.frontend.kind not in ("logmel", "fbank"):
-        raise InputError(
-            f"{tok.checkpoint_path}: {config.frontend.kind} tokens decode to audio only "
-            f"through a vocoder trained for them (train-vocoder, then `vocoder`); "
-            f"Griffin-Lim inverts logmel and fbank features"
-        )
     if levels is not None and (not tok.quantizer.supports_levels or levels < 1):
         raise InputError("`levels` applies to RVQ checkpoints, as a number >= 1")
 
