@@ -73,6 +73,29 @@ def check_weight(tensor: torch.Tensor, where: str) -> None:
         raise FormatError(f"{where} holds NaN or Inf")
 
 
+def check_decoder_tensors(
+    expected: dict[str, torch.Tensor], state: dict[str, Any], where: str
+) -> None:
+    """``state`` holds exactly the decoder's tensors (``expected``: its ``state_dict``,
+    on the meta device or not), each of its shape, real floating point and finite; a
+    :class:`FormatError` ``where: ...`` otherwise. A vocoder file and a train-vocoder
+    state are both checked so."""
+    if set(expected) != set(state):
+        raise FormatError(
+            f"{where}: not a vocoder of its config (tensors differ: "
+            f"{', '.join(sorted(set(expected) ^ set(state))[:3])})"
+        )
+    for name, tensor in state.items():
+        if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != tuple(
+            expected[name].shape
+        ):
+            shape = list(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor)
+            raise FormatError(
+                f"{where}: tensor {name} has shape {shape}, expected {list(expected[name].shape)}"
+            )
+        check_weight(tensor, f"{where}: tensor {name}")
+
+
 def load_vocoder(path: Path, device: torch.device | str = "cpu") -> VocoderFile:
     """Read a vocoder file; any problem is one :class:`FormatError` line."""
     from tokquant.vocoder.model import Vocoder, VocoderConfig
@@ -88,18 +111,7 @@ def load_vocoder(path: Path, device: torch.device | str = "cpu") -> VocoderFile:
             expected = Vocoder(config).state_dict()
     except (TypeError, ValueError, RuntimeError) as exc:
         raise FormatError(f"{path}: vocoder config is invalid: {exc}") from None
-    if set(expected) != set(state):
-        raise FormatError(
-            f"{path}: not a vocoder of its config (tensors differ: "
-            f"{', '.join(sorted(set(expected) ^ set(state))[:3])})"
-        )
-    for name, tensor in state.items():
-        if tuple(tensor.shape) != tuple(expected[name].shape):
-            raise FormatError(
-                f"{path}: tensor {name} has shape {list(tensor.shape)}, "
-                f"expected {list(expected[name].shape)}"
-            )
-        check_weight(tensor, f"{path}: tensor {name}")
+    check_decoder_tensors(expected, state, str(path))
     if not bool((state["std"] > 0).all()):
         raise FormatError(f"{path}: tensor std holds a value <= 0 (features are divided by it)")
     vocoder = Vocoder(config)

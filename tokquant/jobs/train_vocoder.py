@@ -227,7 +227,7 @@ def _check_state(path: Path, state: dict[str, Any], vocoder: Any, training: Any)
 
     from tokquant.checks import shown
     from tokquant.errors import FormatError
-    from tokquant.formats.vocoder import check_weight
+    from tokquant.formats.vocoder import check_decoder_tensors
 
     for key in ("model", "step", "optimizer", *(("adversary",) if training.adversarial else ())):
         if key not in state:
@@ -235,17 +235,12 @@ def _check_state(path: Path, state: dict[str, Any], vocoder: Any, training: Any)
     step = state["step"]
     if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= training.steps:
         raise refuse(f"step must be an integer in [0, {training.steps}], found {shown(step)}")
-    expected = vocoder.state_dict()
-    model = state["model"]
-    if not isinstance(model, dict) or set(model) != set(expected):
+    if not isinstance(state["model"], dict):
         raise refuse("its decoder tensors are not this decoder's")
-    for name, tensor in model.items():
-        if not isinstance(tensor, torch.Tensor) or tensor.shape != expected[name].shape:
-            raise refuse(f"tensor {name} is not of shape {list(expected[name].shape)}")
-        try:
-            check_weight(tensor, f"tensor {name}")
-        except FormatError as exc:
-            raise refuse(str(exc)) from None
+    try:
+        check_decoder_tensors(vocoder.state_dict(), state["model"], "model")
+    except FormatError as exc:
+        raise refuse(str(exc)) from None
     shapes = [p.shape for p in vocoder.parameters()]
     optimizer = state["optimizer"]
     groups = optimizer.get("param_groups") if isinstance(optimizer, dict) else None
