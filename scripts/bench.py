@@ -341,9 +341,9 @@ def _median_ms(fn: Callable[[], object], device: torch.device, repeats: int) -> 
 
 
 def bench_cli(device: torch.device) -> dict:
-    from tokquant.config import TokenizerConfig
-    from tokquant.formats.checkpoint import save_checkpoint
-    from tokquant.tokenizer import Tokenizer
+    from tokquant.tokenizer.checkpoint import save_checkpoint
+    from tokquant.tokenizer.config import TokenizerConfig
+    from tokquant.tokenizer.model import Tokenizer
 
     tq = Path(sys.executable).with_name("tokquant")
     help_times = []

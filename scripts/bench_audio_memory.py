@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from tokquant.config import TokenizerConfig
-from tokquant.formats.checkpoint import save_checkpoint
 from tokquant.formats.tokens import read_tokens
-from tokquant.tokenizer import Tokenizer
+from tokquant.tokenizer.checkpoint import save_checkpoint
+from tokquant.tokenizer.config import TokenizerConfig
+from tokquant.tokenizer.model import Tokenizer
 
 
 def write_long_file(path: Path, seconds: int, rate: int) -> int:

@@ -23,15 +23,15 @@ import numpy as np
 import torch
 
 from tokquant.api import load
-from tokquant.config import TokenizerConfig
-from tokquant.formats.checkpoint import save_checkpoint
 from tokquant.formats.features import SUFFIXES
 from tokquant.formats.tokens import SUFFIX
 from tokquant.jobs.batcher import encode_items, encode_streamed
 from tokquant.jobs.encode_outputs import write_token_file
 from tokquant.jobs.features import FeatureReader
 from tokquant.sources import expand_inputs, output_path
-from tokquant.tokenizer import Tokenizer
+from tokquant.tokenizer.checkpoint import save_checkpoint
+from tokquant.tokenizer.config import TokenizerConfig
+from tokquant.tokenizer.model import Tokenizer
 
 
 def make_files(root: Path, count: int, frames: tuple[int, int], dim: int = 80) -> int:

@@ -102,7 +102,7 @@ def boundary(work: Path, args: argparse.Namespace) -> None:
     import dataclasses
 
     from tokquant.audio.frontend import build_frontend, stream_features
-    from tokquant.formats.checkpoint import load_checkpoint
+    from tokquant.tokenizer.checkpoint import load_checkpoint
 
     folder = work / "long"
     _audio(folder, 1, 75.0)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run train, encode, encode --shards, decode (and stats --json) on the bundled corpus for
+# Run train, encode, encode --shards, decode (features and audio), train-vocoder, stats
+# --json and eval --json (minus timings) on the bundled corpus for
 # every shipped config, and print the sha256 of every output. Run it on two revisions and
 # diff the listings: a refactor that keeps behaviour keeps every line.
 #   bash scripts/byte_identity.sh OUT_DIR > sums.txt
@@ -36,4 +37,18 @@ run lfq configs/lfq-14bit.yaml "$FEATURES"
 run rvq configs/rvq-8x1024.yaml "$FEATURES"
 $TQ encode "$OUT/logmel-rvq.safetensors" "$AUDIO/us_m" --out "$OUT/rvq-beam" --levels 3 --beam 4 -q >/dev/null
 $TQ decode "$OUT/logmel-rvq.safetensors" "$OUT/rvq-beam" --out "$OUT/rvq-beam-dec" --levels 2 -q >/dev/null
+# Audio: Griffin-Lim and a two-step vocoder, then eval's JSON without its timings.
+CK="$OUT/logmel-rvq.safetensors"
+$TQ decode "$CK" "$OUT/logmel-rvq/tok" --out "$OUT/logmel-rvq/wav-gl" --audio -q >/dev/null
+$TQ train-vocoder "$CK" --data "$AUDIO" --out "$OUT/voc.safetensors" --steps 2 --batch 2 -q >/dev/null
+$TQ decode "$CK" "$OUT/logmel-rvq/tok" --out "$OUT/logmel-rvq/wav-voc" --audio \
+  --vocoder "$OUT/voc.safetensors" -q >/dev/null
+$TQ eval "$CK" "$OUT/logmel-rvq/tok" --audio "$AUDIO" --vocoder "$OUT/voc.safetensors" --json |
+  "$PY" -c 'import json, sys
+def strip(x):
+    if isinstance(x, dict):
+        return {k: strip(v) for k, v in x.items() if "second" not in k and "speed" not in k
+                and "time" not in k and "rtf" not in k}
+    return [strip(v) for v in x] if isinstance(x, list) else x
+json.dump(strip(json.load(sys.stdin)), sys.stdout, indent=1, sort_keys=True)' > "$OUT/eval.json"
 (cd "$OUT" && find . -type f | LC_ALL=C sort | xargs sha256sum)

@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.conftest import make_features, run_cli, write_config  # noqa: E402
 from tests.hostile_names import FILE_NAMES, KEYS, KeyCase, NameCase  # noqa: E402
 from tests.test_fuzz import CLEAN, _mutate_json, mutations  # noqa: E402
-from tokquant.formats.checkpoint import load_checkpoint  # noqa: E402
 from tokquant.formats.corpus import Corpus, verify_corpus  # noqa: E402
 from tokquant.formats.tokens import read_tokens  # noqa: E402
+from tokquant.tokenizer.checkpoint import load_checkpoint  # noqa: E402
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ from tokquant.audio._torchaudio import torchaudio  # noqa: E402
 from tokquant.audio.frontend import FrontEnd  # noqa: E402
 from tokquant.audio.metrics import score  # noqa: E402
 from tokquant.audio.vocoder import to_audio  # noqa: E402
-from tokquant.config import FrontendConfig  # noqa: E402
+from tokquant.tokenizer.config import FrontendConfig  # noqa: E402
 
 KEYS = ("mel_distance", "stoi", "pesq_wb", "dnsmos_ovrl")
 

@@ -51,9 +51,9 @@ from torch import nn
 
 from tokquant import BSQ, FSQ, LFQ, RVQ, Quantizer
 from tokquant.audio.frontend import FrontEnd, audio_features
-from tokquant.config import FrontendConfig
 from tokquant.tokenizer import _projection
-from tokquant.train import TrainingSplit, draw_batch, next_frame_index
+from tokquant.tokenizer.config import FrontendConfig
+from tokquant.tokenizer.training import TrainingSplit, draw_batch, next_frame_index
 
 SAMPLES = Path(__file__).parent / "sample_data" / "audio"
 HELD_OUT_VOICE = "us_m"
@@ -105,7 +105,7 @@ def batches(
 ) -> Iterator[torch.Tensor]:  # fmt: skip
     """The same batches for every row. With ``interpolate`` (and the utterances'
     ``lengths``), what ``tokquant train`` draws under ``train.interpolate``
-    (:func:`tokquant.train.draw_batch`)."""
+    (:func:`tokquant.tokenizer.training.draw_batch`)."""
     following = next_frame_index(lengths or [len(train)], len(train))
     split = TrainingSplit(train, train[:0], following)
     g = torch.Generator().manual_seed(1)

@@ -29,7 +29,7 @@ from quality import batches, snr  # scripts/quality.py, beside this one
 
 from tokquant import RVQ
 from tokquant.audio.frontend import FrontEnd, audio_features
-from tokquant.config import FrontendConfig
+from tokquant.tokenizer.config import FrontendConfig
 
 SAMPLES = Path(__file__).parent / "sample_data" / "audio"
 

@@ -17,10 +17,10 @@ from tokquant.api import load
 from tokquant.audio.frontend import BLOCK_FRAMES, AudioSource, FrontEnd, audio_features
 from tokquant.audio.io import AudioReader
 from tokquant.audio.vocoder import to_audio
-from tokquant.config import FrontendConfig, TokenizerConfig
 from tokquant.errors import InputError
-from tokquant.formats.checkpoint import load_checkpoint
 from tokquant.formats.tokens import read_tokens
+from tokquant.tokenizer.checkpoint import load_checkpoint
+from tokquant.tokenizer.config import FrontendConfig, TokenizerConfig
 
 SAMPLES = Path(__file__).parent.parent / "scripts" / "sample_data" / "audio"
 KINDS = ["logmel", "fbank", "mfcc"]

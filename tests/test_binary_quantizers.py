@@ -419,8 +419,8 @@ def test_bsq_sphere_commitment_stays_out_of_checkpoints_at_its_default():
     """At 0 a BSQ checkpoint's quantizer section (its bytes and id) is what it was; set, it
     round-trips under its own name, not LFQ's commitment_loss_weight, which every
     checkpoint holds at 0.25."""
-    from tokquant.config import _quantizer_from_dict, _quantizer_to_dict
     from tokquant.quantizers.params import BSQParams
+    from tokquant.tokenizer.config.schema import _quantizer_from_dict, _quantizer_to_dict
 
     assert "sphere_commitment_weight" not in _quantizer_to_dict(BSQParams())
     assert _quantizer_from_dict(_quantizer_to_dict(BSQParams())).sphere_commitment_weight == 0

@@ -17,8 +17,8 @@ from safetensors import safe_open
 from safetensors.numpy import load_file
 
 from tests.conftest import content_id, make_features, run_cli, write_config
-from tokquant.formats.checkpoint import load_checkpoint
 from tokquant.formats.tokens import read_tokens
+from tokquant.tokenizer.checkpoint import load_checkpoint
 
 FEATURE_FILES = ["a.npy", "b.npy", "sub/c.npy", "sub/deeper/d.npy"]
 

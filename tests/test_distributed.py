@@ -15,8 +15,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from tokquant import distributed
-from tokquant.config import TokenizerConfig
-from tokquant.train import train_tokenizer
+from tokquant.tokenizer.config import TokenizerConfig
+from tokquant.tokenizer.training import train_tokenizer
 
 CONFIGS = {
     "bsq-factorized": {"quantizer": {"family": "bsq", "code_dim": 12, "entropy": "factorized",

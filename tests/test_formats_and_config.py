@@ -10,14 +10,14 @@ import torch
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
-from tokquant.config import TokenizerConfig
 from tokquant.errors import ConfigError, InputError, OutputError
 from tokquant.formats._columns import column_dtype
 from tokquant.formats._safetensors import write_safetensors
-from tokquant.formats.checkpoint import load_checkpoint
 from tokquant.sources import expand_inputs, output_path
 from tokquant.storage.atomic import atomic_path
-from tokquant.tokenizer import Tokenizer
+from tokquant.tokenizer.checkpoint import load_checkpoint
+from tokquant.tokenizer.config import TokenizerConfig
+from tokquant.tokenizer.model import Tokenizer
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 

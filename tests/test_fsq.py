@@ -157,8 +157,8 @@ def test_cli_train_encode_decode_stats(tmp_path, corpus):
 def test_other_families_checkpoints_keep_their_keys():
     """Adding FSQ adds no key to the flat quantizer section of BSQ/LFQ/RVQ checkpoints
     (their bytes and ids stay as they were)."""
-    from tokquant.config import _quantizer_to_dict
     from tokquant.quantizers.params import BSQParams, FSQParams
+    from tokquant.tokenizer.config.schema import _quantizer_to_dict
 
     assert "levels" not in _quantizer_to_dict(BSQParams())
     assert _quantizer_to_dict(FSQParams([7, 5]))["levels"] == [7, 5]

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 from tests.conftest import run_cli
 from tokquant.errors import FormatError, InputError
-from tokquant.formats.checkpoint import load_checkpoint
 from tokquant.formats.corpus import Corpus, verify_corpus
 from tokquant.formats.tokens import read_tokens
+from tokquant.tokenizer.checkpoint import load_checkpoint
 
 CLEAN = (FormatError, InputError)
 EXAMPLES = 1500

@@ -477,8 +477,8 @@ def test_hostile_configs_are_one_line_before_anything_is_allocated(tmp_path, cor
 
 
 def test_an_ssl_window_beyond_memory_is_refused_with_its_size():
-    from tokquant.config import TokenizerConfig
     from tokquant.errors import ConfigError
+    from tokquant.tokenizer.config import TokenizerConfig
 
     with pytest.raises(ConfigError, match=r"windows of 1e\+308 s .* need about more bytes"):
         TokenizerConfig.from_dict({"frontend": {"kind": "ssl", "model": "HUBERT_BASE",

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from tests.conftest import make_features, run_cli, write_config
-from tokquant.config import TokenizerConfig
 from tokquant.errors import ConfigError, InputError
-from tokquant.formats.checkpoint import load_checkpoint
 from tokquant.jobs.frames import FrameSample
-from tokquant.train import draw_batch, split_frames, train_tokenizer
+from tokquant.tokenizer.checkpoint import load_checkpoint
+from tokquant.tokenizer.config import TokenizerConfig
+from tokquant.tokenizer.training import draw_batch, split_frames, train_tokenizer
 
 LENGTHS = [7, 1, 0, 12, 5, 9]
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tokquant.formats.checkpoint import load_checkpoint
 from tokquant.formats.tokens import read_tokens
 from tokquant.jobs.features import FeatureReader
 from tokquant.sources import FileSource
+from tokquant.tokenizer.checkpoint import load_checkpoint
 
 spec = importlib.util.spec_from_file_location(
     "tour", Path(__file__).resolve().parent.parent / "scripts" / "tour.py"

@@ -16,11 +16,11 @@ import torch
 from tests.conftest import run_cli, write_config
 from tokquant import RVQ
 from tokquant.errors import FormatError
-from tokquant.formats.checkpoint import load_checkpoint
 from tokquant.formats.tokens import read_tokens
-from tokquant.importers import import_rvq
 from tokquant.quantizers.search import beam_search
 from tokquant.storage.torch_load import load_state_dict
+from tokquant.tokenizer.checkpoint import load_checkpoint
+from tokquant.tokenizer.importers import import_rvq
 
 # ---------------------------------------------------------------- EMA and dead codes
 

@@ -18,11 +18,11 @@ from tests.test_hostile import error_lines
 from tokquant.api import load
 from tokquant.audio.frontend import build_frontend, stream_features
 from tokquant.audio.ssl import architecture, num_frames, weights_digest
-from tokquant.config import FrontendConfig, TokenizerConfig
-from tokquant.formats.checkpoint import load_checkpoint
 from tokquant.jobs.features import FeatureReader
 from tokquant.jobs.frames import FrameSample, load_frames
 from tokquant.sources import FileSource
+from tokquant.tokenizer.checkpoint import load_checkpoint
+from tokquant.tokenizer.config import FrontendConfig, TokenizerConfig
 
 
 def _random_weights(path: Path, model: str, seed: int) -> Path:
@@ -343,7 +343,7 @@ def test_config_validates_without_torch():
     import subprocess
     import sys
 
-    code = ("import sys; from tokquant.config import TokenizerConfig; "
+    code = ("import sys; from tokquant.tokenizer.config import TokenizerConfig; "
             "c = TokenizerConfig.from_yaml('configs/hubert-base-l9-rvq-8x1024.yaml').validate(); "
             "print(c.frontend.feature_dim, c.frontend.num_frames(16000), "
             "sorted(m for m in ('torch', 'torchaudio', 'numpy') if m in sys.modules))")  # fmt: skip

@@ -51,7 +51,7 @@ def test_chunked_decoding_equals_whole():
 
 
 def _front(**changes):
-    from tokquant.config_frontend import FrontendConfig
+    from tokquant.tokenizer.config.frontend import FrontendConfig
 
     return FrontendConfig(kind="logmel", n_mels=40, **changes)
 
@@ -110,7 +110,7 @@ def test_mel_match_is_checked_and_its_defaults_agree(trained_vocoder, logmel_rvq
     from tokquant.cli.decode import decode
     from tokquant.cli.evaluate import eval_
     from tokquant.jobs import DecodeJob, EvalJob
-    from tokquant.tokenizer import Tokenizer
+    from tokquant.tokenizer.model import Tokenizer
 
     defaults = {DecodeJob.mel_match, EvalJob.mel_match,
                 inspect.signature(Tokenizer.decode_audio).parameters["mel_match"].default,

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from tokquant.data import TokenDataset  # noqa: F401
     from tokquant.formats.corpus import Corpus  # noqa: F401
     from tokquant.quantizers import BSQ, FSQ, LFQ, RVQ, Quantizer, QuantizerOutput  # noqa: F401
-    from tokquant.tokenizer import Tokenizer  # noqa: F401
+    from tokquant.tokenizer.model import Tokenizer  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from tokquant.tokenizer import Tokenizer
+from tokquant.tokenizer.model import Tokenizer
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> Tokenizer:
@@ -21,7 +21,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Tokenizer:
         >>> features = tok.decode(codes)               # [T, F]
     """
     from tokquant.devices import resolve_device
-    from tokquant.formats.checkpoint import load_checkpoint
+    from tokquant.tokenizer.checkpoint import load_checkpoint
 
     # a torch.device is checked as its name is: cuda without CUDA is one clear error
     where = resolve_device(device if isinstance(device, str) else str(torch.device(device)))

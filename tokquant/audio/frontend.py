@@ -32,8 +32,8 @@ import torch
 from tokquant.audio._torchaudio import torchaudio
 from tokquant.audio.io import AudioReader
 from tokquant.audio.resample import Resampling
-from tokquant.config import FrontendConfig
 from tokquant.errors import InputError
+from tokquant.tokenizer.config import FrontendConfig
 
 if TYPE_CHECKING:
     from tokquant.audio.ssl import SSLFrontEnd

@@ -40,7 +40,7 @@ from tokquant.errors import FormatError, InputError
 from tokquant.storage.torch_load import load_state_dict
 
 if TYPE_CHECKING:
-    from tokquant.config import FrontendConfig
+    from tokquant.tokenizer.config import FrontendConfig
 
 #: Where torchaudio's bundles download their weights from.
 WEIGHTS_BASE_URL = "https://download.pytorch.org/torchaudio/models/"

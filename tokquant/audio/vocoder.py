@@ -16,8 +16,8 @@ import torch
 
 from tokquant.audio._torchaudio import torchaudio
 from tokquant.audio.frontend import mel_banks
-from tokquant.config import FrontendConfig
 from tokquant.errors import InputError
+from tokquant.tokenizer.config import FrontendConfig
 
 #: Kaldi's pre-emphasis coefficient, undone after Griffin-Lim for fbank.
 _PREEMPH = 0.97

@@ -10,7 +10,7 @@ import torch
 from tokquant.errors import InputError
 
 if TYPE_CHECKING:
-    from tokquant.tokenizer import Tokenizer
+    from tokquant.tokenizer.model import Tokenizer
 
 
 class Decoder:

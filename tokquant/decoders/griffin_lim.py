@@ -13,7 +13,7 @@ from tokquant.decoders.base import Decoder
 from tokquant.errors import InputError
 
 if TYPE_CHECKING:
-    from tokquant.tokenizer import Tokenizer
+    from tokquant.tokenizer.model import Tokenizer
 
 
 class GriffinLim(Decoder):

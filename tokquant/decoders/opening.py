@@ -14,7 +14,7 @@ from tokquant.decoders.pretrained import PretrainedDecoder
 from tokquant.decoders.trained import TrainedDecoder
 
 if TYPE_CHECKING:
-    from tokquant.tokenizer import Tokenizer
+    from tokquant.tokenizer.model import Tokenizer
 
 #: ``opener(spec, tok) -> Decoder | None``: tried in turn on what a user passes.
 Opener = Callable[[Any, "Tokenizer"], "Decoder | None"]

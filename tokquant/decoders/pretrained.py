@@ -15,7 +15,7 @@ from tokquant.decoders.base import Decoder
 from tokquant.decoders.chunks import vocode
 
 if TYPE_CHECKING:
-    from tokquant.tokenizer import Tokenizer
+    from tokquant.tokenizer.model import Tokenizer
     from tokquant.vocoder.pretrained import PretrainedVocoder
 
 

@@ -18,7 +18,7 @@ from tokquant.errors import InputError
 
 if TYPE_CHECKING:
     from tokquant.formats.vocoder import VocoderFile
-    from tokquant.tokenizer import Tokenizer
+    from tokquant.tokenizer.model import Tokenizer
     from tokquant.vocoder.model import Vocoder
 
 

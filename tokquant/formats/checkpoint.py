@@ -1,4 +1,5 @@
-"""Checkpoint file: a trained :class:`~tokquant.tokenizer.Tokenizer` as safetensors.
+"""Checkpoint file: a trained tokenizer's config and tensors as safetensors (bytes only:
+the model is built from them by :mod:`tokquant.tokenizer.checkpoint`).
 
 Layout: the tokenizer's ``state_dict`` tensors (``mean``, ``std``, ``project_in.*``,
 ``quantizer.*``, ``project_out.*``) and string metadata:
@@ -7,7 +8,7 @@ Layout: the tokenizer's ``state_dict`` tensors (``mean``, ``std``, ``project_in.
 ``format``         ``tokquant-checkpoint``
 ``format_version`` ``1``
 ``tokquant``       version that wrote it
-``config``         the full :class:`~tokquant.config.TokenizerConfig` as JSON
+``config``         the full :class:`~tokquant.tokenizer.config.TokenizerConfig` as JSON
 ``summary``        optional JSON of training results (steps, losses, usage)
 =================  =======================================================
 
@@ -30,41 +31,43 @@ from typing import Any
 import torch
 
 from tokquant import __version__
-from tokquant.config import TokenizerConfig
-from tokquant.errors import ConfigError, FormatError, InputError
+from tokquant.errors import FormatError, InputError
 from tokquant.formats._safetensors import read_tagged, write_safetensors
 from tokquant.storage.atomic import atomic_path
 from tokquant.storage.digest import file_sha256
 from tokquant.storage.safe_json import loads as json_loads
 from tokquant.storage.torch_load import quiet_torch_load
-from tokquant.tokenizer import Tokenizer
 
 FORMAT = "tokquant-checkpoint"
 FORMAT_VERSION = "1"
 
 
 @dataclass
-class Checkpoint:
-    tokenizer: Tokenizer
-    id: str
+class CheckpointFile:
+    """What a checkpoint file holds, before any model is built from it."""
+
     path: Path
+    config: Any
+    tensors: dict[str, torch.Tensor]
     summary: dict[str, Any]
+    id: str
 
 
-def save_checkpoint(tokenizer: Tokenizer, path: Path, summary: dict[str, Any] | None = None) -> str:
-    """Write atomically; return the new checkpoint id."""
-    tensors = {k: v.detach().cpu().float().numpy() for k, v in tokenizer.state_dict().items()}
+def write_checkpoint(
+    path: Path, config_json: str, tensors: dict[str, Any], summary: dict[str, Any] | None = None
+) -> str:
+    """Write a config (JSON text) and float tensors atomically; return the content id."""
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "tokquant": __version__,
-        "config": tokenizer.config.to_json(),
+        "config": config_json,
         "summary": json.dumps(summary or {}, sort_keys=True),
         "id_scheme": ID_SCHEME,
     }
     with atomic_path(path) as tmp:
         write_safetensors(tmp, tensors, metadata)
-    return content_id(metadata["config"], tensors)
+    return content_id(config_json, tensors)
 
 
 #: How new checkpoints' ids are computed (:func:`content_id`).
@@ -90,47 +93,13 @@ def content_id(config_json: str, tensors: dict[str, Any]) -> str:
     return digest.hexdigest()
 
 
-def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> Checkpoint:
-    """Read a ``.safetensors`` checkpoint (or a weights-only ``.pt``); clean errors only."""
+def read_checkpoint(path: Path) -> CheckpointFile:
+    """A checkpoint file's config (as parsed JSON), tensors, summary and id; no model."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: checkpoint not found")
-    config_dict, state, summary, ident = _read(path)
-    try:
-        config = TokenizerConfig.from_dict(config_dict)
-    except (ConfigError, TypeError, ValueError) as exc:
-        raise FormatError(f"{path}: checkpoint config is invalid: {exc}") from None
-    if config.features.dim is None:
-        raise FormatError(f"{path}: checkpoint config has no features.dim")
-    # Build on the meta device first: a hostile config cannot make us allocate anything
-    # before its shapes are checked against the tensors the file really holds.
-    try:
-        with torch.device("meta"):
-            expected = Tokenizer(config).state_dict()
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise FormatError(f"{path}: checkpoint config is unusable: {exc}") from None
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing tensors {', '.join(missing[:5])}")
-        if unexpected:
-            parts.append(f"unexpected tensors {', '.join(unexpected[:5])}")
-        raise FormatError(f"{path}: not a checkpoint for its config ({'; '.join(parts)})")
-    for name, tensor in state.items():
-        want = expected[name]
-        if tuple(tensor.shape) != tuple(want.shape) or not tensor.is_floating_point():
-            raise FormatError(
-                f"{path}: tensor {name} has shape {list(tensor.shape)} {tensor.dtype}, "
-                f"expected {list(want.shape)} float"
-            )
-        if not torch.isfinite(tensor).all():
-            raise FormatError(f"{path}: tensor {name} holds NaN or Inf")
-    tokenizer = Tokenizer(config)  # now no larger than the tensors already read
-    tokenizer.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
-    tokenizer.eval()
-    return Checkpoint(tokenizer.to(device), ident, path, summary)
+    config, tensors, summary, ident = _read(path)
+    return CheckpointFile(path, config, tensors, summary, ident)
 
 
 def read_checkpoint_metadata(path: Path) -> dict[str, Any]:

@@ -26,11 +26,11 @@ from typing import Any
 
 import torch
 
-from tokquant.config_yaml import load_yaml
 from tokquant.errors import ConfigError, FormatError, InputError
 from tokquant.storage.regular import read_regular
 from tokquant.storage.safe_json import loads as json_loads
 from tokquant.storage.torch_load import load_state_dict
+from tokquant.tokenizer.config.yaml_io import load_yaml
 
 #: Per package: its config file, its weights files (first found is read), and the key
 #: its weights file nests the state dict under.

@@ -24,7 +24,7 @@ from tokquant.jobs.features import FeatureReader
 from tokquant.jobs.load import InputOptions
 from tokquant.jobs.report import NoProgress, Progress
 from tokquant.sources import Source
-from tokquant.tokenizer import Tokenizer
+from tokquant.tokenizer.model import Tokenizer
 
 #: Small enough that every input of a few seconds is read in several chunks.
 AUDIT_CHUNK_FRAMES = 64

@@ -25,7 +25,7 @@ from tokquant.audio.frontend import DEFAULT_CHUNK_FRAMES
 from tokquant.errors import TokquantError
 from tokquant.jobs.features import FeatureReader
 from tokquant.sources import Source
-from tokquant.tokenizer import Tokenizer
+from tokquant.tokenizer.model import Tokenizer
 
 #: Audio longer than this many frames is streamed instead of loaded whole (~11 min).
 STREAM_FRAMES = 1 << 16

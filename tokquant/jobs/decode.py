@@ -21,7 +21,7 @@ from tokquant.jobs.request import Request
 from tokquant.sources import output_path, strip_suffix, takes_audio
 from tokquant.sources.tokens import TokenSource, token_sources
 from tokquant.storage.folder import OutputFolder
-from tokquant.tokenizer import Tokenizer
+from tokquant.tokenizer.model import Tokenizer
 
 
 def check_decode_options(

@@ -19,7 +19,7 @@ from tokquant.jobs.load import InputOptions
 from tokquant.jobs.ranks import rank_items
 from tokquant.jobs.report import Progress, RunReport
 from tokquant.sources import Source
-from tokquant.tokenizer import Tokenizer
+from tokquant.tokenizer.model import Tokenizer
 
 
 @dataclass

@@ -29,7 +29,7 @@ from tokquant.jobs.ranks import rank_items
 from tokquant.jobs.report import NoProgress, Progress, RunReport
 from tokquant.sources import Source, input_suffixes, output_path
 from tokquant.storage.folder import OutputFolder
-from tokquant.tokenizer import Tokenizer
+from tokquant.tokenizer.model import Tokenizer
 
 #: Finished token files waiting for the writer thread, at most (bounds the codes held).
 MAX_PENDING_WRITES = 64

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 
 from tokquant.audio.frontend import DEFAULT_CHUNK_FRAMES, reader_features
-from tokquant.config import TokenizerConfig
 from tokquant.errors import InputError
 from tokquant.sources import Source
+from tokquant.tokenizer.config import TokenizerConfig
 
 if TYPE_CHECKING:
-    from tokquant.tokenizer import Tokenizer
+    from tokquant.tokenizer.model import Tokenizer
 
 
 class FeatureReader:

@@ -10,7 +10,7 @@ import numpy as np
 from tokquant.errors import InputError
 from tokquant.jobs.features import FeatureReader
 from tokquant.sources import Source
-from tokquant.train import NextFrames
+from tokquant.tokenizer.training import NextFrames
 
 if TYPE_CHECKING:
     from tokquant.jobs.report import Progress

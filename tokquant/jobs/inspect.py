@@ -160,9 +160,9 @@ class ImportJob(Request):
     overwrite: bool = False
 
     def run(self) -> dict[str, Any]:
-        from tokquant.formats.checkpoint import save_checkpoint
-        from tokquant.importers import import_rvq, tokenizer_for
         from tokquant.storage.torch_load import load_state_dict
+        from tokquant.tokenizer.checkpoint import save_checkpoint
+        from tokquant.tokenizer.importers import import_rvq, tokenizer_for
 
         out, source = Path(self.out), Path(self.state_dict)
         if out.exists() and out.resolve() == source.resolve():

@@ -11,7 +11,7 @@ from tokquant.jobs.request import Request
 
 if TYPE_CHECKING:
     from tokquant.sources import SourceOptions
-    from tokquant.tokenizer import Tokenizer
+    from tokquant.tokenizer.model import Tokenizer
 
 
 def open_tokenizer(

@@ -12,9 +12,9 @@ from tokquant.jobs.load import InputOptions
 from tokquant.jobs.report import NoProgress, Progress
 from tokquant.sources import SourceOptions, input_suffixes, sources_for
 from tokquant.sources.tokens import TokenSource, pair_input
-from tokquant.stats import ColumnStats, ReconstructionAccumulator, UsageCounter
 from tokquant.storage.folder import check_output_file
-from tokquant.tokenizer import Tokenizer
+from tokquant.tokenizer.model import Tokenizer
+from tokquant.tokenizer.usage import ColumnStats, ReconstructionAccumulator, UsageCounter
 
 
 @dataclass

@@ -60,7 +60,7 @@ class TrainJob(InputOptions):
 
     def _config(self) -> Any:
         """The config file with this job's ``train.*`` overrides, validated."""
-        from tokquant.config import TokenizerConfig
+        from tokquant.tokenizer.config import TokenizerConfig
 
         cfg = TokenizerConfig.from_yaml(Path(self.config))
         overrides = {
@@ -79,11 +79,15 @@ class TrainJob(InputOptions):
 
     def _train(self, cfg: Any, dev: Any, out: Path, rank: int, progress: Progress) -> TrainReport:
         from tokquant.audio.frontend import build_frontend
-        from tokquant.formats.checkpoint import save_checkpoint
         from tokquant.jobs.features import FeatureReader
         from tokquant.jobs.frames import load_frames
         from tokquant.sources import sources_for, takes_audio
-        from tokquant.train import FewFramesWarning, check_training_memory, train_tokenizer
+        from tokquant.tokenizer.checkpoint import save_checkpoint
+        from tokquant.tokenizer.training import (
+            FewFramesWarning,
+            check_training_memory,
+            train_tokenizer,
+        )
 
         note = getattr(progress, "note", lambda message: None)
         check_training_memory(cfg, dev)  # before any frame is read (dim known: a front end)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tokquant.choices import CHANNEL_MODES
-from tokquant.config import TokenizerConfig
 from tokquant.errors import InputError
 from tokquant.sources.base import FileSource, Source
 from tokquant.sources.files import (
@@ -25,6 +24,7 @@ from tokquant.sources.files import (
     strip_suffix,
     walk_files,
 )
+from tokquant.tokenizer.config import TokenizerConfig
 
 
 def takes_audio(config: TokenizerConfig) -> bool:

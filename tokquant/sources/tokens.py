@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from tokquant.sources.base import Source
-    from tokquant.tokenizer import Tokenizer
+    from tokquant.tokenizer.model import Tokenizer
 
 
 def check_made_by(tok: Tokenizer, made_by: str, cardinalities: list[int], where: Path) -> None:

@@ -29,10 +29,10 @@ import torch
 from torch import nn
 
 from tokquant.checks import shown
-from tokquant.config import FrontendConfig
 from tokquant.errors import FormatError, InputError
 from tokquant.formats.pretrained_vocoder import PretrainedFolder, read_pretrained
 from tokquant.formats.vocoder import check_weight
+from tokquant.tokenizer.config import FrontendConfig
 
 NAMES = {"vocos": "Vocos", "bigvgan": "BigVGAN"}
 #: The front-end fields a pretrained vocoder's mel fixes.

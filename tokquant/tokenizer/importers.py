@@ -139,8 +139,8 @@ def import_rvq(kind: str, state: dict[str, torch.Tensor]) -> RVQ:
 def tokenizer_for(rvq: RVQ, frame_rate: float | None = None):  # -> Tokenizer
     """A checkpointable tokenizer around an imported RVQ: features are the RVQ's input
     (no normalisation, no projection)."""
-    from tokquant.config import TokenizerConfig
-    from tokquant.tokenizer import Tokenizer
+    from tokquant.tokenizer.config import TokenizerConfig
+    from tokquant.tokenizer.model import Tokenizer
 
     config = TokenizerConfig.from_dict(
         {

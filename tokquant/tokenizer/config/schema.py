@@ -22,10 +22,10 @@ from tokquant.checks import (
     shown,
 )
 from tokquant.choices import FEATURE_LAYOUTS
-from tokquant.config_frontend import FrontendConfig, stored
-from tokquant.config_yaml import load_yaml
 from tokquant.errors import ConfigError
 from tokquant.quantizers.params import FAMILY_PARAMS, BSQParams, Params
+from tokquant.tokenizer.config.frontend import FrontendConfig, stored
+from tokquant.tokenizer.config.yaml_io import load_yaml
 
 PROJECTIONS = ("linear", "mlp", "none")
 

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from tokquant import distributed
-from tokquant.config import TokenizerConfig
 from tokquant.errors import ConfigError, InputError, TrainingError
-from tokquant.tokenizer import Tokenizer
+from tokquant.tokenizer.config import TokenizerConfig
+from tokquant.tokenizer.model import Tokenizer
 
 ProgressCallback = Callable[[int, dict[str, float]], None]
 

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tokquant.config import TokenizerConfig
 from tokquant.quantizers import Quantizer, QuantizerOutput, build_quantizer
+from tokquant.tokenizer.config import TokenizerConfig
 
 #: Every chunk is padded to a multiple of this many frames before the model sees it.
 PAD_FRAMES = 64

@@ -1,0 +1,25 @@
+"""The tokenizer: tokquant's central model and everything that is its own.
+
+``model`` (normalise, project, quantize, project back), ``config`` (schema, front end,
+strict YAML), ``checkpoint`` (the model's own load and save; the bytes are
+``formats.checkpoint``'s), ``training``, ``importers`` (peers' RVQ codebooks) and
+``usage`` (codebook statistics). Importing the package is cheap: the model loads on
+first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tokquant.tokenizer.model import Tokenizer  # noqa: F401
+
+__all__ = ["Tokenizer"]
+
+
+def __getattr__(name: str) -> Any:
+    if name != "Tokenizer":
+        raise AttributeError(f"module 'tokquant.tokenizer' has no attribute {name!r}")
+    import importlib  # start-up time: the model imports torch
+
+    return importlib.import_module("tokquant.tokenizer.model").Tokenizer
