@@ -5,7 +5,7 @@ tokquant's loader and chunked decoding.
 
 Random weights of the published architectures stand in for the downloads (same code,
 same cost; this machine cannot reach the Hub): saved to a temporary folder as the Hub
-stores them, then loaded with :func:`tokquant.vocoder.pretrained.load_pretrained`.
+stores them, then loaded with :func:`tokquant.decoders.pretrained.networks.load_pretrained`.
 
     python scripts/bench_pretrained_vocoders.py [--seconds 10]
 """
@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from scripts.bench_ray import cpu_model  # noqa: E402
 from tests.test_pretrained_vocoders import BIGVGAN_24K, VOCOS_YAML  # noqa: E402
-from tokquant.vocoder.decoding import vocode  # noqa: E402
-from tokquant.vocoder.pretrained import load_pretrained  # noqa: E402
+from tokquant.decoders.chunks import vocode  # noqa: E402
+from tokquant.decoders.pretrained.networks import load_pretrained  # noqa: E402
 
 
 def save_vocos(folder: Path) -> None:

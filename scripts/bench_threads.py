@@ -21,8 +21,8 @@ CASE = r"""
 import json, sys, time
 import numpy as np, torch
 from tokquant.devices import use_threads
-from tokquant.vocoder.losses import SpectralLoss
-from tokquant.vocoder.model import Vocoder, VocoderConfig
+from tokquant.decoders.trained.losses import SpectralLoss
+from tokquant.decoders.trained.network import Vocoder, VocoderConfig
 threads, steps = int(sys.argv[1]), int(sys.argv[2])
 use_threads(threads)
 torch.manual_seed(0)

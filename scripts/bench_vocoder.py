@@ -22,16 +22,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import tokquant  # noqa: E402
-from tokquant.audio.vocoder import to_audio  # noqa: E402
-from tokquant.formats.vocoder import load_vocoder  # noqa: E402
-from tokquant.vocoder.decoding import (  # noqa: E402
-    decode_features,
-    frame_offset,
-    open_vocoder,
-    vocode,
-)
-from tokquant.vocoder.losses import SpectralLoss  # noqa: E402
-from tokquant.vocoder.train import VocoderTraining, _draw, make_pair  # noqa: E402
+from tokquant.decoders import decode, open_decoder  # noqa: E402
+from tokquant.decoders.chunks import frame_offset, vocode  # noqa: E402
+from tokquant.decoders.mel import to_audio  # noqa: E402
+from tokquant.decoders.trained.file import load_vocoder  # noqa: E402
+from tokquant.decoders.trained.losses import SpectralLoss  # noqa: E402
+from tokquant.decoders.trained.training import VocoderTraining, _draw, make_pair  # noqa: E402
 
 
 def best_of(fn, repeats: int = 3) -> float:
@@ -57,12 +53,13 @@ def main() -> None:
         : int(args.seconds * rate)
     ]
     features = tok.decode(tok.encode_audio(speech, rate)).float().numpy()
-    net = open_vocoder(load_vocoder(args.vocoder), tok)
+    decoder = open_decoder(load_vocoder(args.vocoder), tok)
+    net = decoder.net
     offset = frame_offset(tok)
     print(f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"{args.seconds:.0f} s of speech ({features.shape[0]} frames)")  # fmt: skip
     voc = best_of(lambda: vocode(net, features, offset))
-    matched = best_of(lambda: decode_features(net, tok, features))
+    matched = best_of(lambda: decode(decoder, tok, features))
     gl = best_of(lambda: to_audio(tok.config.frontend, features), repeats=1)
     print(f"vocoder decode: {voc:.2f} s ({args.seconds / voc:.0f}x real time)")
     print(f"vocoder + mel match (the default): {matched:.2f} s "

@@ -29,7 +29,7 @@ from scripts.bench_ray import cpu_model  # noqa: E402
 from tokquant.audio._torchaudio import torchaudio  # noqa: E402
 from tokquant.audio.frontend import FrontEnd  # noqa: E402
 from tokquant.audio.metrics import score  # noqa: E402
-from tokquant.audio.vocoder import to_audio  # noqa: E402
+from tokquant.decoders.mel import to_audio  # noqa: E402
 from tokquant.tokenizer.config import FrontendConfig  # noqa: E402
 
 KEYS = ("mel_distance", "stoi", "pesq_wb", "dnsmos_ovrl")

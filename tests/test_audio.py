@@ -16,7 +16,7 @@ from tests.conftest import encode_file, run_cli
 from tokquant.api import load
 from tokquant.audio.frontend import BLOCK_FRAMES, AudioSource, FrontEnd, audio_features
 from tokquant.audio.io import AudioReader
-from tokquant.audio.vocoder import to_audio
+from tokquant.decoders.mel import to_audio
 from tokquant.errors import InputError
 from tokquant.formats.tokens import read_tokens
 from tokquant.tokenizer.checkpoint import load_checkpoint

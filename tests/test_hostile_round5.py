@@ -58,9 +58,9 @@ def tokens(ckpt, voices) -> Path:
 def small_vocoder(tok, path: Path, edit=None) -> Path:
     """A small untrained decoder for ``tok`` saved as train-vocoder saves one; ``edit``
     changes its state before saving."""
-    from tokquant.formats.vocoder import save_vocoder
+    from tokquant.decoders.trained.file import save_vocoder
+    from tokquant.decoders.trained.training import VocoderTraining, build
     from tokquant.jobs.encode_outputs import made_by
-    from tokquant.vocoder.train import VocoderTraining, build
 
     vocoder = build(tok, VocoderTraining(dim=16, intermediate=32, layers=1))
     if edit is not None:
@@ -238,7 +238,7 @@ def test_a_vocoder_that_decodes_nan_writes_nothing(tok, ckpt, tokens, tmp_path):
     ],
 )
 def test_a_vocoder_config_is_bounded_before_anything_is_built(tok, tmp_path, config, message):
-    from tokquant.formats.vocoder import load_vocoder
+    from tokquant.decoders.trained.file import load_vocoder
 
     voc = small_vocoder(tok, tmp_path / "v.safetensors")
     bad = retag_vocoder(voc, tmp_path / "bad.safetensors", config=config)
@@ -248,7 +248,7 @@ def test_a_vocoder_config_is_bounded_before_anything_is_built(tok, tmp_path, con
 
 
 def test_vocoder_weights_of_another_dtype_are_named_by_dtype(tok, tmp_path):
-    from tokquant.formats.vocoder import load_vocoder
+    from tokquant.decoders.trained.file import load_vocoder
 
     voc = small_vocoder(tok, tmp_path / "v.safetensors")
     weight = load_vocoder(voc).vocoder.embed.weight
@@ -266,7 +266,7 @@ def test_pretrained_weights_that_are_complex_or_integer_are_refused(tmp_path):
     from vocos.pretrained import Vocos
 
     from tests.test_pretrained_vocoders import VOCOS_YAML
-    from tokquant.vocoder.pretrained import load_pretrained
+    from tokquant.decoders.pretrained.networks import load_pretrained
 
     folder = tmp_path / "vocos"
     folder.mkdir()
@@ -529,7 +529,7 @@ def test_train_vocoder_on_all_bad_data_says_why(ckpt, tmp_path):
 def test_bigvgan_configs_with_a_key_twice_or_too_many_stages_are_refused(tmp_path):
     pytest.importorskip("bigvgan")
     from tests.test_pretrained_vocoders import BIGVGAN_24K
-    from tokquant.vocoder.pretrained import load_pretrained
+    from tokquant.decoders.pretrained.networks import load_pretrained
 
     folder = tmp_path / "b"
     folder.mkdir()
@@ -585,19 +585,15 @@ def test_decode_refuses_outputs_made_with_another_decoder_or_levels(tok, ckpt, t
 
 
 def test_mel_match_defaults_to_each_decoders_own(tok, tmp_path):
-    from tokquant.audio.vocoder import MEL_MATCH
+    from tokquant.decoders import open_decoder
+    from tokquant.decoders.mel import MEL_MATCH
+    from tokquant.decoders.pretrained.decoder import PretrainedDecoder
     from tokquant.jobs import DecodeJob, EvalJob
-    from tokquant.vocoder.decoding import default_mel_match, open_vocoder
 
     assert DecodeJob.mel_match is None and EvalJob.mel_match is None
-    trained = open_vocoder(small_vocoder(tok, tmp_path / "v.safetensors"), tok)
-    assert default_mel_match(trained) == MEL_MATCH
-
-    class Pretrained:  # what a Vocos/BigVGAN network says of itself
-        aligned_to_input = True
-        source = "charactr/vocos-mel-24khz"
-
-    assert default_mel_match(Pretrained()) == 0.0
+    trained = open_decoder(small_vocoder(tok, tmp_path / "v.safetensors"), tok)
+    assert trained.mel_match == MEL_MATCH
+    assert PretrainedDecoder.mel_match == 0.0  # Vocos/BigVGAN: their own output
 
 
 # 22. datasets.map on the shapes datasets gives -------------------------------------------------

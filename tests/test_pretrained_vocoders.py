@@ -20,11 +20,11 @@ import torch
 from tests.conftest import SAMPLES, run_cli
 from tokquant.audio.frontend import FrontEnd, reader_features
 from tokquant.audio.waveform import WaveformReader
+from tokquant.decoders.chunks import vocode
+from tokquant.decoders.pretrained.networks import MEL_FIELDS, load_pretrained, mel_frontend
 from tokquant.errors import FormatError, InputError
 from tokquant.formats.pretrained_vocoder import is_hub_id
 from tokquant.tokenizer.config import TokenizerConfig
-from tokquant.vocoder.decoding import vocode
-from tokquant.vocoder.pretrained import MEL_FIELDS, load_pretrained, mel_frontend
 
 pytest.importorskip("vocos")
 pytest.importorskip("bigvgan")

@@ -13,10 +13,11 @@ import torch
 from tests.conftest import SAMPLES, run_cli
 from tests.test_hostile import error_lines
 from tokquant.audio.metrics import at_16k, mel_distance
+from tokquant.decoders import open_decoder
+from tokquant.decoders.chunks import vocode
+from tokquant.decoders.trained.file import load_vocoder, save_vocoder
+from tokquant.decoders.trained.network import ISTFTHead, Vocoder, VocoderConfig
 from tokquant.errors import FormatError, InputError
-from tokquant.formats.vocoder import load_vocoder, save_vocoder
-from tokquant.vocoder.decoding import open_vocoder, vocode
-from tokquant.vocoder.model import ISTFTHead, Vocoder, VocoderConfig
 
 SPEAKER = sorted((SAMPLES / "us_m").glob("*.flac"))
 
@@ -62,7 +63,7 @@ def test_the_mel_match_scales_by_a_uniform_band_ratio_exactly(changes):
     bin's gain is ``e`` and the audio is the input times ``e ** (strength / power)``
     (away from the ends, where the match's framing mirrors the signal)."""
     from tokquant.audio.frontend import FrontEnd
-    from tokquant.audio.vocoder import match_mel
+    from tokquant.decoders.mel import match_mel
 
     front = _front(**changes)
     speech = torch.from_numpy(sf.read(SPEAKER[0], dtype="float32")[0])
@@ -83,7 +84,7 @@ def test_the_mel_match_moves_band_energies_toward_the_features_and_blocks_equal_
     the output's log-mel in those bands most of the way there, 0.5 about half of it;
     matching in short blocks gives the whole signal's samples."""
     from tokquant.audio.frontend import FrontEnd
-    from tokquant.audio.vocoder import match_mel
+    from tokquant.decoders.mel import match_mel
 
     front = _front()
     speech = torch.from_numpy(sf.read(SPEAKER[1], dtype="float32")[0])
@@ -106,9 +107,9 @@ def test_mel_match_is_checked_and_its_defaults_agree(trained_vocoder, logmel_rvq
     import inspect
 
     import tokquant
-    from tokquant.audio.vocoder import MEL_MATCH, match_mel
     from tokquant.cli.decode import decode
     from tokquant.cli.evaluate import eval_
+    from tokquant.decoders.mel import MEL_MATCH, match_mel
     from tokquant.jobs import DecodeJob, EvalJob
     from tokquant.tokenizer.model import Tokenizer
 
@@ -117,9 +118,12 @@ def test_mel_match_is_checked_and_its_defaults_agree(trained_vocoder, logmel_rvq
                 inspect.signature(decode).parameters["mel_match"].default,
                 inspect.signature(eval_).parameters["mel_match"].default}  # fmt: skip
     assert defaults == {None}  # each decoder's own default: MEL_MATCH for a trained one
-    from tokquant.vocoder.decoding import default_mel_match
+    from tokquant.decoders import open_decoder
 
-    assert default_mel_match(load_vocoder(trained_vocoder).vocoder) == MEL_MATCH
+    assert (
+        open_decoder(load_vocoder(trained_vocoder), tokquant.load(logmel_rvq)).mel_match
+        == MEL_MATCH
+    )
     tok = tokquant.load(logmel_rvq)
     codes = tok.encode_audio(sf.read(SPEAKER[0], dtype="float32")[0], 16000)
     plain = tok.decode_audio(codes, vocoder=trained_vocoder, mel_match=0.0)
@@ -211,7 +215,7 @@ def test_a_vocoder_of_another_tokenizer_or_a_corrupt_file_is_one_line(
     wrong_rate = Vocoder(VocoderConfig(40, 160, 24000, dim=8, intermediate=8, layers=1))
     save_vocoder(wrong_rate, tmp_path / "r.safetensors", tok.checkpoint_id)
     with pytest.raises(InputError, match="decodes 24000 Hz audio"):
-        open_vocoder(tmp_path / "r.safetensors", tok)
+        open_decoder(tmp_path / "r.safetensors", tok)
 
 
 def test_an_interrupted_training_resumes_to_the_same_weights(logmel_rvq, tmp_path):
@@ -319,7 +323,7 @@ def test_adversarial_training_runs_and_its_discriminators_resume(logmel_rvq, tmp
 
 
 def test_speed_perturbation_moves_pitch_and_length_by_the_factor():
-    from tokquant.vocoder.train import perturbed
+    from tokquant.decoders.trained.training import perturbed
 
     rate, f0 = 16000, 200.0
     wave = np.sin(2 * np.pi * f0 * np.arange(rate) / rate).astype(np.float32)

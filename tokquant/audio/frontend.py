@@ -1,6 +1,6 @@
 """Audio front ends (log-mel, Kaldi fbank, MFCC) on torchaudio, streamed in chunks.
 
-Griffin-Lim, the way back to audio, lives in :mod:`tokquant.audio.vocoder`.
+Griffin-Lim, the way back to audio, lives in :mod:`tokquant.decoders.mel`.
 
 By default frames are not centred: frame ``t`` covers resampled samples
 ``[t * hop, t * hop + n)`` (``n``: ``FrontendConfig.frame_length``), so a signal of ``L``

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from tokquant.decoders.mel import match_mel
 from tokquant.errors import InputError
 
 if TYPE_CHECKING:
@@ -38,10 +39,8 @@ def decode(
 ) -> torch.Tensor:
     """``features`` ``[T, F]`` -> audio through ``decoder``; for a log-mel tokenizer each
     frame's band energies are then moved ``mel_match`` (None: the decoder's own default)
-    of the way toward the features' (:func:`~tokquant.audio.vocoder.match_mel`). Audio
+    of the way toward the features' (:func:`~tokquant.decoders.mel.match_mel`). Audio
     that is not finite is refused, never returned."""
-    from tokquant.audio.vocoder import match_mel
-
     wave = decoder.waveform(tok, features)
     strength = decoder.mel_match if mel_match is None else mel_match
     front = tok.config.frontend
@@ -53,3 +52,11 @@ def decode(
             f"normalisation are broken); nothing written"
         )
     return wave
+
+
+def check_mel_match(value: float | None) -> None:
+    """A mel match is None (the decoder's own) or a number in [0, 1]."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise InputError(f"`mel_match` must be a number in [0, 1], found {value!r}")

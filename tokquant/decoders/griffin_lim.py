@@ -1,5 +1,5 @@
 """Griffin-Lim as a :class:`~tokquant.decoders.Decoder`: log-mel and fbank features back
-to audio by least squares and phase estimation (:func:`tokquant.audio.vocoder.to_audio`),
+to audio by least squares and phase estimation (:func:`tokquant.decoders.mel.to_audio`),
 for listening checks. No mel match: its magnitudes are the features' already."""
 
 from __future__ import annotations
@@ -33,6 +33,6 @@ class GriffinLim(Decoder):
             )
 
     def waveform(self, tok: Tokenizer, features: np.ndarray) -> torch.Tensor:
-        from tokquant.audio.vocoder import to_audio
+        from tokquant.decoders.mel import to_audio
 
         return torch.from_numpy(to_audio(tok.config.frontend, features, self.n_iter))

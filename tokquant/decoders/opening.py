@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from tokquant.decoders.base import Decoder
 from tokquant.decoders.griffin_lim import GriffinLim
-from tokquant.decoders.pretrained import PretrainedDecoder
-from tokquant.decoders.trained import TrainedDecoder
+from tokquant.decoders.pretrained.decoder import PretrainedDecoder
+from tokquant.decoders.trained.decoder import TrainedDecoder
 
 if TYPE_CHECKING:
     from tokquant.tokenizer.model import Tokenizer
@@ -64,8 +64,8 @@ def _entry_points() -> list[Opener]:
 
 
 def _builtin(spec: Any) -> Decoder:
-    from tokquant.formats.vocoder import VocoderFile
-    from tokquant.vocoder.pretrained import PretrainedVocoder
+    from tokquant.decoders.pretrained.networks import PretrainedVocoder
+    from tokquant.decoders.trained.file import VocoderFile
 
     if isinstance(spec, VocoderFile):
         return TrainedDecoder(spec)

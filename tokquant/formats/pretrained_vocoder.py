@@ -14,7 +14,7 @@ Nothing in the folder runs. Both packages' own loaders ``torch.load`` the weight
 pickle, and Vocos builds whatever classes its config's ``class_path`` names; here the
 config is parsed as data (safe YAML, strict JSON), the weights are read weights-only
 (safetensors, or ``torch.load(weights_only=True)``, which refuses pickled code), and the
-model is built from the known classes by :mod:`tokquant.vocoder.pretrained`.
+model is built from the known classes by :mod:`tokquant.decoders.pretrained.networks`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import torch
 from tokquant.errors import ConfigError, FormatError, InputError
 from tokquant.storage.regular import read_regular
 from tokquant.storage.safe_json import loads as json_loads
+from tokquant.storage.safe_yaml import load_yaml
 from tokquant.storage.torch_load import load_state_dict
-from tokquant.tokenizer.config.yaml_io import load_yaml
 
 #: Per package: its config file, its weights files (first found is read), and the key
 #: its weights file nests the state dict under.

@@ -1,4 +1,5 @@
-"""Vocoder file: a trained waveform decoder as safetensors, no pickle.
+"""Vocoder file: a trained waveform decoder's config and tensors as safetensors, no pickle
+(bytes only: :mod:`tokquant.decoders.trained.file` builds the network from them).
 
 Layout: the decoder's ``state_dict`` tensors and string metadata:
 
@@ -6,7 +7,7 @@ Layout: the decoder's ``state_dict`` tensors and string metadata:
 ``format``           ``tokquant-vocoder``
 ``format_version``   ``1``
 ``tokquant``         version that wrote it
-``config``           the :class:`~tokquant.vocoder.model.VocoderConfig` as JSON
+``config``           the decoder's config as JSON
 ``checkpoint_id``    the id of the tokenizer checkpoint it decodes
 ``summary``          JSON of training results (steps, losses, seconds)
 ===================  =====================================================
@@ -36,24 +37,30 @@ FORMAT_VERSION = "1"
 
 
 @dataclass
-class VocoderFile:
-    vocoder: Any  # tokquant.vocoder.model.Vocoder
-    checkpoint_id: str
-    id: str
+class VocoderBytes:
+    """What a vocoder file holds, before any network is built from it."""
+
     path: Path
+    config: Any
+    tensors: dict[str, torch.Tensor]
+    checkpoint_id: str
     summary: dict[str, Any]
+    id: str
 
 
-def save_vocoder(
-    vocoder: Any, path: Path, checkpoint_id: str, summary: dict[str, Any] | None = None
+def write_vocoder(
+    path: Path,
+    config: dict[str, Any],
+    tensors: dict[str, Any],
+    checkpoint_id: str,
+    summary: dict[str, Any] | None = None,
 ) -> str:
     """Write atomically; return the file's sha256."""
-    tensors = {k: v.detach().cpu().float().numpy() for k, v in vocoder.state_dict().items()}
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "tokquant": __version__,
-        "config": json.dumps(vocoder.config.to_dict(), sort_keys=True),
+        "config": json.dumps(config, sort_keys=True),
         "checkpoint_id": checkpoint_id,
         "summary": json.dumps(summary or {}, sort_keys=True),
     }
@@ -96,32 +103,19 @@ def check_decoder_tensors(
         check_weight(tensor, f"{where}: tensor {name}")
 
 
-def load_vocoder(path: Path, device: torch.device | str = "cpu") -> VocoderFile:
-    """Read a vocoder file; any problem is one :class:`FormatError` line."""
-    from tokquant.vocoder.model import Vocoder, VocoderConfig
-
+def read_vocoder(path: Path) -> VocoderBytes:
+    """A vocoder file's config (parsed JSON), tensors, checkpoint id, summary and sha256."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: vocoder not found")
     meta, state = read_tagged(path, FORMAT, FORMAT_VERSION, "vocoder")
-    raw = json_loads(meta.get("config") or "null", f"{path}: vocoder config")
-    try:
-        config = VocoderConfig.from_dict(raw if isinstance(raw, dict) else {})
-        with torch.device("meta"):  # shapes first: a hostile config allocates nothing
-            expected = Vocoder(config).state_dict()
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise FormatError(f"{path}: vocoder config is invalid: {exc}") from None
-    check_decoder_tensors(expected, state, str(path))
-    if not bool((state["std"] > 0).all()):
-        raise FormatError(f"{path}: tensor std holds a value <= 0 (features are divided by it)")
-    vocoder = Vocoder(config)
-    vocoder.load_state_dict(state)
-    vocoder.eval()
+    config = json_loads(meta.get("config") or "null", f"{path}: vocoder config")
     summary = json_loads(meta.get("summary") or "{}", f"{path}: vocoder summary")
-    return VocoderFile(
-        vocoder.to(device),
-        str(meta.get("checkpoint_id", "")),
-        file_sha256(path),
+    return VocoderBytes(
         path,
+        config,
+        state,
+        str(meta.get("checkpoint_id", "")),
         summary if isinstance(summary, dict) else {},
+        file_sha256(path),
     )

@@ -32,7 +32,7 @@ def check_decode_options(
     vocoder: object = None,
     mel_match: float | None = None,
 ) -> None:
-    from tokquant.vocoder.decoding import check_mel_match
+    from tokquant.decoders.base import check_mel_match
 
     config = tok.config
     check_mel_match(mel_match)

@@ -58,7 +58,7 @@ class EvalJob(InputOptions):
     #: id for a checkpoint on its mel (None: Griffin-Lim)
     vocoder: str | Path | None = None
     #: log-mel tokenizers, with ``vocoder``: how far each frame's band energies are moved
-    #: toward the tokens' (:func:`~tokquant.audio.vocoder.match_mel`; 0: off; None: the
+    #: toward the tokens' (:func:`~tokquant.decoders.mel.match_mel`; 0: off; None: the
     #: decoder's default, 0.5 for a train-vocoder file and 0 for Vocos/BigVGAN)
     mel_match: float | None = None
     #: a folder for one PNG per file: the original's and the decoded audio's log-mel
@@ -150,7 +150,7 @@ class EvalJob(InputOptions):
     def _decoder(self, tok: Any) -> Any:
         """``codes -> waveform`` at the tokenizer's rate, aligned with its input."""
         from tokquant.decoders import decode, open_decoder
-        from tokquant.vocoder.decoding import check_mel_match
+        from tokquant.decoders.base import check_mel_match
 
         check_mel_match(self.mel_match)
         decoder = open_decoder(self.vocoder, tok)  # Griffin-Lim refuses non-mel front ends

@@ -77,7 +77,7 @@ class TrainVocoderJob(InputOptions):
         return report
 
     def training(self) -> Any:
-        from tokquant.vocoder.train import VocoderTraining
+        from tokquant.decoders.trained.training import VocoderTraining
 
         return VocoderTraining(
             steps=self.steps,
@@ -92,11 +92,11 @@ class TrainVocoderJob(InputOptions):
     def _train(
         self, training: Any, dev: Any, out: Path, rank: int, world: int, progress: Progress
     ) -> TrainReport:
-        from tokquant.formats.vocoder import save_vocoder
+        from tokquant.decoders.trained.file import save_vocoder
+        from tokquant.decoders.trained.training import build, train_vocoder
         from tokquant.jobs.encode_outputs import made_by
         from tokquant.jobs.load import open_tokenizer
         from tokquant.sources import takes_audio
-        from tokquant.vocoder.train import build, train_vocoder
 
         tok = open_tokenizer(self.checkpoint, str(dev), self.ssl_weights)
         if not takes_audio(tok.config):
@@ -156,9 +156,9 @@ class TrainVocoderJob(InputOptions):
     ) -> tuple[list[Any], list[str]]:
         """Every input's decoded features and audio; an input that cannot be read fails
         alone (its line in the report's warnings)."""
+        from tokquant.decoders.trained.training import make_pair, perturbed
         from tokquant.jobs.features import source_audio
         from tokquant.sources import sources_for
-        from tokquant.vocoder.train import make_pair, perturbed
 
         items = sources_for(
             tok.config,

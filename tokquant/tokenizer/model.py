@@ -260,16 +260,16 @@ class Tokenizer(nn.Module):
         """A waveform ``[N]`` float32 at :attr:`sample_rate` from codes ``[T, G]`` (a list
         of codes gives a list of waveforms). With ``vocoder`` (a file from
         ``tokquant train-vocoder`` for this checkpoint, or one loaded once with
-        :func:`tokquant.formats.vocoder.load_vocoder`) any audio front end decodes, long
+        :func:`tokquant.decoders.trained.file.load_vocoder`) any audio front end decodes, long
         inputs in chunks; a Vocos or BigVGAN folder or Hub id (or one loaded once with
-        :func:`tokquant.vocoder.pretrained.load_pretrained`) decodes a tokenizer on that
+        :func:`tokquant.decoders.pretrained.networks.load_pretrained`) decodes a tokenizer on that
         vocoder's mel. A log-mel tokenizer's vocoder output then has each frame's band
         energies moved ``mel_match`` of the way toward the tokens' (0: off; None: 0.5 for a
-        train-vocoder file, 0 for Vocos/BigVGAN; see :func:`tokquant.audio.vocoder.match_mel`). Without a vocoder, Griffin-Lim (an
+        train-vocoder file, 0 for Vocos/BigVGAN; see :func:`tokquant.decoders.mel.match_mel`). Without a vocoder, Griffin-Lim (an
         approximate inversion for listening checks) decodes log-mel and fbank features.
         Sample ``n`` of the result lines up with sample ``n`` of the encoded audio."""
         from tokquant.decoders import decode, open_decoder
-        from tokquant.vocoder.decoding import check_mel_match
+        from tokquant.decoders.base import check_mel_match
 
         kind = self.config.frontend.kind
         if kind == "none":

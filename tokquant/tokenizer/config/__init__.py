@@ -1,6 +1,7 @@
 """A tokenizer's configuration: the schema (``schema``), the front end's section
 (``frontend``) and the strict YAML reader (``yaml_io``)."""
 
+from tokquant.storage.safe_yaml import load_yaml
 from tokquant.tokenizer.config.frontend import FrontendConfig
 from tokquant.tokenizer.config.schema import (
     FeatureConfig,
@@ -8,7 +9,6 @@ from tokquant.tokenizer.config.schema import (
     TokenizerConfig,
     TrainConfig,
 )
-from tokquant.tokenizer.config.yaml_io import load_yaml
 
 __all__ = [
     "FeatureConfig",

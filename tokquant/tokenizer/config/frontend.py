@@ -69,7 +69,7 @@ class FrontendConfig:
     f_max: float | None = None
     log_floor: float = 1e-5
     n_mfcc: int = 13
-    # A pretrained vocoder's own mel (Vocos, BigVGAN: tokquant.vocoder.pretrained), which
+    # A pretrained vocoder's own mel (Vocos, BigVGAN: tokquant.decoders.pretrained.networks), which
     # a tokenizer must reproduce exactly for that vocoder to decode its tokens. Stored
     # only away from their defaults, so older checkpoints keep their bytes and ids.
     #: 2: mel of power |X|^2; 1: of magnitude |X| (Vocos, BigVGAN, HiFi-GAN)

@@ -24,8 +24,8 @@ from tokquant.checks import (
 from tokquant.choices import FEATURE_LAYOUTS
 from tokquant.errors import ConfigError
 from tokquant.quantizers.params import FAMILY_PARAMS, BSQParams, Params
+from tokquant.storage.safe_yaml import load_yaml
 from tokquant.tokenizer.config.frontend import FrontendConfig, stored
-from tokquant.tokenizer.config.yaml_io import load_yaml
 
 PROJECTIONS = ("linear", "mlp", "none")
 

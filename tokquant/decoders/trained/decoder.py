@@ -1,4 +1,4 @@
-"""A decoder from ``tokquant train-vocoder`` (:mod:`tokquant.vocoder.model`, its file
+"""A decoder from ``tokquant train-vocoder`` (:mod:`tokquant.decoders.trained.network`, its file
 :mod:`tokquant.formats.vocoder`) as a :class:`~tokquant.decoders.Decoder`: made for one
 tokenizer, refused for any other; decoded in chunks; the mel match on by default, as
 measured on the decoders trained here (README)."""
@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from tokquant.audio.vocoder import MEL_MATCH
 from tokquant.decoders.base import Decoder
 from tokquant.decoders.chunks import frame_offset, vocode
+from tokquant.decoders.mel import MEL_MATCH
 from tokquant.errors import InputError
 
 if TYPE_CHECKING:
-    from tokquant.formats.vocoder import VocoderFile
+    from tokquant.decoders.trained.file import VocoderFile
+    from tokquant.decoders.trained.network import Vocoder
     from tokquant.tokenizer.model import Tokenizer
-    from tokquant.vocoder.model import Vocoder
 
 
 class TrainedDecoder(Decoder):
@@ -32,7 +32,7 @@ class TrainedDecoder(Decoder):
 
     @classmethod
     def open(cls, path: Path) -> TrainedDecoder:
-        from tokquant.formats.vocoder import load_vocoder
+        from tokquant.decoders.trained.file import load_vocoder
 
         return cls(load_vocoder(path))
 

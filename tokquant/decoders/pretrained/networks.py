@@ -50,7 +50,7 @@ _VOCOS_CLASSES = {
 
 @dataclass
 class DecoderShape:
-    """What :func:`~tokquant.vocoder.decoding.vocode` reads of any decoder."""
+    """What :func:`~tokquant.decoders.chunks.vocode` reads of any decoder."""
 
     feature_dim: int
     hop: int

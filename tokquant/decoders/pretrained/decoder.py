@@ -1,4 +1,4 @@
-"""A Vocos or BigVGAN model (:mod:`tokquant.vocoder.pretrained`, its folder
+"""A Vocos or BigVGAN model (:mod:`tokquant.decoders.pretrained.networks`, its folder
 :mod:`tokquant.formats.pretrained_vocoder`) as a :class:`~tokquant.decoders.Decoder`:
 for a tokenizer on that model's own mel; its output is the package model's, from sample
 0 (the mel match is off unless asked for: it was never measured on published weights)."""
@@ -15,8 +15,8 @@ from tokquant.decoders.base import Decoder
 from tokquant.decoders.chunks import vocode
 
 if TYPE_CHECKING:
+    from tokquant.decoders.pretrained.networks import PretrainedVocoder
     from tokquant.tokenizer.model import Tokenizer
-    from tokquant.vocoder.pretrained import PretrainedVocoder
 
 
 class PretrainedDecoder(Decoder):
@@ -29,12 +29,12 @@ class PretrainedDecoder(Decoder):
 
     @classmethod
     def open(cls, source: Any) -> PretrainedDecoder:
-        from tokquant.vocoder.pretrained import load_pretrained
+        from tokquant.decoders.pretrained.networks import load_pretrained
 
         return cls(load_pretrained(source))
 
     def check(self, tok: Tokenizer) -> None:
-        from tokquant.vocoder.pretrained import check_frontend
+        from tokquant.decoders.pretrained.networks import check_frontend
 
         check_frontend(self.net, tok.config.frontend)
         self.net = self.net.to(tok.mean.device)

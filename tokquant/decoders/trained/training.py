@@ -23,15 +23,15 @@ import numpy as np
 import torch
 
 from tokquant.checks import shown
-from tokquant.errors import InputError, TrainingError
-from tokquant.vocoder.decoding import frame_offset
-from tokquant.vocoder.losses import (
+from tokquant.decoders.chunks import frame_offset
+from tokquant.decoders.trained.losses import (
     Discriminators,
     SpectralLoss,
     discriminator_loss,
     generator_loss,
 )
-from tokquant.vocoder.model import LIMITS, Vocoder, VocoderConfig
+from tokquant.decoders.trained.network import LIMITS, Vocoder, VocoderConfig
+from tokquant.errors import InputError, TrainingError
 
 #: A callback ``(step, metrics)`` after every training step.
 StepCallback = Callable[[int, dict[str, float]], None]
