@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from tokquant.api import load
+from tokquant.engines.outputs import write_token_file
 from tokquant.formats.features import SUFFIXES
 from tokquant.formats.tokens import SUFFIX
 from tokquant.jobs.batcher import encode_items, encode_streamed
-from tokquant.jobs.encode_outputs import write_token_file
 from tokquant.jobs.features import FeatureReader
 from tokquant.sources import expand_inputs, output_path
 from tokquant.tokenizer.checkpoint import save_checkpoint

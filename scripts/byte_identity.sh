@@ -51,4 +51,25 @@ def strip(x):
                 and "time" not in k and "rtf" not in k}
     return [strip(v) for v in x] if isinstance(x, list) else x
 json.dump(strip(json.load(sys.stdin)), sys.stdout, indent=1, sort_keys=True)' > "$OUT/eval.json"
-(cd "$OUT" && find . -type f | LC_ALL=C sort | xargs sha256sum)
+# Every output's sha256. A vocoder file records its training's seconds and its own path
+# (and a decode record the file's sha256): those are hashed without them.
+"$PY" - "$OUT" <<'PY'
+import hashlib, json, sys
+from pathlib import Path
+from safetensors import safe_open
+root = Path(sys.argv[1])
+for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    data = path.read_bytes()
+    if path.suffix == ".safetensors" and b"tokquant-vocoder" in data[:4096]:
+        with safe_open(str(path), "np") as f:
+            meta = dict(f.metadata())
+            summary = json.loads(meta.pop("summary"))
+            summary.pop("seconds"), summary.pop("vocoder")
+            data = json.dumps([meta, summary], sort_keys=True).encode()
+            data += b"".join(f.get_tensor(k).tobytes() for k in sorted(f.keys()))
+    elif path.name == ".tokquant-decode.json":
+        record = json.loads(data)
+        record["settings"].pop("decoder", None)
+        data = json.dumps(record, sort_keys=True).encode()
+    print(hashlib.sha256(data).hexdigest(), "./" + path.relative_to(root).as_posix())
+PY

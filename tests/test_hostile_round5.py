@@ -60,7 +60,7 @@ def small_vocoder(tok, path: Path, edit=None) -> Path:
     changes its state before saving."""
     from tokquant.decoders.trained.file import save_vocoder
     from tokquant.decoders.trained.training import VocoderTraining, build
-    from tokquant.jobs.encode_outputs import made_by
+    from tokquant.engines.outputs import made_by
 
     vocoder = build(tok, VocoderTraining(dim=16, intermediate=32, layers=1))
     if edit is not None:
@@ -478,7 +478,7 @@ def test_eval_scores_the_other_files_when_one_is_too_short_or_too_loud(ckpt, tmp
 
 
 def test_griffin_lim_decodes_one_and_two_frames(tok, ckpt, tmp_path):
-    from tokquant.jobs.encode_outputs import write_token_file
+    from tokquant.engines.outputs import write_token_file
 
     front = tok.config.frontend
     for frames in (1, 2, 3):
@@ -500,7 +500,7 @@ def test_griffin_lim_decodes_one_and_two_frames(tok, ckpt, tmp_path):
 
 
 def test_ray_data_cells_with_bad_rates_are_value_errors_naming_the_row(ckpt):
-    from tokquant.integrations.ray import Tokenize
+    from tokquant.engines.ray import Tokenize
 
     fn = Tokenize(ckpt)
     wave = np.zeros(16000, dtype=np.float32)

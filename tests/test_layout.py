@@ -91,8 +91,8 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_import_graph_has_no_cycle():
     graph = import_graph()
     assert (
-        "tokquant.jobs.encode_outputs" in graph
-        and "tokquant.formats.corpus" in graph["tokquant.jobs.encode_outputs"]
+        "tokquant.engines.outputs" in graph
+        and "tokquant.formats.corpus" in graph["tokquant.engines.outputs"]
     )
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
 

@@ -120,7 +120,7 @@ def test_workers_killed_mid_run_are_retried_and_the_corpus_is_whole(
     runner.join(timeout=180)
     assert killed, "no worker was running when both tasks had shards"
     report = result["report"]
-    assert report.extra["shards_resumed"] >= 1  # a retried task kept its finished shards
+    assert report.shards_resumed >= 1  # a retried task kept its finished shards
     assert report.done == len(FILES) and not report.failures
     _same_codes(out, reference)
     assert run_cli("verify", out).code == 0
@@ -129,7 +129,7 @@ def test_workers_killed_mid_run_are_retried_and_the_corpus_is_whole(
 def test_ray_data_callable_gives_the_clis_codes(cluster, logmel_rvq, reference):
     import soundfile as sf
 
-    from tokquant.integrations.ray import Tokenize
+    from tokquant.engines.ray import Tokenize
 
     rows = [{"id": _key(f), "audio": f.read_bytes()} for f in FILES[:8]]
     for f in FILES[8:12]:  # decoded samples with their rate

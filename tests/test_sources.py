@@ -20,8 +20,8 @@ import tokquant
 from tests.conftest import SAMPLES, train_logmel
 from tokquant.audio import frontend as frontend_module
 from tokquant.audio.waveform import WaveformReader
+from tokquant.engines.outputs import EncodeOptions, to_corpus, to_files
 from tokquant.formats.corpus import Corpus
-from tokquant.jobs.encode_outputs import EncodeOptions, to_corpus, to_files
 from tokquant.sources import Source, sources_for
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from tokquant.errors import InputError
 from tokquant.tokenizer.model import Tokenizer
 
 
@@ -30,3 +31,17 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Tokenizer:
     tokenizer.checkpoint_id = checkpoint.id
     tokenizer.checkpoint_path = checkpoint.path
     return tokenizer
+
+
+def open_tokenizer(
+    checkpoint: str | Path, device: str, ssl_weights: str | Path | None = None
+) -> Tokenizer:
+    """The checkpoint's tokenizer on ``device``, its SSL encoder read from
+    ``ssl_weights`` when given (checked against the sha256 the checkpoint recorded)."""
+    tok = load(Path(checkpoint), device)
+    if ssl_weights is not None:
+        frontend = tok.config.frontend
+        if frontend.kind != "ssl":
+            raise InputError(f"`ssl_weights`: {checkpoint} has no SSL front end ({frontend.kind})")
+        frontend.weights = str(ssl_weights)
+    return tok

@@ -198,8 +198,8 @@ class Output:
         self, report: RunReport, verb: str, *, json_out: bool, columns: dict[str, Any] | None = None
     ) -> None:
         """Failures and skips, then the run's summary (a table, or JSON); exit 1 if any
-        input failed. ``columns`` go into both, before the time; ``report.extra`` into
-        the JSON only."""
+        input failed. ``columns`` go into both, before the time; what the report's kind
+        adds (:meth:`~tokquant.jobs.report.RunReport.own_fields`) into the JSON only."""
         self.failures(report.failures)
         if report.skipped:
             self.note(f"skipped {report.skipped} existing output(s); --overwrite to redo them")
@@ -216,7 +216,7 @@ class Output:
                     **columns,
                     "seconds": round(report.seconds, 3),
                     "failures": report.failures,
-                    **report.extra,
+                    **report.own_fields(),
                 }
             )
         else:

@@ -75,7 +75,7 @@ def encode(
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
     with ui.tracker() as progress:
         report = job.run(progress)
-    rank, world = report.extra["rank"], report.extra["world_size"]
+    rank, world = report.rank, report.world_size
     if shards and world > 1:
         ui.note(f"rank {rank} of {world} done; run `tokquant merge {out}` when all ranks are")
     ui.summary(report, "encode", json_out=json_out, columns=report.columns)

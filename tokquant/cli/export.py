@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,6 +11,9 @@ from tokquant.choices import EXPORT_FORMATS, TOKEN_LAYOUTS
 from tokquant.cli._options import JsonOut, OutDir, Overwrite, Quiet, choices
 from tokquant.cli._output import Output
 from tokquant.cli._request import request
+
+if TYPE_CHECKING:
+    from tokquant.jobs.report import ExportReport
 
 ExportFormat = choices("ExportFormat", EXPORT_FORMATS, "What export writes.")
 TokenLayoutName = choices("TokenLayoutName", TOKEN_LAYOUTS, "An utterance's code columns.")
@@ -65,29 +68,26 @@ def export(
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
     with ui.tracker() as progress:
         report = job.run(progress)
-    extra = report.extra
-    if extra["encode_failures"]:
+    if report.encode_failures:
         ui.warn(
-            f"{extra['encode_failures']} utterance(s) failed at encode and are not in "
+            f"{report.encode_failures} utterance(s) failed at encode and are not in "
             f"the corpus (listed in {corpus}/manifest.json)"
         )
-    _metadata_notes(ui, extra)
-    pad = "" if extra["pad_id"] is None else f" (pad id {extra['pad_id']})"
-    ui.note(f"vocabulary: {extra['vocab_size']} ids{pad}")
-    # the JSON has vocab_size and bytes already (report.extra); the table, short names
-    table = {"vocab": extra["vocab_size"], "MB": round(extra["bytes"] / 1e6, 2)}
+    _metadata_notes(ui, report)
+    pad = "" if report.pad_id is None else f" (pad id {report.pad_id})"
+    ui.note(f"vocabulary: {report.vocab_size} ids{pad}")
+    # the JSON has vocab_size and bytes already; the table, short names
+    table = {"vocab": report.vocab_size, "MB": round(report.bytes / 1e6, 2)}
     ui.summary(report, "export", json_out=json_out, columns={} if json_out else table)
 
 
-def _metadata_notes(ui: Output, extra: dict[str, object]) -> None:
-    if "metadata_joined" not in extra:
+def _metadata_notes(ui: Output, report: ExportReport) -> None:
+    if report.metadata_joined is None:
         return
-    ui.note(f"metadata: joined {extra['metadata_joined']} of {extra['utterances']} utterances")
-    if extra["metadata_missing"]:
-        first = ", ".join(map(repr, extra["metadata_missing_keys"]))  # type: ignore[call-overload]
-        ui.warn(f"{extra['metadata_missing']} utterance(s) have no metadata (first: {first})")
-    if extra["metadata_unknown"]:
-        first = ", ".join(map(repr, extra["metadata_unknown_keys"]))  # type: ignore[call-overload]
-        ui.warn(
-            f"{extra['metadata_unknown']} metadata key(s) are not in the corpus (first: {first})"
-        )
+    ui.note(f"metadata: joined {report.metadata_joined} of {report.utterances} utterances")
+    if report.metadata_missing:
+        first = ", ".join(map(repr, report.metadata_missing_keys or []))
+        ui.warn(f"{report.metadata_missing} utterance(s) have no metadata (first: {first})")
+    if report.metadata_unknown:
+        first = ", ".join(map(repr, report.metadata_unknown_keys or []))
+        ui.warn(f"{report.metadata_unknown} metadata key(s) are not in the corpus (first: {first})")

@@ -128,8 +128,8 @@ class AuditJob(InputOptions):
 
     def run(self, progress: Progress | None = None) -> AuditReport:
         """The report, its ``checkpoint_id`` set; per-input failures are in it."""
+        from tokquant.api import open_tokenizer
         from tokquant.devices import use_threads
-        from tokquant.jobs.load import open_tokenizer
         from tokquant.sources import sources_for
 
         use_threads(self.threads)

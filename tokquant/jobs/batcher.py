@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from tokquant.audio.frontend import DEFAULT_CHUNK_FRAMES
+from tokquant.engines.plan import DEFAULT_BATCH_FRAMES
 from tokquant.errors import TokquantError
 from tokquant.jobs.features import FeatureReader
 from tokquant.sources import Source
@@ -29,7 +30,6 @@ from tokquant.tokenizer.model import Tokenizer
 
 #: Audio longer than this many frames is streamed instead of loaded whole (~11 min).
 STREAM_FRAMES = 1 << 16
-DEFAULT_BATCH_FRAMES = 1 << 16
 
 
 @dataclass

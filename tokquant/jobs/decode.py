@@ -158,7 +158,7 @@ def decode_settings(
     """What makes a decoded output what it is: the checkpoint, features or audio, the
     levels, and for audio the decoder (a vocoder file's sha256, a pretrained folder's
     name) and the mel match it applies."""
-    from tokquant.jobs.encode_outputs import made_by
+    from tokquant.engines.outputs import made_by
 
     settings: dict = {"checkpoint_id": made_by(tok), "audio": audio, "levels": levels}
     if audio:
@@ -238,8 +238,8 @@ class DecodeJob(Request):
     threads: int | None = None
 
     def run(self, progress: Progress | None = None) -> RunReport:
+        from tokquant.api import open_tokenizer
         from tokquant.devices import use_threads
-        from tokquant.jobs.load import open_tokenizer
 
         use_threads(self.threads)
         tok = open_tokenizer(self.checkpoint, self.device)

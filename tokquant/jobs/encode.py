@@ -1,25 +1,14 @@
-"""The encode job's request: :class:`EncodeJob` (its outputs: :mod:`.encode_outputs`;
-on Ray: :mod:`.ray_encode`)."""
+"""The encode job's request: :class:`EncodeJob`, which builds the plan
+(:class:`~tokquant.engines.plan.EncodePlan`) an engine runs (:mod:`tokquant.engines`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokquant.choices import ENGINES
-from tokquant.errors import InputError
-from tokquant.jobs.batcher import DEFAULT_BATCH_FRAMES
-from tokquant.jobs.encode_outputs import (
-    EncodeOptions,
-    bits_per_frame,
-    to_corpus,
-    to_files,
-)
+from tokquant.engines.plan import DEFAULT_BATCH_FRAMES, EncodeOptions, EncodePlan
 from tokquant.jobs.load import InputOptions
-from tokquant.jobs.ranks import rank_items
-from tokquant.jobs.report import Progress, RunReport
-from tokquant.sources import Source
-from tokquant.tokenizer.model import Tokenizer
+from tokquant.jobs.report import EncodeReport, Progress
 
 
 @dataclass
@@ -51,7 +40,7 @@ class EncodeJob(InputOptions):
     ssl_weights: str | Path | None = None
 
     #: ``"local"`` (this process, or this rank of a torchrun/SLURM run) or ``"ray"``:
-    #: the whole corpus on a Ray cluster (:mod:`tokquant.jobs.ray_encode`)
+    #: the whole corpus on a Ray cluster (:mod:`tokquant.engines.ray`)
     engine: str = "local"
     #: ``engine="ray"``: the cluster to join (None: the one this process has joined, else
     #: ``RAY_ADDRESS``, else a new local one)
@@ -61,57 +50,8 @@ class EncodeJob(InputOptions):
     #: may use: affinity, SLURM_CPUS_PER_TASK, cgroup quota)
     threads: int | None = None
 
-    def run(self, progress: Progress | None = None) -> RunReport:
-        """Encode; the report's ``columns`` hold the tokens written and bits per frame,
-        its ``extra`` the rank (and with ``shards`` the shards written and resumed)."""
-        from tokquant.devices import use_threads
-        from tokquant.jobs.load import open_tokenizer
-        from tokquant.jobs.ranks import resolve_rank
-        from tokquant.storage.folder import OutputFolder
-
-        use_threads(self.threads)
-        if self.engine not in ENGINES:
-            raise InputError(f"`engine` must be one of {', '.join(ENGINES)}, found {self.engine!r}")
-        if self.engine == "ray":
-            from tokquant.jobs.ray_encode import encode_on_ray
-
-            return encode_on_ray(self, progress)
-        tok = open_tokenizer(self.checkpoint, self.device, self.ssl_weights)
-        items = self.sources(tok)
-        rank, world = resolve_rank(self.num_shards, self.shard_index)
-        out = Path(self.out)
-        OutputFolder(out).create()
-        options = self.options(tok)
-        if self.shards:
-            report = to_corpus(
-                tok,
-                items,
-                out,
-                options,
-                rank=rank,
-                world=world,
-                shard_size=self.shard_size,
-                progress=progress,
-            )
-        else:
-            report = to_files(tok, rank_items(items, rank, world), out, options, progress)
-        report.extra = {"rank": rank, "world_size": world, **report.extra}
-        self.add_columns(tok, report)
-        return report
-
-    def sources(self, tok: Tokenizer) -> list[Source]:
-        """Every input, in the order every rank (and every Ray task) agrees on."""
-        from tokquant.sources import sources_for
-
-        return sources_for(
-            tok.config,
-            [Path(p) for p in self.inputs],
-            channels=self.channels,
-            options=self.source_options(),
-        )
-
-    def options(self, tok: Tokenizer) -> EncodeOptions:
-        """How to encode, checked against the checkpoint."""
+    def plan(self) -> EncodePlan:
+        """What to encode, how and where: what an engine runs."""
         options = EncodeOptions(
             layout=self.feature_layout,
             batch_frames=self.batch_frames,
@@ -122,9 +62,30 @@ class EncodeJob(InputOptions):
             overwrite=self.overwrite,
             channels=self.channels,
         )
-        options.check(tok)
-        return options
+        return EncodePlan(
+            checkpoint=Path(self.checkpoint),
+            inputs=tuple(Path(p) for p in self.inputs),
+            out=Path(self.out),
+            options=options,
+            source_options=self.source_options(),
+            shards=self.shards,
+            shard_size=self.shard_size,
+            num_shards=self.num_shards,
+            shard_index=self.shard_index,
+            device=self.device,
+            ssl_weights=None if self.ssl_weights is None else Path(self.ssl_weights),
+        )
 
-    def add_columns(self, tok: Tokenizer, report: RunReport) -> None:
-        columns, bits = bits_per_frame(tok, self.levels)
-        report.columns = {"tokens": report.frames * columns, "bits_per_frame": bits}
+    def run(self, progress: Progress | None = None) -> EncodeReport:
+        """Encode on this job's engine; the report's ``columns`` hold the tokens written
+        and bits per frame."""
+        from tokquant.devices import use_threads  # start-up time: torch
+
+        use_threads(self.threads)
+        if self.engine == "ray":
+            from tokquant.engines import ray  # start-up time: torch, and Ray when run
+
+            return ray.run(self.plan(), progress, self.ray_address)
+        from tokquant.engines import local  # start-up time: torch
+
+        return local.run(self.plan(), progress)

@@ -71,10 +71,10 @@ class EvalJob(InputOptions):
     threads: int | None = None
 
     def run(self, progress: Progress | None = None) -> EvalReport:
+        from tokquant.api import open_tokenizer
         from tokquant.audio import metrics
         from tokquant.devices import use_threads
-        from tokquant.jobs.encode_outputs import made_by
-        from tokquant.jobs.load import open_tokenizer
+        from tokquant.engines.outputs import made_by
         from tokquant.sources import input_suffixes, sources_for, takes_audio
         from tokquant.sources.tokens import pair_input, token_sources
 

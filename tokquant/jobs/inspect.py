@@ -68,7 +68,9 @@ class InfoJob(Request):
                 "parameters": sum(_numel(s) for s in meta["tensors"].values()),
             }
         if kind == vocoder_format.FORMAT:
-            loaded = vocoder_format.load_vocoder(file)
+            from tokquant.decoders.trained.file import load_vocoder  # start-up time: torch
+
+            loaded = load_vocoder(file)
             return {
                 "kind": "vocoder",
                 "path": str(file),

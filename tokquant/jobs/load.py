@@ -1,4 +1,4 @@
-"""What every job on a checkpoint begins with: its tokenizer, and where its inputs live."""
+"""Where a job's inputs live: the request fields every job that reads inputs shares."""
 
 from __future__ import annotations
 
@@ -6,28 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tokquant.errors import InputError
 from tokquant.jobs.request import Request
 
 if TYPE_CHECKING:
     from tokquant.sources import SourceOptions
-    from tokquant.tokenizer.model import Tokenizer
-
-
-def open_tokenizer(
-    checkpoint: str | Path, device: str, ssl_weights: str | Path | None = None
-) -> Tokenizer:
-    """The checkpoint's tokenizer on ``device``, its SSL encoder read from
-    ``ssl_weights`` when given (checked against the sha256 the checkpoint recorded)."""
-    from tokquant.api import load
-
-    tok = load(Path(checkpoint), device)
-    if ssl_weights is not None:
-        frontend = tok.config.frontend
-        if frontend.kind != "ssl":
-            raise InputError(f"`ssl_weights`: {checkpoint} has no SSL front end ({frontend.kind})")
-        frontend.weights = str(ssl_weights)
-    return tok
 
 
 @dataclass(kw_only=True)

@@ -1,7 +1,10 @@
-"""What a job returns: one :class:`RunReport`, whatever the job and its outputs."""
+"""What a job returns: a :class:`RunReport` (counts of a run over many inputs), or a
+report of its own kind that extends it with typed fields (:class:`EncodeReport`,
+:class:`ExportReport`) rather than a dict of strings."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -11,8 +14,8 @@ class RunReport:
     """Counts of a run over many inputs.
 
     A failing input never stops the others: its one-line reason is kept in ``failures``
-    and the command exits 1 after finishing everything else. ``extra`` holds what one
-    kind of job adds (shards written, ranks) to its JSON summary.
+    and the command exits 1 after finishing everything else. A kind of job that has more
+    to say subclasses it; :meth:`own_fields` is what the subclass adds, for its JSON.
     """
 
     done: int = 0
@@ -20,9 +23,58 @@ class RunReport:
     frames: int = 0
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
     #: Numbers a job adds to its summary table and its JSON alike (encode: tokens, bits).
     columns: dict[str, Any] = field(default_factory=dict)
+
+    def own_fields(self) -> dict[str, Any]:
+        """The fields a subclass adds, in their order (its JSON summary's last keys)."""
+        base = {f.name for f in dataclasses.fields(RunReport)}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in base}  # fmt: skip
+
+
+@dataclass
+class EncodeReport(RunReport):
+    """An encode's counts, its rank, and where it ran: ``shards_*`` with a corpus,
+    ``engine`` to ``task_seconds`` on Ray (None where they do not apply, and then left
+    out of the JSON)."""
+
+    rank: int = 0
+    world_size: int = 1
+    engine: str | None = None
+    tasks: int | None = None
+    actors: int | None = None
+    shards_written: int | None = None
+    shards_resumed: int | None = None
+    #: Ray: the seconds its tasks ran, summed over actors
+    task_seconds: float | None = None
+
+    def own_fields(self) -> dict[str, Any]:
+        return {k: v for k, v in super().own_fields().items() if v is not None}
+
+
+@dataclass
+class ExportReport(RunReport):
+    """An export's counts and what it wrote: utterances, the vocabulary and its pad id,
+    bytes, the utterances that had failed at encode, and with ``metadata`` what joined
+    (``metadata_*``: None without metadata, and then left out of the JSON)."""
+
+    utterances: int = 0
+    vocab_size: int = 0
+    pad_id: int | None = None
+    bytes: int = 0
+    encode_failures: int = 0
+    metadata_columns: list[str] | None = None
+    metadata_joined: int | None = None
+    metadata_missing: int | None = None
+    metadata_missing_keys: list[str] | None = None
+    metadata_unknown: int | None = None
+    metadata_unknown_keys: list[str] | None = None
+
+    def own_fields(self) -> dict[str, Any]:
+        fields = super().own_fields()
+        joined = {k: fields.pop(k) for k in list(fields) if k.startswith("metadata_")}
+        return {**{k: v for k, v in joined.items() if v is not None}, **fields}
 
 
 class Progress(Protocol):

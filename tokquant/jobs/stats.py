@@ -103,8 +103,8 @@ class StatsJob(InputOptions):
 
     def run(self, progress: Progress | None = None) -> StatsReport:
         """The report, its ``checkpoint_id`` set; per-source failures are in it."""
+        from tokquant.api import open_tokenizer
         from tokquant.devices import use_threads
-        from tokquant.jobs.load import open_tokenizer
         from tokquant.sources.tokens import token_sources
 
         use_threads(self.threads)

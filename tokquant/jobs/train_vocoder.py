@@ -92,10 +92,10 @@ class TrainVocoderJob(InputOptions):
     def _train(
         self, training: Any, dev: Any, out: Path, rank: int, world: int, progress: Progress
     ) -> TrainReport:
+        from tokquant.api import open_tokenizer
         from tokquant.decoders.trained.file import save_vocoder
         from tokquant.decoders.trained.training import build, train_vocoder
-        from tokquant.jobs.encode_outputs import made_by
-        from tokquant.jobs.load import open_tokenizer
+        from tokquant.engines.outputs import made_by
         from tokquant.sources import takes_audio
 
         tok = open_tokenizer(self.checkpoint, str(dev), self.ssl_weights)

@@ -29,7 +29,7 @@ from pathlib import Path
 from tokquant.jobs.export.folder import LOCK, PLAN
 from tokquant.jobs.export.plan import FORMATS, ExportOptions, ExportPlan, open_for_export, plan
 from tokquant.jobs.export.run import export_shard, run
-from tokquant.jobs.report import Progress, RunReport
+from tokquant.jobs.report import ExportReport, Progress
 from tokquant.jobs.request import Request
 
 __all__ = [
@@ -67,8 +67,8 @@ class ExportJob(Request):
     workers: int | None = None
     overwrite: bool = False
 
-    def run(self, progress: Progress | None = None) -> RunReport:
-        """Export; the report's ``extra`` holds the vocabulary, pad id, bytes written,
+    def run(self, progress: Progress | None = None) -> ExportReport:
+        """Export; the report holds the vocabulary, pad id, bytes written,
         utterances, encode failures and (with ``metadata``) what was joined."""
         options = ExportOptions(
             to=self.to,
@@ -85,7 +85,7 @@ class ExportJob(Request):
 
 def export(
     root: Path, out: Path, options: ExportOptions, *, progress: Progress | None = None
-) -> RunReport:
+) -> ExportReport:
     """Export corpus ``root`` into ``out`` (:func:`plan`, then :func:`run`).
 
     Example:

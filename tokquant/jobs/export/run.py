@@ -14,7 +14,7 @@ from tokquant.formats import corpus as corpus_format
 from tokquant.jobs.export.folder import LOCK, busy, check_out, claim, recorded_splits
 from tokquant.jobs.export.plan import ExportOptions, ExportPlan, written
 from tokquant.jobs.export.pool import map_shards
-from tokquant.jobs.report import NoProgress, Progress, RunReport
+from tokquant.jobs.report import ExportReport, NoProgress, Progress
 from tokquant.storage.folder import OutputFolder
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class _Shard:
     metadata: list[dict[str, Any]] = field(default_factory=list)
 
 
-def run(plan: ExportPlan, *, progress: Progress | None = None) -> RunReport:
+def run(plan: ExportPlan, *, progress: Progress | None = None) -> ExportReport:
     """Check the whole corpus, then export the shards not done yet; returns the report.
     Holds the output folder's lock throughout (a second export into it is refused)."""
     started = time.perf_counter()
@@ -84,17 +84,18 @@ def run(plan: ExportPlan, *, progress: Progress | None = None) -> RunReport:
             assemble=not finished,
             positions=[r.positions for r, _ in p.targets],
         )
-    report = RunReport(done=len(todo), skipped=len(p.targets) - len(todo))
-    report.frames = p.info["frames"]
-    report.seconds = time.perf_counter() - started
-    report.extra = {
+    report = ExportReport(
+        done=len(todo),
+        skipped=len(p.targets) - len(todo),
+        frames=p.info["frames"],
+        utterances=p.info["utterances"],
+        vocab_size=p.layout.vocab_size,
+        pad_id=p.layout.pad_id,
+        bytes=_size(p.out),
+        encode_failures=len(p.manifest.failures),
         **p.joined,
-        "utterances": p.info["utterances"],
-        "vocab_size": p.layout.vocab_size,
-        "pad_id": p.layout.pad_id,
-        "bytes": _size(p.out),
-        "encode_failures": len(p.manifest.failures),
-    }
+    )
+    report.seconds = time.perf_counter() - started
     return report
 
 

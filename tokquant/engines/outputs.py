@@ -15,70 +15,23 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from tokquant.errors import FormatError, InputError, OutputNameError
+from tokquant.engines.plan import EncodeOptions
+from tokquant.errors import FormatError, OutputNameError
 from tokquant.formats.corpus import CorpusWriter, Entry, Manifest, key_problem, run_record
 from tokquant.formats.tokens import SUFFIX, header_metadata, write_tokens
-from tokquant.jobs.batcher import DEFAULT_BATCH_FRAMES, Encoded, encode_items
+from tokquant.jobs.batcher import Encoded, encode_items
 from tokquant.jobs.ranks import rank_items
-from tokquant.jobs.report import NoProgress, Progress, RunReport
+from tokquant.jobs.report import EncodeReport, NoProgress, Progress
 from tokquant.sources import Source, input_suffixes, output_path
 from tokquant.storage.folder import OutputFolder
 from tokquant.tokenizer.model import Tokenizer
 
 #: Finished token files waiting for the writer thread, at most (bounds the codes held).
 MAX_PENDING_WRITES = 64
-
-
-@dataclass
-class EncodeOptions:
-    """How to encode; the defaults are the CLI's."""
-
-    #: Feature files' layout (None: the checkpoint's)
-    layout: str | None = None
-    batch_frames: int = DEFAULT_BATCH_FRAMES
-    workers: int = 2
-    chunk_seconds: float = 30.0
-    levels: int | None = None
-    #: None: the checkpoint's (the beam an RVQ was trained for; greedy otherwise)
-    beam: int | None = None
-    overwrite: bool = False
-    #: How multi-channel audio became inputs (recorded with the outputs: a run with
-    #: ``split`` and one with ``mix`` are different runs)
-    channels: str = "mix"
-
-    def check(self, tokenizer: Tokenizer) -> None:
-        """``levels``/``beam`` are for quantizers that support them, within range."""
-        quantizer = tokenizer.quantizer
-        if (
-            self.levels is not None or self.beam not in (None, 1)
-        ) and not quantizer.supports_levels:
-            raise InputError("`levels` and `beam` apply to RVQ checkpoints only")
-        columns = len(tokenizer.column_cardinalities)
-        if self.levels is not None and not 1 <= self.levels <= columns:
-            raise InputError(f"`levels` must be in [1, {columns}], found {self.levels}")
-        if self.beam is not None and self.beam < 1:
-            raise InputError(f"`beam` must be >= 1, found {self.beam}")
-        if self.beam is not None and self.beam > 1 and not quantizer.supports_beam:
-            raise InputError(
-                "`beam` needs plain RVQ levels (this checkpoint projects or normalises)"
-            )
-
-    def batch_arguments(self, tok: Tokenizer) -> dict[str, Any]:
-        rate = tok.config.features.frame_rate or 100.0
-        return {
-            "layout": self.layout,
-            "batch_frames": max(1, self.batch_frames),
-            "workers": max(1, self.workers),
-            "chunk_frames": max(1, round(self.chunk_seconds * rate)),
-            "levels": self.levels,
-            "beam": self.beam,
-        }
 
 
 def write_token_file(
@@ -146,19 +99,13 @@ def made_by(tok: Tokenizer) -> str:
     return tok.checkpoint_id
 
 
-def bits_per_frame(tok: Tokenizer, levels: int | None) -> tuple[int, int]:
-    """``(columns, bits)`` of one frame's codes."""
-    _, cards = tok.columns(levels)
-    return len(cards), sum((c - 1).bit_length() for c in cards)
-
-
 def to_files(
     tok: Tokenizer,
     items: list[Source],
     out: Path,
     options: EncodeOptions,
     progress: Progress | None = None,
-) -> RunReport:
+) -> EncodeReport:
     """One token file per input under ``out`` (existing ones skipped unless overwrite)."""
     progress = progress or NoProgress()
     suffixes = input_suffixes(tok.config)
@@ -170,7 +117,7 @@ def to_files(
         overwrite=options.overwrite,
         reusable=_same_run(tok, options),
     )
-    report = RunReport(skipped=skipped, failures=refused + failures)
+    report = EncodeReport(skipped=skipped, failures=refused + failures)
     start = time.perf_counter()
     targets = {id(item): target for item, target in plan}
     progress.start("encode", len(plan))
@@ -207,7 +154,7 @@ def _named_key_problems(
 class _BackgroundWriter:
     """Writes token files on one thread; a write error (disk full) stops the run."""
 
-    def __init__(self, report: RunReport, progress: Progress) -> None:
+    def __init__(self, report: EncodeReport, progress: Progress) -> None:
         self.report, self.progress = report, progress
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokquant-write")
         self.pending: deque[Future] = deque()
@@ -282,7 +229,7 @@ def to_corpus(
     world: int,
     shard_size: int,
     progress: Progress | None = None,
-) -> RunReport:
+) -> EncodeReport:
     """This rank's share of ``items`` as shards under ``out`` (resumable)."""
     progress = progress or NoProgress()
     suffixes = input_suffixes(tok.config)
@@ -315,7 +262,7 @@ def to_corpus(
         overwrite=options.overwrite,
         positions=positions,
     ) as writer:
-        report = RunReport()
+        report = EncodeReport(rank=rank, world_size=world)
         start = time.perf_counter()
         pending = writer.pending()
         progress.start(f"encode r{rank}/{world}", len(mine))
@@ -341,5 +288,5 @@ def to_corpus(
     # every utterance of the rank's shards, as ``done`` counts them: resumed ones too
     report.frames = sum(int(record.frames) for record in part.shards)
     report.failures = [f"{key}: {message}" for key, message in part.failures]
-    report.extra = {"shards_written": writer.written, "shards_resumed": writer.resumed}
+    report.shards_written, report.shards_resumed = writer.written, writer.resumed
     return report

@@ -1,4 +1,5 @@
-"""``EncodeJob(engine="ray")``: the sharded corpus of a local run, written by a Ray cluster.
+"""The Ray engine: the sharded corpus of a local run, written by a Ray cluster
+(``EncodeJob(engine="ray")``), and Ray Data's tokenizer callable (:class:`Tokenize`).
 
 The inputs are cut into tasks by their own units: one tar, one Parquet row group, or
 ``shard_size`` plain inputs (files, manifest lines; every ``W``-th of them). Task ``r``
@@ -15,6 +16,19 @@ Every node reads the inputs and writes ``out`` at the paths the driver sees (a s
 file system), and works in the driver's working folder, so keys are the local run's.
 Workers never open the network (the Hub's offline switches are set in their
 environment).
+
+Ray Data: a tokenizer as a callable class for ``map_batches``, with the codes
+``tokquant encode`` writes for the same audio:
+
+    >>> from tokquant.engines.ray import Tokenize
+    >>> ds = ds.map_batches(Tokenize, fn_constructor_args=("model.safetensors",),
+    ...                     batch_size=64, concurrency=4)  # num_gpus=1, device="cuda" on GPUs
+    >>> # adds "codes" ([T, G] int64 per row) and "num_frames"
+
+A row's audio is encoded file bytes (a ``read_binary_files`` row), a ``datasets`` Audio
+cell, or an array of samples with its rate in ``rate_column``. Each actor loads the
+checkpoint once and opens no network; with ``device="cuda"`` and ``num_gpus=1`` it runs
+on the GPU Ray gave it.
 """
 
 from __future__ import annotations
@@ -27,8 +41,8 @@ from typing import TYPE_CHECKING, Any
 from tokquant.errors import InputError, TokquantError
 
 if TYPE_CHECKING:
-    from tokquant.jobs.encode import EncodeJob
-    from tokquant.jobs.report import Progress, RunReport
+    from tokquant.engines.plan import EncodePlan
+    from tokquant.jobs.report import EncodeReport, Progress
 
 #: Tries of a task whose worker died (killed, out of memory, node lost) before the run
 #: reports it; a task's resumed tries redo only its unfinished shard.
@@ -37,46 +51,44 @@ TASK_RETRIES = 3
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
-def encode_on_ray(job: EncodeJob, progress: Progress | None = None) -> RunReport:
-    """Run ``job`` (with ``shards``) as tasks on a Ray cluster and join its parts."""
+def run(
+    plan: EncodePlan, progress: Progress | None = None, address: str | None = None
+) -> EncodeReport:
+    """Run ``plan`` (a corpus: ``shards``) as tasks on the Ray cluster at ``address``
+    (None: the one this process joined, else ``RAY_ADDRESS``'s, else a new local one)
+    and join its parts."""
+    from tokquant.engines.outputs import made_by
+    from tokquant.engines.plan import refuse_ranks_on_ray
     from tokquant.formats.corpus.keys import part_name
     from tokquant.formats.corpus.merge import merge_parts
-    from tokquant.jobs.encode_outputs import made_by
-    from tokquant.jobs.load import open_tokenizer
     from tokquant.jobs.ranks import unit_count
     from tokquant.jobs.report import NoProgress
     from tokquant.storage.folder import OutputFolder
 
-    if not job.shards:
-        raise InputError("`engine='ray'` writes a sharded corpus: set `shards`")
-    if job.num_shards is not None or job.shard_index is not None:
-        raise InputError(
-            "`engine='ray'` runs every rank itself: leave `num_shards` and `shard_index` unset"
-        )
+    refuse_ranks_on_ray(plan)
     ray = _import_ray()
     progress = progress or NoProgress()
-    tok = open_tokenizer(job.checkpoint, "cpu", job.ssl_weights)  # the plan only
-    items = job.sources(tok)
-    job.options(tok)  # every check a task would make, made once here
-    OutputFolder(job.out).check()
-    tasks = unit_count(items) or -(-len(items) // max(1, job.shard_size))
-    started_here = _connect(ray, job.ray_address)
+    tok = plan.tokenizer("cpu")  # the plan only
+    items = plan.units(tok)
+    plan.checked_options(tok)  # every check a task would make, made once here
+    OutputFolder(plan.out).check()
+    tasks = unit_count(items) or -(-len(items) // max(1, plan.shard_size))
+    started_here = _connect(ray, address)
     try:
-        OutputFolder(job.out).create()  # once the cluster answered: no empty folder left
+        OutputFolder(plan.out).create()  # once the cluster answered: no empty folder left
     except BaseException:
         if started_here:
             ray.shutdown()
         raise
     start = time.perf_counter()
     try:
-        report = _run_tasks(ray, job, made_by(tok), tasks, progress, len(items))
+        report = _run_tasks(ray, plan, made_by(tok), tasks, progress, len(items))
     finally:
         if started_here:
             ray.shutdown()
-    if not report.extra.get("failed_tasks"):
-        merge_parts(Path(job.out), [Path(job.out) / part_name(r, tasks) for r in range(tasks)])
+    merge_parts(plan.out, [plan.out / part_name(r, tasks) for r in range(tasks)])
     report.seconds = time.perf_counter() - start
-    job.add_columns(tok, report)
+    report.columns = plan.columns(tok, report.frames)
     return report
 
 
@@ -138,14 +150,14 @@ def _probe(address: str | None) -> None:
 
 
 def _run_tasks(
-    ray: Any, job: EncodeJob, checkpoint_id: str, tasks: int, progress: Progress, total: int
-) -> RunReport:
+    ray: Any, plan: EncodePlan, checkpoint_id: str, tasks: int, progress: Progress, total: int
+) -> EncodeReport:
     """Every task on a pool of actors, each actor one task at a time; a task whose actor
     died more than :data:`TASK_RETRIES` times is reported, the others go on."""
-    from tokquant.jobs.report import RunReport
+    from tokquant.jobs.report import EncodeReport
 
-    gpu = job.device.startswith("cuda") or (
-        job.device == "auto" and ray.cluster_resources().get("GPU", 0) > 0
+    gpu = plan.device.startswith("cuda") or (
+        plan.device == "auto" and ray.cluster_resources().get("GPU", 0) > 0
     )
     slots = int(ray.cluster_resources().get("GPU" if gpu else "CPU", 1))
     actor_class = ray.remote(_Encoder).options(
@@ -155,20 +167,17 @@ def _run_tasks(
         max_task_retries=TASK_RETRIES,
     )
     actors = [
-        actor_class.remote(job, checkpoint_id, os.getcwd(), "cuda" if gpu else "cpu")
+        actor_class.remote(plan, checkpoint_id, os.getcwd(), "cuda" if gpu else "cpu")
         for _ in range(max(1, min(slots, tasks)))
     ]
-    report = RunReport()
-    report.extra = {
-        "rank": 0,
-        "world_size": 1,
-        "engine": "ray",
-        "tasks": tasks,
-        "actors": len(actors),
-        "shards_written": 0,
-        "shards_resumed": 0,
-        "task_seconds": 0.0,
-    }
+    report = EncodeReport(
+        engine="ray",
+        tasks=tasks,
+        actors=len(actors),
+        shards_written=0,
+        shards_resumed=0,
+        task_seconds=0.0,
+    )
     failed: list[str] = []
     waiting = list(range(tasks))
     running: dict[Any, tuple[Any, int]] = {}
@@ -200,15 +209,14 @@ def _run_tasks(
             report.done += done["done"]
             report.frames += done["frames"]
             report.failures += done["failures"]
-            report.extra["shards_written"] += done["shards_written"]
-            report.extra["shards_resumed"] += done["shards_resumed"]
-            report.extra["task_seconds"] = round(report.extra["task_seconds"] + done["seconds"], 3)
+            report.shards_written = (report.shards_written or 0) + done["shards_written"]
+            report.shards_resumed = (report.shards_resumed or 0) + done["shards_resumed"]
+            report.task_seconds = round((report.task_seconds or 0.0) + done["seconds"], 3)
             progress.advance(done["items"])
     finally:
         for actor in actors:
             ray.kill(actor)
     if failed:
-        report.extra["failed_tasks"] = len(failed)
         raise TokquantError(
             f"{len(failed)} of {tasks} tasks did not finish ({failed[0]}); "
             f"their finished shards are kept: run the same job again to "
@@ -225,8 +233,8 @@ def _first_line(exc: BaseException) -> str:
 class _Encoder:
     """A Ray actor: one tokenizer, loaded on the first task, encoding task after task."""
 
-    def __init__(self, job: EncodeJob, checkpoint_id: str, cwd: str, device: str) -> None:
-        self.job, self.checkpoint_id, self.device = job, checkpoint_id, device
+    def __init__(self, plan: EncodePlan, checkpoint_id: str, cwd: str, device: str) -> None:
+        self.plan, self.checkpoint_id, self.device = plan, checkpoint_id, device
         self.cwd = cwd
         self._ready: tuple[Any, list[Any], Any] | None = None
 
@@ -234,23 +242,22 @@ class _Encoder:
         if self._ready is None:
             import torch
 
-            from tokquant.jobs.encode_outputs import made_by
-            from tokquant.jobs.load import open_tokenizer
+            from tokquant.engines.outputs import made_by
 
             if os.path.isdir(self.cwd):
                 os.chdir(self.cwd)  # relative inputs name the driver's files, keys its keys
             torch.set_num_threads(1)
-            tok = open_tokenizer(self.job.checkpoint, self.device, self.job.ssl_weights)
+            tok = self.plan.tokenizer(self.device)
             if made_by(tok) != self.checkpoint_id:
                 raise InputError(
-                    f"{self.job.checkpoint}: changed since the run began "
+                    f"{self.plan.checkpoint}: changed since the run began "
                     f"(another checkpoint id on this node)"
                 )
-            self._ready = tok, self.job.sources(tok), self.job.options(tok)
+            self._ready = tok, self.plan.units(tok), self.plan.checked_options(tok)
         return self._ready
 
     def encode_task(self, rank: int, tasks: int) -> dict[str, Any]:
-        from tokquant.jobs.encode_outputs import to_corpus
+        from tokquant.engines.outputs import to_corpus
         from tokquant.jobs.ranks import rank_items
 
         tok, items, options = self._load()
@@ -258,11 +265,11 @@ class _Encoder:
         report = to_corpus(
             tok,
             items,
-            Path(self.job.out),
+            self.plan.out,
             options,
             rank=rank,
             world=tasks,
-            shard_size=self.job.shard_size,
+            shard_size=self.plan.shard_size,
         )
         return {
             "done": report.done,
@@ -270,5 +277,55 @@ class _Encoder:
             "failures": report.failures,
             "items": len(rank_items(items, rank, tasks)),
             "seconds": time.perf_counter() - start,
-            **report.extra,
+            "shards_written": report.shards_written,
+            "shards_resumed": report.shards_resumed,
+        }
+
+
+# Ray Data ---------------------------------------------------------------------------------
+
+
+class Tokenize:
+    """``map_batches`` callable: built once per actor, called per batch."""
+
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        *,
+        audio_column: str = "audio",
+        rate_column: str = "sample_rate",
+        device: str = "cpu",
+        levels: int | None = None,
+        beam: int | None = None,
+        batch_frames: int = 1 << 16,
+    ) -> None:
+        from tokquant.api import load
+
+        self.tok = load(checkpoint, device)
+        self.audio_column, self.rate_column = audio_column, rate_column
+        self.levels, self.beam, self.batch_frames = levels, beam, batch_frames
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """A batch (``batch_format="numpy"``: column -> array) with ``codes`` and
+        ``num_frames`` added; its other columns pass through."""
+        import numpy as np  # start-up time: this module is imported without numpy
+
+        from tokquant.integrations.cells import encode_cells
+
+        codes = encode_cells(
+            self.tok,
+            batch[self.audio_column],
+            self.audio_column,
+            batch.get(self.rate_column),
+            levels=self.levels,
+            beam=self.beam,
+            batch_frames=self.batch_frames,
+        )
+        column = np.empty(len(codes), dtype=object)  # rows of different lengths
+        for i, c in enumerate(codes):
+            column[i] = c.cpu().numpy()
+        return {
+            **batch,
+            "codes": column,
+            "num_frames": np.array([c.shape[0] for c in codes], dtype=np.int64),
         }
