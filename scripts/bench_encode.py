@@ -26,8 +26,8 @@ from tokquant.api import load
 from tokquant.engines.outputs import write_token_file
 from tokquant.formats.features import SUFFIXES
 from tokquant.formats.tokens import SUFFIX
-from tokquant.jobs.batcher import encode_items, encode_streamed
-from tokquant.jobs.features import FeatureReader
+from tokquant.runners.batcher import encode_items, encode_streamed
+from tokquant.runners.features import FeatureReader
 from tokquant.sources import expand_inputs, output_path
 from tokquant.tokenizer.checkpoint import save_checkpoint
 from tokquant.tokenizer.config import TokenizerConfig

@@ -15,8 +15,8 @@ import yaml
 from tokquant.audio.frontend import DEFAULT_CHUNK_FRAMES
 from tokquant.cli.app import main
 from tokquant.engines.outputs import write_token_file
-from tokquant.jobs.batcher import encode_streamed
-from tokquant.jobs.features import FeatureReader
+from tokquant.runners.batcher import encode_streamed
+from tokquant.runners.features import FeatureReader
 from tokquant.sources import FileSource
 
 

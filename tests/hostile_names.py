@@ -31,7 +31,7 @@ from tests.conftest import run_cli
 from tokquant.errors import FormatError
 from tokquant.formats._safetensors import write_safetensors
 from tokquant.formats.corpus import check_key, name_problem
-from tokquant.jobs.decode import RECORD  # the folder's record of its settings
+from tokquant.runners.decode import RECORD  # the folder's record of its settings
 
 PIECES = [
     "[bold]", "[/x]", "[", "]", "[dim, frames]", "\\", "#ch0", "#ch1", "%s", "{}", "-", "--out",

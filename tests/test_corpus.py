@@ -20,8 +20,8 @@ from tokquant.formats import corpus as corpus_format
 from tokquant.formats.corpus import Corpus, verify_corpus
 from tokquant.formats.features import SUFFIXES
 from tokquant.formats.tokens import read_tokens
-from tokquant.jobs.batcher import encode_items
-from tokquant.jobs.ranks import rank_items, resolve_rank
+from tokquant.runners.batcher import encode_items
+from tokquant.runners.ranks import rank_items, resolve_rank
 from tokquant.sources import expand_inputs
 
 

@@ -10,7 +10,7 @@ import torch
 from tests.conftest import run_cli
 from tokquant import BSQ, LFQ, RVQ
 from tokquant.api import load
-from tokquant.jobs.batcher import encode_features
+from tokquant.runners.batcher import encode_features
 
 
 def _features(n: int = 3000, dim: int = 12) -> np.ndarray:

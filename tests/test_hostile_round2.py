@@ -18,9 +18,9 @@ from tests.test_binary_quantizers import speechbrain_bsq_oracle
 from tests.test_hostile import error_lines, no_leftovers
 from tokquant.formats import corpus as corpus_format
 from tokquant.formats._safetensors import write_safetensors
-from tokquant.jobs.decode import RECORD
 from tokquant.quantizers import BSQ
 from tokquant.quantizers.compat import BinarySphericalQuantizer
+from tokquant.runners.decode import RECORD
 
 
 def _tone(path: Path, rate: int, channels: int, seconds: float = 5.0) -> None:

@@ -495,7 +495,7 @@ def test_an_ssl_window_beyond_memory_is_refused_with_its_size():
 
 
 def test_a_sample_far_larger_than_the_corpus_grows_with_what_is_read():
-    from tokquant.jobs.frames import FrameSample
+    from tokquant.runners.frames import FrameSample
 
     sample = FrameSample(10**9, seed=0, with_next=True)
     chunk = np.random.default_rng(0).standard_normal((342, 80)).astype(np.float32)

@@ -8,7 +8,7 @@ import torch
 
 from tests.conftest import make_features, run_cli, write_config
 from tokquant.errors import ConfigError, InputError
-from tokquant.jobs.frames import FrameSample
+from tokquant.runners.frames import FrameSample
 from tokquant.tokenizer.checkpoint import load_checkpoint
 from tokquant.tokenizer.config import TokenizerConfig
 from tokquant.tokenizer.training import draw_batch, split_frames, train_tokenizer

@@ -204,17 +204,22 @@ def test_the_cli_says_flags_where_the_library_names_parameters():
 
 def test_no_job_imports_another_job():
     """Jobs share helpers (load, report, features, batcher), never each other: a token
-    source is a source (``sources.tokens``), not something stats takes from decode."""
-    jobs = ("encode", "decode", "stats", "audit", "train", "train_vocoder", "inspect", "export")
+    source is a source (``sources.tokens``), not something stats takes from decode. A
+    job is its request (``jobs.X``) and its work (``runners.X``)."""
+    jobs = ("encode", "decode", "stats", "audit", "evaluate", "train", "train_vocoder",
+            "inspect", "export")  # fmt: skip
     graph = import_graph()
+
+    def of(job: str, module: str) -> bool:
+        return any(module == f"tokquant.{home}.{job}" or module.startswith(f"tokquant.{home}.{job}.")
+                   for home in ("jobs", "runners"))  # fmt: skip
+
     sideways = []
     for job in jobs:
-        own = f"tokquant.jobs.{job}"
-        for name in (n for n in graph if n == own or n.startswith(own + ".")):
+        for name in (n for n in graph if of(job, n)):
             sideways += [f"{name} -> {t}" for t in graph[name]
-                         if any(t == f"tokquant.jobs.{other}" or t.startswith(f"tokquant.jobs.{other}.")
-                                for other in jobs if other != job)]  # fmt: skip
-    assert "tokquant.sources.tokens" in graph["tokquant.jobs.stats"] and not sideways, sideways
+                         if any(of(other, t) for other in jobs if other != job)]  # fmt: skip
+    assert "tokquant.sources.tokens" in graph["tokquant.runners.stats"] and not sideways, sideways
 
 
 #: Files outside tokquant/storage that open, make or write paths themselves, and why

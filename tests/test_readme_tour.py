@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from tokquant.formats.tokens import read_tokens
-from tokquant.jobs.features import FeatureReader
+from tokquant.runners.features import FeatureReader
 from tokquant.sources import FileSource
 from tokquant.tokenizer.checkpoint import load_checkpoint
 

@@ -18,8 +18,8 @@ from tests.test_hostile import error_lines
 from tokquant.api import load
 from tokquant.audio.frontend import build_frontend, stream_features
 from tokquant.audio.ssl import architecture, num_frames, weights_digest
-from tokquant.jobs.features import FeatureReader
-from tokquant.jobs.frames import FrameSample, load_frames
+from tokquant.runners.features import FeatureReader
+from tokquant.runners.frames import FrameSample, load_frames
 from tokquant.sources import FileSource
 from tokquant.tokenizer.checkpoint import load_checkpoint
 from tokquant.tokenizer.config import FrontendConfig, TokenizerConfig

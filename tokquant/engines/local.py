@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from tokquant.engines.outputs import to_corpus, to_files
 from tokquant.engines.plan import EncodePlan
-from tokquant.jobs.ranks import rank_items, resolve_rank
 from tokquant.jobs.report import EncodeReport, Progress
+from tokquant.runners.ranks import rank_items, resolve_rank
 from tokquant.storage.folder import OutputFolder
 
 

@@ -1,7 +1,7 @@
 """Where an encode's codes go: token files (one per input) or a sharded corpus.
 
 Both outputs take the same :class:`EncodeOptions` and the same stream of encoded items
-(:func:`tokquant.jobs.batcher.encode_items`); they differ only in where codes go. Token
+(:func:`tokquant.runners.batcher.encode_items`); they differ only in where codes go. Token
 files are written by one background thread while the next batch is read and encoded
 (writing, fsync included, was the largest per-file cost in a profile). A corpus is
 written by a :class:`~tokquant.formats.corpus.CorpusWriter`, which consumes the items
@@ -23,9 +23,9 @@ from tokquant.engines.plan import EncodeOptions
 from tokquant.errors import FormatError, OutputNameError
 from tokquant.formats.corpus import CorpusWriter, Entry, Manifest, key_problem, run_record
 from tokquant.formats.tokens import SUFFIX, header_metadata, write_tokens
-from tokquant.jobs.batcher import Encoded, encode_items
-from tokquant.jobs.ranks import rank_items
 from tokquant.jobs.report import EncodeReport, NoProgress, Progress
+from tokquant.runners.batcher import Encoded, encode_items
+from tokquant.runners.ranks import rank_items
 from tokquant.sources import Source, input_suffixes, output_path
 from tokquant.storage.folder import OutputFolder
 from tokquant.tokenizer.model import Tokenizer

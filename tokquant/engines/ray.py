@@ -61,8 +61,8 @@ def run(
     from tokquant.engines.plan import refuse_ranks_on_ray
     from tokquant.formats.corpus.keys import part_name
     from tokquant.formats.corpus.merge import merge_parts
-    from tokquant.jobs.ranks import unit_count
     from tokquant.jobs.report import NoProgress
+    from tokquant.runners.ranks import unit_count
     from tokquant.storage.folder import OutputFolder
 
     refuse_ranks_on_ray(plan)
@@ -258,7 +258,7 @@ class _Encoder:
 
     def encode_task(self, rank: int, tasks: int) -> dict[str, Any]:
         from tokquant.engines.outputs import to_corpus
-        from tokquant.jobs.ranks import rank_items
+        from tokquant.runners.ranks import rank_items
 
         tok, items, options = self._load()
         start = time.perf_counter()

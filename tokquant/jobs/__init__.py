@@ -29,29 +29,35 @@ _LAZY = {
     "TrainReport": "tokquant.jobs.report",
     "TrainVocoderJob": "tokquant.jobs.train_vocoder",
     "EvalJob": "tokquant.jobs.evaluate",
-    "EvalReport": "tokquant.jobs.evaluate",
+    "EvalReport": "tokquant.jobs.report",
     "InfoJob": "tokquant.jobs.inspect",
     "VerifyJob": "tokquant.jobs.inspect",
     "MergeJob": "tokquant.jobs.inspect",
     "ImportJob": "tokquant.jobs.inspect",
     "RunReport": "tokquant.jobs.report",
-    "StatsReport": "tokquant.jobs.stats",
-    "AuditReport": "tokquant.jobs.audit",
+    "StatsReport": "tokquant.runners.stats",
+    "AuditReport": "tokquant.runners.audit",
 }
 
 __all__ = list(_LAZY)
 
 if TYPE_CHECKING:
-    from tokquant.jobs.audit import AuditJob, AuditReport  # noqa: F401
+    from tokquant.jobs.audit import AuditJob  # noqa: F401
     from tokquant.jobs.decode import DecodeJob  # noqa: F401
     from tokquant.jobs.encode import EncodeJob  # noqa: F401
-    from tokquant.jobs.evaluate import EvalJob, EvalReport  # noqa: F401
+    from tokquant.jobs.evaluate import EvalJob  # noqa: F401
     from tokquant.jobs.export import ExportJob  # noqa: F401
     from tokquant.jobs.inspect import ImportJob, InfoJob, MergeJob, VerifyJob  # noqa: F401
-    from tokquant.jobs.report import RunReport, TrainReport  # noqa: F401
-    from tokquant.jobs.stats import StatsJob, StatsReport  # noqa: F401
+    from tokquant.jobs.report import (  # noqa: F401
+        EvalReport,  # noqa: F401
+        RunReport,
+        TrainReport,
+    )
+    from tokquant.jobs.stats import StatsJob  # noqa: F401
     from tokquant.jobs.train import TrainJob  # noqa: F401
     from tokquant.jobs.train_vocoder import TrainVocoderJob  # noqa: F401
+    from tokquant.runners.audit import AuditReport  # noqa: F401
+    from tokquant.runners.stats import StatsReport  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

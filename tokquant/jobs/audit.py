@@ -1,109 +1,17 @@
-"""The audit job: do a checkpoint's tokens depend on how they were computed?
-
-For each input, its codes encoded alone (whole file, one call) are the reference; the audit
-then encodes every input together in batches (as ``encode`` does), and each alone again read
-in small chunks, and where a GPU is present on the other device, and reports the share of
-frames whose codes are the same. tokquant's own front ends and quantizers are built to
-give 100% on the first two (block-aligned features, fixed SSL windows, padded encode
-calls); a front end that looked across batch or chunk boundaries would show here.
-"""
+"""The audit job's request: do a checkpoint's tokens depend on how they were computed?
+The work (and what it compares) is :mod:`tokquant.runners.audit`'s."""
 
 from __future__ import annotations
 
-import copy
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
-from tokquant.errors import InputError, TokquantError
-from tokquant.jobs.batcher import encode_items, encode_streamed
-from tokquant.jobs.features import FeatureReader
 from tokquant.jobs.load import InputOptions
-from tokquant.jobs.report import NoProgress, Progress
-from tokquant.sources import Source
-from tokquant.tokenizer.model import Tokenizer
+from tokquant.jobs.report import Progress
 
-#: Small enough that every input of a few seconds is read in several chunks.
-AUDIT_CHUNK_FRAMES = 64
-
-
-@dataclass
-class AuditReport:
-    """Per input and overall: frames whose codes equal the alone-and-whole reference."""
-
-    ways: list[str]
-    rows: list[dict] = field(default_factory=list)  # {"input", "frames", way: share}
-    failures: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    checkpoint_id: str | None = None
-
-    def overall(self) -> dict[str, float]:
-        frames = sum(r["frames"] for r in self.rows)
-        return {w: sum(r[w] * r["frames"] for r in self.rows) / max(frames, 1) for w in self.ways}
-
-
-def _agreement(a: np.ndarray, b: np.ndarray) -> float:
-    if a.shape != b.shape:
-        return 0.0
-    return float((a == b).all(axis=1).mean()) if a.shape[0] else 1.0
-
-
-def audit(
-    tok: Tokenizer,
-    items: list[Source],
-    *,
-    layout: str | None = None,
-    progress: Progress | None = None,
-) -> AuditReport:
-    """Compare each input's codes alone with its codes batched, chunk-read and (with CUDA)
-    on the other device."""
-    progress = progress or NoProgress()
-    reader = FeatureReader.of(tok, layout)
-    other = _other_device(tok)
-    other_reader = FeatureReader.of(other[1], layout) if other else None
-    ways = ["batched", "chunked"] + ([f"on {other[0]}"] if other else [])
-    report = AuditReport(ways)
-    start = time.perf_counter()
-    progress.start("audit", 2 * len(items))
-    alone: dict[int, np.ndarray] = {}
-    for i, item in enumerate(items):
-        try:
-            alone[i] = encode_streamed(tok, reader, item, chunk_frames=None)
-        except TokquantError as exc:
-            report.failures.append(str(exc))
-        progress.advance()
-    if not alone:  # an agreement of 0.00% over no frames would read as a verdict
-        more = f" (and {len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
-        raise InputError(f"nothing to audit, no input could be encoded: {report.failures[0]}{more}")
-    batched = {i: enc.codes for i, enc in enumerate(encode_items(tok, items, layout=layout))}
-    for i, reference in alone.items():
-        item = items[i]
-        row = {
-            "input": item.origin if item.channel is None else f"{item.origin}#ch{item.channel}",
-            "frames": int(reference.shape[0]),
-        }
-        row["batched"] = _agreement(reference, batched[i]) if batched[i] is not None else 0.0
-        chunked = encode_streamed(tok, reader, item, chunk_frames=AUDIT_CHUNK_FRAMES)
-        row["chunked"] = _agreement(reference, chunked)
-        if other:
-            codes = encode_streamed(other[1], other_reader, item, chunk_frames=None)
-            row[ways[2]] = _agreement(reference, codes)
-        report.rows.append(row)
-        progress.advance()
-    report.seconds = time.perf_counter() - start
-    return report
-
-
-def _other_device(tok: Tokenizer) -> tuple[str, Tokenizer] | None:
-    """A copy of the tokenizer on the other device (CPU <-> CUDA), when CUDA is present;
-    it builds its own front end there."""
-    if not torch.cuda.is_available():
-        return None
-    there = torch.device("cpu") if tok.device.type == "cuda" else torch.device("cuda")
-    return there.type, copy.deepcopy(tok).to(there)
+if TYPE_CHECKING:
+    from tokquant.runners.audit import AuditReport
 
 
 @dataclass
@@ -127,21 +35,7 @@ class AuditJob(InputOptions):
     threads: int | None = None
 
     def run(self, progress: Progress | None = None) -> AuditReport:
-        """The report, its ``checkpoint_id`` set; per-input failures are in it."""
-        from tokquant.api import open_tokenizer
-        from tokquant.devices import use_threads
-        from tokquant.sources import sources_for
+        # start-up time: the request is read by the CLI, which starts without torch
+        from tokquant.runners.audit import run_audit
 
-        use_threads(self.threads)
-        tok = open_tokenizer(self.checkpoint, self.device, self.ssl_weights)
-        where = self.source_options()
-        items = sources_for(
-            tok.config,
-            [Path(p) for p in self.inputs],
-            channels=self.channels,
-            outputs=False,
-            options=where,
-        )
-        report = audit(tok, items, progress=progress, layout=self.feature_layout)
-        report.checkpoint_id = tok.checkpoint_id
-        return report
+        return run_audit(self, progress)

@@ -112,3 +112,24 @@ class TrainReport:
             from tokquant import distributed
 
             distributed.exit_now(0)
+
+
+@dataclass
+class EvalReport:
+    """``rows``: per file, its key, seconds and scores; ``overall``: each score's mean
+    over the files that have it; ``missing``: one line per score whose package is not
+    installed; ``reference``: the original audio's own DNSMOS (the ceiling)."""
+
+    decoder: str
+    rows: list[dict[str, Any]]
+    overall: dict[str, float]
+    reference: dict[str, float]
+    bitrate_kbps: float
+    entropy_kbps: float
+    missing: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    checkpoint_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

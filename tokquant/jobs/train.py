@@ -79,8 +79,8 @@ class TrainJob(InputOptions):
 
     def _train(self, cfg: Any, dev: Any, out: Path, rank: int, progress: Progress) -> TrainReport:
         from tokquant.audio.frontend import build_frontend
-        from tokquant.jobs.features import FeatureReader
-        from tokquant.jobs.frames import load_frames
+        from tokquant.runners.features import FeatureReader
+        from tokquant.runners.frames import load_frames
         from tokquant.sources import sources_for, takes_audio
         from tokquant.tokenizer.checkpoint import save_checkpoint
         from tokquant.tokenizer.training import (

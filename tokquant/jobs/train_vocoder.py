@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokquant.errors import InputError, TokquantError
+from tokquant.errors import InputError
 from tokquant.jobs.load import InputOptions
 from tokquant.jobs.report import NoProgress, Progress, TrainReport
 from tokquant.storage.atomic import refuse_non_regular
@@ -157,7 +157,8 @@ class TrainVocoderJob(InputOptions):
         """Every input's decoded features and audio; an input that cannot be read fails
         alone (its line in the report's warnings)."""
         from tokquant.decoders.trained.training import make_pair, perturbed
-        from tokquant.jobs.features import source_audio
+        from tokquant.runners.each import for_each
+        from tokquant.runners.features import source_audio
         from tokquant.sources import sources_for
 
         items = sources_for(
@@ -170,17 +171,15 @@ class TrainVocoderJob(InputOptions):
         check_not_an_input(Path(self.out), (item.path for item in items))
         rate = tok.config.frontend.sample_rate
         pairs, failures = [], []
-        progress.start("prepare", len(items))
-        for item in items:
-            try:
-                wave = source_audio(item, rate)
-                made = [make_pair(tok, perturbed(wave, rate, speed)) for speed in speeds]
-                if made[0] is None:
-                    failures.append(f"{item.origin}: shorter than one frame")
-                pairs += [pair for pair in made if pair is not None]
-            except TokquantError as exc:
-                failures.append(str(exc))
-            progress.advance()
+
+        def prepare(item: Any) -> None:
+            wave = source_audio(item, rate)
+            made = [make_pair(tok, perturbed(wave, rate, speed)) for speed in speeds]
+            if made[0] is None:
+                failures.append(f"{item.origin}: shorter than one frame")
+            pairs.extend(pair for pair in made if pair is not None)
+
+        for_each(items, prepare, failures, progress, "prepare")
         if not pairs:
             more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
             why = f"{failures[0]}{more}" if failures else "no input"

@@ -8,7 +8,7 @@ system's limits, and on ``overwrite`` only recorded outputs removed (a user's ow
 stay). What counts as *done* is each kind's own record, which it hands in: a token
 file's header (:meth:`OutputFolder.plan`'s ``reusable``), a rank's manifest part
 (:class:`~tokquant.formats.corpus.CorpusWriter`), the export record
-(:mod:`tokquant.jobs.export.folder`).
+(:mod:`tokquant.runners.export.folder`).
 """
 
 from __future__ import annotations

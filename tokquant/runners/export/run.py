@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from tokquant.errors import FormatError
 from tokquant.formats import corpus as corpus_format
-from tokquant.jobs.export.folder import LOCK, busy, check_out, claim, recorded_splits
-from tokquant.jobs.export.plan import ExportOptions, ExportPlan, written
-from tokquant.jobs.export.pool import map_shards
 from tokquant.jobs.report import ExportReport, NoProgress, Progress
+from tokquant.runners.export.folder import LOCK, busy, check_out, claim, recorded_splits
+from tokquant.runners.export.plan import ExportPlan, plan, written
+from tokquant.runners.export.pool import map_shards
 from tokquant.storage.folder import OutputFolder
 
 if TYPE_CHECKING:
     from tokquant.data.layouts import TokenLayout
+    from tokquant.jobs.export import ExportOptions
 
 
 @dataclass
@@ -246,3 +247,10 @@ def _columns(
 
 def _size(out: Path) -> int:
     return sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+
+
+def export(
+    root: Path, out: Path, options: ExportOptions, *, progress: Progress | None = None
+) -> ExportReport:
+    """Export corpus ``root`` into ``out`` (:func:`~.plan.plan`, then :func:`run`)."""
+    return run(plan(root, out, options), progress=progress)

@@ -12,40 +12,17 @@ from tokquant import __version__
 from tokquant.choices import EXPORT_FORMATS
 from tokquant.errors import InputError
 from tokquant.formats import corpus as corpus_format
-from tokquant.jobs.export.folder import check_out
+from tokquant.runners.export.folder import check_out
 from tokquant.storage.digest import file_sha256
 
 if TYPE_CHECKING:
     from tokquant.data.layouts import TokenLayout
+    from tokquant.jobs.export import ExportOptions
 
 FORMATS = EXPORT_FORMATS
 
 #: fairseq's dictionary lists every id: beyond this a km export is surely a mistake.
 KM_MAX_VOCAB = 2**24
-
-
-@dataclass
-class ExportOptions:
-    to: str
-    layout: str = "parallel"
-    offsets: bool = False
-    dedup: bool = False
-    metadata: Path | None = None
-    split: str = "train"
-    workers: int | None = None
-    overwrite: bool = False
-
-    def check(self) -> None:
-        from tokquant.data.layouts import LAYOUTS
-
-        if self.to not in FORMATS:
-            raise InputError(f"`to` must be one of {', '.join(FORMATS)}, found {self.to!r}")
-        if self.layout not in LAYOUTS:
-            raise InputError(f"`layout` must be one of {', '.join(LAYOUTS)}, found {self.layout!r}")
-        if not self.split or not all(ch.isalnum() or ch in "_-" for ch in self.split):
-            raise InputError(f"`split` must be letters, digits, '_' or '-', found {self.split!r}")
-        if self.workers is not None and self.workers < 1:
-            raise InputError(f"`workers` must be at least 1, found {self.workers}")
 
 
 @dataclass
@@ -74,7 +51,6 @@ def plan(root: Path, out: Path, options: ExportOptions) -> ExportPlan:
     write nothing; a refusal raises a one-line TokquantError."""
     from tokquant.data.layouts import TokenLayout
 
-    options.check()
     root, out = Path(root), Path(out)
     manifest = open_for_export(root)
     try:

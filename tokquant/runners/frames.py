@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from tokquant.errors import InputError
-from tokquant.jobs.features import FeatureReader
+from tokquant.runners.features import FeatureReader
 from tokquant.sources import Source
 from tokquant.tokenizer.training import NextFrames
 

@@ -24,7 +24,7 @@ import torch
 from tokquant.audio.frontend import DEFAULT_CHUNK_FRAMES
 from tokquant.engines.plan import DEFAULT_BATCH_FRAMES
 from tokquant.errors import TokquantError
-from tokquant.jobs.features import FeatureReader
+from tokquant.runners.features import FeatureReader
 from tokquant.sources import Source
 from tokquant.tokenizer.model import Tokenizer
 
