@@ -401,7 +401,7 @@ def test_audit_says_log_mel_codes_never_depend_on_batching_or_chunking(audio_ckp
 
 def test_audit_reports_codes_that_do_change(audio_ckpts, tmp_path, monkeypatch):
     """The audit's arithmetic: one changed frame in the batched codes of a 2-file run."""
-    from tokquant.jobs import audit as audit_job
+    from tokquant.runners import audit as audit_job
 
     real = audit_job.encode_items
 

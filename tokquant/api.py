@@ -6,7 +6,9 @@ from pathlib import Path
 
 import torch
 
+from tokquant.devices import resolve_device
 from tokquant.errors import InputError
+from tokquant.tokenizer.checkpoint import load_checkpoint
 from tokquant.tokenizer.model import Tokenizer
 
 
@@ -21,9 +23,6 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Tokenizer:
         >>> codes = tok.encode_audio(wave, 16000)      # [T, G] int64 on cuda
         >>> features = tok.decode(codes)               # [T, F]
     """
-    from tokquant.devices import resolve_device
-    from tokquant.tokenizer.checkpoint import load_checkpoint
-
     # a torch.device is checked as its name is: cuda without CUDA is one clear error
     where = resolve_device(device if isinstance(device, str) else str(torch.device(device)))
     checkpoint = load_checkpoint(Path(path), where)

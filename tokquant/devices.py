@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 
@@ -62,8 +63,6 @@ def usable_cpus() -> int:
 
 def _cgroup_quota() -> int | None:
     """CPUs the cgroup's quota allows (rounded up), or None where it sets none."""
-    import math
-
     for path, period_path in (
         ("/sys/fs/cgroup/cpu.max", None),
         ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"),

@@ -17,14 +17,16 @@ from collections.abc import Callable
 from typing import NoReturn, TypeVar
 
 import torch
+import torch.distributed as dist
+from torch.distributed.nn.functional import all_reduce
+
+from tokquant.quantizers import BatchOps
 
 T = TypeVar("T")
 
 
 def world() -> tuple[int, int]:
     """``(rank, world_size)`` of the initialised process group, ``(0, 1)`` without one."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
@@ -32,8 +34,6 @@ def world() -> tuple[int, int]:
 
 def init_from_env(device: torch.device) -> bool:
     """Join the process group torchrun describes (``WORLD_SIZE`` > 1); True if joined here."""
-    import torch.distributed as dist
-
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return False
     dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
@@ -42,15 +42,11 @@ def init_from_env(device: torch.device) -> bool:
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     """Sum over ranks, differentiable (backward sums the gradients over ranks too)."""
-    from torch.distributed.nn.functional import all_reduce
-
     return all_reduce(tensor)
 
 
 def sum_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
     """Sum over ranks, no autograd (EMA and usage statistics)."""
-    import torch.distributed as dist
-
     out = tensor.clone()
     dist.all_reduce(out)
     return out
@@ -59,8 +55,6 @@ def sum_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
 def gather_rows(tensor: torch.Tensor) -> torch.Tensor:
     """Every rank's rows, concatenated in rank order: the global batch (for dead-code
     replacements drawn from the whole batch, as one process would)."""
-    import torch.distributed as dist
-
     parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, tensor.contiguous())
     return torch.cat(parts)
@@ -68,14 +62,10 @@ def gather_rows(tensor: torch.Tensor) -> torch.Tensor:
 
 def batch_ops():  # -> tokquant.quantizers.BatchOps
     """How quantizers share batch statistics across the process group."""
-    from tokquant.quantizers import BatchOps
-
     return BatchOps(sum_autograd=all_reduce_sum, sum=sum_over_ranks, gather=gather_rows)
 
 
 def average_gradients(module: torch.nn.Module, world_size: int) -> None:
-    import torch.distributed as dist
-
     for param in module.parameters():
         if param.grad is not None:
             dist.all_reduce(param.grad)
@@ -83,8 +73,6 @@ def average_gradients(module: torch.nn.Module, world_size: int) -> None:
 
 
 def mean_over_ranks(value: float, world_size: int) -> float:
-    import torch.distributed as dist
-
     t = torch.tensor([value], dtype=torch.float64)
     dist.all_reduce(t)
     return float(t.item()) / world_size
@@ -100,8 +88,6 @@ def in_group(device: torch.device, work: Callable[[int, int], T]) -> tuple[T, in
         result = work(rank, size)
     except BaseException:
         if joined:
-            import torch.distributed as dist
-
             dist.destroy_process_group()
         raise
     if joined:
@@ -111,8 +97,6 @@ def in_group(device: torch.device, work: Callable[[int, int], T]) -> tuple[T, in
 
 def leave() -> None:
     """Leave the process group once every rank is done talking: a barrier, then destroy."""
-    import torch.distributed as dist
-
     dist.barrier()
     dist.destroy_process_group()
 

@@ -23,6 +23,7 @@ def torchaudio() -> tuple[ModuleType, ModuleType, ModuleType]:
     if _modules is None:
         with _lock:
             if _modules is None:
+                # start-up time: torchaudio
                 import torchaudio.compliance.kaldi as kaldi
                 import torchaudio.functional as functional
                 import torchaudio.transforms as transforms
@@ -40,6 +41,7 @@ def torchaudio_ssl() -> tuple[ModuleType, ModuleType]:
     if _ssl_modules is None:
         with _lock:
             if _ssl_modules is None:
+                # start-up time: torchaudio
                 import torchaudio.models as models
                 import torchaudio.pipelines as pipelines
 

@@ -32,6 +32,7 @@ import torch
 from tokquant.audio._torchaudio import torchaudio
 from tokquant.audio.io import AudioReader
 from tokquant.audio.resample import Resampling
+from tokquant.audio.ssl import SSLFrontEnd
 from tokquant.errors import InputError
 from tokquant.tokenizer.config import FrontendConfig
 
@@ -155,8 +156,6 @@ def build_frontend(config: FrontendConfig, device: torch.device | str = "cpu") -
     filterbank costs 1.3 ms to build, five times the features of a 3 s utterance, and an
     SSL model seconds."""
     if config.kind == "ssl":
-        from tokquant.audio.ssl import SSLFrontEnd
-
         frontend = SSLFrontEnd(config, device)
         frontend.check_weights(config.weights_sha256)
         return frontend

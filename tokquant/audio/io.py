@@ -16,6 +16,7 @@ import numpy as np
 
 from tokquant.errors import InputError
 from tokquant.storage.atomic import atomic_path
+from tokquant.storage.regular import open_regular
 
 SUFFIXES = (
     ".wav",
@@ -48,9 +49,8 @@ class AudioReader:
     """
 
     def __init__(self, path: Path, data: bytes | BinaryIO | None = None) -> None:
+        # start-up time: soundfile
         import soundfile as sf
-
-        from tokquant.storage.regular import open_regular
 
         self.path = Path(path) if data is None else path
         if data is None:  # a FIFO or device listed in a manifest is refused, not opened
@@ -104,6 +104,7 @@ class AudioReader:
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Samples ``[start, stop)`` (clamped to the file) as float32 ``[n, channels]``."""
+        # start-up time: soundfile
         import soundfile as sf
 
         start = max(0, min(start, self.num_samples))
@@ -127,6 +128,7 @@ class AudioReader:
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     """Write float audio ``[n]`` as 16-bit PCM wav, atomically; clipped to [-1, 1]."""
+    # start-up time: soundfile
     import soundfile as sf
 
     audio = np.asarray(audio, dtype=np.float32)

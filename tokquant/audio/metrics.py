@@ -13,13 +13,17 @@ package is missing is reported missing, with the one line that installs it.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from tokquant.audio._torchaudio import torchaudio
 
 #: The rate every score is computed at.
 RATE = 16_000
@@ -48,8 +52,6 @@ STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))
 
 def missing_packages() -> dict[str, str]:
     """Score -> why it cannot be computed here (its package is not installed)."""
-    import importlib.util
-
     return {
         score: f"{score}: needs {package} ({INSTALL})"
         for score, package in NEEDS.items()
@@ -59,8 +61,6 @@ def missing_packages() -> dict[str, str]:
 
 def at_16k(wave: np.ndarray, rate: int) -> np.ndarray:
     """A mono float64 waveform at :data:`RATE`."""
-    from tokquant.audio._torchaudio import torchaudio
-
     x = torch.as_tensor(np.asarray(wave, dtype=np.float64))
     if rate != RATE:
         x = torchaudio()[0].resample(x, rate, RATE)
@@ -118,8 +118,7 @@ def stoi(reference: np.ndarray, decoded: np.ndarray) -> float | None:
     """STOI (Taal et al. 2011) of 16 kHz audio; None where too little speech is left
     after silent frames are dropped (pystoi then returns 1e-5 with a warning, which
     would read as a score)."""
-    import warnings
-
+    # optional extra: pystoi
     from pystoi import stoi as pystoi
 
     with warnings.catch_warnings(record=True) as caught:
@@ -129,8 +128,6 @@ def stoi(reference: np.ndarray, decoded: np.ndarray) -> float | None:
 
 
 def _mel_banks(n_fft: int) -> torch.Tensor:
-    from tokquant.audio._torchaudio import torchaudio
-
     return (
         torchaudio()[0]
         .melscale_fbanks(n_fft // 2 + 1, 0.0, RATE / 2, 80, RATE, norm="slaney", mel_scale="slaney")
@@ -173,6 +170,7 @@ def stft_distance(reference: np.ndarray, decoded: np.ndarray) -> float:
 
 def pesq_wb(reference: np.ndarray, decoded: np.ndarray) -> float | None:
     """PESQ wide-band (ITU-T P.862.2) MOS-LQO; None where PESQ finds no speech."""
+    # optional extra: pesq
     from pesq import PesqError, pesq
 
     try:
@@ -194,8 +192,7 @@ _DNSMOS_SECONDS = 9.01
 
 @functools.cache
 def _dnsmos_session() -> Any:
-    import importlib.util
-
+    # optional extra: onnxruntime
     import onnxruntime
 
     spec = importlib.util.find_spec("speechmos")

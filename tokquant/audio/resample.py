@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tokquant.audio._torchaudio import torchaudio
+
 #: torchaudio.functional.resample defaults, which set the filter's reach.
 LOWPASS_WIDTH = 6
 ROLLOFF = 0.99
@@ -81,7 +83,6 @@ class Resampling:
         (as :meth:`input_range` gave them; samples outside the signal are zeros)."""
         if self.direct:
             return direct_sinc(chunk, in0, start, stop, self)
-        from tokquant.audio._torchaudio import torchaudio
 
         out = torchaudio()[0].resample(chunk, self.orig, self.new)
         first = in0 // self.o * self.n

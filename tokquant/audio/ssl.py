@@ -31,6 +31,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.request import Request, urlopen
 
 import torch
 
@@ -134,8 +135,6 @@ def download(url: str, dest: Path) -> None:
     than its Content-Length (a dropped connection, which urllib does not report) or a
     file that is no state dict is refused, and only a checked file is renamed into place,
     so an interrupted download never leaves a cache entry that fails every later run."""
-    from urllib.request import Request, urlopen
-
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.download")
     try:

@@ -28,6 +28,7 @@ def as_samples(wave: Any, *, what: str = "wave") -> np.ndarray:
     longer side is time, float or integer PCM) as float32 ``[N, C]``; a ``ValueError``
     naming the problem otherwise."""
     if hasattr(wave, "detach"):  # a torch tensor, on any device, in any float dtype
+        # start-up time: torch
         import torch
 
         if wave.is_meta:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tokquant.choices import CHANNEL_MODES, ENGINES, FEATURE_LAYOUTS
+from tokquant.choices import CHANNEL_MODES, ENGINES, FEATURE_LAYOUTS, TOKEN_LAYOUTS
 
 if TYPE_CHECKING:
     pass
@@ -34,6 +34,7 @@ def choices(name: str, values: tuple[str, ...], doc: str) -> type[Enum]:
     return kind
 
 
+TokenLayoutName = choices("TokenLayoutName", TOKEN_LAYOUTS, "An utterance's code columns.")
 FeatureLayout = choices("FeatureLayout", FEATURE_LAYOUTS, "How a feature file's array is laid out.")
 Layout = Annotated[
     FeatureLayout | None,  # type: ignore[valid-type]

@@ -33,7 +33,7 @@ from tokquant.cli.stats import stats
 from tokquant.cli.train import train
 from tokquant.cli.train_vocoder import train_vocoder
 from tokquant.cli.verify import verify
-from tokquant.errors import INTERRUPTED
+from tokquant.errors import INTERRUPTED, TokquantError
 
 
 def _argument_type(self: TyperArgument, ctx: object) -> str | None:
@@ -132,6 +132,7 @@ def _import_torch(argv: list[str], interrupt: object) -> None:
         return
     previous = signal.signal(signal.SIGINT, interrupt)  # type: ignore[arg-type]
     try:
+        # start-up time: torch
         import torch  # noqa: F401 - torch-free start-up: only for commands that need it
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -142,7 +143,6 @@ def main(argv: list[str] | None = None, *, interrupt: object = None) -> None:
     at once (the entry point's), used while torch imports."""
     argv = list(sys.argv[1:] if argv is None else argv)
     _run.debug = False
-    from tokquant.errors import TokquantError
 
     _import_torch(argv, interrupt)
     try:

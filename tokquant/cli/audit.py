@@ -21,29 +21,39 @@ from tokquant.cli._options import (
     Threads,
 )
 from tokquant.cli._output import Output
-from tokquant.cli._request import request
+from tokquant.jobs.audit import AuditJob
 
 
 def audit(
     checkpoint: CheckpointPath,
     inputs: Inputs,
-    feature_layout: Layout = None,
-    channels: Channels = ChannelMode.mix,
-    device: Device = "cpu",
-    ssl_weights: SslWeights = None,
-    audio_column: AudioColumn = "audio",
-    key_column: KeyColumn = None,
-    audio_member: AudioMember = None,
-    segments: Segments = None,
-    threads: Threads = None,
+    feature_layout: Layout = AuditJob.feature_layout,
+    channels: Channels = ChannelMode(AuditJob.channels),
+    device: Device = AuditJob.device,
+    ssl_weights: SslWeights = AuditJob.ssl_weights,
+    audio_column: AudioColumn = AuditJob.audio_column,
+    key_column: KeyColumn = AuditJob.key_column,
+    audio_member: AudioMember = AuditJob.audio_member,
+    segments: Segments = AuditJob.segments,
+    threads: Threads = AuditJob.threads,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
     """Share of codes that stay the same when each input is encoded alone vs in a batch vs
     read in chunks (and CPU vs CUDA where a GPU is present). Writes nothing."""
-    from tokquant.jobs import AuditJob
-
-    job = request(AuditJob, locals())
+    job = AuditJob(
+        checkpoint,
+        inputs,
+        feature_layout=None if feature_layout is None else feature_layout.value,
+        channels=channels.value,
+        device=device,
+        ssl_weights=ssl_weights,
+        audio_column=audio_column,
+        key_column=key_column,
+        audio_member=audio_member,
+        segments=segments,
+        threads=threads,
+    )
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
     with ui.tracker() as progress:
         report = job.run(progress)

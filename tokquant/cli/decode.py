@@ -19,7 +19,7 @@ from tokquant.cli._options import (
     TokenInputs,
 )
 from tokquant.cli._output import Output
-from tokquant.cli._request import request
+from tokquant.jobs.decode import DecodeJob
 
 AudioOption = Annotated[
     bool,
@@ -46,20 +46,29 @@ def decode(
     checkpoint: CheckpointPath,
     tokens: TokenInputs,
     out: OutDir,
-    audio: AudioOption = False,
-    levels: LevelsOption = None,
-    overwrite: Overwrite = False,
-    device: Device = "cpu",
-    vocoder: VocoderOption = None,
-    mel_match: MelMatch = None,
-    threads: Threads = None,
+    audio: AudioOption = DecodeJob.audio,
+    levels: LevelsOption = DecodeJob.levels,
+    overwrite: Overwrite = DecodeJob.overwrite,
+    device: Device = DecodeJob.device,
+    vocoder: VocoderOption = DecodeJob.vocoder,
+    mel_match: MelMatch = DecodeJob.mel_match,
+    threads: Threads = DecodeJob.threads,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
     """Decode token files back into features (.npy files of frames x dim) or audio."""
-    from tokquant.jobs import DecodeJob
-
-    job = request(DecodeJob, locals())
+    job = DecodeJob(
+        checkpoint,
+        tokens,
+        out,
+        audio=audio,
+        levels=levels,
+        overwrite=overwrite,
+        device=device,
+        vocoder=vocoder,
+        mel_match=mel_match,
+        threads=threads,
+    )
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
     with ui.tracker() as progress:
         report = job.run(progress)

@@ -33,34 +33,34 @@ from tokquant.cli._options import (
     Workers,
 )
 from tokquant.cli._output import Output
-from tokquant.cli._request import request
+from tokquant.jobs.encode import EncodeJob
 
 
 def encode(
     checkpoint: CheckpointPath,
     inputs: Inputs,
     out: OutDir,
-    shards: Shards = False,
-    shard_size: ShardSize = 1000,
-    num_shards: NumShards = None,
-    shard_index: ShardIndex = None,
-    levels: EncodeLevels = None,
-    beam: Beam = None,
-    feature_layout: Layout = None,
-    channels: Channels = ChannelMode.mix,
-    batch_frames: BatchFrames = 65536,
-    workers: Workers = 2,
-    chunk_seconds: ChunkSeconds = 30.0,
-    overwrite: Overwrite = False,
-    device: Device = "cpu",
-    ssl_weights: SslWeights = None,
-    audio_column: AudioColumn = "audio",
-    key_column: KeyColumn = None,
-    audio_member: AudioMember = None,
-    segments: Segments = None,
-    engine: EngineOption = Engine.local,  # type: ignore[attr-defined]
-    ray_address: RayAddress = None,
-    threads: Threads = None,
+    shards: Shards = EncodeJob.shards,
+    shard_size: ShardSize = EncodeJob.shard_size,
+    num_shards: NumShards = EncodeJob.num_shards,
+    shard_index: ShardIndex = EncodeJob.shard_index,
+    levels: EncodeLevels = EncodeJob.levels,
+    beam: Beam = EncodeJob.beam,
+    feature_layout: Layout = EncodeJob.feature_layout,
+    channels: Channels = ChannelMode(EncodeJob.channels),
+    batch_frames: BatchFrames = EncodeJob.batch_frames,
+    workers: Workers = EncodeJob.workers,
+    chunk_seconds: ChunkSeconds = EncodeJob.chunk_seconds,
+    overwrite: Overwrite = EncodeJob.overwrite,
+    device: Device = EncodeJob.device,
+    ssl_weights: SslWeights = EncodeJob.ssl_weights,
+    audio_column: AudioColumn = EncodeJob.audio_column,
+    key_column: KeyColumn = EncodeJob.key_column,
+    audio_member: AudioMember = EncodeJob.audio_member,
+    segments: Segments = EncodeJob.segments,
+    engine: EngineOption = Engine(EncodeJob.engine),  # type: ignore[attr-defined]
+    ray_address: RayAddress = EncodeJob.ray_address,
+    threads: Threads = EncodeJob.threads,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
@@ -69,9 +69,32 @@ def encode(
     Running it again skips what is done: existing token files, or finished shards of a
     corpus (a killed run resumes where it stopped, with the same bytes in the end).
     """
-    from tokquant.jobs import EncodeJob
-
-    job = request(EncodeJob, locals())
+    job = EncodeJob(
+        checkpoint,
+        inputs,
+        out,
+        shards=shards,
+        shard_size=shard_size,
+        num_shards=num_shards,
+        shard_index=shard_index,
+        levels=levels,
+        beam=beam,
+        feature_layout=None if feature_layout is None else feature_layout.value,
+        channels=channels.value,
+        batch_frames=batch_frames,
+        workers=workers,
+        chunk_seconds=chunk_seconds,
+        overwrite=overwrite,
+        device=device,
+        ssl_weights=ssl_weights,
+        audio_column=audio_column,
+        key_column=key_column,
+        audio_member=audio_member,
+        segments=segments,
+        engine=engine.value,
+        ray_address=ray_address,
+        threads=threads,
+    )
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
     with ui.tracker() as progress:
         report = job.run(progress)

@@ -16,11 +16,12 @@ import os
 import signal
 import sys
 
+from tokquant.cli.app import main as run
+from tokquant.errors import INTERRUPTED
+
 
 def exit_interrupted(signum: int = signal.SIGINT, frame: object = None) -> None:
     """A SIGINT handler that writes the interrupted line and ends the process (130)."""
-    from tokquant.errors import INTERRUPTED
-
     try:
         if sys.stderr is not None:
             sys.stderr.flush()
@@ -33,8 +34,6 @@ def main() -> None:
     signal.signal(signal.SIGINT, exit_interrupted)
     code = 0
     try:
-        from tokquant.cli.app import main as run
-
         run(interrupt=exit_interrupted)
     except SystemExit as exc:
         if isinstance(exc.code, str):

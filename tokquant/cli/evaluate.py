@@ -22,7 +22,7 @@ from tokquant.cli._options import (
     TokenInputs,
 )
 from tokquant.cli._output import Output
-from tokquant.cli._request import request
+from tokquant.jobs.evaluate import EvalJob
 
 AudioOption = Annotated[
     list[Path],
@@ -59,25 +59,37 @@ def eval_(
     checkpoint: CheckpointPath,
     tokens: TokenInputs,
     audio: AudioOption,
-    vocoder: VocoderOption = None,
-    mel_match: MelMatch = None,
-    plot: PlotOption = None,
-    device: Device = "cpu",
-    ssl_weights: SslWeights = None,
-    audio_column: AudioColumn = "audio",
-    key_column: KeyColumn = None,
-    audio_member: AudioMember = None,
-    segments: Segments = None,
-    threads: Threads = None,
+    vocoder: VocoderOption = EvalJob.vocoder,
+    mel_match: MelMatch = EvalJob.mel_match,
+    plot: PlotOption = EvalJob.plot,
+    device: Device = EvalJob.device,
+    ssl_weights: SslWeights = EvalJob.ssl_weights,
+    audio_column: AudioColumn = EvalJob.audio_column,
+    key_column: KeyColumn = EvalJob.key_column,
+    audio_member: AudioMember = EvalJob.audio_member,
+    segments: Segments = EvalJob.segments,
+    threads: Threads = EvalJob.threads,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
     """Decode TOKENS (through --vocoder, else Griffin-Lim) and score them against --audio:
     mel and multi-resolution STFT distance, STOI, PESQ-WB, DNSMOS P.835, and the codes'
     bitrate (nominal and entropy-coded), per file and overall."""
-    from tokquant.jobs import EvalJob
-
-    job = request(EvalJob, locals())
+    job = EvalJob(
+        checkpoint,
+        tokens,
+        audio,
+        vocoder=vocoder,
+        mel_match=mel_match,
+        plot=plot,
+        device=device,
+        ssl_weights=ssl_weights,
+        audio_column=audio_column,
+        key_column=key_column,
+        audio_member=audio_member,
+        segments=segments,
+        threads=threads,
+    )
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
     with ui.tracker() as progress:
         report = job.run(progress)

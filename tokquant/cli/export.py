@@ -7,16 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tokquant.choices import EXPORT_FORMATS, TOKEN_LAYOUTS
-from tokquant.cli._options import JsonOut, OutDir, Overwrite, Quiet, choices
+from tokquant.choices import EXPORT_FORMATS
+from tokquant.cli._options import JsonOut, OutDir, Overwrite, Quiet, TokenLayoutName, choices
 from tokquant.cli._output import Output
-from tokquant.cli._request import request
+from tokquant.jobs.export import ExportJob
 
 if TYPE_CHECKING:
     from tokquant.jobs.report import ExportReport
 
 ExportFormat = choices("ExportFormat", EXPORT_FORMATS, "What export writes.")
-TokenLayoutName = choices("TokenLayoutName", TOKEN_LAYOUTS, "An utterance's code columns.")
 
 
 CorpusOption = Annotated[Path, typer.Argument(help="Corpus folder (with manifest.json).")]
@@ -51,20 +50,29 @@ def export(
     corpus: CorpusOption,
     to: ToOption,
     out: OutDir,
-    layout: LayoutOption = TokenLayoutName.parallel,
-    offsets: OffsetsOption = False,
-    dedup: DedupOption = False,
-    metadata: MetadataOption = None,
-    split: SplitOption = "train",
-    workers: WorkersOption = None,
-    overwrite: Overwrite = False,
+    layout: LayoutOption = TokenLayoutName(ExportJob.layout),
+    offsets: OffsetsOption = ExportJob.offsets,
+    dedup: DedupOption = ExportJob.dedup,
+    metadata: MetadataOption = ExportJob.metadata,
+    split: SplitOption = ExportJob.split,
+    workers: WorkersOption = ExportJob.workers,
+    overwrite: Overwrite = ExportJob.overwrite,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
     """Export a corpus into the files LM trainers read; a re-run resumes where it stopped."""
-    from tokquant.jobs import ExportJob
-
-    job = request(ExportJob, locals())
+    job = ExportJob(
+        corpus,
+        out,
+        to=to.value,
+        layout=layout.value,
+        offsets=offsets,
+        dedup=dedup,
+        metadata=metadata,
+        split=split,
+        workers=workers,
+        overwrite=overwrite,
+    )
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
     with ui.tracker() as progress:
         report = job.run(progress)

@@ -10,6 +10,7 @@ import typer
 from tokquant.choices import PEER_KINDS
 from tokquant.cli._options import JsonOut, Overwrite, choices
 from tokquant.cli._output import Output
+from tokquant.jobs.inspect import ImportJob
 
 PeerKind = choices("PeerKind", PEER_KINDS, "A peer whose RVQ is read.")
 
@@ -29,13 +30,11 @@ def import_checkpoint(
     kind: KindOption,
     state_dict: StateDictOption,
     out: OutOption,
-    frame_rate: FrameRateOption = None,
-    overwrite: Overwrite = False,
+    frame_rate: FrameRateOption = ImportJob.frame_rate,
+    overwrite: Overwrite = ImportJob.overwrite,
     json_out: JsonOut = False,
 ) -> None:
     """Turn a peer's RVQ into a tokquant checkpoint whose codes equal the peer's."""
-    from tokquant.jobs import ImportJob
-
     ui = Output(json_mode=json_out)
     summary = ImportJob(
         kind.value, state_dict, out, frame_rate=frame_rate, overwrite=overwrite

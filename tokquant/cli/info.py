@@ -10,6 +10,7 @@ import typer
 
 from tokquant.cli._options import JsonOut
 from tokquant.cli._output import Output
+from tokquant.jobs import InfoJob
 
 FileOption = Annotated[Path, typer.Argument(help="A checkpoint, a token file or a corpus folder.")]
 
@@ -19,8 +20,6 @@ def info(
     json_out: JsonOut = False,
 ) -> None:
     """Say what a file is: kind, config, ids, shapes."""
-    from tokquant.jobs import InfoJob
-
     ui = Output(json_mode=json_out)
     data = InfoJob(file).run()
     if json_out:

@@ -9,6 +9,7 @@ import typer
 
 from tokquant.cli._options import JsonOut
 from tokquant.cli._output import Output
+from tokquant.jobs.inspect import MergeJob
 
 CorpusOption = Annotated[Path, typer.Argument(help="Corpus folder the ranks wrote into.")]
 PartsOption = Annotated[
@@ -22,12 +23,10 @@ PartsOption = Annotated[
 
 def merge(
     corpus: CorpusOption,
-    parts: PartsOption = None,
+    parts: PartsOption = MergeJob.parts,
     json_out: JsonOut = False,
 ) -> None:
     """Write CORPUS/manifest.json from the rank manifests (all ranks must have finished)."""
-    from tokquant.jobs import MergeJob
-
     ui = Output(json_mode=json_out)
     summary = MergeJob(corpus, parts).run()
     if json_out:

@@ -23,7 +23,7 @@ from tokquant.cli._options import (
     TokenInputs,
 )
 from tokquant.cli._output import Output
-from tokquant.cli._request import request
+from tokquant.jobs.stats import StatsJob
 
 FeaturesOption = Annotated[
     list[Path] | None,
@@ -43,24 +43,36 @@ PlotOption = Annotated[
 def stats(
     checkpoint: CheckpointPath,
     tokens: TokenInputs,
-    features: FeaturesOption = None,
-    top: TopOption = 5,
-    plot: PlotOption = None,
-    feature_layout: Layout = None,
-    device: Device = "cpu",
-    ssl_weights: SslWeights = None,
-    audio_column: AudioColumn = "audio",
-    key_column: KeyColumn = None,
-    audio_member: AudioMember = None,
-    segments: Segments = None,
-    threads: Threads = None,
+    features: FeaturesOption = StatsJob.features,
+    top: TopOption = StatsJob.top,
+    plot: PlotOption = StatsJob.plot,
+    feature_layout: Layout = StatsJob.feature_layout,
+    device: Device = StatsJob.device,
+    ssl_weights: SslWeights = StatsJob.ssl_weights,
+    audio_column: AudioColumn = StatsJob.audio_column,
+    key_column: KeyColumn = StatsJob.key_column,
+    audio_member: AudioMember = StatsJob.audio_member,
+    segments: Segments = StatsJob.segments,
+    threads: Threads = StatsJob.threads,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
     """Per column (RVQ level or bit group): usage, dead codes, entropy, perplexity."""
-    from tokquant.jobs import StatsJob
-
-    job = request(StatsJob, locals())
+    job = StatsJob(
+        checkpoint,
+        tokens,
+        features=features,
+        top=top,
+        plot=plot,
+        feature_layout=None if feature_layout is None else feature_layout.value,
+        device=device,
+        ssl_weights=ssl_weights,
+        audio_column=audio_column,
+        key_column=key_column,
+        audio_member=audio_member,
+        segments=segments,
+        threads=threads,
+    )
     ui = Output(json_mode=json_out, quiet=quiet or json_out)
     with ui.tracker() as progress:
         report = job.run(progress)

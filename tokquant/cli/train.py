@@ -24,7 +24,7 @@ from tokquant.cli._options import (
     Threads,
 )
 from tokquant.cli._output import run_training
-from tokquant.cli._request import request
+from tokquant.jobs.train import TrainJob
 
 Interpolate = Annotated[float | None, typer.Option(help="Override train.interpolate (0 to 1).")]
 MaxFrames = Annotated[
@@ -50,21 +50,21 @@ def train(
     out: OutOption,
     data: DataOption = None,
     more_data: MoreDataOption = None,
-    steps: StepsOption = None,
-    batch_frames: BatchFramesOption = None,
-    lr: LrOption = None,
-    seed: SeedOption = None,
-    interpolate: Interpolate = None,
-    max_frames: MaxFrames = None,
-    feature_layout: Layout = None,
-    channels: Channels = ChannelMode.mix,
-    overwrite: Overwrite = False,
-    device: Device = "cpu",
-    audio_column: AudioColumn = "audio",
-    key_column: KeyColumn = None,
-    audio_member: AudioMember = None,
-    segments: Segments = None,
-    threads: Threads = None,
+    steps: StepsOption = TrainJob.steps,
+    batch_frames: BatchFramesOption = TrainJob.batch_frames,
+    lr: LrOption = TrainJob.lr,
+    seed: SeedOption = TrainJob.seed,
+    interpolate: Interpolate = TrainJob.interpolate,
+    max_frames: MaxFrames = TrainJob.max_frames,
+    feature_layout: Layout = TrainJob.feature_layout,
+    channels: Channels = ChannelMode(TrainJob.channels),
+    overwrite: Overwrite = TrainJob.overwrite,
+    device: Device = TrainJob.device,
+    audio_column: AudioColumn = TrainJob.audio_column,
+    key_column: KeyColumn = TrainJob.key_column,
+    audio_member: AudioMember = TrainJob.audio_member,
+    segments: Segments = TrainJob.segments,
+    threads: Threads = TrainJob.threads,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
@@ -73,7 +73,24 @@ def train(
     Under torchrun (WORLD_SIZE > 1) the ranks split every batch and rank 0 writes the
     checkpoint; the result equals one process training on the whole batch.
     """
-    from tokquant.jobs import TrainJob
-
-    job = request(TrainJob, locals(), data=[*(data or []), *(more_data or [])])
+    job = TrainJob(
+        config,
+        [*(data or []), *(more_data or [])],
+        out,
+        steps=steps,
+        batch_frames=batch_frames,
+        lr=lr,
+        seed=seed,
+        interpolate=interpolate,
+        max_frames=max_frames,
+        feature_layout=None if feature_layout is None else feature_layout.value,
+        channels=channels.value,
+        overwrite=overwrite,
+        device=device,
+        audio_column=audio_column,
+        key_column=key_column,
+        audio_member=audio_member,
+        segments=segments,
+        threads=threads,
+    )
     run_training(job, "train", json_out=json_out, quiet=quiet)

@@ -25,7 +25,7 @@ from tokquant.cli._options import (
     Threads,
 )
 from tokquant.cli._output import run_training
-from tokquant.cli._request import request
+from tokquant.jobs.train_vocoder import TrainVocoderJob
 
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="Vocoder to write (.safetensors).")]
 StepsOption = Annotated[int, typer.Option(help="Training steps.")]
@@ -57,22 +57,22 @@ def train_vocoder(
     out: OutOption,
     data: DataOption = None,
     more_data: MoreDataOption = None,
-    steps: StepsOption = 6000,
-    batch: BatchOption = 16,
-    segment_frames: SegmentFramesOption = 32,
-    lr: LrOption = 2e-3,
-    seed: SeedOption = 0,
-    adversarial: AdversarialOption = False,
-    speeds: SpeedsOption = [0.85, 0.92, 1.0, 1.08, 1.16],  # noqa: B006
-    channels: Channels = ChannelMode.mix,
-    device: Device = "cpu",
-    ssl_weights: SslWeights = None,
-    overwrite: Overwrite = False,
-    audio_column: AudioColumn = "audio",
-    key_column: KeyColumn = None,
-    audio_member: AudioMember = None,
-    segments: Segments = None,
-    threads: Threads = None,
+    steps: StepsOption = TrainVocoderJob.steps,
+    batch: BatchOption = TrainVocoderJob.batch,
+    segment_frames: SegmentFramesOption = TrainVocoderJob.segment_frames,
+    lr: LrOption = TrainVocoderJob.lr,
+    seed: SeedOption = TrainVocoderJob.seed,
+    adversarial: AdversarialOption = TrainVocoderJob.adversarial,
+    speeds: SpeedsOption = TrainVocoderJob.speeds,
+    channels: Channels = ChannelMode(TrainVocoderJob.channels),
+    device: Device = TrainVocoderJob.device,
+    ssl_weights: SslWeights = TrainVocoderJob.ssl_weights,
+    overwrite: Overwrite = TrainVocoderJob.overwrite,
+    audio_column: AudioColumn = TrainVocoderJob.audio_column,
+    key_column: KeyColumn = TrainVocoderJob.key_column,
+    audio_member: AudioMember = TrainVocoderJob.audio_member,
+    segments: Segments = TrainVocoderJob.segments,
+    threads: Threads = TrainVocoderJob.threads,
     json_out: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
@@ -82,7 +82,25 @@ def train_vocoder(
     Running it again after a stop continues from its last saved state (OUT.state);
     --overwrite starts over.
     """
-    from tokquant.jobs import TrainVocoderJob
-
-    job = request(TrainVocoderJob, locals(), data=[*(data or []), *(more_data or [])])
+    job = TrainVocoderJob(
+        checkpoint,
+        [*(data or []), *(more_data or [])],
+        out,
+        steps=steps,
+        batch=batch,
+        segment_frames=segment_frames,
+        lr=lr,
+        seed=seed,
+        adversarial=adversarial,
+        speeds=speeds,
+        channels=channels.value,
+        device=device,
+        ssl_weights=ssl_weights,
+        overwrite=overwrite,
+        audio_column=audio_column,
+        key_column=key_column,
+        audio_member=audio_member,
+        segments=segments,
+        threads=threads,
+    )
     run_training(job, "train-vocoder", json_out=json_out, quiet=quiet)

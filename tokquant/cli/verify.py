@@ -9,6 +9,7 @@ import typer
 
 from tokquant.cli._options import JsonOut
 from tokquant.cli._output import Output
+from tokquant.jobs import VerifyJob
 
 CorpusOption = Annotated[Path, typer.Argument(help="Corpus folder (with manifest.json).")]
 
@@ -18,8 +19,6 @@ def verify(
     json_out: JsonOut = False,
 ) -> None:
     """Checksums, utterance and frame counts, keys, offsets, every code in range."""
-    from tokquant.jobs import VerifyJob
-
     ui = Output(json_mode=json_out)
     summary = VerifyJob(corpus).run()
     problems = summary["problems"]

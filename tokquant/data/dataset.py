@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tokquant.data.layouts import TokenLayout
+from tokquant.formats.corpus import Corpus
 
 if TYPE_CHECKING:
     from tokquant.formats.corpus import Corpus
@@ -49,8 +50,6 @@ class TokenDataset:
         dedup: bool = False,
         max_frames: int | None = None,
     ) -> None:
-        from tokquant.formats.corpus import Corpus
-
         opened = corpus if isinstance(corpus, Corpus) else Corpus(corpus)
         if max_frames is not None and (isinstance(max_frames, bool) or max_frames < 1):
             raise ValueError(f"max_frames must be a positive integer or None. Found: {max_frames}")
@@ -75,6 +74,7 @@ class TokenDataset:
         return len(self.windows)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        # start-up time: torch
         import torch
 
         key, start, stop = self.windows[index]
@@ -97,8 +97,6 @@ class TokenDataset:
     def _open(self) -> Corpus:
         # a forked worker must not share the parent's open shard handles
         if self._corpus is None or self._pid != os.getpid():
-            from tokquant.formats.corpus import Corpus
-
             self._corpus, self._pid = Corpus(self.root), os.getpid()
         return self._corpus
 
@@ -113,6 +111,7 @@ def collate_tokens(items: list[dict[str, Any]], *, pad_id: int) -> dict[str, Any
     ``lengths`` ``[B]`` (each item's token rows before padding), ``num_frames`` ``[B]``,
     ``keys``, ``starts`` and, with dedup, ``durations`` ``[B, L]`` padded with 0.
     """
+    # start-up time: torch
     import torch
     from torch.nn.utils.rnn import pad_sequence
 

@@ -11,7 +11,28 @@ opener given to :func:`register` (or named in the ``tokquant.decoders`` entry-po
 of an installed package).
 """
 
-from tokquant.decoders.base import Decoder, decode
-from tokquant.decoders.opening import open_decoder, register, unregister
+from __future__ import annotations
 
-__all__ = ["Decoder", "decode", "open_decoder", "register", "unregister"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tokquant.decoders.base import Decoder, decode  # noqa: F401
+    from tokquant.decoders.opening import open_decoder, register, unregister  # noqa: F401
+
+#: Loaded on first use: a request reads the train-vocoder recipe without torch.
+_LAZY = {
+    "Decoder": "tokquant.decoders.base",
+    "decode": "tokquant.decoders.base",
+    "open_decoder": "tokquant.decoders.opening",
+    "register": "tokquant.decoders.opening",
+    "unregister": "tokquant.decoders.opening",
+}
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tokquant.decoders' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from tokquant.decoders.base import Decoder
+from tokquant.decoders.mel import to_audio
 from tokquant.errors import InputError
 
 if TYPE_CHECKING:
@@ -33,6 +34,4 @@ class GriffinLim(Decoder):
             )
 
     def waveform(self, tok: Tokenizer, features: np.ndarray) -> torch.Tensor:
-        from tokquant.decoders.mel import to_audio
-
         return torch.from_numpy(to_audio(tok.config.frontend, features, self.n_iter))

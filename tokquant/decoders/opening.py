@@ -5,13 +5,16 @@ entry point) knows."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tokquant.decoders.base import Decoder
 from tokquant.decoders.griffin_lim import GriffinLim
 from tokquant.decoders.pretrained.decoder import PretrainedDecoder
+from tokquant.decoders.pretrained.networks import PretrainedVocoder
 from tokquant.decoders.trained.decoder import TrainedDecoder
+from tokquant.decoders.trained.file import VocoderFile
 
 if TYPE_CHECKING:
     from tokquant.tokenizer.model import Tokenizer
@@ -58,15 +61,10 @@ def _from_openers(spec: Any, tok: Tokenizer) -> Decoder | None:
 def _entry_points() -> list[Opener]:
     """Openers that installed packages name in the ``tokquant.decoders`` group (your
     own environment's packages: nothing a manifest or a file can add)."""
-    from importlib.metadata import entry_points
-
     return [point.load() for point in entry_points(group="tokquant.decoders")]
 
 
 def _builtin(spec: Any) -> Decoder:
-    from tokquant.decoders.pretrained.networks import PretrainedVocoder
-    from tokquant.decoders.trained.file import VocoderFile
-
     if isinstance(spec, VocoderFile):
         return TrainedDecoder(spec)
     if isinstance(spec, PretrainedVocoder):

@@ -11,21 +11,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tokquant.errors import InputError
+from tokquant.tokenizer import DEFAULT_BATCH_FRAMES
 
 if TYPE_CHECKING:
     from tokquant.sources import Source, SourceOptions
     from tokquant.tokenizer.model import Tokenizer
 
-#: Frames per encode batch unless told (the CLI's ``--batch-frames``).
-DEFAULT_BATCH_FRAMES = 1 << 16
 
-
-@dataclass
+@dataclass(kw_only=True)
 class EncodeOptions:
-    """How to encode; the defaults are the CLI's."""
+    """How to encode: the one place of these options and their defaults (the encode
+    request extends it, the CLI takes its defaults from there)."""
 
     #: Feature files' layout (None: the checkpoint's)
-    layout: str | None = None
+    feature_layout: str | None = None
     batch_frames: int = DEFAULT_BATCH_FRAMES
     workers: int = 2
     chunk_seconds: float = 30.0
@@ -57,7 +56,7 @@ class EncodeOptions:
     def batch_arguments(self, tok: Tokenizer) -> dict[str, Any]:
         rate = tok.config.features.frame_rate or 100.0
         return {
-            "layout": self.layout,
+            "layout": self.feature_layout,
             "batch_frames": max(1, self.batch_frames),
             "workers": max(1, self.workers),
             "chunk_frames": max(1, round(self.chunk_seconds * rate)),

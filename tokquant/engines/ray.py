@@ -33,12 +33,20 @@ on the GPU Ray gave it.
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tokquant.engines.plan import refuse_ranks_on_ray
 from tokquant.errors import InputError, TokquantError
+from tokquant.integrations.cells import encode_cells
+from tokquant.jobs.report import EncodeReport, NoProgress
+from tokquant.runners.ranks import rank_items, unit_count
+from tokquant.storage.folder import OutputFolder
+from tokquant.tokenizer import DEFAULT_BATCH_FRAMES
 
 if TYPE_CHECKING:
     from tokquant.engines.plan import EncodePlan
@@ -57,13 +65,10 @@ def run(
     """Run ``plan`` (a corpus: ``shards``) as tasks on the Ray cluster at ``address``
     (None: the one this process joined, else ``RAY_ADDRESS``'s, else a new local one)
     and join its parts."""
+    # start-up time: numpy, torch
     from tokquant.engines.outputs import made_by
-    from tokquant.engines.plan import refuse_ranks_on_ray
     from tokquant.formats.corpus.keys import part_name
     from tokquant.formats.corpus.merge import merge_parts
-    from tokquant.jobs.report import NoProgress
-    from tokquant.runners.ranks import unit_count
-    from tokquant.storage.folder import OutputFolder
 
     refuse_ranks_on_ray(plan)
     ray = _import_ray()
@@ -94,6 +99,7 @@ def run(
 
 def _import_ray() -> Any:
     try:
+        # optional extra: ray
         import ray
     except ImportError:
         raise InputError("`engine='ray'` needs Ray: pip install 'tokquant[ray]'") from None
@@ -105,7 +111,6 @@ def _connect(ray: Any, address: str | None) -> bool:
     start a local one; True when this call started it (and so stops it)."""
     if ray.is_initialized():
         return False
-    import logging
 
     local = address is None and "RAY_ADDRESS" not in os.environ
     _probe(address or os.environ.get("RAY_ADDRESS"))
@@ -134,8 +139,6 @@ def _probe(address: str | None) -> None:
     """InputError, within :data:`CONNECT_SECONDS`, when ``host:port`` (or
     ``ray://host:port``) takes no connection; ``auto``, ``local`` and no address are
     Ray's to resolve."""
-    import socket
-
     if not address or address in ("auto", "local"):
         return
     hostport = address.removeprefix("ray://")
@@ -154,8 +157,6 @@ def _run_tasks(
 ) -> EncodeReport:
     """Every task on a pool of actors, each actor one task at a time; a task whose actor
     died more than :data:`TASK_RETRIES` times is reported, the others go on."""
-    from tokquant.jobs.report import EncodeReport
-
     gpu = plan.device.startswith("cuda") or (
         plan.device == "auto" and ray.cluster_resources().get("GPU", 0) > 0
     )
@@ -240,8 +241,10 @@ class _Encoder:
 
     def _load(self) -> tuple[Any, list[Any], Any]:
         if self._ready is None:
+            # start-up time: torch
             import torch
 
+            # start-up time: torch
             from tokquant.engines.outputs import made_by
 
             if os.path.isdir(self.cwd):
@@ -257,8 +260,8 @@ class _Encoder:
         return self._ready
 
     def encode_task(self, rank: int, tasks: int) -> dict[str, Any]:
+        # start-up time: torch
         from tokquant.engines.outputs import to_corpus
-        from tokquant.runners.ranks import rank_items
 
         tok, items, options = self._load()
         start = time.perf_counter()
@@ -297,8 +300,9 @@ class Tokenize:
         device: str = "cpu",
         levels: int | None = None,
         beam: int | None = None,
-        batch_frames: int = 1 << 16,
+        batch_frames: int = DEFAULT_BATCH_FRAMES,
     ) -> None:
+        # start-up time: torch
         from tokquant.api import load
 
         self.tok = load(checkpoint, device)
@@ -309,8 +313,6 @@ class Tokenize:
         """A batch (``batch_format="numpy"``: column -> array) with ``codes`` and
         ``num_frames`` added; its other columns pass through."""
         import numpy as np  # start-up time: this module is imported without numpy
-
-        from tokquant.integrations.cells import encode_cells
 
         codes = encode_cells(
             self.tok,

@@ -99,6 +99,7 @@ def read_tagged(
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """``(metadata, tensors)`` of a tokquant safetensors file whose header says ``fmt``
     / ``version`` (checkpoints, vocoders): any problem is one :class:`FormatError` line."""
+    # start-up time: safetensors
     from safetensors import SafetensorError, safe_open
 
     try:

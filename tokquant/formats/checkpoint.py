@@ -23,11 +23,13 @@ unpickles: safetensors holds no code, and a ``.pt`` file (a dict with ``config``
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from tokquant import __version__
@@ -77,10 +79,6 @@ ID_SCHEME = "content-v1"
 def content_id(config_json: str, tensors: dict[str, Any]) -> str:
     """sha256 of the config (as stored) and every tensor's name, dtype, shape and bytes,
     in name order: what makes codes, and nothing else."""
-    import hashlib
-
-    import numpy as np
-
     digest = hashlib.sha256(b"tokquant-checkpoint-content-v1\0")
     digest.update(config_json.encode("utf-8") + b"\0")
     for name in sorted(tensors):

@@ -99,6 +99,7 @@ def _load_npz(path: Path) -> np.ndarray:
 
 
 def _load_pt(path: Path) -> np.ndarray:
+    # start-up time: torch
     import torch
 
     obj = quiet_torch_load(path)
@@ -112,6 +113,7 @@ def _load_pt(path: Path) -> np.ndarray:
 
 
 def _load_safetensors(path: Path) -> np.ndarray:
+    # start-up time: safetensors
     from safetensors.numpy import load_file
 
     return np.asarray(_single(path, load_file(str(path))))

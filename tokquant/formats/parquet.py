@@ -26,6 +26,7 @@ _ARRAY2D = "datasets.features.features.Array2DExtensionType"
 
 def write_parquet(path: Path, rows: ExportRows) -> None:
     """Write one shard's rows to ``path``, atomically."""
+    # optional extra: pyarrow
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -72,6 +73,7 @@ def write_parquet(path: Path, rows: ExportRows) -> None:
 
 
 def _offsets(offsets: np.ndarray) -> Any:
+    # optional extra: pyarrow
     import pyarrow as pa
 
     if offsets.size and offsets[-1] >= 2**31:
@@ -91,6 +93,7 @@ def _sequence(dtype: str) -> dict[str, Any]:
 
 
 def _arrow_type(kind: str) -> Any:
+    # optional extra: pyarrow
     import pyarrow as pa
 
     return {"bool": pa.bool_, "int64": pa.int64, "float64": pa.float64, "string": pa.string}[kind]()

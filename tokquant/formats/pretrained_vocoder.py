@@ -106,6 +106,7 @@ def _read_config(path: Path) -> dict[str, Any]:
 def _download(repo_id: str) -> Path:
     """The repository's config and weights, through the Hub's cache."""
     try:
+        # optional extra: huggingface_hub
         from huggingface_hub import snapshot_download
     except ImportError:
         raise InputError(

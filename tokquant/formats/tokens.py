@@ -41,7 +41,7 @@ import numpy as np
 from tokquant import __version__
 from tokquant.errors import FormatError
 from tokquant.formats._columns import column_dtype, out_of_range, pack_columns, stack_columns
-from tokquant.formats._safetensors import check_header, write_safetensors
+from tokquant.formats._safetensors import TensorReader, check_header, write_safetensors
 from tokquant.storage.atomic import atomic_path
 from tokquant.storage.safe_json import loads as json_loads
 
@@ -117,6 +117,7 @@ def write_tokens(
 
 def read_tokens(path: Path) -> TokenFile:
     """Read and check a token file; any inconsistency is a :class:`FormatError`."""
+    # start-up time: safetensors
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
@@ -186,8 +187,6 @@ def _json(path: Path, meta: dict[str, str], key: str, kind: type) -> Any:
 
 def header_metadata(path: Path) -> dict[str, str]:
     """A token file's metadata from its header alone (no tensor is read)."""
-    from tokquant.formats._safetensors import TensorReader
-
     try:
         with TensorReader(path) as reader:
             return dict(reader.metadata)

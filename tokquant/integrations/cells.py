@@ -3,7 +3,11 @@ samples and rate ``Tokenizer.encode_audio`` takes, whichever way the engine hold
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import Any
+
+from tokquant.errors import InputError
 
 
 def samples(cell: Any, column: str, rate: Any = None, row: int | None = None) -> tuple[Any, int]:
@@ -13,6 +17,7 @@ def samples(cell: Any, column: str, rate: Any = None, row: int | None = None) ->
     (``{"bytes", "path"}``: the bytes, else the local file at ``path``), encoded file
     bytes, or an array of samples whose ``rate`` comes from the row. Anything else is a
     ``ValueError`` naming the column and ``row``."""
+    # start-up time: numpy
     import numpy as np
 
     where = f"column {column!r}" + (f", row {row}" if row is not None else "")
@@ -31,6 +36,7 @@ def samples(cell: Any, column: str, rate: Any = None, row: int | None = None) ->
     if isinstance(blob, (bytes, bytearray, memoryview)):
         if not blob:
             raise ValueError(f"{where}: a cell holds empty audio bytes")
+        # start-up time: numpy
         from tokquant.audio.io import AudioReader
 
         with AudioReader.from_bytes(bytes(blob), column) as reader:
@@ -48,10 +54,8 @@ def samples(cell: Any, column: str, rate: Any = None, row: int | None = None) ->
 def _local_file(path: str, where: str) -> tuple[Any, int]:
     """The audio of a file a cell names: a local path only (a URL is never fetched), opened
     as every input is (no FIFO or device)."""
-    from pathlib import Path
-
+    # start-up time: numpy
     from tokquant.audio.io import AudioReader
-    from tokquant.errors import InputError
 
     if "://" in path:
         raise ValueError(f"{where}: {path[:80]} is a URL; tokquant reads local files only")
@@ -65,10 +69,10 @@ def _local_file(path: str, where: str) -> tuple[Any, int]:
 def _rate(value: Any, where: str) -> int:
     """A sample rate from a cell or a rate column: a whole number of Hz in the range an
     audio header may claim."""
-    import math
-
+    # start-up time: numpy
     import numpy as np
 
+    # start-up time: numpy
     from tokquant.audio.io import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
     if isinstance(value, np.generic):

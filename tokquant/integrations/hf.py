@@ -19,7 +19,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+import tokquant
 from tokquant.integrations.cells import encode_cells
+from tokquant.tokenizer import DEFAULT_BATCH_FRAMES
 
 
 class Tokenize:
@@ -34,7 +36,7 @@ class Tokenize:
         device: str = "cpu",
         levels: int | None = None,
         beam: int | None = None,
-        batch_frames: int = 1 << 16,
+        batch_frames: int = DEFAULT_BATCH_FRAMES,
     ) -> None:
         self.checkpoint = str(checkpoint)
         self.audio_column = audio_column
@@ -52,13 +54,13 @@ class Tokenize:
     def _tokenizer(self, rank: int | None) -> Any:
         device = self.device
         if device == "cuda" and rank is not None:
+            # start-up time: torch
             import torch
 
             device = f"cuda:{rank % max(1, torch.cuda.device_count())}"
         if self._tok is None or self._tok_device != device:
+            # start-up time: torch
             import torch
-
-            import tokquant
 
             if os.getpid() != self._made_in:
                 # a forked worker (num_proc > 1): one thread each, and never the parent's

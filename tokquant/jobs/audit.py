@@ -35,7 +35,7 @@ class AuditJob(InputOptions):
     threads: int | None = None
 
     def run(self, progress: Progress | None = None) -> AuditReport:
-        # start-up time: the request is read by the CLI, which starts without torch
+        # start-up time: torch
         from tokquant.runners.audit import run_audit
 
         return run_audit(self, progress)

@@ -42,7 +42,7 @@ class DecodeJob(Request):
     threads: int | None = None
 
     def run(self, progress: Progress | None = None) -> RunReport:
-        # start-up time: the request is read by the CLI, which starts without torch
+        # start-up time: torch
         from tokquant.runners.decode import run_decode
 
         return run_decode(self, progress)

@@ -3,18 +3,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokquant.engines.plan import DEFAULT_BATCH_FRAMES, EncodeOptions, EncodePlan
+from tokquant.engines import ray
+from tokquant.engines.plan import EncodeOptions, EncodePlan
 from tokquant.jobs.load import InputOptions
 from tokquant.jobs.report import EncodeReport, Progress
 
 
 @dataclass
-class EncodeJob(InputOptions):
+class EncodeJob(InputOptions, EncodeOptions):
     """``tokquant encode``: inputs -> token files under ``out``, or with ``shards`` this
-    rank's share of a sharded corpus (resumable). Defaults are the CLI's.
+    rank's share of a sharded corpus (resumable); how to encode is
+    :class:`~tokquant.engines.plan.EncodeOptions`'s fields (``levels``, ``beam``,
+    ``feature_layout``, ``channels``, ``batch_frames``, ``workers``, ``chunk_seconds``,
+    ``overwrite``).
 
     Example:
         >>> EncodeJob("model.safetensors", ["wavs/"], "tokens/", shards=True).run()
@@ -28,14 +33,6 @@ class EncodeJob(InputOptions):
     #: ranks: None takes torchrun's or SLURM's environment, else one rank
     num_shards: int | None = None
     shard_index: int | None = None
-    levels: int | None = None
-    beam: int | None = None
-    feature_layout: str | None = None
-    channels: str = "mix"
-    batch_frames: int = DEFAULT_BATCH_FRAMES
-    workers: int = 2
-    chunk_seconds: float = 30.0
-    overwrite: bool = False
     device: str = "cpu"
     ssl_weights: str | Path | None = None
 
@@ -53,14 +50,7 @@ class EncodeJob(InputOptions):
     def plan(self) -> EncodePlan:
         """What to encode, how and where: what an engine runs."""
         options = EncodeOptions(
-            layout=self.feature_layout,
-            batch_frames=self.batch_frames,
-            workers=self.workers,
-            chunk_seconds=self.chunk_seconds,
-            levels=self.levels,
-            beam=self.beam,
-            overwrite=self.overwrite,
-            channels=self.channels,
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(EncodeOptions)}
         )
         return EncodePlan(
             checkpoint=Path(self.checkpoint),
@@ -83,8 +73,6 @@ class EncodeJob(InputOptions):
 
         use_threads(self.threads)
         if self.engine == "ray":
-            from tokquant.engines import ray  # start-up time: torch, and Ray when run
-
             return ray.run(self.plan(), progress, self.ray_address)
         from tokquant.engines import local  # start-up time: torch
 

@@ -40,7 +40,7 @@ class EvalJob(InputOptions):
     threads: int | None = None
 
     def run(self, progress: Progress | None = None) -> EvalReport:
-        # start-up time: the request is read by the CLI, which starts without torch
+        # start-up time: torch
         from tokquant.runners.evaluate import run_evaluate
 
         return run_evaluate(self, progress)

@@ -52,7 +52,7 @@ class ExportJob(ExportOptions):
     def run(self, progress: Progress | None = None) -> ExportReport:
         """Export; the report holds the vocabulary, pad id, bytes written, utterances,
         encode failures and (with ``metadata``) what was joined."""
-        # start-up time: the request is read by the CLI, which starts without numpy
+        # start-up time: numpy
         from tokquant.runners.export.run import export
 
         return export(Path(self.corpus), Path(self.out), self, progress=progress)

@@ -12,6 +12,7 @@ from tokquant.errors import FormatError, InputError, OutputError
 from tokquant.jobs.request import Request
 from tokquant.storage.regular import open_regular
 from tokquant.storage.safe_json import loads as json_loads
+from tokquant.storage.torch_load import load_state_dict
 
 
 @dataclass
@@ -22,6 +23,7 @@ class InfoJob(Request):
     path: str | Path
 
     def run(self) -> dict[str, Any]:
+        # start-up time: numpy, torch
         from tokquant.formats import checkpoint as ckpt_format
         from tokquant.formats import corpus as corpus_format
         from tokquant.formats import tokens as tokens_format
@@ -111,6 +113,7 @@ class VerifyJob(Request):
 
     def run(self) -> dict[str, Any]:
         """The summary; ``problems`` lists each one found (``ok`` when none)."""
+        # start-up time: numpy
         from tokquant.formats.corpus import MANIFEST, Manifest, is_corpus, verify_corpus
 
         corpus = Path(self.corpus)
@@ -137,6 +140,7 @@ class MergeJob(Request):
     parts: list[str | Path] | None = None
 
     def run(self) -> dict[str, Any]:
+        # start-up time: numpy
         from tokquant.formats.corpus import merge_parts
 
         parts = [Path(p) for p in self.parts] if self.parts else None
@@ -162,7 +166,7 @@ class ImportJob(Request):
     overwrite: bool = False
 
     def run(self) -> dict[str, Any]:
-        from tokquant.storage.torch_load import load_state_dict
+        # start-up time: torch
         from tokquant.tokenizer.checkpoint import save_checkpoint
         from tokquant.tokenizer.importers import import_rvq, tokenizer_for
 

@@ -27,6 +27,7 @@ class InputOptions(Request):
     segments: str | Path | None = None
 
     def source_options(self) -> SourceOptions:
+        # start-up time: numpy
         from tokquant.sources import SourceOptions
 
         segments = None if self.segments is None else Path(self.segments)

@@ -109,6 +109,7 @@ class TrainReport:
         (gloo can abort in its own teardown after a clean exit: see
         :func:`tokquant.distributed.exit_now`). Nothing for a single process."""
         if self.joined:
+            # start-up time: torch
             from tokquant import distributed
 
             distributed.exit_now(0)

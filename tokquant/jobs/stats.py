@@ -39,7 +39,7 @@ class StatsJob(InputOptions):
     threads: int | None = None
 
     def run(self, progress: Progress | None = None) -> StatsReport:
-        # start-up time: the request is read by the CLI, which starts without torch
+        # start-up time: torch
         from tokquant.runners.stats import run_stats
 
         return run_stats(self, progress)

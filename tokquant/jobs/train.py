@@ -12,6 +12,7 @@ from typing import Any
 from tokquant.jobs.load import InputOptions
 from tokquant.jobs.report import NoProgress, Progress, TrainReport
 from tokquant.storage.folder import check_not_an_input, check_output_file
+from tokquant.tokenizer.config import TokenizerConfig
 
 
 @dataclass
@@ -44,6 +45,7 @@ class TrainJob(InputOptions):
     def run(self, progress: Progress | None = None) -> TrainReport:
         """Train. ``progress`` gets the loading and training counts, one-line notes
         (``note``) and each step's metrics (``update``) where it has those methods."""
+        # start-up time: torch
         from tokquant import distributed
         from tokquant.devices import resolve_device, use_threads
 
@@ -60,8 +62,6 @@ class TrainJob(InputOptions):
 
     def _config(self) -> Any:
         """The config file with this job's ``train.*`` overrides, validated."""
-        from tokquant.tokenizer.config import TokenizerConfig
-
         cfg = TokenizerConfig.from_yaml(Path(self.config))
         overrides = {
             "steps": self.steps,
@@ -78,6 +78,7 @@ class TrainJob(InputOptions):
         return cfg.validate()
 
     def _train(self, cfg: Any, dev: Any, out: Path, rank: int, progress: Progress) -> TrainReport:
+        # start-up time: numpy, torch
         from tokquant.audio.frontend import build_frontend
         from tokquant.runners.features import FeatureReader
         from tokquant.runners.frames import load_frames

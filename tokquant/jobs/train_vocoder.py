@@ -15,17 +15,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokquant.errors import InputError
+from tokquant.checks import shown
+from tokquant.decoders.trained.recipe import VocoderRecipe
+from tokquant.errors import FormatError, InputError
 from tokquant.jobs.load import InputOptions
 from tokquant.jobs.report import NoProgress, Progress, TrainReport
-from tokquant.storage.atomic import refuse_non_regular
+from tokquant.runners.each import for_each
+from tokquant.storage.atomic import atomic_path, refuse_non_regular
 from tokquant.storage.folder import check_not_an_input, check_output_file
+from tokquant.storage.torch_load import quiet_torch_load
 
 
 @dataclass
-class TrainVocoderJob(InputOptions):
+class TrainVocoderJob(InputOptions, VocoderRecipe):
     """``tokquant train-vocoder``: a decoder from ``checkpoint``'s tokens to audio,
-    trained on ``data``, written to ``out``. Defaults are the shipped recipe.
+    trained on ``data``, written to ``out``; the recipe is
+    :class:`~tokquant.decoders.trained.recipe.VocoderRecipe`'s fields, its defaults the
+    shipped decoder's.
 
     Example:
         >>> TrainVocoderJob("rvq.safetensors", ["wavs/"], "rvq.vocoder.safetensors").run()
@@ -34,15 +40,6 @@ class TrainVocoderJob(InputOptions):
     checkpoint: str | Path
     data: list[str | Path]
     out: str | Path
-    steps: int = 6000
-    batch: int = 16
-    segment_frames: int = 32
-    lr: float = 2e-3
-    seed: int = 0
-    #: adversarial training (multi-period and multi-resolution discriminators), for GPUs
-    adversarial: bool = False
-    #: speed perturbation factors each input is also trained at (1.0: as recorded)
-    speeds: tuple[float, ...] = (0.85, 0.92, 1.0, 1.08, 1.16)
     channels: str = "mix"
     device: str = "cpu"
     ssl_weights: str | Path | None = None
@@ -55,6 +52,7 @@ class TrainVocoderJob(InputOptions):
     def run(self, progress: Progress | None = None) -> TrainReport:
         """Train and write ``out``; the report's summary holds the steps, time, final
         losses, the inputs' frames and the vocoder's id."""
+        # start-up time: torch
         from tokquant import distributed
         from tokquant.devices import resolve_device, use_threads
 
@@ -77,21 +75,16 @@ class TrainVocoderJob(InputOptions):
         return report
 
     def training(self) -> Any:
+        # start-up time: torch
         from tokquant.decoders.trained.training import VocoderTraining
 
-        return VocoderTraining(
-            steps=self.steps,
-            batch=self.batch,
-            segment_frames=self.segment_frames,
-            lr=self.lr,
-            seed=self.seed,
-            adversarial=self.adversarial,
-            speeds=tuple(self.speeds),
-        )
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(VocoderRecipe)}
+        return VocoderTraining(**{**fields, "speeds": tuple(self.speeds)})
 
     def _train(
         self, training: Any, dev: Any, out: Path, rank: int, world: int, progress: Progress
     ) -> TrainReport:
+        # start-up time: numpy, torch
         from tokquant.api import open_tokenizer
         from tokquant.decoders.trained.file import save_vocoder
         from tokquant.decoders.trained.training import build, train_vocoder
@@ -156,8 +149,8 @@ class TrainVocoderJob(InputOptions):
     ) -> tuple[list[Any], list[str]]:
         """Every input's decoded features and audio; an input that cannot be read fails
         alone (its line in the report's warnings)."""
+        # start-up time: numpy, torch
         from tokquant.decoders.trained.training import make_pair, perturbed
-        from tokquant.runners.each import for_each
         from tokquant.runners.features import source_audio
         from tokquant.sources import sources_for
 
@@ -196,7 +189,6 @@ def _resumable(path: Path, checkpoint_id: str, training: Any) -> dict[str, Any] 
     another checkpoint or recipe is not resumed: the run starts over)."""
     if not path.is_file() or path.is_symlink():
         return None
-    from tokquant.storage.torch_load import quiet_torch_load
 
     try:
         state = quiet_torch_load(path)
@@ -222,10 +214,10 @@ def _check_state(path: Path, state: dict[str, Any], vocoder: Any, training: Any)
             f"pass `overwrite=True` to start over"
         )
 
+    # start-up time: torch
     import torch
 
-    from tokquant.checks import shown
-    from tokquant.errors import FormatError
+    # start-up time: torch
     from tokquant.formats.vocoder import check_decoder_tensors
 
     for key in ("model", "step", "optimizer", *(("adversary",) if training.adversarial else ())):
@@ -268,9 +260,8 @@ def _check_state(path: Path, state: dict[str, Any], vocoder: Any, training: Any)
 def _save_state(
     path: Path, vocoder: Any, box: dict[str, Any], step: int, checkpoint_id: str, training: Any
 ) -> None:
+    # start-up time: torch
     import torch
-
-    from tokquant.storage.atomic import atomic_path
 
     state = {
         "step": step,

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from tokquant.quantizers.kmeans import kmeans, progressive_kmeans
 from tokquant.quantizers.search import beam_extend, beam_search, nearest_code
 
 
@@ -73,8 +74,6 @@ class DataInit:
     def _greedy_centroids(
         self, x: torch.Tensor, iters: int, generator: torch.Generator | None
     ) -> list[torch.Tensor]:
-        from tokquant.quantizers.kmeans import kmeans
-
         residual, books = x.clone(), []
         for k in self.num_embeddings:
             centroids = kmeans(
@@ -88,8 +87,6 @@ class DataInit:
 
     @staticmethod
     def _beam_kmeans(x: torch.Tensor, k: int, **kwargs: Any) -> torch.Tensor:
-        from tokquant.quantizers.kmeans import progressive_kmeans
-
         return progressive_kmeans(x, k, **kwargs)
 
     def _beam_centroids(

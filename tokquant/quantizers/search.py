@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from tokquant.quantizers.functional import DEFAULT_CHUNK_ELEMENTS
+from tokquant.quantizers.fused_search import fused_nearest_code
 
 #: Row blocks of the CPU matmul search hold at most this many distances (4 MiB of
 #: float32), so a block is still in cache when argmin reads it back: at 8 x 1024 codes,
@@ -44,8 +45,6 @@ def nearest_code(
     if method not in SEARCH_METHODS:
         raise ValueError(f"method must be one of {SEARCH_METHODS}. Found: {method!r}")
     if method == "fused" and x.is_cuda and x.dtype == codebook.dtype == torch.float32:
-        from tokquant.quantizers.fused_search import fused_nearest_code
-
         return fused_nearest_code(x, codebook)
     k = codebook.shape[0]
     c_sq = (codebook * codebook).sum(-1)

@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from tokquant.api import open_tokenizer
+from tokquant.devices import use_threads
 from tokquant.errors import InputError
 from tokquant.jobs.report import NoProgress, Progress
 from tokquant.runners.batcher import encode_items, encode_streamed
 from tokquant.runners.each import attempt
 from tokquant.runners.features import FeatureReader
-from tokquant.sources import Source
+from tokquant.sources import Source, sources_for
 from tokquant.tokenizer.model import Tokenizer
 
 if TYPE_CHECKING:
@@ -112,10 +114,6 @@ def _other_device(tok: Tokenizer) -> tuple[str, Tokenizer] | None:
 
 def run_audit(job: AuditJob, progress: Progress | None = None) -> AuditReport:
     """The report, its ``checkpoint_id`` set; per-input failures are in it."""
-    from tokquant.api import open_tokenizer
-    from tokquant.devices import use_threads
-    from tokquant.sources import sources_for
-
     use_threads(job.threads)
     tok = open_tokenizer(job.checkpoint, job.device, job.ssl_weights)
     where = job.source_options()

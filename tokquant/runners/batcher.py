@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from tokquant.audio.frontend import DEFAULT_CHUNK_FRAMES
-from tokquant.engines.plan import DEFAULT_BATCH_FRAMES
 from tokquant.errors import TokquantError
 from tokquant.runners.features import FeatureReader
 from tokquant.sources import Source
+from tokquant.tokenizer import DEFAULT_BATCH_FRAMES
 from tokquant.tokenizer.model import Tokenizer
 
 #: Audio longer than this many frames is streamed instead of loaded whole (~11 min).

@@ -3,6 +3,7 @@ TokenSource` s) -> features (.npy) or audio (.wav)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,8 +11,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tokquant.api import open_tokenizer
 from tokquant.audio.io import write_wav
-from tokquant.decoders.base import Decoder
+from tokquant.decoders import decode, open_decoder
+from tokquant.decoders.base import Decoder, check_mel_match
+from tokquant.devices import use_threads
+from tokquant.engines.outputs import made_by
 from tokquant.errors import InputError, TokquantError
 from tokquant.formats.features import write_features
 from tokquant.formats.tokens import SUFFIX
@@ -20,7 +25,10 @@ from tokquant.runners.each import for_each
 from tokquant.runners.features import decode_codes
 from tokquant.sources import output_path, strip_suffix, takes_audio
 from tokquant.sources.tokens import TokenSource, token_sources
+from tokquant.storage.atomic import atomic_path
 from tokquant.storage.folder import OutputFolder
+from tokquant.storage.regular import read_regular
+from tokquant.storage.safe_json import loads
 from tokquant.tokenizer.model import Tokenizer
 
 if TYPE_CHECKING:
@@ -35,8 +43,6 @@ def check_decode_options(
     vocoder: object = None,
     mel_match: float | None = None,
 ) -> None:
-    from tokquant.decoders.base import check_mel_match
-
     config = tok.config
     check_mel_match(mel_match)
     if vocoder is not None and not audio:
@@ -71,8 +77,6 @@ def write_decoded(
         codes = codes[:, :levels]
     features = decode_codes(tok, codes)
     if audio:
-        from tokquant.decoders import decode, open_decoder
-
         decoder = vocoder if isinstance(vocoder, Decoder) else open_decoder(vocoder, tok)
         wave = decode(decoder, tok, features, mel_match).numpy()
         write_wav(out_path, wave, tok.config.frontend.sample_rate)
@@ -133,9 +137,6 @@ RECORD = ".tokquant-decode.json"
 
 
 def _read_record(out: Path) -> dict | None:
-    from tokquant.storage.regular import read_regular
-    from tokquant.storage.safe_json import loads
-
     path = out / RECORD
     if not path.exists():
         return None
@@ -147,10 +148,6 @@ def _read_record(out: Path) -> dict | None:
 
 
 def _write_record(out: Path, settings: dict) -> None:
-    import json
-
-    from tokquant.storage.atomic import atomic_path
-
     with atomic_path(out / RECORD) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         json.dump({"format": "tokquant-decode", "settings": settings}, fh, sort_keys=True)
 
@@ -161,8 +158,6 @@ def decode_settings(
     """What makes a decoded output what it is: the checkpoint, features or audio, the
     levels, and for audio the decoder (a vocoder file's sha256, a pretrained folder's
     name) and the mel match it applies."""
-    from tokquant.engines.outputs import made_by
-
     settings: dict = {"checkpoint_id": made_by(tok), "audio": audio, "levels": levels}
     if audio:
         decoder = vocoder if isinstance(vocoder, Decoder) else None
@@ -205,9 +200,6 @@ def run_each(
 
 
 def run_decode(job: DecodeJob, progress: Progress | None = None) -> RunReport:
-    from tokquant.api import open_tokenizer
-    from tokquant.devices import use_threads
-
     use_threads(job.threads)
     tok = open_tokenizer(job.checkpoint, job.device)
     out = Path(job.out)
@@ -221,8 +213,6 @@ def run_decode(job: DecodeJob, progress: Progress | None = None) -> RunReport:
     )
     vocoder = None
     if job.audio:
-        from tokquant.decoders import open_decoder
-
         vocoder = open_decoder(job.vocoder, tok)
     OutputFolder(out).create()  # once every input is known good: no empty folder
     settings = decode_settings(

@@ -10,10 +10,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tokquant.api import open_tokenizer
+from tokquant.audio import metrics
+from tokquant.decoders import decode, open_decoder
+from tokquant.decoders.base import check_mel_match
+from tokquant.devices import use_threads
+from tokquant.engines.outputs import made_by
 from tokquant.errors import InputError
 from tokquant.jobs.report import EvalReport, NoProgress, Progress
 from tokquant.runners.each import for_each
 from tokquant.runners.features import decode_codes, source_audio
+from tokquant.sources import input_suffixes, output_path, sources_for, takes_audio
+from tokquant.sources.tokens import pair_input, token_sources
+from tokquant.storage.atomic import atomic_path
 from tokquant.storage.folder import OutputFolder
 
 if TYPE_CHECKING:
@@ -33,9 +42,11 @@ def _means(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 def _matplotlib() -> Any:
     try:
+        # optional extra: matplotlib
         import matplotlib
 
         matplotlib.use("Agg")
+        # optional extra: matplotlib
         import matplotlib.pyplot as plt
     except ImportError:
         raise InputError("`plot` needs matplotlib: pip install 'tokquant[plot]'") from None
@@ -47,10 +58,6 @@ def _plot(
 ) -> None:
     """The two log-mel spectrograms, one above the other, as ``KEY.png`` in ``folder``
     (written as every output is: never through a symbolic link below the folder)."""
-    from tokquant.audio import metrics
-    from tokquant.sources import output_path
-    from tokquant.storage.atomic import atomic_path
-
     plt = _matplotlib()
     target = folder.file(output_path(folder.root, Path(key), ".png"))
     fig, axes = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
@@ -68,13 +75,6 @@ def _plot(
 
 
 def run_evaluate(job: EvalJob, progress: Progress | None = None) -> EvalReport:
-    from tokquant.api import open_tokenizer
-    from tokquant.audio import metrics
-    from tokquant.devices import use_threads
-    from tokquant.engines.outputs import made_by
-    from tokquant.sources import input_suffixes, sources_for, takes_audio
-    from tokquant.sources.tokens import pair_input, token_sources
-
     use_threads(job.threads)
     progress = progress or NoProgress()
     started = time.perf_counter()
@@ -137,9 +137,6 @@ def run_evaluate(job: EvalJob, progress: Progress | None = None) -> EvalReport:
 
 def _decoder(job: EvalJob, tok: Any) -> Any:
     """``codes -> waveform`` at the tokenizer's rate, aligned with its input."""
-    from tokquant.decoders import decode, open_decoder
-    from tokquant.decoders.base import check_mel_match
-
     check_mel_match(job.mel_match)
     decoder = open_decoder(job.vocoder, tok)  # Griffin-Lim refuses non-mel front ends
     return lambda codes: decode(decoder, tok, decode_codes(tok, codes), job.mel_match).numpy()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from tokquant.audio.frontend import DEFAULT_CHUNK_FRAMES, reader_features
+from tokquant.audio.frontend import DEFAULT_CHUNK_FRAMES, AudioSource, reader_features
 from tokquant.errors import InputError
 from tokquant.sources import Source
 from tokquant.tokenizer.config import TokenizerConfig
@@ -93,8 +93,6 @@ def decode_codes(tok: Tokenizer, codes: np.ndarray) -> np.ndarray:
 def source_audio(item: Source, rate: int) -> np.ndarray:
     """An audio input whole: float32 mono (or its ``channel``) at ``rate``, resampled as
     the front end resamples it."""
-    from tokquant.audio.frontend import AudioSource
-
     with item.open_audio() as reader:
         source = AudioSource(reader, rate, item.channel)
         total = source.num_samples

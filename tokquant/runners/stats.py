@@ -7,12 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tokquant.api import open_tokenizer
+from tokquant.devices import use_threads
 from tokquant.errors import InputError
 from tokquant.jobs.report import NoProgress, Progress
 from tokquant.runners.each import for_each
 from tokquant.runners.features import FeatureReader, decode_codes
 from tokquant.sources import SourceOptions, input_suffixes, sources_for
-from tokquant.sources.tokens import TokenSource, pair_input
+from tokquant.sources.tokens import TokenSource, pair_input, token_sources
+from tokquant.storage.atomic import atomic_path
 from tokquant.storage.folder import check_output_file
 from tokquant.tokenizer.model import Tokenizer
 from tokquant.tokenizer.usage import ColumnStats, ReconstructionAccumulator, UsageCounter
@@ -80,13 +83,14 @@ def collect(
 def plot_usage(path: Path, usage: UsageCounter, columns: list[ColumnStats]) -> None:
     """A bar chart of each column's code counts, written atomically as a PNG."""
     try:
+        # optional extra: matplotlib
         import matplotlib
 
         matplotlib.use("Agg")
+        # optional extra: matplotlib
         import matplotlib.pyplot as plt
     except ImportError:
         raise InputError("`plot` needs matplotlib: pip install 'tokquant[plot]'") from None
-    from tokquant.storage.atomic import atomic_path
 
     fig, axes = plt.subplots(len(columns), 1, figsize=(8, 2.2 * len(columns)), squeeze=False)
     for g, (ax, col) in enumerate(zip(axes[:, 0], columns, strict=True)):
@@ -107,10 +111,6 @@ def plot_usage(path: Path, usage: UsageCounter, columns: list[ColumnStats]) -> N
 
 def run_stats(job: StatsJob, progress: Progress | None = None) -> StatsReport:
     """The report, its ``checkpoint_id`` set; per-source failures are in it."""
-    from tokquant.api import open_tokenizer
-    from tokquant.devices import use_threads
-    from tokquant.sources.tokens import token_sources
-
     use_threads(job.threads)
     if job.plot is not None:  # refused before the work, never over an input
         check_output_file(

@@ -13,8 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from tokquant.audio.io import SUFFIXES as AUDIO_SUFFIXES
 from tokquant.choices import CHANNEL_MODES
 from tokquant.errors import InputError
+from tokquant.formats.features import SUFFIXES as FEATURE_SUFFIXES
+from tokquant.sources import hf, kaldi, lhotse, lists, webdataset
 from tokquant.sources.base import FileSource, Source
 from tokquant.sources.files import (
     LIST_SUFFIXES,
@@ -33,9 +36,6 @@ def takes_audio(config: TokenizerConfig) -> bool:
 
 def input_suffixes(config: TokenizerConfig) -> tuple[str, ...]:
     """What a tokenizer reads: audio files with a front end, feature files without."""
-    from tokquant.audio.io import SUFFIXES as AUDIO_SUFFIXES
-    from tokquant.formats.features import SUFFIXES as FEATURE_SUFFIXES
-
     return AUDIO_SUFFIXES if takes_audio(config) else FEATURE_SUFFIXES
 
 
@@ -91,8 +91,6 @@ def sources_for(
 
 def kind_of(spec: Path, config: TokenizerConfig) -> str:
     """What an input is, from its name and (for folders) what it holds."""
-    from tokquant.sources import hf, kaldi, lhotse, lists, webdataset
-
     text = str(spec)
     if webdataset.is_compressed_tar(text):
         raise InputError(
@@ -136,8 +134,6 @@ def kind_of(spec: Path, config: TokenizerConfig) -> str:
 def _read(
     spec: Path, kind: str, config: TokenizerConfig, options: SourceOptions, outputs: bool
 ) -> list[Source]:
-    from tokquant.sources import hf, kaldi, lhotse, lists, webdataset
-
     if kind == "lhotse":
         return lhotse.read_manifest(spec)
     if kind == "shar":

@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from tokquant.audio.io import AudioReader
 from tokquant.errors import InputError
+from tokquant.formats.features import read_features
+from tokquant.storage.regular import open_regular, read_regular
 
 if TYPE_CHECKING:
     import numpy as np
@@ -108,20 +111,15 @@ class FileSource(Source):
 
     @contextmanager
     def open_audio(self) -> Iterator[Any]:
-        from tokquant.audio.io import AudioReader
-
         with AudioReader(self.file) as reader:
             yield reader
 
     def read_features(self, layout: str) -> np.ndarray:
-        from tokquant.formats.features import read_features
-
         return read_features(self.file, layout)
 
     def audio_length(self) -> tuple[int, int] | None:
+        # start-up time: soundfile
         import soundfile as sf
-
-        from tokquant.storage.regular import open_regular
 
         try:  # never opened by name: a FIFO would block here
             with open_regular(self.file) as fh, sf.SoundFile(fh.fileno(), closefd=False) as f:
@@ -171,8 +169,6 @@ class Failed(Source):
 def manifest_lines(path: Path) -> list[str]:
     """The lines of a manifest (wav.scp, segments, a TSV, a list), or one line saying
     why not (see :func:`text_lines`)."""
-    from tokquant.storage.regular import read_regular
-
     return text_lines(read_regular(path), str(path))
 
 
@@ -195,8 +191,6 @@ def first_line(path: Path, *, entries_only: bool = False) -> str:
     """A manifest's first line ("" if none), or with ``entries_only`` its first that is
     neither blank nor a ``#`` comment, read without reading the rest: sniffing what a
     list is costs a line, not the list. Unreadable: one line saying why."""
-    from tokquant.storage.regular import open_regular
-
     with open_regular(path) as fh:
         for number, raw in enumerate(fh, start=1):
             try:

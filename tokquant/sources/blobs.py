@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from tokquant.audio.io import AudioReader
 from tokquant.sources.base import Source
 
 
@@ -24,8 +25,6 @@ class BlobSource(Source):
 
     @contextmanager
     def open_audio(self) -> Iterator[Any]:
-        from tokquant.audio.io import AudioReader
-
         with AudioReader.from_bytes(self.fetch(), self.origin) as reader:
             yield reader
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -225,8 +226,6 @@ def _read_list(path: Path, suffixes: tuple[str, ...], what: str) -> list[FileSou
 
 
 def _stdin_lines() -> list[str]:
-    import sys
-
     data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
     return text_lines(data, "-")
 

@@ -23,10 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tokquant.audio.io import SUFFIXES
 from tokquant.errors import InputError
 from tokquant.sources.base import Failed, Source
 from tokquant.sources.blobs import BlobSource
+from tokquant.sources.files import walk_files
 from tokquant.storage.regular import check_regular, identity, read_regular
+from tokquant.storage.safe_json import loads
 
 #: Row groups (or Arrow record batches) held at once by the process, at most.
 CACHED_GROUPS = 4
@@ -34,6 +37,7 @@ CACHED_GROUPS = 4
 
 def _pyarrow() -> Any:
     try:
+        # optional extra: pyarrow
         import pyarrow
         import pyarrow.ipc  # noqa: F401
         import pyarrow.parquet  # noqa: F401
@@ -60,8 +64,6 @@ def is_parquet(path: Path) -> bool:
 def first_data_file(folder: Path, depth: int = 3) -> str | None:
     """The suffix (``.parquet``, ``.tar`` or an audio one) of the first data file found
     depth-first in sorted order (None: none within ``depth`` levels)."""
-    from tokquant.audio.io import SUFFIXES
-
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
@@ -204,8 +206,6 @@ def read_tables(
     if is_saved_dataset(spec):
         tables = [_Table(p, arrow=True, name=p.stem) for p in saved_dataset_files(spec)]
     elif spec.is_dir():
-        from tokquant.sources.files import walk_files
-
         files = sorted(p for p in walk_files(spec) if p.suffix.lower() == ".parquet")
         # fallback keys start with the file's path from the folder, so `en/train/0000`
         # and `fr/train/0000` keep their rows apart
@@ -229,8 +229,6 @@ def saved_dataset_files(folder: Path) -> list[Path]:
     """The Arrow files a ``save_to_disk`` folder's ``state.json`` lists, in its order
     (``datasets`` reads those alone: a cache file that ``filter()`` wrote beside them,
     or a stray copy, is not part of the dataset)."""
-    from tokquant.storage.safe_json import loads
-
     state = loads(read_regular(folder / "state.json"), f"{folder / 'state.json'}")
     files = state.get("_data_files") if isinstance(state, dict) else None
     if not isinstance(files, list) or not files:

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from tokquant.errors import InputError
 from tokquant.sources.base import Failed, Source, ascii_fields, manifest_lines
 from tokquant.sources.lists import NamedFile
@@ -147,7 +149,6 @@ class ArkFeatures(Source):
         return self.address
 
     def read_features(self, layout: str):  # noqa: ANN201 - a numpy array
-        import numpy as np
 
         kaldiio = _kaldiio()
         check_regular(self.ark)  # a FIFO would block kaldiio's open forever
@@ -195,6 +196,7 @@ def read_feats_scp(path: Path) -> list[Source]:
 
 def _kaldiio():  # noqa: ANN202 - the module
     try:
+        # optional extra: kaldiio
         import kaldiio
     except ImportError:
         raise InputError("feats.scp needs kaldiio: pip install 'tokquant[kaldi]'") from None

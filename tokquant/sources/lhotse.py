@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from tokquant.audio.waveform import WaveformReader
 from tokquant.errors import InputError
 from tokquant.sources.base import Failed, Source
 from tokquant.sources.webdataset import TarMember, index_tar
@@ -28,6 +31,7 @@ _SHAR_CUTS = re.compile(r"cuts\.(\d+)\.jsonl(\.gz)?$")
 
 def _lhotse() -> Any:
     try:
+        # optional extra: lhotse
         import lhotse
     except ImportError:
         raise InputError("lhotse manifests need lhotse: pip install 'tokquant[lhotse]'") from None
@@ -56,10 +60,6 @@ class LhotseAudio(Source):
 
     @contextmanager
     def open_audio(self) -> Iterator[Any]:
-        import numpy as np
-
-        from tokquant.audio.waveform import WaveformReader
-
         check_sources(self.item, self.origin)
         try:
             samples = np.asarray(self.item.load_audio(), dtype=np.float32)

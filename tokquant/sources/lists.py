@@ -17,6 +17,7 @@ from typing import ClassVar
 
 from tokquant.errors import InputError
 from tokquant.sources.base import FileSource, Source, first_line, manifest_lines
+from tokquant.sources.files import LIST_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,6 @@ def read_fairseq_tsv(path: Path) -> list[Source]:
 
 def is_keyed_list(path: Path) -> bool:
     """A list file whose first entry is ``key<TAB>path``."""
-    from tokquant.sources.files import LIST_SUFFIXES
-
     if not (path.is_file() and path.suffix.lower() in (*LIST_SUFFIXES, ".tsv")):
         return False
     return first_line(path, entries_only=True).count("\t") == 1

@@ -24,8 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tokquant.audio.io import AudioReader
 from tokquant.errors import InputError
 from tokquant.sources.base import Failed, Source
+from tokquant.sources.files import walk_files
+from tokquant.sources.hf import first_data_file
 from tokquant.storage.regular import identity, open_regular
 
 #: Audio fields tried in this order when ``--audio-member`` is not given.
@@ -89,8 +92,6 @@ def tar_paths(spec: str) -> list[Path]:
     that the shell did not expand (``'shards/*.tar'``, sorted), or a folder (every
     ``.tar`` under it, sorted)."""
     if Path(spec).is_dir():
-        from tokquant.sources.files import walk_files
-
         found = sorted(p for p in walk_files(Path(spec)) if p.name.lower().endswith(".tar"))
         if not found:
             raise InputError(f"{spec}: a folder with no .tar files in it")
@@ -112,8 +113,6 @@ def tar_paths(spec: str) -> list[Path]:
 def is_tar_folder(path: Path) -> bool:
     """A folder whose first data file (as :func:`tokquant.sources.hf.first_data_file`
     finds it) is a tar: WebDataset shards kept in a folder."""
-    from tokquant.sources.hf import first_data_file
-
     return path.is_dir() and first_data_file(path) == ".tar"
 
 
@@ -183,8 +182,6 @@ class TarMember(Source):
 
     @contextmanager
     def open_audio(self) -> Iterator[Any]:
-        from tokquant.audio.io import AudioReader
-
         with self._opened() as member:
             # an utterance is read in one pread and decoded from memory; a member larger
             # than that is decoded from the tar in the pieces libsndfile asks for

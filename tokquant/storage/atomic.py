@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tokquant.errors import OutputError, OutputNameError
+from tokquant.storage.regular import what_it_is
 
 _counter = itertools.count()
 #: This host, in four hex digits: a pid only means something on the host it ran on.
@@ -119,8 +120,6 @@ def refuse_non_regular(path: Path) -> None:
 def not_a_file(path: Path, mode: int) -> str:
     """The one line for an output path held by something that is not a regular file
     (``mode`` from ``lstat``), whoever finds it first: the planner or the writer."""
-    from tokquant.storage.regular import what_it_is
-
     return (
         f"{shorten(str(path))}: exists and is {what_it_is(mode)}, not a regular file; "
         f"tokquant replaces only files (remove it or choose another output)"

@@ -7,6 +7,8 @@ import functools
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tokquant.checks import shown
 from tokquant.errors import ConfigError
 
@@ -15,8 +17,6 @@ def load_yaml(path: Path, raw: bytes) -> Any:
     """A config file's YAML, or a one-line ConfigError: text that is not UTF-8, invalid
     YAML, a key given twice (YAML would silently keep the last), nesting or numbers
     that Python cannot hold."""
-    import yaml
-
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -37,8 +37,6 @@ def load_yaml(path: Path, raw: bytes) -> Any:
 
 @functools.cache
 def _strict_loader() -> type:
-    import yaml
-
     class StrictLoader(yaml.SafeLoader):
         def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
             seen: dict[Any, int] = {}

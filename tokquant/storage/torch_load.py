@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 
 def quiet_torch_load(path: Path) -> Any:
+    # start-up time: torch
     import torch
 
     with warnings.catch_warnings():
@@ -32,6 +33,7 @@ def load_state_dict(
     """A state dict from ``.safetensors`` or a weights-only ``.pt``/``.pth`` (no pickle
     code); ``suffix`` names the format of a file whose own name does not (a download).
     A ``.pt`` may nest it under ``"state_dict"``, or ``inner`` (BigVGAN's ``"generator"``)."""
+    # start-up time: torch
     import torch
 
     path = Path(path)
@@ -39,6 +41,7 @@ def load_state_dict(
         raise FormatError(f"{path}: file not found")
     try:
         if (suffix or path.suffix) == ".safetensors":
+            # start-up time: safetensors
             from safetensors.torch import load_file
 
             state = load_file(str(path))

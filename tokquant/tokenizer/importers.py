@@ -22,6 +22,8 @@ import torch
 from tokquant.choices import PEER_KINDS
 from tokquant.errors import FormatError
 from tokquant.quantizers import RVQ
+from tokquant.tokenizer.config import TokenizerConfig
+from tokquant.tokenizer.model import Tokenizer
 
 KINDS = PEER_KINDS
 
@@ -139,9 +141,6 @@ def import_rvq(kind: str, state: dict[str, torch.Tensor]) -> RVQ:
 def tokenizer_for(rvq: RVQ, frame_rate: float | None = None):  # -> Tokenizer
     """A checkpointable tokenizer around an imported RVQ: features are the RVQ's input
     (no normalisation, no projection)."""
-    from tokquant.tokenizer.config import TokenizerConfig
-    from tokquant.tokenizer.model import Tokenizer
-
     config = TokenizerConfig.from_dict(
         {
             "quantizer": rvq.describe(),

@@ -23,7 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tokquant.audio import frontend as audio_frontend
+from tokquant.audio.frontend import reader_features
+from tokquant.audio.waveform import WaveformReader, as_samples, check_channel, check_rate
+from tokquant.decoders import decode, open_decoder
+from tokquant.decoders.base import check_mel_match
 from tokquant.quantizers import Quantizer, QuantizerOutput, build_quantizer
+from tokquant.tokenizer import DEFAULT_BATCH_FRAMES
 from tokquant.tokenizer.config import TokenizerConfig
 
 #: Every chunk is padded to a multiple of this many frames before the model sees it.
@@ -162,9 +168,9 @@ class Tokenizer(nn.Module):
             raise ValueError("this tokenizer reads features, not audio (frontend.kind: none)")
         built = self._frontend
         if built is None or getattr(built, "device", self.device) != self.device:
-            from tokquant.audio.frontend import build_frontend
-
-            self._frontend = built = build_frontend(self.config.frontend, self.device)
+            self._frontend = built = audio_frontend.build_frontend(
+                self.config.frontend, self.device
+            )
         return built
 
     def __getstate__(self) -> dict[str, Any]:
@@ -181,9 +187,6 @@ class Tokenizer(nn.Module):
         (float or integer PCM, any rate), computed as ``tokquant encode`` computes a
         file's. ``channel``: None (mono, or two channels averaged), ``"mix"`` (any
         number averaged) or a channel index."""
-        from tokquant.audio.frontend import reader_features
-        from tokquant.audio.waveform import WaveformReader, as_samples, check_channel, check_rate
-
         samples = as_samples(wave, what=what)
         picked = check_channel(channel, samples.shape[1], what=what)
         reader = WaveformReader(samples, check_rate(sample_rate), what)
@@ -201,7 +204,7 @@ class Tokenizer(nn.Module):
         channel: int | str | None = None,
         levels: int | None = None,
         beam: int | None = None,
-        batch_frames: int = 1 << 16,
+        batch_frames: int = DEFAULT_BATCH_FRAMES,
         batched: bool = False,
     ) -> Any:
         """Codes ``[T, G]`` int64 (on this tokenizer's device) of a waveform: a tensor or
@@ -268,9 +271,6 @@ class Tokenizer(nn.Module):
         train-vocoder file, 0 for Vocos/BigVGAN; see :func:`tokquant.decoders.mel.match_mel`). Without a vocoder, Griffin-Lim (an
         approximate inversion for listening checks) decodes log-mel and fbank features.
         Sample ``n`` of the result lines up with sample ``n`` of the encoded audio."""
-        from tokquant.decoders import decode, open_decoder
-        from tokquant.decoders.base import check_mel_match
-
         kind = self.config.frontend.kind
         if kind == "none":
             raise ValueError(

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from tokquant import distributed
+from tokquant.checks import format_bytes
+from tokquant.devices import memory_bytes
 from tokquant.errors import ConfigError, InputError, TrainingError
 from tokquant.tokenizer.config import TokenizerConfig
 from tokquant.tokenizer.model import Tokenizer
@@ -208,9 +210,6 @@ def check_training_memory(config: TokenizerConfig, device: torch.device | str) -
     """Refuse, before allocating anything, a config whose tensors alone would not fit in
     the device's memory during training (a 16-deep MLP 65,536 wide, or 64 RVQ levels of
     2^20 codes of dim 65,536, would otherwise die in the allocator or the OOM killer)."""
-    from tokquant.checks import format_bytes
-    from tokquant.devices import memory_bytes
-
     if config.features.dim is None:
         return
     device = torch.device(device)

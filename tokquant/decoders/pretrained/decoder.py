@@ -13,6 +13,7 @@ import torch
 
 from tokquant.decoders.base import Decoder
 from tokquant.decoders.chunks import vocode
+from tokquant.decoders.pretrained.networks import check_frontend, load_pretrained
 
 if TYPE_CHECKING:
     from tokquant.decoders.pretrained.networks import PretrainedVocoder
@@ -29,13 +30,9 @@ class PretrainedDecoder(Decoder):
 
     @classmethod
     def open(cls, source: Any) -> PretrainedDecoder:
-        from tokquant.decoders.pretrained.networks import load_pretrained
-
         return cls(load_pretrained(source))
 
     def check(self, tok: Tokenizer) -> None:
-        from tokquant.decoders.pretrained.networks import check_frontend
-
         check_frontend(self.net, tok.config.frontend)
         self.net = self.net.to(tok.mean.device)
 

@@ -179,6 +179,7 @@ def _normal(front: FrontendConfig, name: str) -> Any:
 
 
 def _build_vocos(folder: PretrainedFolder) -> nn.Module:
+    # optional extra: vocos
     from vocos.feature_extractors import MelSpectrogramFeatures
     from vocos.heads import ISTFTHead
     from vocos.models import VocosBackbone
@@ -225,6 +226,7 @@ _MAX_CHANNELS = 8192
 
 
 def _build_bigvgan(folder: PretrainedFolder) -> nn.Module:
+    # optional extra: bigvgan
     from bigvgan.bigvgan import BigVGAN
     from bigvgan.env import AttrDict
 

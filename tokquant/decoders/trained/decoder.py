@@ -14,6 +14,7 @@ import torch
 from tokquant.decoders.base import Decoder
 from tokquant.decoders.chunks import frame_offset, vocode
 from tokquant.decoders.mel import MEL_MATCH
+from tokquant.decoders.trained.file import load_vocoder
 from tokquant.errors import InputError
 
 if TYPE_CHECKING:
@@ -32,8 +33,6 @@ class TrainedDecoder(Decoder):
 
     @classmethod
     def open(cls, path: Path) -> TrainedDecoder:
-        from tokquant.decoders.trained.file import load_vocoder
-
         return cls(load_vocoder(path))
 
     def check(self, tok: Tokenizer) -> None:

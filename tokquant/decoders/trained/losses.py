@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tokquant.audio._torchaudio import torchaudio
+
 #: (n_fft, hop) pairs of the multi-resolution STFT loss, scaled to the sample rate.
 RESOLUTIONS_24K = ((512, 128), (1024, 256), (2048, 512))
 
@@ -24,7 +26,6 @@ class SpectralLoss(nn.Module):
 
     def __init__(self, sample_rate: int, n_mels: int = 80, mel_weight: float = 1.0) -> None:
         super().__init__()
-        from tokquant.audio._torchaudio import torchaudio
 
         scale = sample_rate / 24_000
         self.resolutions = [

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from tokquant import distributed
+from tokquant.audio._torchaudio import torchaudio
 from tokquant.checks import shown
 from tokquant.decoders.chunks import frame_offset
 from tokquant.decoders.trained.losses import (
@@ -31,6 +33,7 @@ from tokquant.decoders.trained.losses import (
     generator_loss,
 )
 from tokquant.decoders.trained.network import LIMITS, Vocoder, VocoderConfig
+from tokquant.decoders.trained.recipe import VocoderRecipe
 from tokquant.errors import InputError, TrainingError
 
 #: A callback ``(step, metrics)`` after every training step.
@@ -38,18 +41,12 @@ StepCallback = Callable[[int, dict[str, float]], None]
 
 
 @dataclass
-class VocoderTraining:
-    """How to train; the defaults are the shipped recipe (about 11 minutes on 2 CPU
-    cores for the bundled corpus; ``scripts/vocoder_quality.py`` scores it)."""
+class VocoderTraining(VocoderRecipe):
+    """The recipe (:class:`~tokquant.decoders.trained.recipe.VocoderRecipe`: steps,
+    batch, segment frames, lr, seed, adversarial, speeds) and the network's size; the
+    defaults are the shipped decoder (about 11 minutes on 2 CPU cores for the bundled
+    corpus; ``scripts/vocoder_quality.py`` scores it)."""
 
-    steps: int = 6000
-    batch: int = 16
-    segment_frames: int = 32
-    lr: float = 2e-3
-    seed: int = 0
-    #: adversarial terms (multi-period and multi-resolution discriminators): for long
-    #: GPU runs; a few thousand CPU steps are better spent on the spectral losses
-    adversarial: bool = False
     mel_weight: float = 1.0
     #: speed perturbation: each input is also trained on at these speeds (resampled, so
     #: pitch and formants move too), which widens 5 voices into many; 1.0 is the input.
@@ -136,7 +133,6 @@ def perturbed(wave: np.ndarray, rate: int, speed: float) -> np.ndarray:
     the samples read as if recorded at ``rate * speed``, resampled to ``rate``."""
     if speed == 1.0:
         return wave
-    from tokquant.audio._torchaudio import torchaudio
 
     source = round(rate * speed)
     return torchaudio()[0].resample(torch.from_numpy(wave), source, rate).numpy()
@@ -177,8 +173,6 @@ def train_vocoder(
     """Train ``vocoder`` in place from ``start_step`` to ``training.steps``; returns the
     summary and the optimiser state (for a resume). Under torchrun each rank draws its
     own segments and the gradients are averaged."""
-    from tokquant import distributed
-
     training.check()
     usable = [p for p in pairs if p.features.shape[0] >= training.segment_frames]
     if not usable:
@@ -255,8 +249,6 @@ class _Adversary:
     def step(
         self, audio: torch.Tensor, decoded: torch.Tensor, metrics: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        from tokquant import distributed
-
         d_loss = discriminator_loss(self.discs(audio), self.discs(decoded.detach()))
         self.opt.zero_grad()
         d_loss.backward()

@@ -10,8 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from tokquant import __version__
 from tokquant.choices import EXPORT_FORMATS
+from tokquant.data.layouts import TokenLayout
 from tokquant.errors import InputError
 from tokquant.formats import corpus as corpus_format
+from tokquant.formats import km
+from tokquant.formats.km import line_problem
+from tokquant.formats.metadata import read_metadata
 from tokquant.runners.export.folder import check_out
 from tokquant.storage.digest import file_sha256
 
@@ -49,8 +53,6 @@ class ExportPlan:
 def plan(root: Path, out: Path, options: ExportOptions) -> ExportPlan:
     """Check the options, the corpus manifest, the metadata and the output folder, and
     write nothing; a refusal raises a one-line TokquantError."""
-    from tokquant.data.layouts import TokenLayout
-
     root, out = Path(root), Path(out)
     manifest = open_for_export(root)
     try:
@@ -86,7 +88,6 @@ def _check_format(manifest: corpus_format.Manifest, layout: Any, options: Export
         raise InputError("`to='parquet'` needs pyarrow: pip install 'tokquant[export]'")
     if options.to != "km":
         return
-    from tokquant.formats.km import line_problem
 
     if layout.layout == "parallel" and layout.num_columns > 1:
         raise InputError(
@@ -111,7 +112,6 @@ def _join_metadata(
 ) -> tuple[Any, dict[str, Any]]:
     if path is None:
         return None, {}
-    from tokquant.formats.metadata import read_metadata
 
     metadata = read_metadata(path)
     keys = [e.key for _, _, e in manifest.entries()]
@@ -179,8 +179,6 @@ def _outputs(options: ExportOptions, targets: list[str]) -> list[str]:
     card, and km's joined files."""
     files = ["README.md", *targets]
     if options.to == "km":
-        from tokquant.formats import km
-
         for target in targets:
             files += [f"parts/{p.name}" for p in km.part_files(Path(target))]
         files += [km.DICT, *km.output_names(options.split)]
@@ -191,6 +189,5 @@ def written(target: Path, options: ExportOptions) -> bool:
     """An output a killed run finished (a km part: its counts file and its text files)."""
     if options.to != "km":
         return target.exists()
-    from tokquant.formats import km
 
     return target.exists() and all(p.exists() for p in km.part_files(target)[:2])

@@ -9,8 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tokquant.data.layouts import LAYOUT_SHAPES
 from tokquant.errors import FormatError
 from tokquant.formats import corpus as corpus_format
+from tokquant.formats import km
+from tokquant.formats._export_rows import ExportRows
+from tokquant.formats.dataset_card import write_card
+from tokquant.formats.km import write_part
+from tokquant.formats.parquet import write_parquet
+from tokquant.formats.webdataset import write_tar
 from tokquant.jobs.report import ExportReport, NoProgress, Progress
 from tokquant.runners.export.folder import LOCK, busy, check_out, claim, recorded_splits
 from tokquant.runners.export.plan import ExportPlan, plan, written
@@ -131,8 +138,6 @@ def _header(manifest: corpus_format.Manifest) -> corpus_format.Manifest:
 
 def export_shard(shard: _Shard) -> _Shard:
     """Read one corpus shard, lay its codes out, write its output file."""
-    from tokquant.formats._export_rows import ExportRows
-
     opened = corpus_format.open_shard(
         Path(shard.root), shard.record, shard.header, where=shard.record.file
     )
@@ -156,20 +161,14 @@ def export_shard(shard: _Shard) -> _Shard:
 
 
 def _write_parquet(path: Path, rows: Any) -> None:
-    from tokquant.formats.parquet import write_parquet
-
     write_parquet(path, rows)
 
 
 def _write_tar(path: Path, rows: Any) -> None:
-    from tokquant.formats.webdataset import write_tar
-
     write_tar(path, rows)
 
 
 def _write_km_part(path: Path, rows: Any) -> None:
-    from tokquant.formats.km import write_part
-
     write_part(path, rows)
 
 
@@ -181,7 +180,6 @@ def _finished(out: Path, options: ExportOptions) -> bool:
     other formats are done file by file."""
     if options.to != "km" or options.overwrite:
         return False
-    from tokquant.formats import km
 
     names = [km.DICT, *km.output_names(options.split, options.dedup)]
     return all((out / name).exists() for name in names)
@@ -198,11 +196,7 @@ def _finish(
     assemble: bool,
     positions: list[list[int] | None],
 ) -> None:
-    from tokquant.formats.dataset_card import write_card
-
     if options.to == "km":
-        from tokquant.formats import km
-
         if assemble:
             km.assemble(
                 [out / t for t in targets],
@@ -231,8 +225,6 @@ def _finish(
 def _columns(
     layout: Any, options: ExportOptions, metadata_columns: dict[str, str]
 ) -> list[tuple[str, str, str]]:
-    from tokquant.data.layouts import LAYOUT_SHAPES
-
     rows = [
         ("key", "string", "corpus key (the input's path without extension)"),
         ("codes", f"{layout.dtype.name} {LAYOUT_SHAPES[layout.layout]}", "token ids"),
