@@ -10,7 +10,7 @@ import typer
 from tokquant.choices import PEER_KINDS
 from tokquant.cli._options import JsonOut, Overwrite, choices
 from tokquant.cli._output import Output
-from tokquant.jobs.inspect import ImportJob
+from tokquant.jobs.import_peer import ImportJob
 
 PeerKind = choices("PeerKind", PEER_KINDS, "A peer whose RVQ is read.")
 

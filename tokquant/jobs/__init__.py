@@ -33,7 +33,7 @@ _LAZY = {
     "InfoJob": "tokquant.jobs.inspect",
     "VerifyJob": "tokquant.jobs.inspect",
     "MergeJob": "tokquant.jobs.inspect",
-    "ImportJob": "tokquant.jobs.inspect",
+    "ImportJob": "tokquant.jobs.import_peer",
     "RunReport": "tokquant.jobs.report",
     "StatsReport": "tokquant.runners.stats",
     "AuditReport": "tokquant.runners.audit",
@@ -47,7 +47,8 @@ if TYPE_CHECKING:
     from tokquant.jobs.encode import EncodeJob  # noqa: F401
     from tokquant.jobs.evaluate import EvalJob  # noqa: F401
     from tokquant.jobs.export import ExportJob  # noqa: F401
-    from tokquant.jobs.inspect import ImportJob, InfoJob, MergeJob, VerifyJob  # noqa: F401
+    from tokquant.jobs.import_peer import ImportJob  # noqa: F401
+    from tokquant.jobs.inspect import InfoJob, MergeJob, VerifyJob  # noqa: F401
     from tokquant.jobs.report import (  # noqa: F401
         EvalReport,  # noqa: F401
         RunReport,

@@ -1,6 +1,6 @@
 """The small jobs on files that exist: ``info`` (what a file is), ``verify`` (is a corpus
-sound), ``merge`` (join rank parts) and ``import`` (a peer's RVQ as a checkpoint). Each
-returns the summary the CLI prints, as a dict (also its ``--json``)."""
+sound) and ``merge`` (join rank parts). Each returns the summary the CLI prints, as a
+dict (also its ``--json``)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokquant.errors import FormatError, InputError, OutputError
+from tokquant.errors import FormatError, InputError
 from tokquant.jobs.request import Request
 from tokquant.storage.regular import open_regular
 from tokquant.storage.safe_json import loads as json_loads
-from tokquant.storage.torch_load import load_state_dict
 
 
 @dataclass
@@ -152,32 +151,3 @@ class MergeJob(Request):
             "frames": sum(s.frames for s in merged.shards),
             "failures": len(merged.failures),
         }
-
-
-@dataclass
-class ImportJob(Request):
-    """A peer's RVQ (vector-quantize-pytorch ``vqp``, ``encodec``, ``dac``) as a tokquant
-    checkpoint whose codes equal the peer's."""
-
-    kind: str
-    state_dict: str | Path
-    out: str | Path
-    frame_rate: float | None = None
-    overwrite: bool = False
-
-    def run(self) -> dict[str, Any]:
-        # start-up time: torch
-        from tokquant.tokenizer.checkpoint import save_checkpoint
-        from tokquant.tokenizer.importers import import_rvq, tokenizer_for
-
-        out, source = Path(self.out), Path(self.state_dict)
-        if out.exists() and out.resolve() == source.resolve():
-            raise OutputError(f"{out}: output path equals the input")
-        if out.exists() and not self.overwrite:
-            raise OutputError(f"{out}: exists; pass `overwrite=True` to replace it")
-        rvq = import_rvq(self.kind, load_state_dict(source))
-        tokenizer = tokenizer_for(rvq, self.frame_rate)
-        ckpt_id = save_checkpoint(
-            tokenizer, out, {"imported_from": self.kind, "source": str(source)}
-        )
-        return {"checkpoint": str(out), "checkpoint_id": ckpt_id, **rvq.config()}
