@@ -438,7 +438,7 @@ def test_a_header_claiming_one_hertz_is_refused_in_one_line(ckpt, tmp_path):
 def test_an_input_read_whole_is_read_in_blocks_with_the_same_samples(monkeypatch, tmp_path):
     from tokquant.audio.frontend import AudioSource
     from tokquant.audio.io import AudioReader
-    from tokquant.jobs import features
+    from tokquant.runners import features
     from tokquant.sources import FileSource
 
     wave = np.random.default_rng(0).uniform(-0.5, 0.5, 22050 * 3).astype(np.float32)

@@ -16,7 +16,6 @@ import os
 import signal
 import sys
 
-from tokquant.cli.app import main as run
 from tokquant.errors import INTERRUPTED
 
 
@@ -34,6 +33,10 @@ def main() -> None:
     signal.signal(signal.SIGINT, exit_interrupted)
     code = 0
     try:
+        # start-up time: the CLI is imported under the handler above, so a Ctrl-C while
+        # it starts is the one interrupted line, never a traceback
+        from tokquant.cli.app import main as run
+
         run(interrupt=exit_interrupted)
     except SystemExit as exc:
         if isinstance(exc.code, str):
