@@ -349,8 +349,10 @@ def function_level_imports(tree: ast.AST, source: str) -> list[tuple[int, str]]:
             above = node.lineno - 2
             while not said and above >= 0:
                 text = lines[above].strip()
-                if text.startswith("#"):
-                    said = any(w in text for w in _WHY)
+                if text.startswith("#"):  # a comment above the block, of one or more lines
+                    while not said and above >= 0 and lines[above].strip().startswith("#"):
+                        said = any(w in lines[above] for w in _WHY)
+                        above -= 1
                     break
                 if not text.startswith(("import ", "from ", ")")) and not text.endswith(","):
                     break

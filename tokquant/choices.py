@@ -11,12 +11,14 @@ FEATURE_LAYOUTS = ("tc", "ct")
 #: How several audio channels become inputs: averaged into one, or one input each.
 CHANNEL_MODES = ("mix", "split")
 #: Audio front ends (``none``: inputs are feature files).
-FRONTENDS = ("none", "logmel", "fbank", "mfcc", "ssl")
+FRONTENDS = ("none", "logmel", "fbank", "mfcc", "ssl", "codec")
 #: How an exported utterance's code columns are laid out (:mod:`tokquant.data.layouts`).
 TOKEN_LAYOUTS = ("parallel", "interleave", "delay")
 #: What ``tokquant export`` writes.
 EXPORT_FORMATS = ("parquet", "webdataset", "km")
 #: Peers whose RVQ ``tokquant import`` reads: vector-quantize-pytorch, EnCodec, DAC.
-PEER_KINDS = ("vqp", "encodec", "dac")
+PEER_KINDS = ("vqp", "encodec", "dac", "codec")
 #: Where ``tokquant encode`` runs: this process (or this rank of torchrun/SLURM), or Ray.
 ENGINES = ("local", "ray")
+#: Neural codecs whose encoders (and decoders) tokquant runs through ``transformers``.
+CODECS = ("encodec", "dac")

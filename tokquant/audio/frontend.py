@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from tokquant.audio._torchaudio import torchaudio
+from tokquant.audio.codec import CodecFrontEnd
 from tokquant.audio.io import AudioReader
 from tokquant.audio.resample import Resampling
 from tokquant.audio.ssl import SSLFrontEnd
@@ -39,7 +40,7 @@ from tokquant.tokenizer.config import FrontendConfig
 if TYPE_CHECKING:
     from tokquant.audio.ssl import SSLFrontEnd
 
-AnyFrontEnd = Union["FrontEnd", "SSLFrontEnd"]
+AnyFrontEnd = Union["FrontEnd", "SSLFrontEnd", "CodecFrontEnd"]
 
 #: Unit of computation; chunks are multiples of it.
 BLOCK_FRAMES = 256
@@ -159,6 +160,10 @@ def build_frontend(config: FrontendConfig, device: torch.device | str = "cpu") -
         frontend = SSLFrontEnd(config, device)
         frontend.check_weights(config.weights_sha256)
         return frontend
+    if config.kind == "codec":
+        codec = CodecFrontEnd(config, device)
+        codec.check_weights(config.weights_sha256)
+        return codec
     return FrontEnd(config)
 
 
@@ -248,6 +253,8 @@ def reader_features(
     held = 0
     for own0, own1, in0, in1 in frontend.windows(total):
         s0, s1 = frontend.sample_range(in0, in1)
+        if getattr(frontend, "clip_end", False):  # a codec reads the file's true end
+            s1 = min(s1, source.num_samples)
         feats = frontend.features(read_frames(source, s0, s1))
         if feats.shape[0] != in1 - in0:  # a front-end setting disagreeing with the formula
             raise InputError(

@@ -1,4 +1,5 @@
-"""``tokquant import``: an RVQ from vector-quantize-pytorch, EnCodec or DAC as a checkpoint."""
+"""``tokquant import``: an RVQ from vector-quantize-pytorch, EnCodec or DAC, or a whole
+EnCodec or DAC codec, as a checkpoint."""
 
 from __future__ import annotations
 
@@ -15,10 +16,19 @@ from tokquant.jobs.import_peer import ImportJob
 PeerKind = choices("PeerKind", PEER_KINDS, "A peer whose RVQ is read.")
 
 
-KindOption = Annotated[PeerKind, typer.Argument(help="vqp (ResidualVQ), encodec or dac.")]
+KindOption = Annotated[
+    PeerKind,
+    typer.Argument(help="vqp (ResidualVQ), encodec or dac (a quantizer's state dict), or "
+                   "codec (a transformers EnCodec or DAC folder: its encoder, codes, decoder)."),
+]  # fmt: skip
 StateDictOption = Annotated[
     Path,
-    typer.Argument(help="The peer quantizer's state dict (.pt weights-only, .safetensors)."),
+    typer.Argument(help="The peer quantizer's state dict (.pt weights-only, .safetensors), "
+                   "or with codec the codec's folder (config.json, model.safetensors)."),
+]  # fmt: skip
+NQuantizersOption = Annotated[
+    int | None,
+    typer.Option(min=1, help="codec: the first N of its RVQ levels (default: all)."),
 ]
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write.")]
 FrameRateOption = Annotated[
@@ -32,12 +42,18 @@ def import_checkpoint(
     out: OutOption,
     frame_rate: FrameRateOption = ImportJob.frame_rate,
     overwrite: Overwrite = ImportJob.overwrite,
+    n_quantizers: NQuantizersOption = ImportJob.n_quantizers,
     json_out: JsonOut = False,
 ) -> None:
     """Turn a peer's RVQ into a tokquant checkpoint whose codes equal the peer's."""
     ui = Output(json_mode=json_out)
     summary = ImportJob(
-        kind.value, state_dict, out, frame_rate=frame_rate, overwrite=overwrite
+        kind.value,
+        state_dict,
+        out,
+        frame_rate=frame_rate,
+        overwrite=overwrite,
+        n_quantizers=n_quantizers,
     ).run()
     if json_out:
         ui.json(summary)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tokquant.decoders.base import Decoder
+from tokquant.decoders.codec import CodecDecoder
 from tokquant.decoders.griffin_lim import GriffinLim
 from tokquant.decoders.pretrained.decoder import PretrainedDecoder
 from tokquant.decoders.pretrained.networks import PretrainedVocoder
@@ -36,12 +37,13 @@ def unregister(opener: Opener) -> None:
 
 
 def open_decoder(spec: Any, tok: Tokenizer, *, n_iter: int = 32) -> Decoder:
-    """The decoder ``spec`` names, checked against ``tok``: None is Griffin-Lim
-    (``n_iter`` iterations); a :class:`Decoder` is used as it is; anything else goes to
+    """The decoder ``spec`` names, checked against ``tok``: None is the codec's own
+    decoder for a tokenizer on a codec, else Griffin-Lim (``n_iter`` iterations); a :class:`Decoder` is used as it is; anything else goes to
     the registered openers, the installed ``tokquant.decoders`` entry points, then the
     built-in ones (a train-vocoder file, a Vocos or BigVGAN folder or Hub id)."""
-    if spec is None:
-        decoder: Decoder = GriffinLim(n_iter)
+    if spec is None:  # a codec tokenizer's own decoder, else Griffin-Lim
+        codec = tok.config.frontend.kind == "codec"
+        decoder: Decoder = CodecDecoder() if codec else GriffinLim(n_iter)
     elif isinstance(spec, Decoder):
         decoder = spec
     else:

@@ -11,14 +11,20 @@ Each importer reads a plain state dict (tensors only) and returns an :class:`RVQ
   1x1 conv into a small codebook space (``in_proj``), a cosine lookup against
   ``codebook.weight`` ``[K, d]``, and a 1x1 conv back out (``out_proj``); weight norm is
   folded into plain weights (``g * v / ||v||``).
+- ``codec``: a whole EnCodec or DAC folder (``transformers``' ``save_pretrained``): its
+  encoder becomes the front end (:mod:`tokquant.audio.codec`) and its quantizer, read as
+  ``encodec`` or ``dac`` above, the tokenizer's RVQ, so the tokenizer's codes are the
+  codec's own (:func:`tokenizer_for_codec`).
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import torch
 
+from tokquant.audio.codec import frontend_section, quantizer_state, read_codec
 from tokquant.choices import PEER_KINDS
 from tokquant.errors import FormatError
 from tokquant.quantizers import RVQ
@@ -126,6 +132,8 @@ def from_dac(state: dict[str, torch.Tensor]) -> RVQ:
 
 
 def import_rvq(kind: str, state: dict[str, torch.Tensor]) -> RVQ:
+    if kind == "codec":
+        raise FormatError("a codec is a folder, not a state dict: see tokenizer_for_codec")
     try:
         importer = {"vqp": from_vqp, "encodec": from_encodec, "dac": from_dac}[kind]
     except KeyError:
@@ -151,3 +159,45 @@ def tokenizer_for(rvq: RVQ, frame_rate: float | None = None):  # -> Tokenizer
     tokenizer = Tokenizer(config)
     tokenizer.quantizer.load_state_dict(rvq.state_dict())
     return tokenizer.eval()
+
+
+def tokenizer_for_codec(folder: str | Path, n_quantizers: int | None = None) -> Tokenizer:
+    """A tokenizer whose codes are the codec's own: the codec's encoder as its front end,
+    no normalisation or projection, and the codec's first ``n_quantizers`` RVQ levels
+    (None: all of them; a residual quantizer's first levels do not depend on the rest)."""
+    codec = read_codec(folder)
+    rvq = import_rvq(codec.kind, quantizer_state(codec))
+    levels = len(rvq.levels)
+    if n_quantizers is not None and not 1 <= n_quantizers <= levels:
+        raise FormatError(
+            f"`n_quantizers` must be in [1, {levels}] for {codec.path}, found {n_quantizers}"
+        )
+    if n_quantizers is not None and n_quantizers < levels:
+        rvq = _first_levels(rvq, n_quantizers)
+    if rvq.embedding_dim != codec.latent_dim:
+        raise FormatError(
+            f"{codec.path}: quantizer dim {rvq.embedding_dim}, latents {codec.latent_dim}"
+        )
+    config = TokenizerConfig.from_dict(
+        {
+            "frontend": frontend_section(codec),
+            "quantizer": rvq.describe(),
+            "projection": {"kind": "none"},
+            "features": {"dim": rvq.embedding_dim},
+        }
+    )
+    tokenizer = Tokenizer(config)
+    tokenizer.quantizer.load_state_dict(rvq.state_dict())
+    return tokenizer.eval()
+
+
+def _first_levels(rvq: RVQ, n: int) -> RVQ:
+    """The first ``n`` levels of ``rvq`` as an RVQ of their own (the same tensors)."""
+    described = {k: v for k, v in rvq.describe().items() if k != "family"}
+    if isinstance(described["num_embeddings"], list):
+        described["num_embeddings"] = described["num_embeddings"][:n]
+    kept = RVQ(**{**described, "num_levels": n})
+    kept.load_state_dict({k: v for k, v in rvq.state_dict().items()
+                          if re.search(r"\.(\d+)(\.|$)", k) is None
+                          or int(re.search(r"\.(\d+)(\.|$)", k).group(1)) < n})  # fmt: skip
+    return kept

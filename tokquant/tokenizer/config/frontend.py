@@ -17,7 +17,7 @@ from tokquant.checks import (
     one_of,
     shown,
 )
-from tokquant.choices import FRONTENDS
+from tokquant.choices import CODECS, FRONTENDS
 from tokquant.errors import ConfigError
 
 
@@ -36,6 +36,8 @@ MEL_SCALES = ("htk", "slaney")
 SSL_MERGES = ("mean", "concat")
 SSL_PRECISIONS = ("float32", "float16", "bfloat16")
 #: Fields only an SSL front end reads; other kinds leave them out of checkpoints.
+#: A codec's framing is its own: what log-mel settings a codec section never reads.
+CODEC_UNREAD = ("layers", "layer_merge", "precision", "f_min", "f_max", "log_floor")
 SSL_FIELDS = (
     "model",
     "layers",
@@ -91,9 +93,15 @@ class FrontendConfig:
     window_seconds: float = 30.0
     context_seconds: float = 1.0
     precision: str = "float32"
+    # kind: codec (tokquant.audio.codec): ``model`` is the codec (encodec, dac),
+    # ``weights`` its folder, ``weights_sha256`` its tensors'; the folder fixes the rate,
+    # the hop and this, the width of its latents.
+    latent_dim: int | None = field(default=None, metadata={"later": True})
 
     @property
     def feature_dim(self) -> int:
+        if self.kind == "codec":
+            return int(self.latent_dim or 0)
         if self.kind == "ssl":
             width = ssl_model(self.model).embed_dim
             return width * (len(self.layers) if self.layer_merge == "concat" else 1)
@@ -105,7 +113,10 @@ class FrontendConfig:
 
     def num_frames(self, num_samples: int) -> int:
         """Frames of ``num_samples`` samples at :attr:`sample_rate` (an SSL model's
-        framing too, once validated: 400-sample field, 320-sample hop)."""
+        framing too, once validated: 400-sample field, 320-sample hop; a codec's: whole
+        hops, the last one padded)."""
+        if self.kind == "codec":
+            return -(-num_samples // self.hop_length) if num_samples > 0 else 0
         return (
             0
             if num_samples < self.min_samples
@@ -122,6 +133,8 @@ class FrontendConfig:
     @property
     def min_samples(self) -> int:
         """The shortest signal with a frame (a mirrored end needs ``reflect_pad + 1``)."""
+        if self.kind == "codec":
+            return 1
         return max(self.frame_length - 2 * self.reflect_pad, self.reflect_pad + 1)
 
     @property
@@ -132,6 +145,8 @@ class FrontendConfig:
     def to_dict(self) -> dict[str, Any]:
         """The fields this kind reads (a log-mel checkpoint holds no SSL keys)."""
         data = stored(self)
+        if self.kind == "codec":
+            return {k: v for k, v in data.items() if k not in CODEC_UNREAD}
         if self.kind != "ssl":
             data = {k: v for k, v in data.items() if k not in SSL_FIELDS}
         return data
@@ -140,6 +155,9 @@ class FrontendConfig:
         check_setting("frontend.kind", self.kind, one_of(*FRONTENDS))
         if self.kind == "ssl":
             self._validate_ssl()
+        if self.kind == "codec":
+            self._validate_codec()
+            return
         check_setting("frontend.sample_rate", self.sample_rate, int_in(1000, 384_000))
         check_setting("frontend.n_fft", self.n_fft, int_in(16, 1 << 16))
         check_setting("frontend.win_length", self.win_length, int_in(16, self.n_fft))
@@ -204,3 +222,15 @@ class FrontendConfig:
         # The model fixes its framing: 400-sample receptive field, 320-sample hop, 16 kHz.
         self.sample_rate, self.hop_length = SAMPLE_RATE, HOP
         self.win_length = self.n_fft = RECEPTIVE_FIELD
+
+    def _validate_codec(self) -> None:
+        check_setting("frontend.model", self.model, one_of(*CODECS))
+        if not self.weights:
+            raise ConfigError("frontend.weights: a codec front end needs its folder")
+        check_setting("frontend.latent_dim", self.latent_dim, int_in(1, 1 << 16))
+        check_setting("frontend.sample_rate", self.sample_rate, int_in(1000, 384_000))
+        check_setting("frontend.hop_length", self.hop_length, int_in(1, 8192))
+        check_setting("frontend.window_seconds", self.window_seconds, number(positive=True))
+        check_setting("frontend.context_seconds", self.context_seconds, number(positive=False))
+        if self.window_seconds * self.sample_rate < self.hop_length:
+            raise ConfigError("frontend.window_seconds: must cover one frame")

@@ -1,0 +1,187 @@
+"""Codec tokenizers (issue 39): a transformers EnCodec or DAC folder (small random weights,
+written by ``save_pretrained`` as downloaded weights are) imported as a tokenizer whose
+codes are the codec's own (``processor`` + ``model.encode``), alone and in a corpus, and
+whose audio is ``model.decode``'s; weights are checked, a pickle is never loaded, and a
+config asking for a huge model is refused before anything is allocated."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import tokquant
+from tests.conftest import run_cli
+from tokquant.formats.corpus import Corpus
+from tokquant.formats.tokens import read_tokens
+
+transformers = pytest.importorskip("transformers")
+
+#: Small configs of the published architectures' shapes (EnCodec 24 kHz: hop 320, 75
+#: frames/s; DAC 16 kHz: hop 320), random weights.
+CONFIGS = {
+    "encodec": lambda: transformers.EncodecConfig(
+        target_bandwidths=[1.5, 3.0, 6.0], sampling_rate=24000, audio_channels=1,
+        num_filters=4, hidden_size=16, codebook_size=32, codebook_dim=16,
+        upsampling_ratios=[8, 5, 4, 2], num_lstm_layers=1,
+    ),
+    "dac": lambda: transformers.DacConfig(
+        encoder_hidden_size=4, downsampling_ratios=[2, 4, 5, 8], decoder_hidden_size=16,
+        n_codebooks=3, codebook_size=32, codebook_dim=4, hidden_size=16, sampling_rate=16000,
+    ),
+}  # fmt: skip
+MODELS = {"encodec": "EncodecModel", "dac": "DacModel"}
+#: Lengths in seconds: under one hop's worth of frames apart, and not whole hops.
+SECONDS = (0.31, 1.07, 2.013)
+
+
+def reference_codes(kind: str, model, wave: np.ndarray, rate: int) -> torch.Tensor:
+    """What a user writes with transformers: the processor, then ``model.encode``."""
+    with torch.no_grad():
+        if kind == "encodec":
+            fe = transformers.EncodecFeatureExtractor(feature_size=1, sampling_rate=rate)
+            inp = fe(raw_audio=wave, sampling_rate=rate, return_tensors="pt")
+            bandwidth = model.config.target_bandwidths[-1]
+            out = model.encode(inp["input_values"], inp["padding_mask"], bandwidth=bandwidth)
+            return out.audio_codes[0, 0].T
+        fe = transformers.DacFeatureExtractor(
+            sampling_rate=rate, hop_length=model.config.hop_length
+        )
+        inp = fe(raw_audio=wave, sampling_rate=rate, return_tensors="pt")
+        return model.encode(inp["input_values"]).audio_codes[0].T
+
+
+def reference_audio(kind: str, model, codes: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        if kind == "encodec":
+            return model.decode(codes.T[None, None], [None]).audio_values[0, 0]
+        return model.decode(audio_codes=codes.T[None]).audio_values[0]
+
+
+@pytest.fixture(scope="module", params=sorted(CONFIGS))
+def codec(request, tmp_path_factory):
+    kind = request.param
+    root = tmp_path_factory.mktemp(kind)
+    torch.manual_seed(0)
+    model = getattr(transformers, MODELS[kind])(CONFIGS[kind]()).eval()
+    model.save_pretrained(root / "codec")
+    rate = model.config.sampling_rate
+    rng = np.random.default_rng(1)
+    (root / "wav").mkdir()
+    waves = {}
+    for i, seconds in enumerate(SECONDS):
+        wave = (rng.standard_normal(round(seconds * rate)) * 0.1).astype(np.float32)
+        sf.write(root / "wav" / f"u{i}.wav", wave, rate, subtype="FLOAT")
+        waves[f"u{i}"] = wave
+    res = run_cli("import", "codec", root / "codec", "--out", root / "tok.safetensors", "--json")
+    assert res.code == 0, res.err
+    return kind, model, root, waves
+
+
+def test_codes_are_the_codecs_own_alone_and_in_a_corpus(codec):
+    kind, model, root, waves = codec
+    rate = model.config.sampling_rate
+    res = run_cli("encode", root / "tok.safetensors", root / "wav", "--out", root / "tok", "-q")
+    assert res.code == 0, res.err
+    res = run_cli("encode", root / "tok.safetensors", root / "wav", "--out", root / "corpus",
+                  "--shards", "--shard-size", "2", "-q")  # fmt: skip
+    assert res.code == 0, res.err
+    corpus = Corpus(root / "corpus")
+    for key, wave in waves.items():
+        want = reference_codes(kind, model, wave, rate)
+        alone = read_tokens(root / "tok" / f"{key}.tokens.safetensors").codes
+        assert torch.equal(torch.as_tensor(alone).long(), want), key
+        assert np.array_equal(np.asarray(corpus[key]), alone), key
+    tok = tokquant.load(root / "tok.safetensors")
+    assert torch.equal(
+        tok.encode_audio(waves["u1"], rate), reference_codes(kind, model, waves["u1"], rate)
+    )
+
+
+def test_decode_audio_is_the_codecs_decode(codec, tmp_path):
+    kind, model, root, waves = codec
+    tok = tokquant.load(root / "tok.safetensors")
+    codes = tok.encode_audio(waves["u2"], model.config.sampling_rate)
+    ours = tok.decode_audio(codes)
+    want = reference_audio(kind, model, codes)
+    n = min(len(ours), len(want))
+    assert n >= len(waves["u2"]) - model.config.hop_length
+    assert torch.allclose(ours[:n], want[:n], atol=1e-5)
+    res = run_cli("encode", root / "tok.safetensors", root / "wav", "--out", tmp_path / "t", "-q")
+    assert res.code == 0
+    res = run_cli(
+        "decode", root / "tok.safetensors", tmp_path / "t", "--audio", "--out", tmp_path / "w"
+    )
+    assert res.code == 0, res.err
+    wav, rate = sf.read(tmp_path / "w" / "u2.wav", dtype="float32")
+    assert rate == model.config.sampling_rate
+    assert np.abs(wav[:n] - want[:n].numpy()).max() <= 1.0 / 32768 + 1e-5  # a 16-bit wav
+
+
+def test_audit_finds_codes_independent_of_batching(codec):
+    _, _, root, _ = codec
+    res = run_cli("audit", root / "tok.safetensors", root / "wav", "--json")
+    assert res.code == 0, res.err
+    overall = json.loads(res.out)["overall"]
+    assert overall["batched"] == 1.0 and overall["chunked"] == 1.0
+
+
+def test_other_weights_are_refused(codec, tmp_path):
+    kind, model, root, _ = codec
+    other = tmp_path / "other"
+    torch.manual_seed(1)
+    getattr(transformers, MODELS[kind])(CONFIGS[kind]()).save_pretrained(other)
+    # the tokenizer names its codec folder and the weights' sha256: swap the weights
+    original = (root / "codec" / "model.safetensors").read_bytes()
+    try:
+        (root / "codec" / "model.safetensors").write_bytes(
+            (other / "model.safetensors").read_bytes()
+        )
+        res = run_cli("encode", root / "tok.safetensors", root / "wav", "--out", tmp_path / "x")
+        assert res.code == 2 and "not the ones this tokenizer was made with" in res.err, res.err
+        assert "Traceback" not in res.err
+    finally:
+        (root / "codec" / "model.safetensors").write_bytes(original)
+
+
+class _Boom:
+    def __reduce__(self):
+        return (Path.write_text, (Path(_Boom.marker), "unpickled"))
+
+
+def test_a_pickled_codec_is_never_loaded(tmp_path):
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    torch.manual_seed(0)
+    model = transformers.DacModel(CONFIGS["dac"]())
+    model.save_pretrained(folder)
+    (folder / "model.safetensors").unlink()
+    _Boom.marker = str(tmp_path / "marker")
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps(_Boom()))
+    res = run_cli("import", "codec", folder, "--out", tmp_path / "t.safetensors")
+    assert res.code == 2 and "never loaded" in res.err and "Traceback" not in res.err, res.err
+    assert not (tmp_path / "marker").exists() and not (tmp_path / "t.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ({"hidden_size": 10**7}, "hidden_size must be an integer in"),
+        ({"downsampling_ratios": [64, 64, 64]}, "downsampling_ratios must be"),
+        ({"n_codebooks": True}, "n_codebooks must be an integer"),
+        ({"model_type": "mimi"}, "is not a codec tokquant reads"),
+    ],
+)
+def test_a_huge_or_unknown_codec_config_is_refused_before_allocation(tmp_path, edit, message):
+    folder = tmp_path / "codec"
+    torch.manual_seed(0)
+    transformers.DacModel(CONFIGS["dac"]()).save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **edit}))
+    res = run_cli("import", "codec", folder, "--out", tmp_path / "t.safetensors")
+    assert res.code == 2 and message in res.err and "Traceback" not in res.err, res.err

@@ -1,0 +1,297 @@
+"""A neural codec's encoder as a front end (EnCodec, DAC through ``transformers``).
+
+A codec folder is what ``save_pretrained`` writes and what the Hub's cache holds:
+``config.json`` and ``model.safetensors``. Only that is read: a folder that holds its
+weights as a pickle (``pytorch_model.bin``) is refused, never unpickled, and the config
+is checked, every size bounded, before anything is built. The network is then built on
+the meta device, its tensors' names and shapes compared with the file's, and only then
+allocated and loaded. The weights' sha256 (of the tensors, as for SSL weights) is
+recorded in a tokenizer and checked on every load: codes are only the codec's codes with
+its exact weights.
+
+Features are the encoder's continuous latents ``[T, D]``, before its quantizer: a codec
+tokenizer quantizes them with the codec's own RVQ (imported with the same codes, see
+:mod:`tokquant.tokenizer.importers`), and any tokquant quantizer can be trained on them.
+Frames follow the codec's own framing: ``ceil(L / hop)`` frames for ``L`` samples
+(EnCodec pads inside its convolutions; DAC's input is zero-padded to whole hops, as its
+feature extractor does).
+
+Windows, as for SSL models: a file up to ``window_seconds`` is encoded whole, in one
+call, alone and unpadded, so its codes are the ones ``model.encode`` gives the file; a
+longer file is encoded in windows of that length with ``context_seconds`` of audio each
+side (cropped afterwards), which bounds memory; near window edges its latents can differ
+from the whole file's (``tokquant audit`` reports by how much).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from safetensors.torch import load as load_safetensors
+
+from tokquant.choices import CODECS
+from tokquant.errors import FormatError, InputError
+from tokquant.storage.regular import read_regular
+from tokquant.storage.safe_json import loads as json_loads
+
+if TYPE_CHECKING:
+    from tokquant.tokenizer.config import FrontendConfig
+
+#: Bounds on a codec config's sizes, checked before anything is allocated (the published
+#: models are well inside them: EnCodec 24 kHz has hidden 128, 32 filters; DAC 44 kHz has
+#: hidden 1024, encoder 64, decoder 1536).
+_LIMITS = {
+    "hidden_size": 4096,
+    "num_filters": 1024,
+    "encoder_hidden_size": 1024,
+    "decoder_hidden_size": 4096,
+    "codebook_size": 1 << 16,
+    "codebook_dim": 4096,
+    "n_codebooks": 64,
+    "num_lstm_layers": 8,
+    "num_residual_layers": 8,
+    "kernel_size": 63,
+    "last_kernel_size": 63,
+    "residual_kernel_size": 63,
+    "sampling_rate": 384_000,
+    "audio_channels": 2,
+}
+_MAX_HOP = 8192
+_MAX_STAGES = 8
+
+
+@dataclass
+class CodecFolder:
+    """What a codec folder holds, read and checked, nothing built."""
+
+    path: Path
+    kind: str
+    config: dict[str, Any]
+    weights: dict[str, torch.Tensor]
+    sha256: str
+
+    @property
+    def ratios(self) -> list[int]:
+        key = "upsampling_ratios" if self.kind == "encodec" else "downsampling_ratios"
+        return [int(r) for r in self.config[key]]
+
+    @property
+    def hop(self) -> int:
+        return math.prod(self.ratios)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.config["sampling_rate"])
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.config["hidden_size"])
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """sha256 of the tensors (names, dtypes, shapes, values in name order)."""
+    digest = hashlib.sha256(b"tokquant-codec-weights\0")
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{list(tensor.shape)}\n".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def read_codec(folder: str | Path) -> CodecFolder:
+    """``config.json`` and ``model.safetensors`` of a codec folder, checked; one
+    :class:`InputError` or :class:`FormatError` line otherwise."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise InputError(f"{path}: no such codec folder (config.json and model.safetensors)")
+    weights_file = path / "model.safetensors"
+    if not weights_file.is_file():
+        pickled = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt")]
+        why = f" (it holds {pickled[0]}, a pickle, which is never loaded)" if pickled else ""
+        raise FormatError(f"{path}: no model.safetensors{why}; save it with save_pretrained")
+    config = json_loads(read_regular(path / "config.json").decode("utf-8", "replace"),
+                        f"{path}/config.json")  # fmt: skip
+    if not isinstance(config, dict):
+        raise FormatError(f"{path}/config.json: not a JSON object")
+    kind = config.get("model_type")
+    if kind not in CODECS:
+        raise FormatError(
+            f"{path}/config.json: model_type {kind!r} is not a codec tokquant reads "
+            f"({', '.join(CODECS)})"
+        )
+    _check_config(kind, config, f"{path}/config.json")
+    try:
+        weights = load_safetensors(read_regular(weights_file))
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a format error
+        raise FormatError(f"{weights_file}: not a safetensors file ({exc})") from None
+    return CodecFolder(path, kind, config, weights, weights_digest(weights))
+
+
+def _check_config(kind: str, config: dict[str, Any], where: str) -> None:
+    for key, hi in _LIMITS.items():
+        if key not in config:
+            continue
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
+            raise FormatError(f"{where}: {key} must be an integer in [1, {hi:,}], found {value!r}")
+    ratios_key = "upsampling_ratios" if kind == "encodec" else "downsampling_ratios"
+    ratios = config.get(ratios_key)
+    if (
+        not isinstance(ratios, list)
+        or not 1 <= len(ratios) <= _MAX_STAGES
+        or not all(isinstance(r, int) and not isinstance(r, bool) and r >= 1 for r in ratios)
+        or math.prod(ratios) > _MAX_HOP
+    ):
+        raise FormatError(
+            f"{where}: {ratios_key} must be 1 to {_MAX_STAGES} positive integers whose "
+            f"product (the hop) is at most {_MAX_HOP}, found {ratios!r}"
+        )
+    if kind == "encodec" and (config.get("audio_channels", 1) != 1 or config.get("normalize")):
+        raise FormatError(
+            f"{where}: a stereo or normalising EnCodec (the 48 kHz model) is not supported; "
+            f"tokquant reads the mono 24 kHz kind"
+        )
+    if kind == "encodec" and config.get("chunk_length_s") is not None:
+        raise FormatError(f"{where}: chunked EnCodec (chunk_length_s) is not supported")
+
+
+def build_codec(folder: CodecFolder) -> torch.nn.Module:
+    """The ``transformers`` model of a checked folder, its weights loaded, in eval mode."""
+    try:
+        # optional extra: transformers
+        import transformers
+    except ImportError:
+        raise InputError(
+            "codec tokenizers need transformers: pip install 'tokquant[codecs]'"
+        ) from None
+    classes = {"encodec": ("EncodecConfig", "EncodecModel"), "dac": ("DacConfig", "DacModel")}
+    config_class, model_class = (getattr(transformers, n) for n in classes[folder.kind])
+    known = {k: v for k, v in folder.config.items() if not k.startswith("_")}
+    try:
+        config = config_class(**known)
+        with torch.device("meta"):  # shapes first: a hostile config allocates nothing
+            expected = model_class(config).state_dict()
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise FormatError(f"{folder.path}/config.json: unusable ({exc})") from None
+    missing = sorted(set(expected) - set(folder.weights))
+    unexpected = sorted(set(folder.weights) - set(expected))
+    shapes = [n for n in sorted(set(expected) & set(folder.weights))
+              if tuple(expected[n].shape) != tuple(folder.weights[n].shape)]  # fmt: skip
+    if missing or unexpected or shapes:
+        first = (missing or unexpected or shapes)[0]
+        raise FormatError(
+            f"{folder.path}: model.safetensors is not this config's model ({len(missing)} "
+            f"missing, {len(unexpected)} unexpected, {len(shapes)} of another shape; "
+            f"first {first})"
+        )
+    for name, tensor in folder.weights.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise FormatError(f"{folder.path}: tensor {name} holds NaN or Inf")
+    model = model_class(config)
+    model.load_state_dict(folder.weights)
+    return model.eval()
+
+
+def quantizer_state(folder: CodecFolder) -> dict[str, torch.Tensor]:
+    """The codec's quantizer tensors, named as :func:`tokquant.tokenizer.importers.
+    import_rvq` reads them (``encodec``: ``layers.{l}._codebook.embed``; ``dac``:
+    ``quantizers.{l}.*``)."""
+    prefix = "quantizer."
+    state = {k[len(prefix) :]: v for k, v in folder.weights.items() if k.startswith(prefix)}
+    if folder.kind == "encodec":
+        return {k.replace(".codebook.", "._codebook."): v for k, v in state.items()}
+    return state
+
+
+def frontend_section(folder: CodecFolder) -> dict[str, Any]:
+    """The ``frontend:`` section of a tokenizer on this codec's latents."""
+    return {
+        "kind": "codec",
+        "model": folder.kind,
+        "weights": str(folder.path),
+        "weights_sha256": folder.sha256,
+        "sample_rate": folder.sample_rate,
+        "hop_length": folder.hop,
+        "win_length": folder.hop,
+        "n_fft": max(16, folder.hop),
+        "n_mels": 1,
+        "n_mfcc": 1,
+        "latent_dim": folder.latent_dim,
+    }
+
+
+class CodecFrontEnd:
+    """A codec encoder's latents on fixed windows (see the module docstring)."""
+
+    #: the last window reads the file's true end, not samples mirrored past it
+    clip_end = True
+
+    def __init__(self, config: FrontendConfig, device: torch.device | str = "cpu") -> None:
+        self.config = config
+        self.folder = read_codec(config.weights or "")
+        if self.folder.kind != config.model:
+            raise InputError(
+                f"{self.folder.path}: a {self.folder.kind} codec, this tokenizer's is {config.model}"
+            )
+        self.device = torch.device(device)
+        self.model = build_codec(self.folder).to(self.device)
+        self.hop = config.hop_length
+        rate = config.sample_rate / self.hop
+        self.window = max(1, round(config.window_seconds * rate))
+        self.context = round(config.context_seconds * rate)
+
+    @property
+    def weights_sha256(self) -> str:
+        return self.folder.sha256
+
+    def check_weights(self, expected: str | None) -> None:
+        """Refuse weights other than those this tokenizer was made with (None: any)."""
+        if expected and expected != self.folder.sha256:
+            raise InputError(
+                f"{self.folder.path}: codec weights (sha256 {self.folder.sha256[:12]}) are not "
+                f"the ones this tokenizer was made with ({expected[:12]}); its codes are only "
+                f"the codec's with its exact weights"
+            )
+
+    @property
+    def feature_dim(self) -> int:
+        return self.config.feature_dim
+
+    def num_frames(self, num_samples: int) -> int:
+        return -(-num_samples // self.hop) if num_samples > 0 else 0
+
+    def sample_range(self, f0: int, f1: int) -> tuple[int, int]:
+        return f0 * self.hop, f1 * self.hop
+
+    def windows(self, total: int) -> list[tuple[int, int, int, int]]:
+        """One window for a file up to ``window_seconds``, else windows with context."""
+        if total <= self.window:
+            return [(0, total, 0, total)]
+        out = []
+        for f0 in range(0, total, self.window):
+            f1 = min(total, f0 + self.window)
+            out.append((f0, f1, max(0, f0 - self.context), min(total, f1 + self.context)))
+        return out
+
+    @torch.no_grad()
+    def features(self, wave: torch.Tensor) -> torch.Tensor:
+        """``[n]`` samples -> ``[ceil(n / hop), latent_dim]`` float32 latents."""
+        x = wave.to(self.device, torch.float32)[None, None]
+        if self.folder.kind == "dac":  # whole hops, zero-padded, as DAC's extractor does
+            x = torch.nn.functional.pad(x, (0, -x.shape[-1] % self.hop))
+        latents = self.model.encoder(x)[0].transpose(0, 1)
+        return latents.float().cpu()
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Quantized latents ``[T, D]`` -> ``T x hop`` samples through the codec's decoder
+        (cut or zero-filled at the end to exactly that length)."""
+        z = latents.to(self.device, torch.float32).transpose(0, 1)[None]
+        wave = self.model.decoder(z).reshape(-1).float().cpu()
+        want = latents.shape[0] * self.hop
+        return torch.nn.functional.pad(wave, (0, max(0, want - wave.numel())))[:want]
