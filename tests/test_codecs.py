@@ -185,3 +185,42 @@ def test_a_huge_or_unknown_codec_config_is_refused_before_allocation(tmp_path, e
     (folder / "config.json").write_text(json.dumps({**config, **edit}))
     res = run_cli("import", "codec", folder, "--out", tmp_path / "t.safetensors")
     assert res.code == 2 and message in res.err and "Traceback" not in res.err, res.err
+
+
+def test_a_quantizer_trained_on_dac_latents_is_scored_beside_dacs_own_codes(tmp_path):
+    """Codec latents as features (issue 39, item 4): an FSQ trained on DAC's latents of the
+    bundled voices decodes through DAC's decoder, and ``eval`` scores it beside DAC's own
+    codes on the same audio (random weights: the scores mean nothing, the wiring does)."""
+    from tests.conftest import SAMPLES
+
+    torch.manual_seed(0)
+    transformers.DacModel(CONFIGS["dac"]()).save_pretrained(tmp_path / "dac")
+    assert (
+        run_cli("import", "codec", tmp_path / "dac", "--out", tmp_path / "dac.safetensors").code
+        == 0
+    )
+    (tmp_path / "fsq.yaml").write_text(
+        f"frontend: {{kind: codec, weights: {tmp_path / 'dac'}}}\n"
+        "quantizer: {family: fsq, levels: [5, 5, 5]}\n"
+        "projection: {kind: linear}\n"
+        "train: {steps: 20, batch_frames: 256, eval_every: 10}\n"
+    )
+    res = run_cli("train", "--config", tmp_path / "fsq.yaml", "--data", SAMPLES / "us_f",
+                  "--out", tmp_path / "fsq.safetensors", "-q")  # fmt: skip
+    assert res.code == 0, res.err
+    wav = tmp_path / "wav"
+    wav.mkdir()
+    for name in ("utt00", "utt01"):
+        (wav / f"{name}.flac").write_bytes((SAMPLES / "us_m" / f"{name}.flac").read_bytes())
+    reports = {}
+    for name in ("dac", "fsq"):
+        ckpt = tmp_path / f"{name}.safetensors"
+        assert run_cli("encode", ckpt, wav, "--out", tmp_path / f"t-{name}", "-q").code == 0
+        res = run_cli("eval", ckpt, tmp_path / f"t-{name}", "--audio", wav, "--json")
+        assert res.code == 0, res.err
+        reports[name] = json.loads(res.out)
+    for report in reports.values():
+        assert report["decoder"].startswith("dac:") and len(report["rows"]) == 2
+        assert {"mel_distance", "stft_distance"} <= set(report["overall"])
+    assert reports["dac"]["bitrate_kbps"] == pytest.approx(3 * 5 * 50 / 1000)  # 3 x 32 codes
+    assert reports["fsq"]["bitrate_kbps"] == pytest.approx(np.log2(125) * 50 / 1000)  # 125 codes

@@ -145,3 +145,28 @@ def test_ray_data_callable_gives_the_clis_codes(cluster, logmel_rvq, reference):
             codes = np.asarray(row["codes"])
             assert row["num_frames"] == codes.shape[0]
             assert np.array_equal(codes, reference[key]), key
+
+
+def test_a_codec_tokenizer_on_ray_writes_the_local_codes(tmp_path, cluster):
+    """Issue 39: the corpus engine runs a codec tokenizer as any other: Ray's corpus equals
+    the local one key by key and passes verify."""
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    torch.manual_seed(0)
+    config = transformers.DacConfig(
+        encoder_hidden_size=4, downsampling_ratios=[2, 4, 5, 8], decoder_hidden_size=16,
+        n_codebooks=3, codebook_size=32, codebook_dim=4, hidden_size=16, sampling_rate=16000,
+    )  # fmt: skip
+    transformers.DacModel(config).save_pretrained(tmp_path / "dac")
+    ckpt = tmp_path / "dac.safetensors"
+    assert run_cli("import", "codec", tmp_path / "dac", "--out", ckpt).code == 0
+    inputs = SAMPLES / "us_f"
+    local = run_cli("encode", ckpt, inputs, "--out", tmp_path / "local", "--shards",
+                    "--shard-size", "2", "-q")  # fmt: skip
+    assert local.code == 0, local.err
+    res = run_cli("encode", ckpt, inputs, "--out", tmp_path / "ray", "--shards",
+                  "--shard-size", "2", "--engine", "ray", "--json")  # fmt: skip
+    assert res.code == 0, res.err
+    _same_codes(tmp_path / "ray", Corpus(tmp_path / "local"))
+    assert run_cli("verify", tmp_path / "ray").code == 0

@@ -26,7 +26,6 @@ from the whole file's (``tokquant audit`` reports by how much).
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,35 +33,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from safetensors.torch import load as load_safetensors
 
-from tokquant.choices import CODECS
+from tokquant.audio.codec_models import codec_hop, read_codec_config
 from tokquant.errors import FormatError, InputError
 from tokquant.storage.regular import read_regular
-from tokquant.storage.safe_json import loads as json_loads
 
 if TYPE_CHECKING:
     from tokquant.tokenizer.config import FrontendConfig
-
-#: Bounds on a codec config's sizes, checked before anything is allocated (the published
-#: models are well inside them: EnCodec 24 kHz has hidden 128, 32 filters; DAC 44 kHz has
-#: hidden 1024, encoder 64, decoder 1536).
-_LIMITS = {
-    "hidden_size": 4096,
-    "num_filters": 1024,
-    "encoder_hidden_size": 1024,
-    "decoder_hidden_size": 4096,
-    "codebook_size": 1 << 16,
-    "codebook_dim": 4096,
-    "n_codebooks": 64,
-    "num_lstm_layers": 8,
-    "num_residual_layers": 8,
-    "kernel_size": 63,
-    "last_kernel_size": 63,
-    "residual_kernel_size": 63,
-    "sampling_rate": 384_000,
-    "audio_channels": 2,
-}
-_MAX_HOP = 8192
-_MAX_STAGES = 8
 
 
 @dataclass
@@ -76,13 +52,8 @@ class CodecFolder:
     sha256: str
 
     @property
-    def ratios(self) -> list[int]:
-        key = "upsampling_ratios" if self.kind == "encodec" else "downsampling_ratios"
-        return [int(r) for r in self.config[key]]
-
-    @property
     def hop(self) -> int:
-        return math.prod(self.ratios)
+        return codec_hop(self.kind, self.config)
 
     @property
     def sample_rate(self) -> int:
@@ -107,57 +78,17 @@ def read_codec(folder: str | Path) -> CodecFolder:
     """``config.json`` and ``model.safetensors`` of a codec folder, checked; one
     :class:`InputError` or :class:`FormatError` line otherwise."""
     path = Path(folder)
-    if not path.is_dir():
-        raise InputError(f"{path}: no such codec folder (config.json and model.safetensors)")
+    kind, config = read_codec_config(path)
     weights_file = path / "model.safetensors"
     if not weights_file.is_file():
         pickled = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt")]
         why = f" (it holds {pickled[0]}, a pickle, which is never loaded)" if pickled else ""
         raise FormatError(f"{path}: no model.safetensors{why}; save it with save_pretrained")
-    config = json_loads(read_regular(path / "config.json").decode("utf-8", "replace"),
-                        f"{path}/config.json")  # fmt: skip
-    if not isinstance(config, dict):
-        raise FormatError(f"{path}/config.json: not a JSON object")
-    kind = config.get("model_type")
-    if kind not in CODECS:
-        raise FormatError(
-            f"{path}/config.json: model_type {kind!r} is not a codec tokquant reads "
-            f"({', '.join(CODECS)})"
-        )
-    _check_config(kind, config, f"{path}/config.json")
     try:
         weights = load_safetensors(read_regular(weights_file))
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a format error
         raise FormatError(f"{weights_file}: not a safetensors file ({exc})") from None
     return CodecFolder(path, kind, config, weights, weights_digest(weights))
-
-
-def _check_config(kind: str, config: dict[str, Any], where: str) -> None:
-    for key, hi in _LIMITS.items():
-        if key not in config:
-            continue
-        value = config[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
-            raise FormatError(f"{where}: {key} must be an integer in [1, {hi:,}], found {value!r}")
-    ratios_key = "upsampling_ratios" if kind == "encodec" else "downsampling_ratios"
-    ratios = config.get(ratios_key)
-    if (
-        not isinstance(ratios, list)
-        or not 1 <= len(ratios) <= _MAX_STAGES
-        or not all(isinstance(r, int) and not isinstance(r, bool) and r >= 1 for r in ratios)
-        or math.prod(ratios) > _MAX_HOP
-    ):
-        raise FormatError(
-            f"{where}: {ratios_key} must be 1 to {_MAX_STAGES} positive integers whose "
-            f"product (the hop) is at most {_MAX_HOP}, found {ratios!r}"
-        )
-    if kind == "encodec" and (config.get("audio_channels", 1) != 1 or config.get("normalize")):
-        raise FormatError(
-            f"{where}: a stereo or normalising EnCodec (the 48 kHz model) is not supported; "
-            f"tokquant reads the mono 24 kHz kind"
-        )
-    if kind == "encodec" and config.get("chunk_length_s") is not None:
-        raise FormatError(f"{where}: chunked EnCodec (chunk_length_s) is not supported")
 
 
 def build_codec(folder: CodecFolder) -> torch.nn.Module:

@@ -98,7 +98,7 @@ class TrainJob(InputOptions):
         )
         check_not_an_input(out, (item.path for item in items))
         frontend = build_frontend(cfg.frontend, dev) if takes_audio(cfg) else None
-        if cfg.frontend.kind == "ssl":  # the checkpoint names the exact encoder weights
+        if cfg.frontend.kind in ("ssl", "codec"):  # the exact encoder weights, by sha256
             cfg.frontend.weights_sha256 = frontend.weights_sha256
         q = cfg.quantizer
         if cfg.train.steps == 0 and q.family == "rvq" and q.num_levels == 1:

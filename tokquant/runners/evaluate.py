@@ -86,7 +86,7 @@ def run_evaluate(job: EvalJob, progress: Progress | None = None) -> EvalReport:
     tok = open_tokenizer(job.checkpoint, job.device, job.ssl_weights)
     if not takes_audio(tok.config):
         raise InputError(f"{job.checkpoint}: reads feature files; eval scores audio")
-    decode = _decoder(job, tok)
+    decoder, decode = _decoder(job, tok)
     sources = token_sources(tok, [Path(p) for p in job.tokens])
     refs = sources_for(
         tok.config, [Path(p) for p in job.audio], outputs=False, options=job.source_options()
@@ -122,7 +122,7 @@ def run_evaluate(job: EvalJob, progress: Progress | None = None) -> EvalReport:
     cards = [int(c) for c in tok.column_cardinalities[: all_codes[0].shape[1]]] if all_codes else []
     frame_rate = tok.config.features.frame_rate or tok.config.frontend.frame_rate
     return EvalReport(
-        decoder=Path(job.vocoder).name if job.vocoder is not None else "griffin-lim",
+        decoder=Path(job.vocoder).name if job.vocoder is not None else decoder.name,
         rows=rows,
         overall=_means(rows),
         reference=_means(reference),
@@ -139,4 +139,6 @@ def _decoder(job: EvalJob, tok: Any) -> Any:
     """``codes -> waveform`` at the tokenizer's rate, aligned with its input."""
     check_mel_match(job.mel_match)
     decoder = open_decoder(job.vocoder, tok)  # Griffin-Lim refuses non-mel front ends
-    return lambda codes: decode(decoder, tok, decode_codes(tok, codes), job.mel_match).numpy()
+    return decoder, lambda codes: decode(
+        decoder, tok, decode_codes(tok, codes), job.mel_match
+    ).numpy()

@@ -7,6 +7,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from tokquant.audio.codec_models import complete_section
 from tokquant.audio.ssl_models import HOP, RECEPTIVE_FIELD, SAMPLE_RATE, ssl_model
 from tokquant.checks import (
     check_setting,
@@ -18,7 +19,7 @@ from tokquant.checks import (
     shown,
 )
 from tokquant.choices import CODECS, FRONTENDS
-from tokquant.errors import ConfigError
+from tokquant.errors import ConfigError, FormatError, InputError
 
 
 def stored(section: Any) -> dict[str, Any]:
@@ -224,9 +225,14 @@ class FrontendConfig:
         self.win_length = self.n_fft = RECEPTIVE_FIELD
 
     def _validate_codec(self) -> None:
-        check_setting("frontend.model", self.model, one_of(*CODECS))
         if not self.weights:
             raise ConfigError("frontend.weights: a codec front end needs its folder")
+        if self.latent_dim is None:  # written by hand: the folder says the rest
+            try:
+                complete_section(self)
+            except (InputError, FormatError) as exc:
+                raise ConfigError(f"frontend.weights: {exc}") from None
+        check_setting("frontend.model", self.model, one_of(*CODECS))
         check_setting("frontend.latent_dim", self.latent_dim, int_in(1, 1 << 16))
         check_setting("frontend.sample_rate", self.sample_rate, int_in(1000, 384_000))
         check_setting("frontend.hop_length", self.hop_length, int_in(1, 8192))

@@ -1,0 +1,106 @@
+"""What tokquant reads of a codec folder's ``config.json``, as plain data: the checks
+that bound every size before a network is built, and the rate, hop and latent width a
+``kind: codec`` front end takes from it. Torch-free, so a config validates without it
+(the network is :mod:`tokquant.audio.codec`'s)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tokquant.choices import CODECS
+from tokquant.errors import FormatError, InputError
+from tokquant.storage.regular import read_regular
+from tokquant.storage.safe_json import loads as json_loads
+
+if TYPE_CHECKING:
+    from tokquant.tokenizer.config import FrontendConfig
+
+#: Bounds on a codec config's sizes, checked before anything is allocated (the published
+#: models are well inside them: EnCodec 24 kHz has hidden 128, 32 filters; DAC 44 kHz has
+#: hidden 1024, encoder 64, decoder 1536).
+_LIMITS = {
+    "hidden_size": 4096,
+    "num_filters": 1024,
+    "encoder_hidden_size": 1024,
+    "decoder_hidden_size": 4096,
+    "codebook_size": 1 << 16,
+    "codebook_dim": 4096,
+    "n_codebooks": 64,
+    "num_lstm_layers": 8,
+    "num_residual_layers": 8,
+    "kernel_size": 63,
+    "last_kernel_size": 63,
+    "residual_kernel_size": 63,
+    "sampling_rate": 384_000,
+    "audio_channels": 2,
+}
+_MAX_HOP = 8192
+_MAX_STAGES = 8
+
+
+def codec_hop(kind: str, config: dict[str, Any]) -> int:
+    """Samples per frame: the product of the encoder's stride ratios."""
+    key = "upsampling_ratios" if kind == "encodec" else "downsampling_ratios"
+    return math.prod(int(r) for r in config[key])
+
+
+def read_codec_config(folder: str | Path) -> tuple[str, dict[str, Any]]:
+    """A codec folder's kind and checked ``config.json``, no weights read."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise InputError(f"{path}: no such codec folder (config.json and model.safetensors)")
+    config = json_loads(read_regular(path / "config.json").decode("utf-8", "replace"),
+                        f"{path}/config.json")  # fmt: skip
+    if not isinstance(config, dict):
+        raise FormatError(f"{path}/config.json: not a JSON object")
+    kind = config.get("model_type")
+    if kind not in CODECS:
+        raise FormatError(
+            f"{path}/config.json: model_type {kind!r} is not a codec tokquant reads "
+            f"({', '.join(CODECS)})"
+        )
+    _check_config(kind, config, f"{path}/config.json")
+    return kind, config
+
+
+def _check_config(kind: str, config: dict[str, Any], where: str) -> None:
+    for key, hi in _LIMITS.items():
+        if key not in config:
+            continue
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
+            raise FormatError(f"{where}: {key} must be an integer in [1, {hi:,}], found {value!r}")
+    ratios_key = "upsampling_ratios" if kind == "encodec" else "downsampling_ratios"
+    ratios = config.get(ratios_key)
+    if (
+        not isinstance(ratios, list)
+        or not 1 <= len(ratios) <= _MAX_STAGES
+        or not all(isinstance(r, int) and not isinstance(r, bool) and r >= 1 for r in ratios)
+        or math.prod(ratios) > _MAX_HOP
+    ):
+        raise FormatError(
+            f"{where}: {ratios_key} must be 1 to {_MAX_STAGES} positive integers whose "
+            f"product (the hop) is at most {_MAX_HOP}, found {ratios!r}"
+        )
+    if kind == "encodec" and (config.get("audio_channels", 1) != 1 or config.get("normalize")):
+        raise FormatError(
+            f"{where}: a stereo or normalising EnCodec (the 48 kHz model) is not supported; "
+            f"tokquant reads the mono 24 kHz kind"
+        )
+    if kind == "encodec" and config.get("chunk_length_s") is not None:
+        raise FormatError(f"{where}: chunked EnCodec (chunk_length_s) is not supported")
+
+
+def complete_section(front: FrontendConfig) -> None:
+    """Fill a ``kind: codec`` section written by hand (``weights: FOLDER``, the rest
+    left out) from the folder's config: the codec, its rate, hop and latent width."""
+    kind, config = read_codec_config(front.weights or "")
+    if front.model and front.model != kind:
+        raise InputError(f"{front.weights}: a {kind} codec, the config says {front.model}")
+    hop = codec_hop(kind, config)
+    front.model, front.sample_rate = kind, int(config["sampling_rate"])
+    front.latent_dim = int(config["hidden_size"])
+    front.hop_length = front.win_length = hop
+    front.n_fft = max(16, hop)
