@@ -224,3 +224,15 @@ def test_a_quantizer_trained_on_dac_latents_is_scored_beside_dacs_own_codes(tmp_
         assert {"mel_distance", "stft_distance"} <= set(report["overall"])
     assert reports["dac"]["bitrate_kbps"] == pytest.approx(3 * 5 * 50 / 1000)  # 3 x 32 codes
     assert reports["fsq"]["bitrate_kbps"] == pytest.approx(np.log2(125) * 50 / 1000)  # 125 codes
+
+
+def test_a_hub_id_offline_and_not_cached_is_one_line(tmp_path, monkeypatch):
+    pytest.importorskip("huggingface_hub")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    monkeypatch.chdir(tmp_path)
+    res = run_cli(
+        "import", "codec", "tokquant-test/no-such-codec", "--out", tmp_path / "t.safetensors"
+    )
+    assert res.code == 2 and "cannot fetch from the Hugging Face Hub" in res.err, res.err
+    assert "Traceback" not in res.err and not (tmp_path / "t.safetensors").exists()

@@ -23,7 +23,7 @@ from tokquant.audio.waveform import WaveformReader
 from tokquant.decoders.chunks import vocode
 from tokquant.decoders.pretrained.networks import MEL_FIELDS, load_pretrained, mel_frontend
 from tokquant.errors import FormatError, InputError
-from tokquant.formats.pretrained_vocoder import is_hub_id
+from tokquant.storage.hub import is_hub_id
 from tokquant.tokenizer.config import TokenizerConfig
 
 pytest.importorskip("vocos")

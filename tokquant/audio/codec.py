@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from safetensors.torch import load as load_safetensors
 
-from tokquant.audio.codec_models import codec_hop, read_codec_config
+from tokquant.audio.codec_models import codec_folder, codec_hop, read_codec_config
 from tokquant.errors import FormatError, InputError
 from tokquant.storage.regular import read_regular
 
@@ -77,7 +77,7 @@ def weights_digest(state: dict[str, torch.Tensor]) -> str:
 def read_codec(folder: str | Path) -> CodecFolder:
     """``config.json`` and ``model.safetensors`` of a codec folder, checked; one
     :class:`InputError` or :class:`FormatError` line otherwise."""
-    path = Path(folder)
+    path = codec_folder(folder)
     kind, config = read_codec_config(path)
     weights_file = path / "model.safetensors"
     if not weights_file.is_file():

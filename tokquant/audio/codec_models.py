@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tokquant.choices import CODECS
 from tokquant.errors import FormatError, InputError
+from tokquant.storage.hub import hub_snapshot, is_hub_id
 from tokquant.storage.regular import read_regular
 from tokquant.storage.safe_json import loads as json_loads
 
@@ -46,11 +47,22 @@ def codec_hop(kind: str, config: dict[str, Any]) -> int:
     return math.prod(int(r) for r in config[key])
 
 
+def codec_folder(source: str | Path) -> Path:
+    """The folder ``source`` names, or a Hub id's folder in the Hub's cache (downloaded
+    unless ``HF_HUB_OFFLINE``): ``config.json`` and ``model.safetensors`` only."""
+    if is_hub_id(source):
+        return hub_snapshot(str(source), ["config.json", "model.safetensors"], "'tokquant[codecs]'")
+    return Path(source)
+
+
 def read_codec_config(folder: str | Path) -> tuple[str, dict[str, Any]]:
     """A codec folder's kind and checked ``config.json``, no weights read."""
-    path = Path(folder)
+    path = codec_folder(folder)
     if not path.is_dir():
-        raise InputError(f"{path}: no such codec folder (config.json and model.safetensors)")
+        raise InputError(
+            f"{path}: no such codec folder (config.json and model.safetensors), nor a Hub id "
+            f"such as descript/dac_16khz"
+        )
     config = json_loads(read_regular(path / "config.json").decode("utf-8", "replace"),
                         f"{path}/config.json")  # fmt: skip
     if not isinstance(config, dict):

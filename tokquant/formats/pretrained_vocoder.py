@@ -19,7 +19,6 @@ model is built from the known classes by :mod:`tokquant.decoders.pretrained.netw
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 import torch
 
 from tokquant.errors import ConfigError, FormatError, InputError
+from tokquant.storage.hub import hub_snapshot, is_hub_id
 from tokquant.storage.regular import read_regular
 from tokquant.storage.safe_json import loads as json_loads
 from tokquant.storage.safe_yaml import load_yaml
@@ -38,7 +38,6 @@ LAYOUTS = {
     "vocos": ("config.yaml", ("model.safetensors", "pytorch_model.bin"), None),
     "bigvgan": ("config.json", ("model.safetensors", "bigvgan_generator.pt"), "generator"),
 }
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 
 
 @dataclass
@@ -49,17 +48,6 @@ class PretrainedFolder:
     source: str  # the folder or Hub id the user named
     config: dict[str, Any]
     state: dict[str, torch.Tensor]
-
-
-def is_hub_id(source: str | Path) -> bool:
-    """``owner/name`` that is not a path here (nor a file name such as ``a/b.safetensors``)."""
-    text = str(source)
-    return (
-        bool(_HUB_ID.fullmatch(text))
-        and not Path(text).exists()
-        and not Path(text).parent.is_dir()  # runs/vocos with runs/ here: a mistyped path
-        and Path(text).suffix not in (".safetensors", ".pt", ".pth", ".bin")
-    )
 
 
 def read_pretrained(source: str | Path) -> PretrainedFolder:
@@ -88,6 +76,12 @@ def read_pretrained(source: str | Path) -> PretrainedFolder:
     raise InputError(f"{source}: not a Vocos (config.yaml) or BigVGAN (config.json) vocoder folder")
 
 
+def _download(repo_id: str) -> Path:
+    """The repository's config and weights, through the Hub's cache."""
+    files = sorted({name for c, ws, _ in LAYOUTS.values() for name in (c, *ws)})
+    return hub_snapshot(repo_id, files, "'tokquant[vocos]' or 'tokquant[bigvgan]'")
+
+
 def _read_config(path: Path) -> dict[str, Any]:
     raw = read_regular(path)
     try:
@@ -101,21 +95,3 @@ def _read_config(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise FormatError(f"{path}: not a mapping of settings")
     return data
-
-
-def _download(repo_id: str) -> Path:
-    """The repository's config and weights, through the Hub's cache."""
-    try:
-        # optional extra: huggingface_hub
-        from huggingface_hub import snapshot_download
-    except ImportError:
-        raise InputError(
-            f"{repo_id}: reading a Hub id needs huggingface_hub (pip install "
-            f"'tokquant[vocos]' or 'tokquant[bigvgan]'), or pass a local folder"
-        ) from None
-    files = sorted({name for c, ws, _ in LAYOUTS.values() for name in (c, *ws)})
-    try:
-        return Path(snapshot_download(repo_id, allow_patterns=files))
-    except Exception as exc:  # noqa: BLE001 - offline, unknown repo, refused: all one line
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise InputError(f"{repo_id}: cannot fetch from the Hugging Face Hub ({first})") from None
