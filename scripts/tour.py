@@ -41,7 +41,8 @@ COMMANDS = [
     f"tokquant stats runs/demo/logmel-rvq-8x1024.safetensors runs/demo/logmel-rvq-8x1024/tokens "
     f"--features {AUDIO} --top 3",
 ]
-_PROGRESS = re.compile(r"━|\d+/\d+ \d+:\d\d:\d\d")
+#: Progress, a bar or (stderr not a terminal, a slow step) a timed line: never the tour's.
+_PROGRESS = re.compile(r"━|\d+/\d+ \d+:\d\d:\d\d|: \d+/\d+ \(\d+%\), ")
 _TIME = re.compile(r"\b\d+\.\d+s\b")
 
 
