@@ -236,3 +236,21 @@ def test_a_hub_id_offline_and_not_cached_is_one_line(tmp_path, monkeypatch):
     )
     assert res.code == 2 and "cannot fetch from the Hugging Face Hub" in res.err, res.err
     assert "Traceback" not in res.err and not (tmp_path / "t.safetensors").exists()
+
+
+def test_a_long_file_in_windows_gives_the_whole_files_codes(codec):
+    """Past ``window_seconds`` a file is encoded in windows with context (bounded memory);
+    on these models the codes equal the whole file's (EnCodec's LSTM included), and a
+    misplaced window would show here at once."""
+    from tokquant.tokenizer.importers import tokenizer_for_codec
+
+    kind, model, root, _ = codec
+    rate = model.config.sampling_rate
+    wave = (np.random.default_rng(2).standard_normal(rate * 6 + 111) * 0.1).astype(np.float32)
+    whole = tokenizer_for_codec(root / "codec")
+    windowed = tokenizer_for_codec(root / "codec")
+    windowed.config.frontend.window_seconds, windowed.config.frontend.context_seconds = 1.0, 0.5
+    assert len(windowed.frontend().windows(windowed.frontend().num_frames(len(wave)))) == 7
+    a, b = whole.encode_audio(wave, rate), windowed.encode_audio(wave, rate)
+    assert a.shape == b.shape and (a == b).all(dim=1).float().mean() >= 0.99
+    assert torch.equal(a, reference_codes(kind, model, wave, rate))
