@@ -147,6 +147,14 @@ def test_other_weights_are_refused(codec, tmp_path):
         assert "Traceback" not in res.err
     finally:
         (root / "codec" / "model.safetensors").write_bytes(original)
+    config = (root / "codec" / "config.json").read_text()
+    try:  # the same tensors under another config: other codes, refused as well
+        changed = {**json.loads(config), "pad_mode": "constant"}
+        (root / "codec" / "config.json").write_text(json.dumps(changed))
+        res = run_cli("encode", root / "tok.safetensors", root / "wav", "--out", tmp_path / "y")
+        assert res.code == 2 and "weights or config" in res.err, res.err
+    finally:
+        (root / "codec" / "config.json").write_text(config)
 
 
 class _Boom:

@@ -5,7 +5,7 @@ A codec folder is what ``save_pretrained`` writes and what the Hub's cache holds
 weights as a pickle (``pytorch_model.bin``) is refused, never unpickled, and the config
 is checked, every size bounded, before anything is built. The network is then built on
 the meta device, its tensors' names and shapes compared with the file's, and only then
-allocated and loaded. The weights' sha256 (of the tensors, as for SSL weights) is
+allocated and loaded. The sha256 of its config and tensors (:func:`codec_digest`) is
 recorded in a tokenizer and checked on every load: codes are only the codec's codes with
 its exact weights.
 
@@ -26,6 +26,7 @@ from the whole file's (``tokquant audit`` reports by how much).
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,9 +65,16 @@ class CodecFolder:
         return int(self.config["hidden_size"])
 
 
-def weights_digest(state: dict[str, torch.Tensor]) -> str:
-    """sha256 of the tensors (names, dtypes, shapes, values in name order)."""
-    digest = hashlib.sha256(b"tokquant-codec-weights\0")
+#: Config keys that say who saved the folder, not what the codec computes.
+_UNSAID = ("transformers_version", "architectures", "dtype", "torch_dtype", "_name_or_path")
+
+
+def codec_digest(config: dict[str, Any], state: dict[str, torch.Tensor]) -> str:
+    """sha256 of what makes the codec's codes: its config (less who saved it) and its
+    tensors (names, dtypes, shapes, values in name order)."""
+    digest = hashlib.sha256(b"tokquant-codec\0")
+    said = {k: v for k, v in config.items() if k not in _UNSAID}
+    digest.update(json.dumps(said, sort_keys=True).encode() + b"\0")
     for name in sorted(state):
         tensor = state[name].detach().cpu().contiguous()
         digest.update(f"{name}|{tensor.dtype}|{list(tensor.shape)}\n".encode())
@@ -88,7 +96,7 @@ def read_codec(folder: str | Path) -> CodecFolder:
         weights = load_safetensors(read_regular(weights_file))
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a format error
         raise FormatError(f"{weights_file}: not a safetensors file ({exc})") from None
-    return CodecFolder(path, kind, config, weights, weights_digest(weights))
+    return CodecFolder(path, kind, config, weights, codec_digest(config, weights))
 
 
 def build_codec(folder: CodecFolder) -> torch.nn.Module:
@@ -184,9 +192,9 @@ class CodecFrontEnd:
         """Refuse weights other than those this tokenizer was made with (None: any)."""
         if expected and expected != self.folder.sha256:
             raise InputError(
-                f"{self.folder.path}: codec weights (sha256 {self.folder.sha256[:12]}) are not "
-                f"the ones this tokenizer was made with ({expected[:12]}); its codes are only "
-                f"the codec's with its exact weights"
+                f"{self.folder.path}: codec weights or config (sha256 {self.folder.sha256[:12]}) "
+                f"are not the ones this tokenizer was made with ({expected[:12]}); its codes "
+                f"are only the codec's with its exact weights"
             )
 
     @property
