@@ -7,7 +7,6 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokquant.engines import ray
 from tokquant.engines.plan import EncodeOptions, EncodePlan
 from tokquant.jobs.load import InputOptions
 from tokquant.jobs.report import EncodeReport, Progress
@@ -73,6 +72,9 @@ class EncodeJob(InputOptions, EncodeOptions):
 
         use_threads(self.threads)
         if self.engine == "ray":
+            # start-up time: the Ray engine's helpers; Ray itself only once it runs
+            from tokquant.engines import ray
+
             return ray.run(self.plan(), progress, self.ray_address)
         from tokquant.engines import local  # start-up time: torch
 
