@@ -262,3 +262,25 @@ def test_a_long_file_in_windows_gives_the_whole_files_codes(codec):
     a, b = whole.encode_audio(wave, rate), windowed.encode_audio(wave, rate)
     assert a.shape == b.shape and (a == b).all(dim=1).float().mean() >= 0.99
     assert torch.equal(a, reference_codes(kind, model, wave, rate))
+
+
+def test_stats_levels_and_export_read_a_codec_corpus(codec, tmp_path):
+    """The rest of the commands need nothing of their own for a codec tokenizer."""
+    kind, model, root, waves = codec
+    ckpt = root / "tok.safetensors"
+    res = run_cli("encode", ckpt, root / "wav", "--out", tmp_path / "c", "--shards", "-q")
+    assert res.code == 0, res.err
+    res = run_cli("stats", ckpt, tmp_path / "c", "--json")
+    assert res.code == 0, res.err
+    stats = json.loads(res.out)
+    levels = len(stats["columns"])
+    assert levels >= 3 and stats["frames"] == sum(-(-len(w) // model.config.hop_length)
+                                                  for w in waves.values())  # fmt: skip
+    res = run_cli("encode", ckpt, root / "wav", "--out", tmp_path / "two", "--levels", "2", "-q")
+    assert res.code == 0, res.err
+    two = read_tokens(tmp_path / "two" / "u1.tokens.safetensors").codes
+    want = reference_codes(kind, model, waves["u1"], model.config.sampling_rate)
+    assert np.array_equal(two, want[:, :2].numpy())
+    res = run_cli("export", tmp_path / "c", "--to", "parquet", "--out", tmp_path / "p", "--json")
+    assert res.code == 0, res.err
+    assert json.loads(res.out)["utterances"] == len(waves)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from tokquant.audio.frontend import DEFAULT_CHUNK_FRAMES
-from tokquant.errors import TokquantError
+from tokquant.runners.each import attempt
 from tokquant.runners.features import FeatureReader
 from tokquant.sources import Source
 from tokquant.tokenizer import DEFAULT_BATCH_FRAMES
@@ -80,25 +80,26 @@ def encode_items(
     checkpoint's)."""
     reader = FeatureReader.of(tok, layout)  # the front end is built here, before the loaders
 
+    def read(item: Source) -> np.ndarray | Encoded:
+        frames = reader.expected_frames(item)
+        if frames is not None and frames > STREAM_FRAMES:
+            return Encoded(item)  # marker: stream it in the calling thread
+        return reader.whole(item)
+
     def load(item: Source) -> np.ndarray | Encoded:
-        try:
-            frames = reader.expected_frames(item)
-            if frames is not None and frames > STREAM_FRAMES:
-                return Encoded(item)  # marker: stream it in the calling thread
-            return reader.whole(item)
-        except TokquantError as exc:
-            return Encoded(item, error=str(exc))
+        failures: list[str] = []  # the per-input rule of every job (runners.each)
+        got = attempt(lambda: read(item), failures)
+        return Encoded(item, error=failures[0]) if failures else got  # type: ignore[return-value]
 
     def stream(item: Source) -> Encoded:
-        try:
-            return Encoded(
-                item,
-                encode_streamed(
-                    tok, reader, item, chunk_frames=chunk_frames, levels=levels, beam=beam
-                ),
-            )
-        except TokquantError as exc:
-            return Encoded(item, error=str(exc))
+        failures: list[str] = []
+        codes = attempt(
+            lambda: encode_streamed(
+                tok, reader, item, chunk_frames=chunk_frames, levels=levels, beam=beam
+            ),
+            failures,
+        )
+        return Encoded(item, error=failures[0]) if failures else Encoded(item, codes)
 
     def flush(batch: list[tuple[Source, np.ndarray]]) -> Iterator[Encoded]:
         if batch:
