@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover - older typer depends on click itself
 from tokquant import __version__
 from tokquant.cli._output import FLAG_SOURCE, as_flags
 from tokquant.cli.audit import audit
+from tokquant.cli.compare import compare
 from tokquant.cli.decode import decode
 from tokquant.cli.encode import encode
 from tokquant.cli.evaluate import eval_
@@ -81,6 +82,7 @@ for command in (train, encode, decode, stats, audit, export, info, verify, merge
 app.command(name="import")(import_checkpoint)
 app.command(name="train-vocoder")(train_vocoder)
 app.command(name="eval")(eval_)
+app.command()(compare)
 
 
 def _flags() -> dict[str, str]:

@@ -30,6 +30,8 @@ _LAZY = {
     "TrainVocoderJob": "tokquant.jobs.train_vocoder",
     "EvalJob": "tokquant.jobs.evaluate",
     "EvalReport": "tokquant.jobs.report",
+    "CompareJob": "tokquant.jobs.compare",
+    "CompareReport": "tokquant.jobs.report",
     "InfoJob": "tokquant.jobs.inspect",
     "VerifyJob": "tokquant.jobs.inspect",
     "MergeJob": "tokquant.jobs.inspect",
@@ -43,6 +45,7 @@ __all__ = list(_LAZY)
 
 if TYPE_CHECKING:
     from tokquant.jobs.audit import AuditJob  # noqa: F401
+    from tokquant.jobs.compare import CompareJob  # noqa: F401
     from tokquant.jobs.decode import DecodeJob  # noqa: F401
     from tokquant.jobs.encode import EncodeJob  # noqa: F401
     from tokquant.jobs.evaluate import EvalJob  # noqa: F401
@@ -50,7 +53,8 @@ if TYPE_CHECKING:
     from tokquant.jobs.import_peer import ImportJob  # noqa: F401
     from tokquant.jobs.inspect import InfoJob, MergeJob, VerifyJob  # noqa: F401
     from tokquant.jobs.report import (  # noqa: F401
-        EvalReport,  # noqa: F401
+        CompareReport,
+        EvalReport,
         RunReport,
         TrainReport,
     )

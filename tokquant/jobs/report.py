@@ -134,3 +134,21 @@ class EvalReport:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass
+class CompareReport:
+    """``systems``: per tokenizer its name, checkpoint, decoder, bitrates, each score's
+    mean (``overall``), encode and decode speed (x real time) and its files' rows, as
+    ``eval`` reports them; ``reference``: the original audio's own DNSMOS (the ceiling);
+    ``page``: the listening page, where one was written."""
+
+    systems: list[dict[str, Any]]
+    reference: dict[str, float]
+    audio_seconds: float
+    missing: list[str] = field(default_factory=list)
+    page: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
