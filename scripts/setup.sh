@@ -14,6 +14,14 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! ldconfig -p | grep -
       libswscale6 >/dev/null; } ||
     echo "warning: FFmpeg's libraries could not be installed; tests that decode datasets' audio columns will skip" >&2
 fi
+# A headless browser for the listening page's test (tests/test_listening_page.py): Debian's
+# chromium and its driver, where this runs as root and they are missing.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v chromedriver >/dev/null; then
+  { apt-get update -qq >/dev/null &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      chromium chromium-driver >/dev/null; } ||
+    echo "warning: chromium could not be installed; the listening page's browser test will skip" >&2
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
