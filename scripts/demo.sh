@@ -29,7 +29,13 @@ $TQ train-vocoder "$RVQ.safetensors" --data "$AUDIO" --out "$RVQ.vocoder.safeten
 $TQ decode "$RVQ.safetensors" "$RVQ/tokens" --out "$RVQ/wav-vocoder" --audio \
   --vocoder "$RVQ.vocoder.safetensors" --overwrite
 $TQ eval "$RVQ.safetensors" "$RVQ/tokens" --audio "$AUDIO" --vocoder "$RVQ.vocoder.safetensors"
+echo "== compare: RVQ with Griffin-Lim and with its vocoder, BSQ; the listening page"
+$TQ compare "$RVQ.safetensors" "$RVQ.safetensors" "$OUT/logmel-bsq-16bit.safetensors" \
+  --vocoder default --vocoder "$RVQ.vocoder.safetensors" --vocoder default \
+  --audio "$AUDIO/us_m/utt00.flac" --audio "$AUDIO/gb_f/utt00.flac" \
+  --out "$OUT/compare" --html --overwrite
 echo "== export"
 $TQ encode "$OUT/logmel-rvq-8x1024.safetensors" "$AUDIO" --out "$OUT/corpus" --shards --overwrite
 $TQ export "$OUT/corpus" --to parquet --out "$OUT/parquet" --layout delay --offsets --overwrite
 echo "listen: $OUT/*/wav/us_m/utt00.wav (Griffin-Lim), $RVQ/wav-vocoder/us_m/utt00.wav"
+echo "listening page: $OUT/compare/index.html (open it in a browser; it needs no network)"
