@@ -109,3 +109,25 @@ def test_a_missing_package_is_one_line_and_the_rest_is_scored(logmel_rvq, encode
     ]
     report = json.loads(res.out)
     assert "pesq_wb" not in report["overall"] and "mel_distance" in report["overall"]
+
+
+def test_speaker_similarity_is_one_for_the_same_audio_and_works_offline(monkeypatch):
+    """Resemblyzer's encoder ships in its wheel: with every connection refused the score
+    is still computed (nothing is downloaded)."""
+    pytest.importorskip("resemblyzer")
+    import socket
+
+    import soundfile as sf
+
+    from tokquant.audio import metrics
+
+    def refuse(*args, **kwargs):
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    a = sf.read(SAMPLES / "us_m" / "utt00.flac", dtype="float32")[0].astype(np.float64)
+    b = sf.read(SAMPLES / "gb_f" / "utt00.flac", dtype="float32")[0].astype(np.float64)
+    assert metrics.speaker_similarity(a, a) == pytest.approx(1.0, abs=1e-6)
+    assert -1 <= metrics.speaker_similarity(a, b) < 0.99
+    assert metrics.speaker_similarity(a, np.zeros(16000)) is None  # silence: nothing to embed
+    assert metrics.speaker_similarity(a, a[:800]) is None  # 50 ms

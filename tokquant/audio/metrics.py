@@ -6,8 +6,9 @@ Every score compares at 16 kHz, the rate PESQ-WB and DNSMOS are defined at: both
 waveforms are resampled (torchaudio's sinc) and cut to the shorter one. The spectral
 distances are tokquant's own closed forms (below); STOI, PESQ and DNSMOS come from the
 packages the papers use (``pystoi``, ``pesq``, and the DNSMOS ONNX models that the
-``speechmos`` wheel ships, run by onnxruntime: nothing is downloaded). A score whose
-package is missing is reported missing, with the one line that installs it.
+``speechmos`` wheel ships, run by onnxruntime: nothing is downloaded), and speaker
+similarity from Resemblyzer's speaker encoder (its weights ship in its wheel). A score
+whose package is missing is reported missing, with the one line that installs it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ SCORES = (
     "dnsmos_sig",
     "dnsmos_bak",
     "dnsmos_ovrl",
+    "speaker_similarity",
 )
 #: Which package each optional score needs.
 NEEDS = {
@@ -44,8 +46,11 @@ NEEDS = {
     "dnsmos_sig": "speechmos",
     "dnsmos_bak": "speechmos",
     "dnsmos_ovrl": "speechmos",
+    "speaker_similarity": "resemblyzer",
 }
 INSTALL = "pip install 'tokquant[metrics]'"
+#: A package whose extra is not ``metrics``.
+EXTRA = {"resemblyzer": "pip install 'tokquant[speaker]'"}
 #: Resolutions of the multi-resolution STFT distance: (n_fft, hop).
 STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))
 
@@ -53,7 +58,7 @@ STFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))
 def missing_packages() -> dict[str, str]:
     """Score -> why it cannot be computed here (its package is not installed)."""
     return {
-        score: f"{score}: needs {package} ({INSTALL})"
+        score: f"{score}: needs {package} ({EXTRA.get(package, INSTALL)})"
         for score, package in NEEDS.items()
         if importlib.util.find_spec(package) is None
     }
@@ -88,6 +93,8 @@ def score(
         out["pesq_wb"] = pesq_wb(ref, est)
     if not {"dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl"} <= set(skip):
         out.update(dnsmos(est))
+    if "speaker_similarity" not in skip:
+        out["speaker_similarity"] = speaker_similarity(ref, est)
     return {k: v for k, v in out.items() if k not in skip}
 
 
@@ -225,6 +232,34 @@ def dnsmos(decoded: np.ndarray) -> dict[str, float]:
         name: float(np.mean(np.polyval(fit, scores[:, i])))
         for i, (name, fit) in enumerate(_DNSMOS_FITS.items())
     }
+
+
+@functools.cache
+def _speaker_encoder() -> Any:
+    # optional extra: resemblyzer
+    from resemblyzer import VoiceEncoder
+
+    return VoiceEncoder("cpu", verbose=False)
+
+
+def speaker_similarity(reference: np.ndarray, decoded: np.ndarray) -> float | None:
+    """Cosine similarity of the two 16 kHz signals' speaker embeddings: Resemblyzer's
+    GE2E encoder, whose weights its wheel ships (nothing is downloaded), after its own
+    preprocessing (loudness normalisation, long silences trimmed). None where either has
+    no speech left to embed (silence, under a tenth of a second)."""
+    # optional extra: resemblyzer
+    from resemblyzer import preprocess_wav
+
+    with warnings.catch_warnings():  # silence normalises to NaN: refused below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        waves = [
+            preprocess_wav(np.asarray(w, dtype=np.float32), RATE) for w in (reference, decoded)
+        ]
+    if any(len(w) < RATE // 10 or not np.isfinite(w).all() for w in waves):
+        return None
+    encoder = _speaker_encoder()
+    a, b = (encoder.embed_utterance(w) for w in waves)
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 def bitrate_kbps(frame_rate: float, cardinalities: Sequence[int]) -> float:

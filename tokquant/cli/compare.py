@@ -53,6 +53,7 @@ SHOWN = {
     "stoi": "STOI",
     "pesq_wb": "PESQ-WB",
     "dnsmos_ovrl": "OVRL",
+    "speaker_similarity": "spk sim",
     "encode_x_real_time": "enc xRT",
     "decode_x_real_time": "dec xRT",
 }

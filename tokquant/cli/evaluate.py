@@ -52,6 +52,7 @@ SHOWN = {
     "dnsmos_sig": "SIG",
     "dnsmos_bak": "BAK",
     "dnsmos_ovrl": "OVRL",
+    "speaker_similarity": "spk sim",
 }
 
 

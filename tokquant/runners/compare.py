@@ -44,6 +44,7 @@ COLUMNS: list[tuple[str, str, bool | None]] = [
     ("dnsmos_sig", "SIG", True),
     ("dnsmos_bak", "BAK", True),
     ("dnsmos_ovrl", "OVRL", True),
+    ("speaker_similarity", "speaker sim", True),
     ("encode_x_real_time", "encode xRT", True),
     ("decode_x_real_time", "decode xRT", True),
 ]
