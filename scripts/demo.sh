@@ -29,10 +29,10 @@ $TQ train-vocoder "$RVQ.safetensors" --data "$AUDIO" --out "$RVQ.vocoder.safeten
 $TQ decode "$RVQ.safetensors" "$RVQ/tokens" --out "$RVQ/wav-vocoder" --audio \
   --vocoder "$RVQ.vocoder.safetensors" --overwrite
 $TQ eval "$RVQ.safetensors" "$RVQ/tokens" --audio "$AUDIO" --vocoder "$RVQ.vocoder.safetensors"
-echo "== compare: RVQ with Griffin-Lim and with its vocoder, BSQ; the listening page"
-$TQ compare "$RVQ.safetensors" "$RVQ.safetensors" "$OUT/logmel-bsq-16bit.safetensors" \
-  --vocoder default --vocoder "$RVQ.vocoder.safetensors" --vocoder default \
-  --audio "$AUDIO/us_m/utt00.flac" --audio "$AUDIO/gb_f/utt00.flac" \
+echo "== compare: RVQ with its vocoder, BSQ with Griffin-Lim; the listening page"
+$TQ compare "$RVQ.safetensors" "$OUT/logmel-bsq-16bit.safetensors" \
+  --vocoder "$RVQ.vocoder.safetensors" --vocoder default \
+  --audio "$AUDIO/us_m/utt00.flac" --audio "$AUDIO/gb_f/utt01.flac" \
   --out "$OUT/compare" --html --overwrite
 echo "== export"
 $TQ encode "$OUT/logmel-rvq-8x1024.safetensors" "$AUDIO" --out "$OUT/corpus" --shards --overwrite

@@ -43,22 +43,34 @@ def compared(logmel_rvq, tmp_path_factory):
     wav.mkdir()
     (wav / "utt00.flac").write_bytes((SAMPLES / "us_m" / "utt00.flac").read_bytes())
     (wav / f"{HOSTILE}.flac").write_bytes((SAMPLES / "us_f" / "utt01.flac").read_bytes())
-    res = run_cli("compare", logmel_rvq, logmel_rvq, "--audio", wav, "--out", root / "cmp",
-                  "--html", "--json")  # fmt: skip
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    torch.manual_seed(0)  # a codec tokenizer, which decodes through the codec's decoder
+    config = transformers.DacConfig(
+        encoder_hidden_size=4, downsampling_ratios=[2, 4, 5, 8], decoder_hidden_size=16,
+        n_codebooks=3, codebook_size=32, codebook_dim=4, hidden_size=16, sampling_rate=16000,
+    )  # fmt: skip
+    transformers.DacModel(config).save_pretrained(root / "dac")
+    assert run_cli("import", "codec", root / "dac", "--out", root / "dac.safetensors").code == 0
+    res = run_cli("compare", logmel_rvq, logmel_rvq, root / "dac.safetensors", "--audio", wav,
+                  "--out", root / "cmp", "--html", "--json")  # fmt: skip
     assert res.code == 0, res.err
     return root, json.loads(res.out)
 
 
 def test_compare_gives_the_numbers_of_separate_eval_runs(compared, logmel_rvq):
     root, report = compared
-    first, second = (s["name"] for s in report["systems"])
+    first, second, codec = (s["name"] for s in report["systems"])
     assert second == f"{first}-2"  # the same file twice: two systems, two folders
+    checkpoints = {first: logmel_rvq, second: logmel_rvq, codec: root / "dac.safetensors"}
     for system in report["systems"]:
         tokens = root / "cmp" / "systems" / system["name"] / "tokens"
-        alone = EvalJob(logmel_rvq, [tokens], [root / "wav"]).run()
+        alone = EvalJob(checkpoints[system["name"]], [tokens], [root / "wav"]).run()
         assert system["rows"] == alone.rows and system["overall"] == alone.overall
-        assert system["bitrate_kbps"] == alone.bitrate_kbps and system["decoder"] == "griffin-lim"
+        assert system["bitrate_kbps"] == alone.bitrate_kbps and system["decoder"] == alone.decoder
         assert system["encode_x_real_time"] > 0 and system["decode_x_real_time"] > 0
+    assert [s["decoder"][:4] for s in report["systems"]] == ["grif", "grif", "dac:"]
     assert report["audio_seconds"] == pytest.approx(sum(r["seconds"] for r in alone.rows))
 
 
@@ -71,7 +83,7 @@ def test_the_page_links_only_its_own_files_and_shows_names_as_text(compared):
     parser.feed(text)
     audio = [v for tag, v in parser.links if tag == "audio"]
     images = [v for tag, v in parser.links if tag == "img"]
-    assert len(audio) == 2 * (1 + 2) and len(images) == 2 * 2 + 2  # mels, usage plots
+    assert len(audio) == 2 * (1 + 3) and len(images) == 2 * 3 + 3  # mels, usage plots
     for _, target in parser.links:
         assert "://" not in target and not target.startswith(("/", "..")), target
         assert (root / "cmp" / unquote(target)).is_file(), target
