@@ -4,6 +4,11 @@
     python scripts/make_sample_corpus.py [--out scripts/sample_data/audio]
     python scripts/make_sample_corpus.py --heldout --out /tmp/heldout   # never trained on
 
+``--more-voices`` writes 48 utterances of four flite voices (``apt-get install flite``:
+awb, rms, slt, kal16, English, none of them espeak's), for training decoders on more
+voices than the bundled five (``scripts/vocoder_quality.py --train-extra``); never
+bundled, and none of the held-out set's voices or languages.
+
 ``--heldout`` writes 30 utterances of other voices and languages (German, French,
 Spanish, Italian, Hindi, Finnish, Welsh, Caribbean, New York and Received Pronunciation
 English, three sentences each in the language): what tokenizers and vocoders trained on
@@ -20,6 +25,7 @@ import argparse
 import io
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +48,17 @@ VOICES = {
     "gb_m": "en-gb+m2",
     "sc_m": "en-gb-scotland+m3",
 }
+#: More sentences for the flite voices, which read the bundled six too.
+MORE_SENTENCES = [
+    "A small boat drifted slowly across the quiet harbour.",
+    "Numbers like forty two and nine hundred are read aloud.",
+    "The library closes early on public holidays.",
+    "Bright colours make the old kitchen feel warm again.",
+    "Every morning the baker opens the shop at six.",
+    "Could you send me the report before Friday afternoon?",
+]
+#: flite's built-in voices used for training (none is espeak's or a held-out one).
+FLITE_VOICES = {"fl_awb": "awb", "fl_rms": "rms", "fl_slt": "slt", "fl_kal": "kal16"}
 SAMPLE_RATE = 16_000
 #: Held-out voices: (name, espeak voice, three sentences in its language).
 HELDOUT = [
@@ -143,6 +160,19 @@ def synthesize(text: str, voice: str, speed: int) -> np.ndarray:
     return torchaudio.functional.resample(torch.from_numpy(audio), rate, SAMPLE_RATE).numpy()
 
 
+def synthesize_flite(text: str, voice: str, stretch: float) -> np.ndarray:
+    """flite's voice reading ``text`` (``stretch`` > 1 is slower), at 16 kHz."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "x.wav"
+        subprocess.run(
+            ["flite", "-voice", voice, "--setf", f"duration_stretch={stretch}", "-t", text,
+             "-o", str(out)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        audio, rate = sf.read(out, dtype="float32")
+    return torchaudio.functional.resample(torch.from_numpy(audio), rate, SAMPLE_RATE).numpy()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "sample_data" / "audio")
@@ -151,7 +181,27 @@ def main() -> None:
         action="store_true",
         help="other voices and languages, for scoring (not bundled)",
     )
+    parser.add_argument(
+        "--more-voices",
+        action="store_true",
+        help="four flite voices, for training decoders on more voices (not bundled)",
+    )
     args = parser.parse_args()
+    if args.more_voices:
+        if shutil.which("flite") is None:
+            raise SystemExit("flite not found: apt-get install flite")
+        seconds, count = 0.0, 0
+        for v, (name, voice) in enumerate(FLITE_VOICES.items()):
+            for i, text in enumerate(SENTENCES + MORE_SENTENCES):
+                audio = synthesize_flite(text, voice, stretch=0.9 + 0.1 * ((i + v) % 3))
+                path = args.out / name / f"utt{i:02d}.flac"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                peak = float(np.abs(audio).max()) or 1.0
+                sf.write(str(path), audio / max(peak, 1.0), SAMPLE_RATE, subtype="PCM_16")
+                seconds += len(audio) / SAMPLE_RATE
+                count += 1
+        print(f"wrote {count} utterances, {seconds:.1f} s of audio, to {args.out}")
+        return
     if shutil.which("espeak-ng") is None:
         raise SystemExit("espeak-ng not found: apt-get install espeak-ng")
     plan = (

@@ -46,7 +46,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--names", nargs="+", default=["logmel-rvq-8x1024", "logmel-bsq-16bit"])
     parser.add_argument("--heldout", type=Path, help="held-out audio (default: made here)")
+    parser.add_argument("--train-extra", type=Path, action="append", default=[],
+                        help="more training audio for the vocoders (make_sample_corpus.py "
+                        "--more-voices); their files are named NAME.more.vocoder.safetensors")  # fmt: skip
     args = parser.parse_args()
+    suffix = ".more.vocoder.safetensors" if args.train_extra else ".vocoder.safetensors"
+    extra = [a for path in args.train_extra for a in ("--data", str(path))]
     with tempfile.TemporaryDirectory() as tmp:
         heldout = args.heldout or Path(tmp) / "heldout"
         if args.heldout is None:
@@ -54,11 +59,11 @@ def main() -> None:
                 "--out", str(heldout))  # fmt: skip
         rows, trained = [], {}
         for name in args.names:
-            ckpt, vocoder = DEMO / f"{name}.safetensors", VOCODERS / f"{name}.vocoder.safetensors"
+            ckpt, vocoder = DEMO / f"{name}.safetensors", VOCODERS / f"{name}{suffix}"
             if not vocoder.is_file():
                 start = time.perf_counter()
                 run(TQ, "train-vocoder", str(ckpt), "--data", str(ROOT / "scripts/sample_data/audio"),
-                    "--out", str(vocoder), "-q")  # fmt: skip
+                    *extra, "--out", str(vocoder), "-q")  # fmt: skip
                 trained[name] = time.perf_counter() - start
             for audio, where in (
                 (heldout, "held-out"),

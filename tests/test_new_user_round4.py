@@ -194,6 +194,7 @@ def test_the_readme_names_only_paths_the_demo_writes():
     readme = (ROOT / "README.md").read_text()
     demo = (ROOT / "scripts" / "demo.sh").read_text()
     configs = re.search(r"for name in ([\w -]+); do", demo).group(1).split()
-    written = {*configs, *(f"{c}.safetensors" for c in configs), "corpus", "parquet"}
+    outputs = set(re.findall(r'"\$OUT/([\w.-]+)"', demo))  # corpus, parquet, compare
+    written = {*configs, *(f"{c}.safetensors" for c in configs), *outputs}
     named = set(re.findall(r"runs/demo/([\w.-]+)", readme))
     assert named and named <= written, named - written
