@@ -691,3 +691,27 @@ def test_metadata_column_names_cannot_break_the_cards_table(tmp_path, small_corp
     table = card.split("| name | type | meaning |")[1].split("\n\n")[0].strip().splitlines()
     assert all(line.startswith("| ") and line.count(" | ") == 2 for line in table[1:]), table
     assert "| a\\|b | int64 |" in card and "| two\\nlines | string |" in card
+
+
+def test_a_ctrl_c_inside_a_class_definition_is_the_interrupted_line(monkeypatch, capsys):
+    """A SIGINT that lands while a module defines a dataclass reaches the CLI as
+    ``RuntimeError: Error calling __set_name__`` (Python wraps it): still one line, 130."""
+    import dataclasses
+
+    from tokquant.cli import app as cli_app
+    from tokquant.errors import INTERRUPTED
+
+    def define_while_interrupted(*args, **kwargs):
+        class Field:
+            def __set_name__(self, owner, name):
+                raise cli_app.Interrupted
+
+        @dataclasses.dataclass
+        class Spoiled:
+            x: int = Field()  # type: ignore[assignment]
+
+    monkeypatch.setattr("tokquant.jobs.inspect.VerifyJob.run", define_while_interrupted)
+    with pytest.raises(SystemExit) as stop:
+        cli_app.main(["verify", "."])
+    assert stop.value.code == 130
+    assert capsys.readouterr().err.strip() == INTERRUPTED

@@ -109,6 +109,17 @@ def _on_sigint(signum: int, frame: object) -> None:
     raise Interrupted
 
 
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether a Ctrl-C is where ``exc`` came from: a SIGINT that lands while a module
+    defines a dataclass comes back as ``RuntimeError: Error calling __set_name__``."""
+    seen = exc.__cause__ or exc.__context__
+    while seen is not None:
+        if isinstance(seen, (Interrupted, KeyboardInterrupt)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class _Run:
     """What the global options asked for, set by Typer's callback for ``main`` to read
     when an error comes back up (a new run starts without it)."""
@@ -173,6 +184,11 @@ def main(argv: list[str] | None = None, *, interrupt: object = None) -> None:
         sys.exit(exc.exit_code)
     except (Interrupted, KeyboardInterrupt):
         # Outputs are written whole or not at all: what finished is kept, nothing partial.
+        typer.echo(INTERRUPTED, err=True)
+        sys.exit(130)
+    except RuntimeError as exc:  # Python wraps one raised inside a class's definition
+        if not _caused_by_interrupt(exc):
+            raise
         typer.echo(INTERRUPTED, err=True)
         sys.exit(130)
     else:
