@@ -27,6 +27,26 @@ class CliResult:
     err: str
 
 
+def small_dac_config():
+    """A DAC of the published 16 kHz shape (hop 320) at toy width, for codec tests."""
+    import transformers
+
+    return transformers.DacConfig(
+        encoder_hidden_size=4, downsampling_ratios=[2, 4, 5, 8], decoder_hidden_size=16,
+        n_codebooks=3, codebook_size=32, codebook_dim=4, hidden_size=16, sampling_rate=16000,
+    )  # fmt: skip
+
+
+def save_small_dac(folder: Path, seed: int = 0) -> Path:
+    """A random-weight :func:`small_dac_config` model saved as downloaded weights are."""
+    import torch
+    import transformers
+
+    torch.manual_seed(seed)
+    transformers.DacModel(small_dac_config()).save_pretrained(folder)
+    return folder
+
+
 def run_cli(*args: str | Path) -> CliResult:
     """Run ``tokquant ARGS`` in this process; capture exit code, stdout and stderr."""
     out, err = io.StringIO(), io.StringIO()

@@ -16,7 +16,7 @@ import soundfile as sf
 import torch
 
 import tokquant
-from tests.conftest import run_cli
+from tests.conftest import run_cli, small_dac_config
 from tokquant.formats.corpus import Corpus
 from tokquant.formats.tokens import read_tokens
 
@@ -30,10 +30,7 @@ CONFIGS = {
         num_filters=4, hidden_size=16, codebook_size=32, codebook_dim=16,
         upsampling_ratios=[8, 5, 4, 2], num_lstm_layers=1,
     ),
-    "dac": lambda: transformers.DacConfig(
-        encoder_hidden_size=4, downsampling_ratios=[2, 4, 5, 8], decoder_hidden_size=16,
-        n_codebooks=3, codebook_size=32, codebook_dim=4, hidden_size=16, sampling_rate=16000,
-    ),
+    "dac": small_dac_config,
 }  # fmt: skip
 MODELS = {"encodec": "EncodecModel", "dac": "DacModel"}
 #: Lengths in seconds: under one hop's worth of frames apart, and not whole hops.

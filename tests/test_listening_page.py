@@ -14,7 +14,7 @@ from urllib.parse import unquote
 import pytest
 import soundfile as sf
 
-from tests.conftest import SAMPLES, run_cli
+from tests.conftest import SAMPLES, run_cli, save_small_dac
 
 webdriver = pytest.importorskip("selenium.webdriver")
 if not (
@@ -34,15 +34,8 @@ def page(logmel_rvq, tmp_path_factory) -> Path:
     wav.mkdir()
     (wav / "utt00.flac").write_bytes((SAMPLES / "us_m" / "utt00.flac").read_bytes())
     (wav / f"{HOSTILE}.flac").write_bytes((SAMPLES / "gb_f" / "utt01.flac").read_bytes())
-    transformers = pytest.importorskip("transformers")
-    import torch
-
-    torch.manual_seed(0)  # a second system whose scores differ: a small random DAC
-    config = transformers.DacConfig(
-        encoder_hidden_size=4, downsampling_ratios=[2, 4, 5, 8], decoder_hidden_size=16,
-        n_codebooks=3, codebook_size=32, codebook_dim=4, hidden_size=16, sampling_rate=16000,
-    )  # fmt: skip
-    transformers.DacModel(config).save_pretrained(root / "dac")
+    pytest.importorskip("transformers")
+    save_small_dac(root / "dac")  # a codec tokenizer: its own decoder
     assert run_cli("import", "codec", root / "dac", "--out", root / "dac.safetensors").code == 0
     res = run_cli("compare", logmel_rvq, root / "dac.safetensors", "--audio", wav, "--out",
                   root / "cmp", "--html", "--json")  # fmt: skip

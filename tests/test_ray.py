@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import SAMPLES, run_cli
+from tests.conftest import SAMPLES, run_cli, save_small_dac
 from tests.test_corpus_sources import _dataset, _key, _same_codes
 from tokquant.formats.corpus import Corpus, Manifest
 
@@ -150,15 +150,8 @@ def test_ray_data_callable_gives_the_clis_codes(cluster, logmel_rvq, reference):
 def test_a_codec_tokenizer_on_ray_writes_the_local_codes(tmp_path, cluster):
     """Issue 39: the corpus engine runs a codec tokenizer as any other: Ray's corpus equals
     the local one key by key and passes verify."""
-    transformers = pytest.importorskip("transformers")
-    import torch
-
-    torch.manual_seed(0)
-    config = transformers.DacConfig(
-        encoder_hidden_size=4, downsampling_ratios=[2, 4, 5, 8], decoder_hidden_size=16,
-        n_codebooks=3, codebook_size=32, codebook_dim=4, hidden_size=16, sampling_rate=16000,
-    )  # fmt: skip
-    transformers.DacModel(config).save_pretrained(tmp_path / "dac")
+    pytest.importorskip("transformers")
+    save_small_dac(tmp_path / "dac")  # a codec tokenizer: its own decoder
     ckpt = tmp_path / "dac.safetensors"
     assert run_cli("import", "codec", tmp_path / "dac", "--out", ckpt).code == 0
     inputs = SAMPLES / "us_f"

@@ -35,6 +35,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 
 from tokquant.audio.codec_models import codec_folder, codec_hop, read_codec_config
+from tokquant.audio.windows import fixed_windows
 from tokquant.errors import FormatError, InputError
 from tokquant.storage.regular import read_regular
 
@@ -202,20 +203,14 @@ class CodecFrontEnd:
         return self.config.feature_dim
 
     def num_frames(self, num_samples: int) -> int:
-        return -(-num_samples // self.hop) if num_samples > 0 else 0
+        return self.config.num_frames(num_samples)
 
     def sample_range(self, f0: int, f1: int) -> tuple[int, int]:
         return f0 * self.hop, f1 * self.hop
 
     def windows(self, total: int) -> list[tuple[int, int, int, int]]:
         """One window for a file up to ``window_seconds``, else windows with context."""
-        if total <= self.window:
-            return [(0, total, 0, total)]
-        out = []
-        for f0 in range(0, total, self.window):
-            f1 = min(total, f0 + self.window)
-            out.append((f0, f1, max(0, f0 - self.context), min(total, f1 + self.context)))
-        return out
+        return fixed_windows(total, self.window, self.context)
 
     @torch.no_grad()
     def features(self, wave: torch.Tensor) -> torch.Tensor:

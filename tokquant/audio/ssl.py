@@ -37,6 +37,7 @@ import torch
 
 from tokquant.audio._torchaudio import torchaudio_ssl
 from tokquant.audio.ssl_models import FRAME_RATE, HOP, RECEPTIVE_FIELD, ssl_model
+from tokquant.audio.windows import fixed_windows
 from tokquant.errors import FormatError, InputError
 from tokquant.storage.torch_load import load_state_dict
 
@@ -222,11 +223,7 @@ class SSLFrontEnd:
 
     def windows(self, total: int) -> list[tuple[int, int, int, int]]:
         """``(own_start, own_stop, input_start, input_stop)`` frames of each window."""
-        out = []
-        for f0 in range(0, total, self.window):
-            f1 = min(total, f0 + self.window)
-            out.append((f0, f1, max(0, f0 - self.context), min(total, f1 + self.context)))
-        return out
+        return fixed_windows(total, self.window, self.context)
 
     @torch.no_grad()
     def features(self, wave: torch.Tensor) -> torch.Tensor:
