@@ -37,6 +37,36 @@ def small_dac_config():
     )  # fmt: skip
 
 
+def random_codebooks(model, seed: int = 0):
+    """``transformers`` starts EnCodec's and Mimi's codebooks at zero (every code is then
+    0, and a test of codes would hold for any encoder): draw them around the vectors each
+    searches (first level: their mean and spread per dimension; later levels: half the
+    spread around zero, as residuals are), so codes vary as a trained codec's do."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    rate = model.config.sampling_rate
+    with torch.no_grad():
+        latents = model.encoder(torch.randn(1, 1, rate, generator=gen) * 0.1)
+        latents = latents if isinstance(latents, torch.Tensor) else latents[0]
+        for name, buffer in model.named_buffers():
+            searched = latents
+            owner = name.split(".layers.")[0]
+            project = dict(model.named_modules()).get(f"{owner}.input_proj")
+            if project is not None:
+                searched = project(latents)
+            first = ".layers.0." in name  # the first level searches the vectors themselves
+            vectors = searched[0].T  # [T, d]
+            center = vectors.mean(0) if first else torch.zeros(vectors.shape[1])
+            spread = vectors.std(0) * (1.0 if first else 0.5)
+            if name.endswith(("codebook.embed", "codebook.embed_avg", "codebook.embed_sum")):
+                noise = torch.randn(buffer.shape, generator=gen)
+                buffer.copy_(center + noise * spread)
+            elif name.endswith(("codebook.cluster_usage", "codebook.cluster_size")):
+                buffer.fill_(1.0)  # Mimi divides embed_sum by it
+    return model
+
+
 def save_small_dac(folder: Path, seed: int = 0) -> Path:
     """A random-weight :func:`small_dac_config` model saved as downloaded weights are."""
     import torch

@@ -1,4 +1,4 @@
-"""Codec tokenizers (issue 39): a transformers EnCodec or DAC folder (small random weights,
+"""Codec tokenizers (issue 39): a transformers EnCodec, DAC or Mimi folder (small random weights,
 written by ``save_pretrained`` as downloaded weights are) imported as a tokenizer whose
 codes are the codec's own (``processor`` + ``model.encode``), alone and in a corpus, and
 whose audio is ``model.decode``'s; weights are checked, a pickle is never loaded, and a
@@ -16,7 +16,7 @@ import soundfile as sf
 import torch
 
 import tokquant
-from tests.conftest import run_cli, small_dac_config
+from tests.conftest import random_codebooks, run_cli, small_dac_config
 from tokquant.formats.corpus import Corpus
 from tokquant.formats.tokens import read_tokens
 
@@ -31,8 +31,19 @@ CONFIGS = {
         upsampling_ratios=[8, 5, 4, 2], num_lstm_layers=1,
     ),
     "dac": small_dac_config,
+    # Mimi: the published 24 kHz SEANet ratios and 12.5 Hz frames (hop 1920), split
+    # quantizer (1 semantic + 3 acoustic levels), a causal transformer of 2 layers
+    "mimi": lambda: transformers.MimiConfig(
+        hidden_size=32, num_filters=4, num_residual_layers=1, upsampling_ratios=[8, 6, 5, 4],
+        num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2, head_dim=16,
+        intermediate_size=64, codebook_size=64, codebook_dim=8,
+        vector_quantization_hidden_dimension=8, num_quantizers=4, num_semantic_quantizers=1,
+        sliding_window=20, upsample_groups=32,
+    ),
 }  # fmt: skip
-MODELS = {"encodec": "EncodecModel", "dac": "DacModel"}
+MODELS = {"encodec": "EncodecModel", "dac": "DacModel", "mimi": "MimiModel"}
+#: Samples per frame, as each codec's paper gives it (not as tokquant computes it).
+HOPS = {"encodec": 320, "dac": 320, "mimi": 1920}
 #: Lengths in seconds: under one hop's worth of frames apart, and not whole hops.
 SECONDS = (0.31, 1.07, 2.013)
 
@@ -40,6 +51,10 @@ SECONDS = (0.31, 1.07, 2.013)
 def reference_codes(kind: str, model, wave: np.ndarray, rate: int) -> torch.Tensor:
     """What a user writes with transformers: the processor, then ``model.encode``."""
     with torch.no_grad():
+        if kind == "mimi":  # kyutai/mimi's processor is EnCodec's feature extractor
+            fe = transformers.EncodecFeatureExtractor(feature_size=1, sampling_rate=rate)
+            inp = fe(raw_audio=wave, sampling_rate=rate, return_tensors="pt")
+            return model.encode(inp["input_values"], inp["padding_mask"]).audio_codes[0].T
         if kind == "encodec":
             fe = transformers.EncodecFeatureExtractor(feature_size=1, sampling_rate=rate)
             inp = fe(raw_audio=wave, sampling_rate=rate, return_tensors="pt")
@@ -57,6 +72,8 @@ def reference_audio(kind: str, model, codes: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         if kind == "encodec":
             return model.decode(codes.T[None, None], [None]).audio_values[0, 0]
+        if kind == "mimi":
+            return model.decode(codes.T[None]).audio_values[0, 0]
         return model.decode(audio_codes=codes.T[None]).audio_values[0]
 
 
@@ -65,7 +82,7 @@ def codec(request, tmp_path_factory):
     kind = request.param
     root = tmp_path_factory.mktemp(kind)
     torch.manual_seed(0)
-    model = getattr(transformers, MODELS[kind])(CONFIGS[kind]()).eval()
+    model = random_codebooks(getattr(transformers, MODELS[kind])(CONFIGS[kind]()).eval())
     model.save_pretrained(root / "codec")
     rate = model.config.sampling_rate
     rng = np.random.default_rng(1)
@@ -75,6 +92,8 @@ def codec(request, tmp_path_factory):
         wave = (rng.standard_normal(round(seconds * rate)) * 0.1).astype(np.float32)
         sf.write(root / "wav" / f"u{i}.wav", wave, rate, subtype="FLOAT")
         waves[f"u{i}"] = wave
+    codes = reference_codes(kind, model, waves["u2"], rate)
+    assert all(len(set(column.tolist())) > 3 for column in codes.T)  # codes that can differ
     res = run_cli("import", "codec", root / "codec", "--out", root / "tok.safetensors", "--json")
     assert res.code == 0, res.err
     return kind, model, root, waves
@@ -107,7 +126,7 @@ def test_decode_audio_is_the_codecs_decode(codec, tmp_path):
     ours = tok.decode_audio(codes)
     want = reference_audio(kind, model, codes)
     n = min(len(ours), len(want))
-    assert n >= len(waves["u2"]) - model.config.hop_length
+    assert n >= len(waves["u2"]) - HOPS[kind]
     assert torch.allclose(ours[:n], want[:n], atol=1e-5)
     res = run_cli("encode", root / "tok.safetensors", root / "wav", "--out", tmp_path / "t", "-q")
     assert res.code == 0
@@ -117,7 +136,8 @@ def test_decode_audio_is_the_codecs_decode(codec, tmp_path):
     assert res.code == 0, res.err
     wav, rate = sf.read(tmp_path / "w" / "u2.wav", dtype="float32")
     assert rate == model.config.sampling_rate
-    assert np.abs(wav[:n] - want[:n].numpy()).max() <= 1.0 / 32768 + 1e-5  # a 16-bit wav
+    clipped = np.clip(want[:n].numpy(), -1, 1)  # a random Mimi's audio leaves [-1, 1]
+    assert np.abs(wav[:n] - clipped).max() <= 1.0 / 32768 + 1e-5  # a 16-bit wav
 
 
 def test_audit_finds_codes_independent_of_batching(codec):
@@ -132,7 +152,7 @@ def test_other_weights_are_refused(codec, tmp_path):
     kind, model, root, _ = codec
     other = tmp_path / "other"
     torch.manual_seed(1)
-    getattr(transformers, MODELS[kind])(CONFIGS[kind]()).save_pretrained(other)
+    random_codebooks(getattr(transformers, MODELS[kind])(CONFIGS[kind]()), 1).save_pretrained(other)
     # the tokenizer names its codec folder and the weights' sha256: swap the weights
     original = (root / "codec" / "model.safetensors").read_bytes()
     try:
@@ -146,7 +166,9 @@ def test_other_weights_are_refused(codec, tmp_path):
         (root / "codec" / "model.safetensors").write_bytes(original)
     config = (root / "codec" / "config.json").read_text()
     try:  # the same tensors under another config: other codes, refused as well
-        changed = {**json.loads(config), "pad_mode": "constant"}
+        saved = json.loads(config)
+        pad = "replicate" if saved.get("pad_mode") == "constant" else "constant"
+        changed = {**saved, "pad_mode": pad}
         (root / "codec" / "config.json").write_text(json.dumps(changed))
         res = run_cli("encode", root / "tok.safetensors", root / "wav", "--out", tmp_path / "y")
         assert res.code == 2 and "weights or config" in res.err, res.err
@@ -179,13 +201,32 @@ def test_a_pickled_codec_is_never_loaded(tmp_path):
         ({"hidden_size": 10**7}, "hidden_size must be an integer in"),
         ({"downsampling_ratios": [64, 64, 64]}, "downsampling_ratios must be"),
         ({"n_codebooks": True}, "n_codebooks must be an integer"),
-        ({"model_type": "mimi"}, "is not a codec tokquant reads"),
+        ({"model_type": "xcodec"}, "is not a codec tokquant reads"),
     ],
 )
 def test_a_huge_or_unknown_codec_config_is_refused_before_allocation(tmp_path, edit, message):
     folder = tmp_path / "codec"
     torch.manual_seed(0)
     transformers.DacModel(CONFIGS["dac"]()).save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **edit}))
+    res = run_cli("import", "codec", folder, "--out", tmp_path / "t.safetensors")
+    assert res.code == 2 and message in res.err and "Traceback" not in res.err, res.err
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ({"audio_channels": 2}, "a stereo Mimi is not supported"),
+        ({"codebook_dim": 16}, "codebook_dim must equal vector_quantization_hidden_dimension"),
+        ({"num_hidden_layers": 10**6}, "num_hidden_layers must be an integer in"),
+        ({"sliding_window": 10**9}, "sliding_window must be an integer in"),
+    ],
+)
+def test_a_mimi_config_tokquant_cannot_read_is_refused(tmp_path, edit, message):
+    folder = tmp_path / "mimi"
+    torch.manual_seed(0)
+    transformers.MimiModel(CONFIGS["mimi"]()).save_pretrained(folder)
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**config, **edit}))
     res = run_cli("import", "codec", folder, "--out", tmp_path / "t.safetensors")
@@ -254,11 +295,43 @@ def test_a_long_file_in_windows_gives_the_whole_files_codes(codec):
     wave = (np.random.default_rng(2).standard_normal(rate * 6 + 111) * 0.1).astype(np.float32)
     whole = tokenizer_for_codec(root / "codec")
     windowed = tokenizer_for_codec(root / "codec")
-    windowed.config.frontend.window_seconds, windowed.config.frontend.context_seconds = 1.0, 0.5
+    windowed.config.frontend.window_seconds = 1.0
+    if kind != "mimi":  # Mimi's context covers its transformer's attention span (1.8 s here)
+        windowed.config.frontend.context_seconds = 0.5
     assert len(windowed.frontend().windows(windowed.frontend().num_frames(len(wave)))) == 7
     a, b = whole.encode_audio(wave, rate), windowed.encode_audio(wave, rate)
     assert a.shape == b.shape and (a == b).all(dim=1).float().mean() >= 0.99
     assert torch.equal(a, reference_codes(kind, model, wave, rate))
+
+
+def test_audit_reports_windowed_codes_against_the_whole_files(codec, tmp_path):
+    """Where windows cost codes (here: no context at all), ``audit`` says by how much."""
+    from tokquant.runners.audit import audit
+    from tokquant.sources import sources_for
+    from tokquant.tokenizer.importers import tokenizer_for_codec
+
+    kind, model, root, _ = codec
+    rate = model.config.sampling_rate
+    rng = np.random.default_rng(3)
+    (tmp_path / "in").mkdir()
+    waves = {"long": rng.standard_normal(int(rate * 3.5)), "short": rng.standard_normal(rate // 2)}
+    for name, wave in waves.items():
+        sf.write(tmp_path / "in" / f"{name}.wav", (wave * 0.1).astype(np.float32), rate,
+                 subtype="FLOAT")  # fmt: skip
+    windowed = tokenizer_for_codec(root / "codec")
+    windowed.config.frontend.window_seconds, windowed.config.frontend.context_seconds = 1.0, 0
+    items = sources_for(windowed.config, [tmp_path / "in"], outputs=False)
+    report = audit(windowed, items)
+    assert report.ways == ["batched", "chunked", "whole"] or report.ways[2] == "whole"
+    rows = {Path(r["input"]).stem: r for r in report.rows}
+    assert rows["short"]["whole"] is None  # one window: the whole file's own call
+    long = sf.read(tmp_path / "in" / "long.wav", dtype="float32")[0]
+    a = tokenizer_for_codec(root / "codec").encode_audio(long, rate)
+    b = windowed.encode_audio(long, rate)
+    assert rows["long"]["whole"] == pytest.approx(float((a == b).all(dim=1).float().mean()))
+    assert report.overall()["whole"] == rows["long"]["whole"]
+    if kind == "dac":  # non-causal: without context its window edges lose codes
+        assert rows["long"]["whole"] < 1.0
 
 
 def test_stats_levels_and_export_read_a_codec_corpus(codec, tmp_path):
@@ -271,7 +344,7 @@ def test_stats_levels_and_export_read_a_codec_corpus(codec, tmp_path):
     assert res.code == 0, res.err
     stats = json.loads(res.out)
     levels = len(stats["columns"])
-    assert levels >= 3 and stats["frames"] == sum(-(-len(w) // model.config.hop_length)
+    assert levels >= 3 and stats["frames"] == sum(-(-len(w) // HOPS[kind])
                                                   for w in waves.values())  # fmt: skip
     res = run_cli("encode", ckpt, root / "wav", "--out", tmp_path / "two", "--levels", "2", "-q")
     assert res.code == 0, res.err

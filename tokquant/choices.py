@@ -21,4 +21,4 @@ PEER_KINDS = ("vqp", "encodec", "dac", "codec")
 #: Where ``tokquant encode`` runs: this process (or this rank of torchrun/SLURM), or Ray.
 ENGINES = ("local", "ray")
 #: Neural codecs whose encoders (and decoders) tokquant runs through ``transformers``.
-CODECS = ("encodec", "dac")
+CODECS = ("encodec", "dac", "mimi")

@@ -1,4 +1,4 @@
-"""A neural codec's encoder as a front end (EnCodec, DAC through ``transformers``).
+"""A neural codec's encoder as a front end (EnCodec, DAC, Mimi through ``transformers``).
 
 A codec folder is what ``save_pretrained`` writes and what the Hub's cache holds:
 ``config.json`` and ``model.safetensors``. Only that is read: a folder that holds its
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from safetensors.torch import load as load_safetensors
 
-from tokquant.audio.codec_models import codec_folder, codec_hop, read_codec_config
+from tokquant.audio.codec_models import (
+    codec_folder,
+    codec_hop,
+    mimi_context_seconds,
+    read_codec_config,
+)
 from tokquant.audio.windows import fixed_windows
 from tokquant.errors import FormatError, InputError
 from tokquant.storage.regular import read_regular
@@ -100,6 +106,31 @@ def read_codec(folder: str | Path) -> CodecFolder:
     return CodecFolder(path, kind, config, weights, codec_digest(config, weights))
 
 
+#: Mimi files keep the original flat layout (``encoder.layers``, ``encoder_transformer``,
+#: ``downsample``); ``MimiModel`` nests them in its two halves (``transformers`` renames
+#: them the same way when it loads the file).
+_MIMI_RENAMES = [
+    (r"^encoder\.layers\.", "encoder.encoder_seanet.layers."),
+    (r"^encoder_transformer\.", "encoder.encoder_transformer."),
+    (r"^downsample\.", "encoder.downsample."),
+    (r"^decoder\.layers\.", "decoder.decoder_seanet.layers."),
+    (r"^decoder_transformer\.", "decoder.decoder_transformer."),
+    (r"^upsample\.", "decoder.upsample."),
+]
+
+
+def _model_names(kind: str, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The file's tensors under the names the ``transformers`` model gives them."""
+    if kind != "mimi":
+        return weights
+    renamed = {}
+    for name, tensor in weights.items():
+        for pattern, target in _MIMI_RENAMES:
+            name = re.sub(pattern, target, name)
+        renamed[name] = tensor
+    return renamed
+
+
 def build_codec(folder: CodecFolder) -> torch.nn.Module:
     """The ``transformers`` model of a checked folder, its weights loaded, in eval mode."""
     try:
@@ -109,7 +140,11 @@ def build_codec(folder: CodecFolder) -> torch.nn.Module:
         raise InputError(
             "codec tokenizers need transformers: pip install 'tokquant[codecs]'"
         ) from None
-    classes = {"encodec": ("EncodecConfig", "EncodecModel"), "dac": ("DacConfig", "DacModel")}
+    classes = {
+        "encodec": ("EncodecConfig", "EncodecModel"),
+        "dac": ("DacConfig", "DacModel"),
+        "mimi": ("MimiConfig", "MimiModel"),
+    }
     config_class, model_class = (getattr(transformers, n) for n in classes[folder.kind])
     known = {k: v for k, v in folder.config.items() if not k.startswith("_")}
     try:
@@ -118,10 +153,11 @@ def build_codec(folder: CodecFolder) -> torch.nn.Module:
             expected = model_class(config).state_dict()
     except (TypeError, ValueError, RuntimeError) as exc:
         raise FormatError(f"{folder.path}/config.json: unusable ({exc})") from None
-    missing = sorted(set(expected) - set(folder.weights))
-    unexpected = sorted(set(folder.weights) - set(expected))
-    shapes = [n for n in sorted(set(expected) & set(folder.weights))
-              if tuple(expected[n].shape) != tuple(folder.weights[n].shape)]  # fmt: skip
+    weights = _model_names(folder.kind, folder.weights)
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    shapes = [n for n in sorted(set(expected) & set(weights))
+              if tuple(expected[n].shape) != tuple(weights[n].shape)]  # fmt: skip
     if missing or unexpected or shapes:
         first = (missing or unexpected or shapes)[0]
         raise FormatError(
@@ -129,18 +165,18 @@ def build_codec(folder: CodecFolder) -> torch.nn.Module:
             f"missing, {len(unexpected)} unexpected, {len(shapes)} of another shape; "
             f"first {first})"
         )
-    for name, tensor in folder.weights.items():
+    for name, tensor in weights.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise FormatError(f"{folder.path}: tensor {name} holds NaN or Inf")
     model = model_class(config)
-    model.load_state_dict(folder.weights)
+    model.load_state_dict(weights)
     return model.eval()
 
 
 def quantizer_state(folder: CodecFolder) -> dict[str, torch.Tensor]:
     """The codec's quantizer tensors, named as :func:`tokquant.tokenizer.importers.
     import_rvq` reads them (``encodec``: ``layers.{l}._codebook.embed``; ``dac``:
-    ``quantizers.{l}.*``)."""
+    ``quantizers.{l}.*``; ``mimi``: its two quantizers' tensors as saved)."""
     prefix = "quantizer."
     state = {k[len(prefix) :]: v for k, v in folder.weights.items() if k.startswith(prefix)}
     if folder.kind == "encodec":
@@ -150,7 +186,11 @@ def quantizer_state(folder: CodecFolder) -> dict[str, torch.Tensor]:
 
 def frontend_section(folder: CodecFolder) -> dict[str, Any]:
     """The ``frontend:`` section of a tokenizer on this codec's latents."""
+    context = (
+        {"context_seconds": mimi_context_seconds(folder.config)} if folder.kind == "mimi" else {}
+    )
     return {
+        **context,
         "kind": "codec",
         "model": folder.kind,
         "weights": str(folder.path),
@@ -218,7 +258,8 @@ class CodecFrontEnd:
         x = wave.to(self.device, torch.float32)[None, None]
         if self.folder.kind == "dac":  # whole hops, zero-padded, as DAC's extractor does
             x = torch.nn.functional.pad(x, (0, -x.shape[-1] % self.hop))
-        latents = self.model.encoder(x)[0].transpose(0, 1)
+        latents = self.model.encoder(x)  # Mimi's encoder returns an output object
+        latents = (latents if isinstance(latents, torch.Tensor) else latents[0])[0].T
         return latents.float().cpu()
 
     @torch.no_grad()
@@ -226,6 +267,7 @@ class CodecFrontEnd:
         """Quantized latents ``[T, D]`` -> ``T x hop`` samples through the codec's decoder
         (cut or zero-filled at the end to exactly that length)."""
         z = latents.to(self.device, torch.float32).transpose(0, 1)[None]
-        wave = self.model.decoder(z).reshape(-1).float().cpu()
+        wave = self.model.decoder(z)
+        wave = (wave if isinstance(wave, torch.Tensor) else wave[0]).reshape(-1).float().cpu()
         want = latents.shape[0] * self.hop
         return torch.nn.functional.pad(wave, (0, max(0, want - wave.numel())))[:want]

@@ -36,15 +36,42 @@ _LIMITS = {
     "residual_kernel_size": 63,
     "sampling_rate": 384_000,
     "audio_channels": 2,
+    # Mimi (published: hidden 512, 8 layers of 8 heads, MLP 2048, 32 codebooks of 2048)
+    "num_hidden_layers": 64,
+    "num_attention_heads": 64,
+    "num_key_value_heads": 64,
+    "head_dim": 1024,
+    "intermediate_size": 16384,
+    "num_quantizers": 64,
+    "num_semantic_quantizers": 64,
+    "vector_quantization_hidden_dimension": 4096,
+    "sliding_window": 100_000,
+    "max_position_embeddings": 1_000_000,
+    "upsample_groups": 4096,
 }
 _MAX_HOP = 8192
 _MAX_STAGES = 8
 
 
+def _ratios_key(kind: str) -> str:
+    return "downsampling_ratios" if kind == "dac" else "upsampling_ratios"
+
+
 def codec_hop(kind: str, config: dict[str, Any]) -> int:
-    """Samples per frame: the product of the encoder's stride ratios."""
-    key = "upsampling_ratios" if kind == "encodec" else "downsampling_ratios"
-    return math.prod(int(r) for r in config[key])
+    """Samples per frame: the product of the encoder's stride ratios (Mimi's then
+    downsamples its 25 Hz latents by its latent stride, 2 for the published 12.5 Hz)."""
+    hop = math.prod(int(r) for r in config[_ratios_key(kind)])
+    return hop * mimi_latent_stride(config) if kind == "mimi" else hop
+
+
+def mimi_latent_stride(config: dict[str, Any]) -> int:
+    """Mimi's downsampling from its SEANet rate to its frame rate, as ``MimiConfig``
+    derives it: a saved ``frame_rate`` (older configs), else a stride of 2."""
+    frame_rate = config.get("_frame_rate", config.get("frame_rate"))
+    if frame_rate is None:
+        return 2
+    seanet_rate = math.ceil(config["sampling_rate"] / math.prod(config["upsampling_ratios"]))
+    return int(seanet_rate / frame_rate)
 
 
 def codec_folder(source: str | Path) -> Path:
@@ -78,13 +105,16 @@ def read_codec_config(folder: str | Path) -> tuple[str, dict[str, Any]]:
 
 
 def _check_config(kind: str, config: dict[str, Any], where: str) -> None:
+    for key in ("sampling_rate", "hidden_size"):
+        if key not in config:
+            raise FormatError(f"{where}: lacks {key}")
     for key, hi in _LIMITS.items():
         if key not in config:
             continue
         value = config[key]
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
             raise FormatError(f"{where}: {key} must be an integer in [1, {hi:,}], found {value!r}")
-    ratios_key = "upsampling_ratios" if kind == "encodec" else "downsampling_ratios"
+    ratios_key = _ratios_key(kind)
     ratios = config.get(ratios_key)
     if (
         not isinstance(ratios, list)
@@ -103,6 +133,41 @@ def _check_config(kind: str, config: dict[str, Any], where: str) -> None:
         )
     if kind == "encodec" and config.get("chunk_length_s") is not None:
         raise FormatError(f"{where}: chunked EnCodec (chunk_length_s) is not supported")
+    if kind == "mimi":
+        _check_mimi(config, where)
+
+
+def _check_mimi(config: dict[str, Any], where: str) -> None:
+    """What a Mimi must be for tokquant's reading of it: mono, its codebooks as wide as
+    the space its quantizers project into, a whole latent stride, and the semantic split
+    inside the codebooks."""
+    if config.get("audio_channels", 1) != 1:
+        raise FormatError(f"{where}: a stereo Mimi is not supported; tokquant reads mono")
+    vq_dim = config.get("vector_quantization_hidden_dimension", 256)
+    if config.get("codebook_dim", config.get("hidden_size", 512)) != vq_dim:
+        raise FormatError(
+            f"{where}: codebook_dim must equal vector_quantization_hidden_dimension "
+            f"({vq_dim}), as Mimi's quantizers search in that space"
+        )
+    semantic = config.get("num_semantic_quantizers", 1)
+    if not semantic < config.get("num_quantizers", 32):
+        raise FormatError(f"{where}: num_semantic_quantizers must be below num_quantizers")
+    frame_rate = config.get("_frame_rate", config.get("frame_rate"))
+    if frame_rate is not None and (
+        isinstance(frame_rate, bool)
+        or not isinstance(frame_rate, (int, float))
+        or not frame_rate > 0
+        or mimi_latent_stride(config) not in (1, 2, 3, 4)
+    ):
+        raise FormatError(f"{where}: frame_rate {frame_rate!r} is not a whole latent stride")
+
+
+def mimi_context_seconds(config: dict[str, Any]) -> float:
+    """Context a Mimi window needs for its codes to be the whole file's: its encoder's
+    transformer attends ``sliding_window`` SEANet frames back (10 s published), plus a
+    second for its convolutions."""
+    seanet_rate = config["sampling_rate"] / math.prod(config["upsampling_ratios"])
+    return config.get("sliding_window", 250) / seanet_rate + 1.0
 
 
 def complete_section(front: FrontendConfig) -> None:
@@ -112,6 +177,8 @@ def complete_section(front: FrontendConfig) -> None:
     if front.model and front.model != kind:
         raise InputError(f"{front.weights}: a {kind} codec, the config says {front.model}")
     hop = codec_hop(kind, config)
+    if kind == "mimi":
+        front.context_seconds = max(front.context_seconds, mimi_context_seconds(config))
     front.model, front.sample_rate = kind, int(config["sampling_rate"])
     front.latent_dim = int(config["hidden_size"])
     front.hop_length = front.win_length = hop

@@ -72,11 +72,14 @@ def audit(
     else:
         head = ["input", "frames", *(f"same {w}" for w in report.ways)]
         rows = [
-            [r["input"], r["frames"], *(f"{100 * r[w]:.2f}%" for w in report.ways)]
-            for r in report.rows
+            [r["input"], r["frames"], *(_share(r[w]) for w in report.ways)] for r in report.rows
         ]
         total = sum(r["frames"] for r in report.rows)
-        rows.append(["all", total, *(f"{100 * overall[w]:.2f}%" for w in report.ways)])
+        rows.append(["all", total, *(_share(overall[w]) for w in report.ways)])
         ui.table("audit: codes equal to each input encoded alone", head, rows)
     if report.failures:
         raise typer.Exit(1)
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"

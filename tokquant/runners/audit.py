@@ -6,6 +6,14 @@ in small chunks, and where a GPU is present on the other device, and reports the
 frames whose codes are the same. tokquant's own front ends and quantizers are built to
 give 100% on the first two (block-aligned features, fixed SSL windows, padded encode
 calls); a front end that looked across batch or chunk boundaries would show here.
+
+A front end that reads long files in windows with context (SSL models, codecs) gets one
+more way, ``whole``: each input longer than one window is also encoded in a single window
+as long as the file, and the windowed codes are compared with those. That is the
+agreement the window's context buys (100% where the network's reach is inside it; a
+recurrent or wide-attention encoder can differ near window edges). Inputs of one window
+are that same single call, and inputs over :data:`AUDIT_WHOLE_WINDOWS` windows would need
+the memory windows exist to bound, so neither is measured (``None`` in the row).
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ if TYPE_CHECKING:
 
 #: Small enough that every input of a few seconds is read in several chunks.
 AUDIT_CHUNK_FRAMES = 64
+#: The longest input (in windows) the ``whole`` way encodes in one window.
+AUDIT_WHOLE_WINDOWS = 4
 
 
 @dataclass
@@ -41,14 +51,19 @@ class AuditReport:
     """Per input and overall: frames whose codes equal the alone-and-whole reference."""
 
     ways: list[str]
-    rows: list[dict] = field(default_factory=list)  # {"input", "frames", way: share}
+    rows: list[dict] = field(default_factory=list)  # {"input", "frames", way: share | None}
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
     checkpoint_id: str | None = None
 
-    def overall(self) -> dict[str, float]:
-        frames = sum(r["frames"] for r in self.rows)
-        return {w: sum(r[w] * r["frames"] for r in self.rows) / max(frames, 1) for w in self.ways}
+    def overall(self) -> dict[str, float | None]:
+        """Each way's share over the frames it measured (None: it measured none)."""
+        shares: dict[str, float | None] = {}
+        for way in self.ways:
+            measured = [r for r in self.rows if r[way] is not None]
+            frames = sum(r["frames"] for r in measured)
+            shares[way] = sum(r[way] * r["frames"] for r in measured) / frames if frames else None
+        return shares
 
 
 def _agreement(a: np.ndarray, b: np.ndarray) -> float:
@@ -70,7 +85,13 @@ def audit(
     reader = FeatureReader.of(tok, layout)
     other = _other_device(tok)
     other_reader = FeatureReader.of(other[1], layout) if other else None
-    ways = ["batched", "chunked"] + ([f"on {other[0]}"] if other else [])
+    whole = _in_one_window(tok)
+    whole_reader = FeatureReader.of(whole, layout) if whole else None
+    ways = (
+        ["batched", "chunked"]
+        + (["whole"] if whole else [])
+        + ([f"on {other[0]}"] if other else [])
+    )
     report = AuditReport(ways)
     start = time.perf_counter()
     progress.start("audit", 2 * len(items))
@@ -94,13 +115,32 @@ def audit(
         row["batched"] = _agreement(reference, batched[i]) if batched[i] is not None else 0.0
         chunked = encode_streamed(tok, reader, item, chunk_frames=AUDIT_CHUNK_FRAMES)
         row["chunked"] = _agreement(reference, chunked)
+        if whole:
+            windows = len(tok.frontend().windows(row["frames"]))
+            row["whole"] = (
+                _agreement(encode_streamed(whole, whole_reader, item, chunk_frames=None), reference)
+                if 1 < windows <= AUDIT_WHOLE_WINDOWS
+                else None
+            )
         if other:
             codes = encode_streamed(other[1], other_reader, item, chunk_frames=None)
-            row[ways[2]] = _agreement(reference, codes)
+            row[ways[-1]] = _agreement(reference, codes)
         report.rows.append(row)
         progress.advance()
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _in_one_window(tok: Tokenizer) -> Tokenizer | None:
+    """``tok`` with a front end that reads every file in one window (None: ``tok``'s
+    front end has no windows). Shares ``tok``'s weights and network."""
+    if tok.config.frontend.kind not in ("ssl", "codec"):
+        return None
+    front = copy.copy(tok.frontend())
+    front.window = 1 << 40  # frames: one window whatever the file
+    whole = copy.copy(tok)
+    whole._frontend = front
+    return whole
 
 
 def _other_device(tok: Tokenizer) -> tuple[str, Tokenizer] | None:

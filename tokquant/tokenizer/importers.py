@@ -11,7 +11,14 @@ Each importer reads a plain state dict (tensors only) and returns an :class:`RVQ
   1x1 conv into a small codebook space (``in_proj``), a cosine lookup against
   ``codebook.weight`` ``[K, d]``, and a 1x1 conv back out (``out_proj``); weight norm is
   folded into plain weights (``g * v / ||v||``).
-- ``codec``: a whole EnCodec or DAC folder (``transformers``' ``save_pretrained``): its
+- ``mimi`` (inside a codec folder only): Mimi's split quantizer, a semantic RVQ and an
+  acoustic RVQ, each searching its own linear projection of the same latents, their
+  outputs projected back and summed. It is one tokquant RVQ on the two projections side
+  by side (the tokenizer's linear ``project_in``/``project_out``), whose semantic levels'
+  codewords are zero on the acoustic half and the other way round: a zero half adds the
+  same amount to every distance, so each level picks the codeword Mimi picks, and its
+  residual stays in its own half (:func:`from_mimi`).
+- ``codec``: a whole EnCodec, DAC or Mimi folder (``transformers``' ``save_pretrained``): its
   encoder becomes the front end (:mod:`tokquant.audio.codec`) and its quantizer, read as
   ``encodec`` or ``dac`` above, the tokenizer's RVQ, so the tokenizer's codes are the
   codec's own (:func:`tokenizer_for_codec`).
@@ -20,6 +27,7 @@ Each importer reads a plain state dict (tensors only) and returns an :class:`RVQ
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -131,6 +139,50 @@ def from_dac(state: dict[str, torch.Tensor]) -> RVQ:
     return rvq
 
 
+@dataclass
+class SplitRVQ:
+    """Mimi's quantizer as one RVQ between two linear maps (see the module docstring)."""
+
+    rvq: RVQ
+    project_in: torch.Tensor  # [2 * d, D]
+    project_out: torch.Tensor  # [D, 2 * d]
+
+
+def from_mimi(state: dict[str, torch.Tensor]) -> SplitRVQ:
+    halves = []
+    for half in ("semantic", "acoustic"):
+        prefix = f"{half}_residual_vector_quantizer."
+        pattern = rf"{re.escape(prefix)}layers\.(\d+)\.codebook\.embed_sum"
+        levels = _levels(state, pattern, "Mimi split quantizer")
+        books = []
+        for lv in levels:
+            book = f"{prefix}layers.{lv}.codebook."
+            usage = _need(state, book + "cluster_usage", "Mimi")
+            books.append(_need(state, book + "embed_sum", "Mimi") / usage.clamp(min=1e-5)[:, None])
+        width = books[0].shape[1]
+        w_in = state.get(prefix + "input_proj.weight")
+        w_out = state.get(prefix + "output_proj.weight")
+        halves.append((books, width, w_in, w_out))
+    widths = {h[1] for h in halves} | {b.shape[1] for h in halves for b in h[0]}
+    if len(widths) != 1:
+        raise FormatError(f"Mimi codebooks have different widths {sorted(widths)}")
+    d = widths.pop()
+    books = [torch.cat([b, torch.zeros_like(b)], 1) for b in halves[0][0]]
+    books += [torch.cat([torch.zeros_like(b), b], 1) for b in halves[1][0]]
+    maps_in, maps_out = [], []
+    for _, _, w_in, w_out in halves:
+        if (w_in is None) != (w_out is None):
+            raise FormatError("Mimi quantizer has one projection of a pair")
+        if w_in is None:  # codebooks as wide as the latents: no projection
+            w_in = w_out = torch.eye(d)
+        maps_in.append(w_in.float().reshape(w_in.shape[0], -1))
+        maps_out.append(w_out.float().reshape(w_out.shape[0], -1))
+    project_in, project_out = torch.cat(maps_in, 0), torch.cat(maps_out, 1)
+    if project_in.shape[0] != 2 * d or project_out.shape[1] != 2 * d:
+        raise FormatError(f"Mimi projections {list(project_in.shape)} do not fit codebooks of {d}")
+    return SplitRVQ(_plain_rvq(books), project_in, project_out)
+
+
 def import_rvq(kind: str, state: dict[str, torch.Tensor]) -> RVQ:
     if kind == "codec":
         raise FormatError("a codec is a folder, not a state dict: see tokenizer_for_codec")
@@ -166,7 +218,8 @@ def tokenizer_for_codec(folder: str | Path, n_quantizers: int | None = None) -> 
     no normalisation or projection, and the codec's first ``n_quantizers`` RVQ levels
     (None: all of them; a residual quantizer's first levels do not depend on the rest)."""
     codec = read_codec(folder)
-    rvq = import_rvq(codec.kind, quantizer_state(codec))
+    split = from_mimi(quantizer_state(codec)) if codec.kind == "mimi" else None
+    rvq = split.rvq if split else import_rvq(codec.kind, quantizer_state(codec))
     levels = len(rvq.levels)
     if n_quantizers is not None and not 1 <= n_quantizers <= levels:
         raise FormatError(
@@ -174,20 +227,25 @@ def tokenizer_for_codec(folder: str | Path, n_quantizers: int | None = None) -> 
         )
     if n_quantizers is not None and n_quantizers < levels:
         rvq = _first_levels(rvq, n_quantizers)
-    if rvq.embedding_dim != codec.latent_dim:
-        raise FormatError(
-            f"{codec.path}: quantizer dim {rvq.embedding_dim}, latents {codec.latent_dim}"
-        )
+    reads = split.project_in.shape[1] if split else rvq.embedding_dim
+    if reads != codec.latent_dim:
+        raise FormatError(f"{codec.path}: quantizer reads {reads} dims, latents {codec.latent_dim}")
     config = TokenizerConfig.from_dict(
         {
             "frontend": frontend_section(codec),
             "quantizer": rvq.describe(),
-            "projection": {"kind": "none"},
-            "features": {"dim": rvq.embedding_dim},
+            "projection": {"kind": "linear" if split else "none"},
+            "features": {"dim": codec.latent_dim},
         }
     )
     tokenizer = Tokenizer(config)
     tokenizer.quantizer.load_state_dict(rvq.state_dict())
+    if split:
+        with torch.no_grad():
+            for layer, weight in ((tokenizer.project_in, split.project_in),
+                                  (tokenizer.project_out, split.project_out)):  # fmt: skip
+                layer.weight.copy_(weight)
+                layer.bias.zero_()
     return tokenizer.eval()
 
 
