@@ -25,7 +25,9 @@ from the whole file's (``tokquant audit`` reports by how much).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
 import json
 import re
 from dataclasses import dataclass
@@ -168,9 +170,20 @@ def build_codec(folder: CodecFolder) -> torch.nn.Module:
     for name, tensor in weights.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise FormatError(f"{folder.path}: tensor {name} holds NaN or Inf")
-    model = model_class(config)
+    with _no_init():  # every persistent tensor is loaded next (strict)
+        model = model_class(config)
     model.load_state_dict(weights)
     return model.eval()
+
+
+def _no_init() -> Any:
+    """``transformers``' own switch that skips drawing random weights about to be
+    overwritten, as its ``from_pretrained`` does (a second of Mimi's start-up)."""
+    try:
+        skip = importlib.import_module("transformers.initialization").no_init_weights
+    except (ImportError, AttributeError):  # another transformers: draw them, slower
+        return contextlib.nullcontext()
+    return skip()
 
 
 def quantizer_state(folder: CodecFolder) -> dict[str, torch.Tensor]:

@@ -14,10 +14,10 @@ Each importer reads a plain state dict (tensors only) and returns an :class:`RVQ
 - ``mimi`` (inside a codec folder only): Mimi's split quantizer, a semantic RVQ and an
   acoustic RVQ, each searching its own linear projection of the same latents, their
   outputs projected back and summed. It is one tokquant RVQ on the two projections side
-  by side (the tokenizer's linear ``project_in``/``project_out``), whose semantic levels'
-  codewords are zero on the acoustic half and the other way round: a zero half adds the
-  same amount to every distance, so each level picks the codeword Mimi picks, and its
-  residual stays in its own half (:func:`from_mimi`).
+  by side (the tokenizer's linear ``project_in``/``project_out``) whose levels each read
+  their own half: a level's ``codebook_dim`` maps select that half (a 0/1 matrix in,
+  its transpose out, no bias: exact in floating point), so each level searches the
+  vectors Mimi's searches, and its residual stays in its own half (:func:`from_mimi`).
 - ``codec``: a whole EnCodec, DAC or Mimi folder (``transformers``' ``save_pretrained``): its
   encoder becomes the front end (:mod:`tokquant.audio.codec`) and its quantizer, read as
   ``encodec`` or ``dac`` above, the tokenizer's RVQ, so the tokenizer's codes are the
@@ -167,8 +167,7 @@ def from_mimi(state: dict[str, torch.Tensor]) -> SplitRVQ:
     if len(widths) != 1:
         raise FormatError(f"Mimi codebooks have different widths {sorted(widths)}")
     d = widths.pop()
-    books = [torch.cat([b, torch.zeros_like(b)], 1) for b in halves[0][0]]
-    books += [torch.cat([torch.zeros_like(b), b], 1) for b in halves[1][0]]
+    books = halves[0][0] + halves[1][0]
     maps_in, maps_out = [], []
     for _, _, w_in, w_out in halves:
         if (w_in is None) != (w_out is None):
@@ -180,7 +179,20 @@ def from_mimi(state: dict[str, torch.Tensor]) -> SplitRVQ:
     project_in, project_out = torch.cat(maps_in, 0), torch.cat(maps_out, 1)
     if project_in.shape[0] != 2 * d or project_out.shape[1] != 2 * d:
         raise FormatError(f"Mimi projections {list(project_in.shape)} do not fit codebooks of {d}")
-    return SplitRVQ(_plain_rvq(books), project_in, project_out)
+    rvq = RVQ(len(books), [b.shape[0] for b in books], 2 * d, codebook_dim=d)
+    semantic = len(halves[0][0])
+    with torch.no_grad():
+        for level, book in enumerate(books):
+            select = torch.zeros(d, 2 * d)
+            half = 0 if level < semantic else d
+            select[:, half : half + d] = torch.eye(d)
+            codebook = rvq.levels[level]
+            codebook.vectors.copy_(book)
+            codebook.project_in.weight.copy_(select)
+            codebook.project_out.weight.copy_(select.T)
+            codebook.project_in.bias.zero_()
+            codebook.project_out.bias.zero_()
+    return SplitRVQ(rvq, project_in, project_out)
 
 
 def import_rvq(kind: str, state: dict[str, torch.Tensor]) -> RVQ:
