@@ -37,6 +37,33 @@ def small_dac_config():
     )  # fmt: skip
 
 
+def small_mimi_config():
+    """A Mimi of the published 24 kHz SEANet ratios and 12.5 Hz frames (hop 1920), with
+    its split quantizer (1 semantic + 3 acoustic levels) and a causal transformer of 2
+    layers, at toy width."""
+    import transformers
+
+    return transformers.MimiConfig(
+        hidden_size=32, num_filters=4, num_residual_layers=1, upsampling_ratios=[8, 6, 5, 4],
+        num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2, head_dim=16,
+        intermediate_size=64, codebook_size=64, codebook_dim=8,
+        vector_quantization_hidden_dimension=8, num_quantizers=4, num_semantic_quantizers=1,
+        sliding_window=20, upsample_groups=32,
+    )  # fmt: skip
+
+
+def save_small_mimi(folder: Path, seed: int = 0) -> Path:
+    """A random-weight :func:`small_mimi_config` model (codebooks drawn) saved as
+    downloaded weights are."""
+    import torch
+    import transformers
+
+    torch.manual_seed(seed)
+    model = random_codebooks(transformers.MimiModel(small_mimi_config()).eval(), seed)
+    model.save_pretrained(folder)
+    return folder
+
+
 def random_codebooks(model, seed: int = 0):
     """``transformers`` starts EnCodec's and Mimi's codebooks at zero (every code is then
     0, and a test of codes would hold for any encoder): draw them around the vectors each

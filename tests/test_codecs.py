@@ -16,14 +16,14 @@ import soundfile as sf
 import torch
 
 import tokquant
-from tests.conftest import random_codebooks, run_cli, small_dac_config
+from tests.conftest import random_codebooks, run_cli, small_dac_config, small_mimi_config
 from tokquant.formats.corpus import Corpus
 from tokquant.formats.tokens import read_tokens
 
 transformers = pytest.importorskip("transformers")
 
 #: Small configs of the published architectures' shapes (EnCodec 24 kHz: hop 320, 75
-#: frames/s; DAC 16 kHz: hop 320), random weights.
+#: frames/s; DAC 16 kHz: hop 320; Mimi: hop 1920, 12.5 frames/s), random weights.
 CONFIGS = {
     "encodec": lambda: transformers.EncodecConfig(
         target_bandwidths=[1.5, 3.0, 6.0], sampling_rate=24000, audio_channels=1,
@@ -31,15 +31,7 @@ CONFIGS = {
         upsampling_ratios=[8, 5, 4, 2], num_lstm_layers=1,
     ),
     "dac": small_dac_config,
-    # Mimi: the published 24 kHz SEANet ratios and 12.5 Hz frames (hop 1920), split
-    # quantizer (1 semantic + 3 acoustic levels), a causal transformer of 2 layers
-    "mimi": lambda: transformers.MimiConfig(
-        hidden_size=32, num_filters=4, num_residual_layers=1, upsampling_ratios=[8, 6, 5, 4],
-        num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2, head_dim=16,
-        intermediate_size=64, codebook_size=64, codebook_dim=8,
-        vector_quantization_hidden_dimension=8, num_quantizers=4, num_semantic_quantizers=1,
-        sliding_window=20, upsample_groups=32,
-    ),
+    "mimi": small_mimi_config,
 }  # fmt: skip
 MODELS = {"encodec": "EncodecModel", "dac": "DacModel", "mimi": "MimiModel"}
 #: Samples per frame, as each codec's paper gives it (not as tokquant computes it).
@@ -332,6 +324,21 @@ def test_audit_reports_windowed_codes_against_the_whole_files(codec, tmp_path):
     assert report.overall()["whole"] == rows["long"]["whole"]
     if kind == "dac":  # non-causal: without context its window edges lose codes
         assert rows["long"]["whole"] < 1.0
+
+
+def test_the_datasets_map_function_gives_the_codecs_codes(codec):
+    """``tokenize_fn`` (the ``datasets.map`` callable) on decoded cells, as ``datasets``
+    hands them over (float64 samples)."""
+    from tokquant.integrations.hf import tokenize_fn
+
+    kind, model, root, waves = codec
+    rate = model.config.sampling_rate
+    fn = tokenize_fn(root / "tok.safetensors")
+    cells = [{"array": w.astype(np.float64), "sampling_rate": rate, "path": f"{k}.wav"}
+             for k, w in waves.items()]  # fmt: skip
+    out = fn({"audio": cells})
+    for wave, codes in zip(waves.values(), out["codes"], strict=True):
+        assert np.array_equal(np.asarray(codes), reference_codes(kind, model, wave, rate).numpy())
 
 
 def test_stats_levels_and_export_read_a_codec_corpus(codec, tmp_path):

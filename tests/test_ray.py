@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import SAMPLES, run_cli, save_small_dac
+from tests.conftest import SAMPLES, run_cli, save_small_dac, save_small_mimi
 from tests.test_corpus_sources import _dataset, _key, _same_codes
 from tokquant.formats.corpus import Corpus, Manifest
 
@@ -147,13 +147,15 @@ def test_ray_data_callable_gives_the_clis_codes(cluster, logmel_rvq, reference):
             assert np.array_equal(codes, reference[key]), key
 
 
-def test_a_codec_tokenizer_on_ray_writes_the_local_codes(tmp_path, cluster):
+@pytest.mark.parametrize("codec", ["dac", "mimi"])
+def test_a_codec_tokenizer_on_ray_writes_the_local_codes(tmp_path, cluster, codec):
     """Issue 39: the corpus engine runs a codec tokenizer as any other: Ray's corpus equals
     the local one key by key and passes verify."""
     pytest.importorskip("transformers")
-    save_small_dac(tmp_path / "dac")  # a codec tokenizer: its own decoder
-    ckpt = tmp_path / "dac.safetensors"
-    assert run_cli("import", "codec", tmp_path / "dac", "--out", ckpt).code == 0
+    save = {"dac": save_small_dac, "mimi": save_small_mimi}[codec]
+    save(tmp_path / codec)  # a codec tokenizer: its own decoder
+    ckpt = tmp_path / "codec.safetensors"
+    assert run_cli("import", "codec", tmp_path / codec, "--out", ckpt).code == 0
     inputs = SAMPLES / "us_f"
     local = run_cli("encode", ckpt, inputs, "--out", tmp_path / "local", "--shards",
                     "--shard-size", "2", "-q")  # fmt: skip

@@ -1,5 +1,5 @@
 """``tokquant import``: an RVQ from vector-quantize-pytorch, EnCodec or DAC, or a whole
-EnCodec or DAC codec, as a checkpoint."""
+EnCodec, DAC or Mimi codec, as a checkpoint."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ PeerKind = choices("PeerKind", PEER_KINDS, "A peer whose RVQ is read.")
 KindOption = Annotated[
     PeerKind,
     typer.Argument(help="vqp (ResidualVQ), encodec or dac (a quantizer's state dict), or "
-                   "codec (a transformers EnCodec or DAC folder: its encoder, codes, decoder)."),
+                   "codec (a transformers EnCodec, DAC or Mimi folder: its encoder, codes, decoder)."),
 ]  # fmt: skip
 StateDictOption = Annotated[
     Path,

@@ -1,4 +1,4 @@
-"""A codec's own decoder (EnCodec, DAC through ``transformers``) as a
+"""A codec's own decoder (EnCodec, DAC, Mimi through ``transformers``) as a
 :class:`~tokquant.decoders.Decoder`: the features of a codec tokenizer are the codec's
 quantized latents, and its decoder turns them into the audio ``model.decode`` gives for
 the same codes. It decodes a tokenizer on that codec's latents (its own codes, or a

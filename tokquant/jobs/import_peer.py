@@ -15,7 +15,7 @@ from tokquant.storage.torch_load import load_state_dict
 @dataclass
 class ImportJob(Request):
     """A peer's RVQ (vector-quantize-pytorch ``vqp``, ``encodec``, ``dac``) as a tokquant
-    checkpoint whose codes equal the peer's; ``codec``: a whole EnCodec or DAC folder
+    checkpoint whose codes equal the peer's; ``codec``: a whole EnCodec, DAC or Mimi folder
     (``state_dict`` is the folder), its encoder the front end, its codes the codec's."""
 
     kind: str
