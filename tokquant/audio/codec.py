@@ -218,6 +218,12 @@ def frontend_section(folder: CodecFolder) -> dict[str, Any]:
     }
 
 
+def _tensor(output: Any) -> torch.Tensor:
+    """A network half's result: EnCodec's and DAC's return a tensor, Mimi's an output
+    object whose first field is it."""
+    return output if isinstance(output, torch.Tensor) else output[0]
+
+
 class CodecFrontEnd:
     """A codec encoder's latents on fixed windows (see the module docstring)."""
 
@@ -271,16 +277,13 @@ class CodecFrontEnd:
         x = wave.to(self.device, torch.float32)[None, None]
         if self.folder.kind == "dac":  # whole hops, zero-padded, as DAC's extractor does
             x = torch.nn.functional.pad(x, (0, -x.shape[-1] % self.hop))
-        latents = self.model.encoder(x)  # Mimi's encoder returns an output object
-        latents = (latents if isinstance(latents, torch.Tensor) else latents[0])[0].T
-        return latents.float().cpu()
+        return _tensor(self.model.encoder(x))[0].T.float().cpu()
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Quantized latents ``[T, D]`` -> ``T x hop`` samples through the codec's decoder
         (cut or zero-filled at the end to exactly that length)."""
         z = latents.to(self.device, torch.float32).transpose(0, 1)[None]
-        wave = self.model.decoder(z)
-        wave = (wave if isinstance(wave, torch.Tensor) else wave[0]).reshape(-1).float().cpu()
+        wave = _tensor(self.model.decoder(z)).reshape(-1).float().cpu()
         want = latents.shape[0] * self.hop
         return torch.nn.functional.pad(wave, (0, max(0, want - wave.numel())))[:want]

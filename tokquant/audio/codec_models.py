@@ -67,11 +67,17 @@ def codec_hop(kind: str, config: dict[str, Any]) -> int:
 def mimi_latent_stride(config: dict[str, Any]) -> int:
     """Mimi's downsampling from its SEANet rate to its frame rate, as ``MimiConfig``
     derives it: a saved ``frame_rate`` (older configs), else a stride of 2."""
-    frame_rate = config.get("_frame_rate", config.get("frame_rate"))
+    frame_rate = _mimi_frame_rate(config)
     if frame_rate is None:
         return 2
     seanet_rate = math.ceil(config["sampling_rate"] / math.prod(config["upsampling_ratios"]))
     return int(seanet_rate / frame_rate)
+
+
+def _mimi_frame_rate(config: dict[str, Any]) -> Any:
+    """The frame rate a Mimi config saved, if any (``MimiConfig`` keeps it as
+    ``_frame_rate``; older files say ``frame_rate``)."""
+    return config.get("_frame_rate", config.get("frame_rate"))
 
 
 def codec_folder(source: str | Path) -> Path:
@@ -152,7 +158,7 @@ def _check_mimi(config: dict[str, Any], where: str) -> None:
     semantic = config.get("num_semantic_quantizers", 1)
     if not semantic < config.get("num_quantizers", 32):
         raise FormatError(f"{where}: num_semantic_quantizers must be below num_quantizers")
-    frame_rate = config.get("_frame_rate", config.get("frame_rate"))
+    frame_rate = _mimi_frame_rate(config)
     if frame_rate is not None and (
         isinstance(frame_rate, bool)
         or not isinstance(frame_rate, (int, float))
