@@ -1,9 +1,25 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install tokquant with its dev extra into it.
 # torch and torchaudio come as a matched pair (see pyproject.toml); about 5 GB, 2 minutes.
+#   --voices  also install the speech synthesisers scripts/make_sample_corpus.py reads
+#             with (Debian's espeak-ng, flite, festival and six festival voices, ~40 MB),
+#             for the held-out set and for training decoders on more voices
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+if [ "${1:-}" = --voices ]; then
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "--voices installs Debian packages: run it as root on Debian" >&2
+    exit 2
+  fi
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-czech-dita \
+    festvox-czech-krb festvox-czech-machac festvox-ca-ona-hts >/dev/null
+elif [ -n "${1:-}" ]; then
+  echo "usage: bash scripts/setup.sh [--voices]" >&2
+  exit 2
+fi
 # FFmpeg's shared libraries, through which `datasets` decodes an Audio() column
 # (torchcodec); the tests of tokquant.integrations.hf read such columns. Debian's
 # packages, installed where this runs as root and they are missing.
