@@ -9,10 +9,10 @@ awb, rms, slt, kal16, English) and 72 of six festival voices (``apt-get install
 festival festvox-kallpc16k festvox-kdlpc16k festvox-czech-dita festvox-czech-krb
 festvox-czech-machac festvox-ca-ona-hts``, or ``bash scripts/setup.sh --voices``: two
 American English diphone voices, three Czech voices (a woman, a man, a boy) and a
-Catalan woman, each reading in its language), none of them espeak's, for training decoders on more
-voices than the bundled five (``scripts/vocoder_quality.py --train-extra``); never
-bundled, and none of the held-out set's voices or languages. ``--no-festival`` leaves
-the festival voices out.
+Catalan woman, each reading in its language), none of them espeak's, for training
+decoders on more voices than the bundled five (``scripts/vocoder_quality.py
+--train-extra``); never bundled, and none of the held-out set's voices or languages.
+``--no-festival`` leaves the festival voices out.
 
 ``--heldout`` writes 30 utterances of other voices and languages (German, French,
 Spanish, Italian, Hindi, Finnish, Welsh, Caribbean, New York and Received Pronunciation
