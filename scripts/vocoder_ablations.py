@@ -7,7 +7,9 @@ wider network, other speeds. Score the file it writes with ``tokquant eval``.
         [--phase-weight 1] [--n-fft 320] [--dim 384 --intermediate 1152] \\
         [--speeds 0.85 0.92 1 1.08 1.16 1.25 1.35] --out variant.vocoder.safetensors
 
-Without any variant option it trains the shipped recipe (the control to compare with).
+It runs the ``train-vocoder`` job itself (inputs, speeds, state and file as the command
+has them) with the variant patched into its network builder and loss, so without any
+variant option it is ``tokquant train-vocoder`` (the control to compare with).
 The phase losses are APNet's (Ai and Ling, 2023): anti-wrapped differences of the
 predicted and the target phase, of their group delays (along frequency) and of their
 instantaneous frequencies (along time), on the head's own frames.
@@ -16,21 +18,22 @@ instantaneous frequencies (along time), on the head's own frames.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
-import soundfile as sf
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import tokquant  # noqa: E402
-from tokquant.decoders.trained import training  # noqa: E402
-from tokquant.decoders.trained.file import save_vocoder  # noqa: E402
+from tokquant.decoders.trained import losses  # noqa: E402
+from tokquant.decoders.trained import training as vocoder_training  # noqa: E402
 from tokquant.decoders.trained.network import ISTFTHead  # noqa: E402
+from tokquant.jobs import TrainVocoderJob  # noqa: E402
+from tokquant.runners import train_vocoder as runner  # noqa: E402
 
 
 def anti_wrapped(x: torch.Tensor) -> torch.Tensor:
@@ -60,57 +63,50 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--phase-weight", type=float, default=0.0)
     parser.add_argument("--n-fft", type=int)
-    parser.add_argument("--dim", type=int, default=256)
-    parser.add_argument("--intermediate", type=int, default=768)
-    parser.add_argument("--speeds", type=float, nargs="+", default=[0.85, 0.92, 1.0, 1.08, 1.16])
-    args = parser.parse_args()
-    tok = tokquant.load(args.checkpoint)
-    rate = tok.config.frontend.sample_rate
-    recipe = training.VocoderTraining(
-        steps=args.steps, speeds=tuple(args.speeds), dim=args.dim, intermediate=args.intermediate
+    parser.add_argument("--dim", type=int, default=vocoder_training.VocoderTraining.dim)
+    parser.add_argument(
+        "--intermediate", type=int, default=vocoder_training.VocoderTraining.intermediate
     )
-    pairs = []
-    for folder in args.data:
-        for path in sorted(folder.glob("*/*.flac")):
-            wave, file_rate = sf.read(path, dtype="float32")
-            if file_rate != rate:
-                raise SystemExit(f"{path}: {file_rate} Hz, the tokenizer reads {rate} Hz")
-            for speed in recipe.speeds:
-                pair = training.make_pair(tok, training.perturbed(wave, rate, speed))
-                if pair is not None:
-                    pairs.append(pair)
-    if args.n_fft:  # build() takes the window from VocoderConfig's default
-        config = training.VocoderConfig
-        training.VocoderConfig = lambda **kw: config(**kw, n_fft=args.n_fft)
-    vocoder = training.build(tok, recipe)
-    head = vocoder.head
-    predicted: dict[str, torch.Tensor] = {}
+    parser.add_argument("--speeds", type=float, nargs="+")
+    args = parser.parse_args()
+    built: dict[str, Any] = {}
+
+    def build(tok: Any, recipe: Any) -> Any:
+        """The recipe's decoder at the asked width and window; its head's phases kept
+        for the phase loss (a hook on its output layer: computed once)."""
+        recipe = dataclasses.replace(recipe, dim=args.dim, intermediate=args.intermediate)
+        config = vocoder_training.VocoderConfig
+        if args.n_fft:
+            vocoder_training.VocoderConfig = lambda **kw: config(**kw, n_fft=args.n_fft)
+        try:
+            vocoder = vocoder_training.build(tok, recipe)
+        finally:
+            vocoder_training.VocoderConfig = config
+        head = built["head"] = vocoder.head
+
+        def keep_phase(module: Any, inputs: Any, output: torch.Tensor) -> None:
+            built["phase"] = output.transpose(1, 2).chunk(2, dim=1)[1]
+
+        head.out.register_forward_hook(keep_phase)
+        return vocoder
+
+    spectral = losses.SpectralLoss.forward
+
+    def with_phase(self: Any, decoded: torch.Tensor, target: torch.Tensor) -> dict:
+        terms = spectral(self, decoded, target)
+        target_phase = torch.angle(head_frames(built["head"], target))
+        phase = phase_loss(built["phase"], target_phase)
+        return {**terms, "loss": terms["loss"] + args.phase_weight * phase, "phase": phase}
+
+    runner.build = build
     if args.phase_weight:
-        inverse = ISTFTHead.forward
-
-        def keep_phase(self: ISTFTHead, x: torch.Tensor) -> torch.Tensor:
-            predicted["phase"] = self.out(x.transpose(1, 2)).transpose(1, 2).chunk(2, dim=1)[1]
-            return inverse(self, x)
-
-        spectral = training.SpectralLoss.forward
-
-        def with_phase(self, decoded: torch.Tensor, target: torch.Tensor) -> dict:
-            terms = spectral(self, decoded, target)
-            phase = phase_loss(predicted["phase"], torch.angle(head_frames(head, target)))
-            return {**terms, "loss": terms["loss"] + args.phase_weight * phase, "phase": phase}
-
-        ISTFTHead.forward = keep_phase
-        training.SpectralLoss.forward = with_phase
-    started = time.perf_counter()
-
-    def report(step: int, metrics: dict[str, float]) -> None:
-        if step % 500 == 0:
-            shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-            print(f"{step}/{args.steps} {shown} {time.perf_counter() - started:.0f} s", flush=True)
-
-    training.train_vocoder(vocoder, pairs, recipe, on_step=report)
-    save_vocoder(vocoder, args.out, tok.checkpoint_id, {"steps": args.steps})
-    print(f"wrote {args.out} ({len(pairs)} pairs, {time.perf_counter() - started:.0f} s)")
+        losses.SpectralLoss.forward = with_phase
+    speeds = {"speeds": args.speeds} if args.speeds else {}
+    job = TrainVocoderJob(checkpoint=args.checkpoint, data=args.data, out=args.out,
+                          steps=args.steps, overwrite=True, **speeds)  # fmt: skip
+    summary = job.run().summary
+    print(f"wrote {args.out}: {summary['steps']} steps, {summary['seconds']:.0f} s, "
+          f"{summary['inputs']} inputs, final mel {summary['final_mel']:.4f}")  # fmt: skip
 
 
 if __name__ == "__main__":
