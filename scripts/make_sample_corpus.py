@@ -92,15 +92,16 @@ CATALAN = [
     "La carta va arribar una setmana després.",
     "A l'estiu anem a la platja.",
 ]
-#: festival voices used for training: (voice, the text encoding it reads, sentences).
-#: None is espeak's, and none speaks a held-out language.
+#: festival voices used for training: (voice, its language as espeak names it, the
+#: text encoding it reads, sentences). None is espeak's, and none speaks a held-out
+#: language.
 FESTIVAL_VOICES = {
-    "fe_kal": ("kal_diphone", "ascii", SENTENCES + MORE_SENTENCES),
-    "fe_ked": ("ked_diphone", "ascii", SENTENCES + MORE_SENTENCES),
-    "fe_cs_f": ("czech_dita", "iso-8859-2", CZECH),
-    "fe_cs_m": ("czech_machac", "iso-8859-2", CZECH),
-    "fe_cs_boy": ("czech_krb", "iso-8859-2", CZECH),
-    "fe_ca_f": ("upc_ca_ona_hts", "iso-8859-1", CATALAN),
+    "fe_kal": ("kal_diphone", "en-us", "ascii", SENTENCES + MORE_SENTENCES),
+    "fe_ked": ("ked_diphone", "en-us", "ascii", SENTENCES + MORE_SENTENCES),
+    "fe_cs_f": ("czech_dita", "cs", "iso-8859-2", CZECH),
+    "fe_cs_m": ("czech_machac", "cs", "iso-8859-2", CZECH),
+    "fe_cs_boy": ("czech_krb", "cs", "iso-8859-2", CZECH),
+    "fe_ca_f": ("upc_ca_ona_hts", "ca", "iso-8859-1", CATALAN),
 }
 SAMPLE_RATE = 16_000
 #: Held-out voices: (name, espeak voice, three sentences in its language).
@@ -274,7 +275,7 @@ def main() -> None:
                 seconds += write(args.out / name / f"utt{i:02d}.flac", audio)
                 count += 1
         festival = {} if args.no_festival else FESTIVAL_VOICES
-        for v, (name, (voice, encoding, sentences)) in enumerate(festival.items()):
+        for v, (name, (voice, _, encoding, sentences)) in enumerate(festival.items()):
             for i, text in enumerate(sentences):
                 stretch = 0.9 + 0.1 * ((i + v) % 3)
                 audio = synthesize_festival(text, voice, encoding, stretch)
